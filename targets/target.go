@@ -1,0 +1,117 @@
+// Package targets defines the systems whose credential swarmkey rotates
+// (a PostgreSQL role, an HTTP API-key issuer). A target is a handful of verbs
+// that each take a request struct, after HashiCorp Vault's database plugin
+// interface, so adding a field never breaks every target:
+//
+//	Create  — the create step: describe the new credential (which user, which
+//	          password) as a secret document, without touching the system.
+//	Apply   — the set step: make the pending credential valid on the system.
+//	Verify  — the test step: prove a credential with a canary.
+//	Restore — the rollback before promote: undo what Apply did.
+//	Retire  — the finish step: retire a credential that fell off previous.
+//
+// Credentials travel as secret documents: the JSON object stored as a secret
+// version (DESIGN.md "The versioned secret"). Each target parses its own.
+package targets
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/swarmkey/swarmkey/secret"
+)
+
+// Strategy says how a target's credentials take turns.
+type Strategy string
+
+const (
+	// Alternating keeps two users or keys: each rotation changes the one
+	// that is not current, so the previous stays valid for a whole period.
+	Alternating Strategy = "alternating"
+	// Single changes one credential in place: between set and promote the
+	// stored current no longer works, so clients must retry with pending.
+	Single Strategy = "single"
+)
+
+// ParseStrategy accepts "alternating" and "single"; "" means alternating.
+func ParseStrategy(s string) (Strategy, error) {
+	switch Strategy(s) {
+	case "", Alternating:
+		return Alternating, nil
+	case Single:
+		return Single, nil
+	}
+	return "", fmt.Errorf("unknown strategy %q: use alternating or single", s)
+}
+
+// CreateRequest asks the target to describe a new credential.
+type CreateRequest struct {
+	// Token is the rotation token.
+	Token string
+	// Strategy of the policy.
+	Strategy Strategy
+	// Current is the current secret document, zero for the first rotation.
+	Current secret.Secret
+	// Password is a freshly generated value under the policy's rules; targets
+	// that issue their own values (an API that returns a key) ignore it.
+	Password secret.Secret
+}
+
+// CreateResponse is the new credential.
+type CreateResponse struct {
+	// Pending is the secret document to write as the pending version.
+	Pending secret.Secret
+	// Principal names who the credential logs in as (a role name, a key id):
+	// public, shown in step output and audit rows.
+	Principal string
+}
+
+// ApplyRequest asks the target to make Pending valid.
+type ApplyRequest struct {
+	Token    string
+	Strategy Strategy
+	Pending  secret.Secret
+	// Current is the current document, zero for the first rotation. The
+	// single strategy without an admin credential logs in with it.
+	Current secret.Secret
+}
+
+// VerifyRequest asks for the canary: log in or call with Credential.
+type VerifyRequest struct {
+	Credential secret.Secret
+	// Canary runs the policy's own extra check too (a SQL query, an HTTP
+	// request); false checks only that the credential is accepted.
+	Canary bool
+}
+
+// RestoreRequest asks the target to undo an Apply of Pending before promote.
+type RestoreRequest struct {
+	Token    string
+	Strategy Strategy
+	Pending  secret.Secret
+	// Current is what single restores; zero when there was none.
+	Current secret.Secret
+	// Previous is what alternating restores on the user it changed, so the
+	// previous credential stays valid after a rollback; zero when none.
+	Previous secret.Secret
+}
+
+// RetireRequest asks the target to retire a credential after promote.
+type RetireRequest struct {
+	Strategy Strategy
+	// Retired is the credential that is no longer current (the new previous).
+	Retired secret.Secret
+	// Current is the credential that must keep working.
+	Current secret.Secret
+}
+
+// Target is one system whose credential is rotated. Every verb is
+// idempotent: the rotator calls it again after a crash or a retry.
+type Target interface {
+	Create(ctx context.Context, req CreateRequest) (CreateResponse, error)
+	Apply(ctx context.Context, req ApplyRequest) error
+	Verify(ctx context.Context, req VerifyRequest) error
+	Restore(ctx context.Context, req RestoreRequest) error
+	Retire(ctx context.Context, req RetireRequest) error
+	Close() error
+}
