@@ -1,0 +1,182 @@
+package rotator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/targets"
+)
+
+// StepError is a rotation that failed at Step. Its text is scrubbed of every
+// value the rotation handled; Unwrap gives the cause for errors.Is.
+type StepError struct {
+	Policy     string
+	Token      string
+	Step       Step
+	Outcome    store.Outcome
+	RolledBack bool
+	// Reason is the scrubbed text of the cause (and of a failed rollback).
+	Reason string
+	cause  error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("rotate policy %q: %s (rotation %s, %s)", e.Policy, e.Reason, e.Token, e.Outcome)
+}
+
+func (e *StepError) Unwrap() error { return e.cause }
+
+// fail ends a rotation whose step failed. Before promote it rolls back:
+// single sets the target back to the current credential, alternating sets
+// the changed user back to the previous one, then pending is discarded; the
+// outcome is failed. If the rollback itself fails, or the failure came after
+// promote, the outcome is needs_attention. A cancelled context (a drain, a
+// caller's timeout) or a deferral is not a failure: the rotation stays
+// resumable from the last recorded step.
+func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, error) {
+	reason := run.redact(fmt.Sprintf("%s: %v", step, cause))
+
+	if errors.Is(cause, ErrDeferred) {
+		run.audit(ctx, "rotation.deferred", map[string]any{"before_step": string(step), "reason": reason})
+		run.r.logger.Info("rotation deferred", "policy", run.p.Name, "token", run.row.Token, "reason", reason)
+		return run.result, &StepError{Policy: run.p.Name, Token: run.row.Token, Step: step, Outcome: store.OutcomeRunning, Reason: reason, cause: cause}
+	}
+	if ctx.Err() != nil {
+		run.r.logger.Warn("rotation interrupted; it stays resumable", "policy", run.p.Name, "token", run.row.Token, "step", step)
+		return run.result, &StepError{Policy: run.p.Name, Token: run.row.Token, Step: step, Outcome: store.OutcomeRunning,
+			Reason: "interrupted during " + string(step) + "; the rotation stays resumable", cause: ctx.Err()}
+	}
+
+	// Bookkeeping and rollback must run even if the caller gives up now.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+
+	outcome := store.OutcomeFailed
+	rolledBack := false
+	if stepIndex(string(step)) >= stepIndex(string(StepFinish)) {
+		// Promoted already: the new credential is current and works; what
+		// failed is retiring the old one, which needs a person.
+		outcome = store.OutcomeNeedsAttention
+	} else if err := run.rollBack(cctx, step); err != nil {
+		outcome = store.OutcomeNeedsAttention
+		reason += "; rollback failed: " + run.redact(err.Error())
+	} else {
+		rolledBack = true
+	}
+
+	run.result.Outcome = outcome
+	run.result.RolledBack = rolledBack
+	if err := run.r.db.FinishRotation(cctx, run.row.Token, outcome, reason, rolledBack, nil); err != nil {
+		run.r.logger.Error("recording the outcome failed", "policy", run.p.Name, "token", run.row.Token, "error", err)
+	}
+	run.audit(cctx, "rotation."+string(outcome), map[string]any{"step": string(step), "reason": reason, "rolled_back": rolledBack})
+	run.r.logger.Error("rotation "+string(outcome), "policy", run.p.Name, "token", run.row.Token, "step", step,
+		"reason", reason, "rolled_back", rolledBack)
+	return run.result, &StepError{Policy: run.p.Name, Token: run.row.Token, Step: step, Outcome: outcome, RolledBack: rolledBack, Reason: reason, cause: cause}
+}
+
+// rollBack undoes a rotation that failed at step (before promote).
+func (run *rotation) rollBack(ctx context.Context, step Step) error {
+	p := run.p
+	pending, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
+	switch {
+	case errors.Is(err, providers.ErrNotFound):
+		return nil // create failed before the write: nothing to undo
+	case err != nil:
+		return fmt.Errorf("read pending version: %w", err)
+	case pending.Token != run.row.Token:
+		return nil // not ours: leave it to its owner
+	}
+	run.remember(pending.Value)
+
+	if stepIndex(string(step)) >= stepIndex(string(StepSet)) {
+		current, err := run.stageValue(ctx, providers.StageCurrent)
+		if err != nil {
+			return err
+		}
+		previous, err := run.stageValue(ctx, providers.StagePrevious)
+		if err != nil {
+			return err
+		}
+		err = p.Target.Restore(ctx, targets.RestoreRequest{
+			Token: run.row.Token, Strategy: p.Strategy, Pending: pending.Value, Current: current, Previous: previous,
+		})
+		if err != nil {
+			return fmt.Errorf("restore target: %w", err)
+		}
+	}
+	if err := p.Store.DiscardPending(ctx, p.SecretID, run.row.Token); err != nil {
+		return fmt.Errorf("discard pending version: %w", err)
+	}
+	return nil
+}
+
+// stageValue reads a stage's value, zero when no version holds it.
+func (run *rotation) stageValue(ctx context.Context, stage providers.Stage) (secret.Secret, error) {
+	v, err := run.p.Store.Get(ctx, run.p.SecretID, stage)
+	if errors.Is(err, providers.ErrNotFound) {
+		return secret.Secret{}, nil
+	}
+	if err != nil {
+		return secret.Secret{}, fmt.Errorf("read %s version: %w", stage, err)
+	}
+	run.remember(v.Value)
+	return v.Value, nil
+}
+
+// reconcileStalePending deals with a pending version that no unfinished
+// rotation owns (its row is finished or unknown: a crash before the row was
+// written, or another tool). If the current credential works, the stale
+// pending is discarded; if only the pending one works (a single-strategy set
+// that was never promoted), it is promoted; if neither works, a person must
+// look.
+func (run *rotation) reconcileStalePending(ctx context.Context) error {
+	p := run.p
+	pending, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
+	if errors.Is(err, providers.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read pending version: %w", err)
+	}
+	run.remember(pending.Value)
+
+	current, err := p.Store.Get(ctx, p.SecretID, providers.StageCurrent)
+	currentID := ""
+	switch {
+	case err == nil:
+		currentID = current.ID
+		run.remember(current.Value)
+		if p.Target.Verify(ctx, targets.VerifyRequest{Credential: current.Value}) == nil {
+			if err := p.Store.DiscardPending(ctx, p.SecretID, pending.Token); err != nil {
+				return fmt.Errorf("discard stale pending version %s: %w", pending.ID, err)
+			}
+			run.audit(ctx, "rotation.reconciled", map[string]any{"stale_pending": pending.ID, "action": "discarded"})
+			return nil
+		}
+	case !errors.Is(err, providers.ErrNotFound):
+		return fmt.Errorf("read current version: %w", err)
+	}
+
+	if p.Target.Verify(ctx, targets.VerifyRequest{Credential: pending.Value}) == nil {
+		if err := p.Store.Promote(ctx, p.SecretID, providers.PromoteRequest{Token: pending.Token, ExpectedCurrentID: currentID}); err != nil {
+			return fmt.Errorf("promote stale pending version %s: %w", pending.ID, err)
+		}
+		run.audit(ctx, "rotation.reconciled", map[string]any{"stale_pending": pending.ID, "action": "promoted"})
+		return nil
+	}
+	if currentID == "" {
+		// Nothing works yet and nothing was current: a first rotation that
+		// died before set. Its pending value was never used.
+		if err := p.Store.DiscardPending(ctx, p.SecretID, pending.Token); err != nil {
+			return fmt.Errorf("discard stale pending version %s: %w", pending.ID, err)
+		}
+		run.audit(ctx, "rotation.reconciled", map[string]any{"stale_pending": pending.ID, "action": "discarded"})
+		return nil
+	}
+	return fmt.Errorf("stale pending version %s (token %q): neither it nor current version %s logs in; check the target, then discard it", pending.ID, pending.Token, currentID)
+}

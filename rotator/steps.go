@@ -1,0 +1,459 @@
+package rotator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/targets"
+)
+
+// cleanupTimeout bounds rollback and bookkeeping that must run even when
+// the caller's context is already done.
+const cleanupTimeout = 30 * time.Second
+
+// rotation is one run of Rotate: the policy, its row, and what it has seen.
+type rotation struct {
+	r      *Rotator
+	p      Policy
+	opts   Options
+	lock   *store.PolicyLock
+	row    store.Rotation
+	result Result
+	// secrets collects every value this run handled, so that any error text
+	// recorded or returned is scrubbed of them as a last line of defence.
+	secrets []string
+	crashed bool
+	// retireAfter is when the finish step's retiring is due; retired says
+	// it already ran.
+	retireAfter *time.Time
+	retired     bool
+}
+
+func (run *rotation) releaseLock() {
+	if run.crashed {
+		run.lock.Abandon()
+		return
+	}
+	run.lock.Release()
+}
+
+// start finds the rotation to run: the unfinished one of this policy, if a
+// crashed process left one, or a new one. A stale pending version that no
+// unfinished rotation owns is reconciled first.
+func (run *rotation) start(ctx context.Context) (Result, error) {
+	p := run.p
+	db := run.r.db
+	if err := db.EnsurePolicy(ctx, store.PolicyState{Policy: p.Name, Strategy: string(p.Strategy), Store: p.Store.Name(), SecretID: p.SecretID}); err != nil {
+		return Result{}, err
+	}
+	if err := run.retireDue(ctx); err != nil {
+		return Result{}, fmt.Errorf("rotate policy %q: finish of an earlier rotation: %w", p.Name, err)
+	}
+
+	running, err := db.RunningRotation(ctx, p.Name)
+	switch {
+	case err == nil:
+		run.row = running
+		run.result = Result{Token: running.Token, Resumed: true, Principal: running.Principal}
+		if err := db.MarkResumed(ctx, running.Token); err != nil {
+			return run.result, err
+		}
+		run.audit(ctx, "rotation.resumed", map[string]any{"after_step": running.Step})
+		run.r.logger.Info("resuming rotation", "policy", p.Name, "token", running.Token, "after_step", running.Step)
+		return run.result, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
+	}
+
+	if err := run.reconcileStalePending(ctx); err != nil {
+		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
+	}
+
+	expected := ""
+	current, err := p.Store.Get(ctx, p.SecretID, providers.StageCurrent)
+	switch {
+	case err == nil:
+		expected = current.ID
+	case !errors.Is(err, providers.ErrNotFound):
+		return Result{}, fmt.Errorf("rotate policy %q: read current version: %w", p.Name, err)
+	}
+
+	token, err := newToken()
+	if err != nil {
+		return Result{}, err
+	}
+	run.row = store.Rotation{
+		Token: token, Policy: p.Name, Strategy: string(p.Strategy), Store: p.Store.Name(), SecretID: p.SecretID,
+		ExpectedCurrent: expected, Forced: run.opts.Force, Actor: run.actor(),
+	}
+	if err := db.InsertRotation(ctx, run.row); err != nil {
+		return Result{}, err
+	}
+	run.result = Result{Token: token}
+	run.audit(ctx, "rotation.started", map[string]any{"expected_current": expected, "forced": run.opts.Force})
+	run.r.logger.Info("rotation started", "policy", p.Name, "token", token, "strategy", p.Strategy, "forced", run.opts.Force)
+	return run.result, nil
+}
+
+func (run *rotation) actor() string {
+	if run.opts.Actor == "" {
+		return "unknown"
+	}
+	return run.opts.Actor
+}
+
+// steps runs the steps after the recorded one.
+func (run *rotation) steps(ctx context.Context) (Result, error) {
+	for i := stepIndex(run.row.Step) + 1; i < len(Steps); i++ {
+		step := Steps[i]
+		started := run.r.now()
+		note, err := run.runStep(ctx, step)
+		if err == nil {
+			err = run.r.db.CompleteStep(ctx, run.row.Token, string(step), run.result.Principal,
+				store.StepTiming{Step: string(step), Started: started, Duration: run.r.now().Sub(started)})
+		}
+		if err != nil {
+			return run.fail(ctx, step, err)
+		}
+		if run.opts.AfterStep != nil {
+			if err := run.opts.AfterStep(step); errors.Is(err, ErrCrash) {
+				run.crashed = true
+				return run.result, fmt.Errorf("rotate policy %q: %w after %s", run.p.Name, ErrCrash, step)
+			} else if err != nil {
+				// The step is recorded as complete: what failed is the
+				// next one (after promote, finish: no rollback).
+				return run.fail(ctx, Steps[min(i+1, len(Steps)-1)], err)
+			}
+		}
+		run.row.Step = string(step)
+		event := StepEvent{Policy: run.p.Name, Token: run.row.Token, Step: step, Duration: run.r.now().Sub(started),
+			Principal: run.result.Principal, Note: note}
+		run.result.Steps = append(run.result.Steps, event)
+		run.r.logger.Info("step completed", "policy", run.p.Name, "token", run.row.Token, "step", step,
+			"duration", event.Duration, "note", note)
+		if run.opts.OnStep != nil {
+			run.opts.OnStep(event)
+		}
+	}
+	return run.succeed(ctx)
+}
+
+func (run *rotation) runStep(ctx context.Context, step Step) (string, error) {
+	switch step {
+	case StepCreate:
+		return run.create(ctx)
+	case StepSet:
+		return run.set(ctx)
+	case StepTest:
+		return "", run.test(ctx)
+	case StepPromote:
+		return run.promote(ctx)
+	case StepFinish:
+		return run.finish(ctx)
+	}
+	return "", fmt.Errorf("unknown step %q", step)
+}
+
+// create generates the new credential and writes it as pending. After a
+// crash between the write and its record, the pending version of this token
+// is already there and is kept: nobody has seen another value.
+func (run *rotation) create(ctx context.Context) (string, error) {
+	p := run.p
+	if pending, err := p.Store.Get(ctx, p.SecretID, providers.StagePending); err == nil {
+		if pending.Token != run.row.Token {
+			return "", fmt.Errorf("%w: pending version %s of another rotation (token %q) is in the way", providers.ErrConflict, pending.ID, pending.Token)
+		}
+		run.remember(pending.Value)
+		run.result.Principal = principalOf(pending.Value)
+		return "pending version already written", nil
+	} else if !errors.Is(err, providers.ErrNotFound) {
+		return "", fmt.Errorf("read pending version: %w", err)
+	}
+
+	current, err := run.current(ctx)
+	if err != nil {
+		return "", err
+	}
+	password, err := GeneratePassword(p.Password)
+	if err != nil {
+		return "", err
+	}
+	run.remember(password)
+	resp, err := p.Target.Create(ctx, targets.CreateRequest{Token: run.row.Token, Strategy: p.Strategy, Current: current, Password: password})
+	if err != nil {
+		return "", err
+	}
+	run.remember(resp.Pending)
+	run.result.Principal = resp.Principal
+	if _, err := p.Store.PutPending(ctx, p.SecretID, run.row.Token, resp.Pending); err != nil {
+		return "", fmt.Errorf("write pending version: %w", err)
+	}
+	return "", nil
+}
+
+// set applies the pending credential to the target, after BeforeSet had its
+// last word. A pending credential that already works (a retry after a
+// crash) is left alone.
+func (run *rotation) set(ctx context.Context) (string, error) {
+	if run.opts.BeforeSet != nil {
+		if err := run.opts.BeforeSet(ctx); err != nil {
+			return "", err
+		}
+	}
+	pending, err := run.pending(ctx)
+	if err != nil {
+		return "", err
+	}
+	if run.p.Target.Verify(ctx, targets.VerifyRequest{Credential: pending}) == nil {
+		return "already applied", nil
+	}
+	current, err := run.current(ctx)
+	if err != nil {
+		return "", err
+	}
+	return "", run.p.Target.Apply(ctx, targets.ApplyRequest{Token: run.row.Token, Strategy: run.p.Strategy, Pending: pending, Current: current})
+}
+
+// test proves the pending credential with the canary, retrying briefly.
+func (run *rotation) test(ctx context.Context) error {
+	pending, err := run.pending(ctx)
+	if err != nil {
+		return err
+	}
+	attempts, interval := run.p.Canary.Attempts, run.p.Canary.Interval
+	if attempts <= 0 {
+		attempts = 3
+	}
+	if interval <= 0 {
+		interval = time.Second
+	}
+	for attempt := 1; ; attempt++ {
+		err = run.p.Target.Verify(ctx, targets.VerifyRequest{Credential: pending, Canary: true})
+		if err == nil {
+			return nil
+		}
+		if attempt >= attempts {
+			return fmt.Errorf("canary failed after %d attempts: %w", attempts, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// promote makes pending current, guarded by the current version the
+// rotation started from.
+func (run *rotation) promote(ctx context.Context) (string, error) {
+	p := run.p
+	err := p.Store.Promote(ctx, p.SecretID, providers.PromoteRequest{Token: run.row.Token, ExpectedCurrentID: run.row.ExpectedCurrent})
+	if err != nil && !errors.Is(err, providers.ErrConflict) && !errors.Is(err, providers.ErrNotFound) {
+		// A timeout or a dropped connection leaves it open whether the
+		// promote landed: the store tells.
+		if v, getErr := p.Store.Get(ctx, p.SecretID, providers.StageCurrent); getErr == nil && v.Token == run.row.Token {
+			err = nil
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("promote: %w", err)
+	}
+	current, err := p.Store.Get(ctx, p.SecretID, providers.StageCurrent)
+	if err != nil {
+		return "", fmt.Errorf("read promoted version: %w", err)
+	}
+	if current.Token != run.row.Token {
+		return "", fmt.Errorf("%w: current version %s is not this rotation's after promote", providers.ErrConflict, current.ID)
+	}
+	if run.result.Principal == "" {
+		run.result.Principal = principalOf(current.Value)
+	}
+	return "", run.r.db.RecordPromoted(ctx, store.PolicyState{
+		Policy: p.Name, Strategy: string(p.Strategy), Store: p.Store.Name(), SecretID: p.SecretID,
+		CurrentVersion: current.ID, CurrentToken: run.row.Token, Principal: run.result.Principal,
+	})
+}
+
+// finish retires what fell off now, or, when the policy has a grace period,
+// records when that is due: retireDue runs it then (the next rotation of the
+// policy, `run-due`, or the daemon).
+func (run *rotation) finish(ctx context.Context) (string, error) {
+	now := run.r.now()
+	if run.p.Grace > 0 {
+		due := now.Add(run.p.Grace)
+		run.retireAfter = &due
+		return fmt.Sprintf("retire due at %s", due.Format(time.RFC3339)), nil
+	}
+	if err := run.retire(ctx); err != nil {
+		return "", err
+	}
+	run.retireAfter, run.retired = &now, true
+	return "", nil
+}
+
+// succeed records the outcome once every step has completed.
+func (run *rotation) succeed(ctx context.Context) (Result, error) {
+	if run.retireAfter == nil {
+		// Resumed after finish was recorded: retire at once (idempotent).
+		now := run.r.now()
+		run.retireAfter = &now
+	}
+	if err := run.r.db.FinishRotation(ctx, run.row.Token, store.OutcomeSucceeded, "", false, run.retireAfter); err != nil {
+		return run.result, fmt.Errorf("rotate policy %q: %w", run.p.Name, err)
+	}
+	if run.retired {
+		if err := run.r.db.MarkRetired(ctx, run.row.Token); err != nil {
+			return run.result, fmt.Errorf("rotate policy %q: %w", run.p.Name, err)
+		}
+	}
+	run.result.Outcome = store.OutcomeSucceeded
+	run.audit(ctx, "rotation.succeeded", map[string]any{"resumed": run.result.Resumed})
+	run.r.logger.Info("rotation succeeded", "policy", run.p.Name, "token", run.row.Token, "principal", run.result.Principal)
+	return run.result, nil
+}
+
+// retire asks the target to retire the previous credential and the store to
+// retire versions no stage names. It runs only while this rotation's version
+// is still current: once a later rotation promoted, what it would retire is
+// that rotation's business.
+func (run *rotation) retire(ctx context.Context) error {
+	p := run.p
+	current, err := p.Store.Get(ctx, p.SecretID, providers.StageCurrent)
+	if err != nil {
+		return fmt.Errorf("read current version: %w", err)
+	}
+	if current.Token != run.row.Token {
+		return nil
+	}
+	run.remember(current.Value)
+	previous, err := p.Store.Get(ctx, p.SecretID, providers.StagePrevious)
+	switch {
+	case err == nil:
+		run.remember(previous.Value)
+		if err := p.Target.Retire(ctx, targets.RetireRequest{Strategy: p.Strategy, Retired: previous.Value, Current: current.Value}); err != nil {
+			return err
+		}
+	case !errors.Is(err, providers.ErrNotFound):
+		return fmt.Errorf("read previous version: %w", err)
+	}
+	if err := p.Store.RetireUnstaged(ctx, p.SecretID, providers.RetireRequest{Destroy: p.DestroyRetired}); err != nil {
+		return fmt.Errorf("retire unstaged versions: %w", err)
+	}
+	return nil
+}
+
+// retireDue runs the finish work of this policy's earlier rotations whose
+// grace has passed.
+func (run *rotation) retireDue(ctx context.Context) error {
+	due, err := run.r.db.RetireDue(ctx, run.p.Name, run.r.now())
+	if err != nil {
+		return err
+	}
+	for _, earlier := range due {
+		prior := &rotation{r: run.r, p: run.p, opts: run.opts, row: earlier}
+		if err := prior.retire(ctx); err != nil {
+			return fmt.Errorf("rotation %s: %s", earlier.Token, prior.redact(err.Error()))
+		}
+		if err := run.r.db.MarkRetired(ctx, earlier.Token); err != nil {
+			return err
+		}
+		prior.audit(ctx, "rotation.retired", nil)
+	}
+	return nil
+}
+
+// current returns the current document, checking that it is still the
+// version the rotation started from.
+func (run *rotation) current(ctx context.Context) (secret.Secret, error) {
+	v, err := run.p.Store.Get(ctx, run.p.SecretID, providers.StageCurrent)
+	if errors.Is(err, providers.ErrNotFound) && run.row.ExpectedCurrent == "" {
+		return secret.Secret{}, nil
+	}
+	if err != nil {
+		return secret.Secret{}, fmt.Errorf("read current version: %w", err)
+	}
+	if v.ID != run.row.ExpectedCurrent {
+		return secret.Secret{}, fmt.Errorf("%w: current version moved from %q to %q while the rotation ran", providers.ErrConflict, run.row.ExpectedCurrent, v.ID)
+	}
+	run.remember(v.Value)
+	return v.Value, nil
+}
+
+// pending returns this rotation's pending document.
+func (run *rotation) pending(ctx context.Context) (secret.Secret, error) {
+	v, err := run.p.Store.Get(ctx, run.p.SecretID, providers.StagePending)
+	if err != nil {
+		return secret.Secret{}, fmt.Errorf("read pending version: %w", err)
+	}
+	if v.Token != run.row.Token {
+		return secret.Secret{}, fmt.Errorf("%w: pending version %s belongs to token %q", providers.ErrConflict, v.ID, v.Token)
+	}
+	run.remember(v.Value)
+	return v.Value, nil
+}
+
+// remember notes a value's strings so that redact can scrub them.
+func (run *rotation) remember(s secret.Secret) {
+	if s.IsZero() {
+		return
+	}
+	run.secrets = append(run.secrets, s.RevealString())
+	var doc map[string]any
+	if json.Unmarshal(s.Reveal(), &doc) != nil {
+		return
+	}
+	for _, v := range doc {
+		// Short fields (a port, "postgres") are not secrets and would
+		// mangle the text; credentials are long.
+		if str, ok := v.(string); ok && len(str) >= 8 {
+			run.secrets = append(run.secrets, str)
+		}
+	}
+}
+
+// redact scrubs every value this run handled from text. Targets and stores
+// already keep values out of their errors; this is the second line.
+func (run *rotation) redact(text string) string {
+	for _, s := range run.secrets {
+		if s != "" {
+			text = strings.ReplaceAll(text, s, secret.Redacted)
+		}
+	}
+	return text
+}
+
+func principalOf(doc secret.Secret) string {
+	var fields struct {
+		Username string `json:"username"`
+		KeyID    string `json:"key_id"`
+	}
+	if json.Unmarshal(doc.Reveal(), &fields) != nil {
+		return ""
+	}
+	if fields.Username != "" {
+		return fields.Username
+	}
+	return fields.KeyID
+}
+
+func (run *rotation) audit(ctx context.Context, action string, detail map[string]any) {
+	if detail == nil {
+		detail = map[string]any{}
+	}
+	if run.result.Principal != "" {
+		detail["principal"] = run.result.Principal
+	}
+	err := run.r.db.AppendAudit(ctx, store.AuditEntry{
+		Actor: run.actor(), Policy: run.p.Name, Rotation: run.row.Token, Action: action, Detail: detail,
+	})
+	if err != nil {
+		run.r.logger.Error("audit write failed", "policy", run.p.Name, "action", action, "error", err)
+	}
+}

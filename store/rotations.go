@@ -1,0 +1,182 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Outcome of a rotation.
+type Outcome string
+
+const (
+	OutcomeRunning        Outcome = "running"
+	OutcomeSucceeded      Outcome = "succeeded"
+	OutcomeFailed         Outcome = "failed"
+	OutcomeNeedsAttention Outcome = "needs_attention"
+)
+
+// StepTiming records one completed step.
+type StepTiming struct {
+	Step     string        `json:"step"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Rotation is one row of the rotations table.
+type Rotation struct {
+	Token           string
+	Policy          string
+	Strategy        string
+	Store           string
+	SecretID        string
+	Step            string // last completed step, "" before create completes
+	Outcome         Outcome
+	Principal       string
+	ExpectedCurrent string
+	Error           string
+	RolledBack      bool
+	Forced          bool
+	Actor           string
+	Resumes         int
+	Steps           []StepTiming
+	RetireAfter     *time.Time
+	RetiredAt       *time.Time
+	StartedAt       time.Time
+	UpdatedAt       time.Time
+	FinishedAt      *time.Time
+}
+
+const rotationColumns = `token::text, policy, strategy, store, secret_id, step, outcome, coalesce(principal, ''),
+	expected_current, coalesce(error, ''), rolled_back, forced, actor, resumes, steps, retire_after, retired_at,
+	started_at, updated_at, finished_at`
+
+func scanRotation(row pgx.Row) (Rotation, error) {
+	var r Rotation
+	var steps []byte
+	err := row.Scan(&r.Token, &r.Policy, &r.Strategy, &r.Store, &r.SecretID, &r.Step, &r.Outcome, &r.Principal,
+		&r.ExpectedCurrent, &r.Error, &r.RolledBack, &r.Forced, &r.Actor, &r.Resumes, &steps, &r.RetireAfter, &r.RetiredAt,
+		&r.StartedAt, &r.UpdatedAt, &r.FinishedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(steps, &r.Steps); err != nil {
+		return r, fmt.Errorf("rotation %s: steps column: %w", r.Token, err)
+	}
+	return r, nil
+}
+
+// InsertRotation records a new rotation before anything is touched.
+func (db *DB) InsertRotation(ctx context.Context, r Rotation) error {
+	_, err := db.Pool.Exec(ctx, `
+		INSERT INTO rotations (token, policy, strategy, store, secret_id, expected_current, forced, actor, started_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
+		r.Token, r.Policy, r.Strategy, r.Store, r.SecretID, r.ExpectedCurrent, r.Forced, r.Actor, db.now())
+	if err != nil {
+		return fmt.Errorf("record rotation of policy %q: %w", r.Policy, err)
+	}
+	return nil
+}
+
+// CompleteStep records that step completed, with its timing and, once
+// known, the principal the new credential logs in as.
+func (db *DB) CompleteStep(ctx context.Context, token, step, principal string, timing StepTiming) error {
+	t, err := json.Marshal([]StepTiming{timing})
+	if err != nil {
+		return err
+	}
+	tag, err := db.Pool.Exec(ctx, `
+		UPDATE rotations SET step = $2, principal = coalesce(nullif($3, ''), principal),
+			steps = steps || $4::jsonb, updated_at = $5
+		WHERE token = $1 AND outcome = 'running'`,
+		token, step, principal, t, db.now())
+	if err != nil {
+		return fmt.Errorf("record step %s of rotation %s: %w", step, token, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("record step %s of rotation %s: the rotation is no longer running", step, token)
+	}
+	return nil
+}
+
+// MarkResumed counts a resumption of an unfinished rotation.
+func (db *DB) MarkResumed(ctx context.Context, token string) error {
+	_, err := db.Pool.Exec(ctx, `UPDATE rotations SET resumes = resumes + 1, updated_at = $2 WHERE token = $1`, token, db.now())
+	return err
+}
+
+// FinishRotation ends a rotation with outcome. errText must hold no value.
+func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome, errText string, rolledBack bool, retireAfter *time.Time) error {
+	now := db.now()
+	_, err := db.Pool.Exec(ctx, `
+		UPDATE rotations SET outcome = $2, error = nullif($3, ''), rolled_back = $4, retire_after = $5,
+			finished_at = $6, updated_at = $6
+		WHERE token = $1`,
+		token, string(outcome), errText, rolledBack, retireAfter, now)
+	if err != nil {
+		return fmt.Errorf("record outcome of rotation %s: %w", token, err)
+	}
+	_, err = db.Pool.Exec(ctx, `
+		UPDATE policy_state SET last_rotation = $1, last_outcome = $2, last_error = nullif($3, ''), updated_at = $4
+		FROM rotations r WHERE r.token = $1 AND policy_state.policy = r.policy`,
+		token, string(outcome), errText, now)
+	if err != nil {
+		return fmt.Errorf("record outcome of rotation %s: %w", token, err)
+	}
+	return nil
+}
+
+// MarkRetired records that the finish step retired what fell off.
+func (db *DB) MarkRetired(ctx context.Context, token string) error {
+	_, err := db.Pool.Exec(ctx, `UPDATE rotations SET retired_at = $2, updated_at = $2 WHERE token = $1`, token, db.now())
+	return err
+}
+
+// Rotation returns one rotation by token.
+func (db *DB) Rotation(ctx context.Context, token string) (Rotation, error) {
+	return scanRotation(db.Pool.QueryRow(ctx, `SELECT `+rotationColumns+` FROM rotations WHERE token = $1`, token))
+}
+
+// RunningRotation returns the unfinished rotation of policy, or ErrNotFound.
+func (db *DB) RunningRotation(ctx context.Context, policy string) (Rotation, error) {
+	return scanRotation(db.Pool.QueryRow(ctx,
+		`SELECT `+rotationColumns+` FROM rotations WHERE policy = $1 AND outcome = 'running'`, policy))
+}
+
+// RetireDue returns the succeeded rotations of policy whose finish step is
+// due at now and has not run.
+func (db *DB) RetireDue(ctx context.Context, policy string, now time.Time) ([]Rotation, error) {
+	return db.queryRotations(ctx, `SELECT `+rotationColumns+` FROM rotations
+		WHERE policy = $1 AND outcome = 'succeeded' AND retired_at IS NULL AND retire_after <= $2
+		ORDER BY started_at`, policy, now)
+}
+
+// History returns the latest rotations of policy, newest first.
+func (db *DB) History(ctx context.Context, policy string, limit int) ([]Rotation, error) {
+	return db.queryRotations(ctx, `SELECT `+rotationColumns+` FROM rotations
+		WHERE policy = $1 ORDER BY started_at DESC, token DESC LIMIT $2`, policy, limit)
+}
+
+func (db *DB) queryRotations(ctx context.Context, sql string, args ...any) ([]Rotation, error) {
+	rows, err := db.Pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Rotation
+	for rows.Next() {
+		r, err := scanRotation(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

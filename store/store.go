@@ -1,0 +1,97 @@
+// Package store keeps swarmkey's state in PostgreSQL through pgx: the state
+// of each policy, the rotations with their steps and outcomes, per-policy
+// advisory locks, and the append-only audit log. It never stores a
+// credential value.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/swarmkey/swarmkey/migrations"
+)
+
+// ErrNotFound is returned when a policy or rotation has no row.
+var ErrNotFound = errors.New("not found")
+
+// DB is swarmkey's state database.
+type DB struct {
+	Pool *pgxpool.Pool
+	// timeNowFunc returns the current time; nil means time.Now().UTC().
+	timeNowFunc func() time.Time
+}
+
+// Open connects to the state database at url and checks that it answers.
+// Errors name the host and the cause, never the password of the URL.
+func Open(ctx context.Context, url string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's parse errors quote the connection string; ours does not.
+		return nil, errors.New("the database URL does not parse: expected postgres://user@host:port/dbname (see `database:` in the config)")
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "swarmkey"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", describeHost(cfg.ConnConfig), scrub(err, cfg.ConnConfig.Password))
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, cfg.ConnConfig.ConnectTimeout+time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database %s is unreachable (check `database:` in the config, that the server runs and accepts this user): %w",
+			describeHost(cfg.ConnConfig), scrub(err, cfg.ConnConfig.Password))
+	}
+	return &DB{Pool: pool}, nil
+}
+
+// NewFromPool wraps an existing pool (tests, benchmarks).
+func NewFromPool(pool *pgxpool.Pool) *DB { return &DB{Pool: pool} }
+
+// Close closes the pool.
+func (db *DB) Close() { db.Pool.Close() }
+
+// Migrate applies swarmkey's pending migrations and returns how many ran.
+func (db *DB) Migrate(ctx context.Context) (int, error) {
+	sqlDB := stdlib.OpenDBFromPool(db.Pool)
+	defer sqlDB.Close()
+	return migrations.Up(ctx, sqlDB)
+}
+
+func (db *DB) now() time.Time {
+	if db.timeNowFunc != nil {
+		return db.timeNowFunc()
+	}
+	return time.Now().UTC()
+}
+
+func describeHost(cfg *pgx.ConnConfig) string {
+	host := cfg.Host
+	if strings.HasPrefix(host, "/") {
+		return fmt.Sprintf("%q (socket %s, port %d)", cfg.Database, host, cfg.Port)
+	}
+	return fmt.Sprintf("%q at %s", cfg.Database, net.JoinHostPort(host, fmt.Sprint(cfg.Port)))
+}
+
+// scrub removes the password from an error text, in case a driver quoted
+// the connection string. The cause stays visible in the text but is no
+// longer unwrappable; the callers only print it.
+func scrub(err error, password string) error {
+	if err == nil || password == "" {
+		return err
+	}
+	if !strings.Contains(err.Error(), password) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), password, "[REDACTED]"))
+}

@@ -1,0 +1,115 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/swarmkey/swarmkey/internal/pgtest"
+	"github.com/swarmkey/swarmkey/store"
+)
+
+func setup(t *testing.T) (*store.DB, context.Context) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, pgtest.New(t).URL)
+	require.NoError(t, err)
+	t.Cleanup(db.Close)
+	_, err = db.Migrate(ctx)
+	require.NoError(t, err)
+	return db, ctx
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
+	db, ctx := setup(t)
+
+	applied, err := db.Migrate(ctx)
+	require.NoError(t, err)
+	require.Zero(t, applied, "a second migrate applies nothing")
+}
+
+func TestAuditLogIsAppendOnly(t *testing.T) {
+	t.Parallel()
+	db, ctx := setup(t)
+
+	require.NoError(t, db.AppendAudit(ctx, store.AuditEntry{Actor: "operator:test", Policy: "p", Action: "rotation.started",
+		Detail: map[string]any{"step": "create"}}))
+
+	for _, sql := range []string{
+		`UPDATE audit_log SET actor = 'someone-else'`,
+		`DELETE FROM audit_log`,
+		`TRUNCATE audit_log`,
+	} {
+		_, err := db.Pool.Exec(ctx, sql)
+		require.ErrorContains(t, err, "append-only", sql)
+	}
+	entries, err := db.Audit(ctx, "p", 10)
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	require.Equal(t, "operator:test", entries[0].Actor)
+	require.Equal(t, "create", entries[0].Detail["step"])
+}
+
+func TestPolicyLockIsExclusiveAndDiesWithItsSession(t *testing.T) {
+	t.Parallel()
+	db, ctx := setup(t)
+
+	held, err := db.TryLockPolicy(ctx, "checkout-db")
+	require.NoError(t, err)
+
+	_, err = db.TryLockPolicy(ctx, "checkout-db")
+	require.ErrorIs(t, err, store.ErrLocked)
+
+	other, err := db.TryLockPolicy(ctx, "other-policy")
+	require.NoError(t, err, "locks are per policy")
+	other.Release()
+
+	held.Abandon() // as if the process died: the session ends
+	again, err := db.TryLockPolicy(ctx, "checkout-db")
+	require.NoError(t, err)
+	again.Release()
+
+	again, err = db.TryLockPolicy(ctx, "checkout-db")
+	require.NoError(t, err, "Release gives the lock back")
+	again.Release()
+}
+
+func TestOneRunningRotationPerPolicy(t *testing.T) {
+	t.Parallel()
+	db, ctx := setup(t)
+
+	row := store.Rotation{Token: "0190b5a4-0000-7000-8000-000000000001", Policy: "p", Strategy: "single", Store: "file", SecretID: "p", Actor: "test"}
+	require.NoError(t, db.InsertRotation(ctx, row))
+	row.Token = "0190b5a4-0000-7000-8000-000000000002"
+	require.Error(t, db.InsertRotation(ctx, row), "a second unfinished rotation of one policy is refused")
+
+	require.NoError(t, db.CompleteStep(ctx, "0190b5a4-0000-7000-8000-000000000001", "create", "alice",
+		store.StepTiming{Step: "create", Started: time.Now(), Duration: time.Millisecond}))
+	require.NoError(t, db.FinishRotation(ctx, "0190b5a4-0000-7000-8000-000000000001", store.OutcomeFailed, "set: refused", true, nil))
+	require.NoError(t, db.InsertRotation(ctx, row), "after the first finished, a new one may start")
+
+	got, err := db.Rotation(ctx, "0190b5a4-0000-7000-8000-000000000001")
+	require.NoError(t, err)
+	require.Equal(t, store.OutcomeFailed, got.Outcome)
+	require.Equal(t, "create", got.Step)
+	require.Equal(t, "alice", got.Principal)
+	require.True(t, got.RolledBack)
+	require.Len(t, got.Steps, 1)
+}
+
+func TestOpenUnreachableDatabaseSaysWhereAndHidesPassword(t *testing.T) {
+	t.Parallel()
+
+	_, err := store.Open(context.Background(), "postgres://swarmkey:sup3r-s3cret-pw@127.0.0.1:1/state?connect_timeout=2")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "127.0.0.1:1")
+	require.Contains(t, err.Error(), "unreachable")
+	require.NotContains(t, err.Error(), "sup3r-s3cret-pw")
+
+	_, err = store.Open(context.Background(), "postgres://swarmkey:sup3r-s3cret-pw@127.0.0.1:notaport/state")
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "sup3r-s3cret-pw")
+}
