@@ -1,0 +1,581 @@
+// Package file is swarmkey's embedded default secret store: one state file
+// per secret in a directory, values sealed with AES-256-GCM under a key file
+// that must be mode 0600.
+//
+// A state file is JSON. Version metadata (version id, which is the rotation
+// token, stages, created time) is in clear text so operators can inspect it;
+// each value is sealed with a random 12-byte nonce and additional data that
+// binds the ciphertext to its secret id and version id, so a sealed value
+// copied into another secret or version fails to open.
+//
+// Every change is a read-modify-write done under an exclusive flock on a
+// per-secret lock file (and a mutex within the process), and lands by
+// write-temp + fsync + rename + fsync(dir): two processes racing get the
+// compare-and-swap semantics of providers.Store, and a reader never sees a
+// half-written file. The store keeps no unstaged versions: a version that
+// falls off previous at promote, and a discarded pending version, are deleted
+// from the file.
+package file
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/secret"
+)
+
+// Name is the provider name policies use for this store.
+const Name = "file"
+
+// Options configures Open.
+type Options struct {
+	// Dir holds one state file and one lock file per secret. Open creates it
+	// with mode 0700 when it is missing.
+	Dir string
+	// KeyFile holds the 32-byte AES-256 key as base64 text (see GenerateKey).
+	// It must not be accessible to group or others (mode 0600 or 0400).
+	KeyFile string
+}
+
+// Store is the file secret store. It is safe for concurrent use, and several
+// Store values (in one process or many) may share one Dir.
+type Store struct {
+	dir     string
+	keyFile string
+	aead    cipher.AEAD
+
+	// timeNowFunc returns the time recorded as a version's Created; nil
+	// means time.Now().UTC().
+	timeNowFunc func() time.Time
+
+	locksMu sync.Mutex
+	locks   map[string]*sync.Mutex // by state file name
+
+	closed atomic.Bool
+}
+
+var _ providers.Store = (*Store)(nil)
+
+// Open loads the key file, checks its mode, and creates Dir (mode 0700) if it
+// does not exist. It fails with an error naming the key file and what to do
+// when the key file is missing, readable by group or others, or does not hold
+// a base64 32-byte key. A key that does not match the values already in Dir
+// is only noticed when a value is read.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("file: no store directory configured: set the directory that holds the secrets")
+	}
+	key, err := readKey(opts.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("file: key file %q: %w", opts.KeyFile, err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("file: key file %q: %w", opts.KeyFile, err)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("file: create store directory %q: %w", opts.Dir, err)
+	}
+	info, err := os.Stat(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("file: store directory %q: %w", opts.Dir, err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("file: store directory %q is not a directory", opts.Dir)
+	}
+	return &Store{
+		dir:     opts.Dir,
+		keyFile: opts.KeyFile,
+		aead:    aead,
+		locks:   map[string]*sync.Mutex{},
+	}, nil
+}
+
+// Name returns "file".
+func (*Store) Name() string { return Name }
+
+// Close marks the store closed; later calls fail. It holds no open files
+// between calls, so there is nothing else to release.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return nil
+}
+
+// Get returns the version that holds stage, with its value. It returns
+// providers.ErrNotFound when the secret has no state file or no version holds
+// stage, and an error saying the key file does not match the store when the
+// value fails to open (wrong key, or a modified state file).
+func (s *Store) Get(ctx context.Context, secretID string, stage providers.Stage) (providers.Version, error) {
+	p, err := s.begin(ctx, secretID)
+	if err != nil {
+		return providers.Version{}, err
+	}
+	if !validStage(stage) {
+		return providers.Version{}, fmt.Errorf("file: secret %q: unknown stage %q (want current, pending or previous)", secretID, stage)
+	}
+	st, err := s.load(p)
+	if err != nil {
+		return providers.Version{}, err
+	}
+	rec := st.holding(stage)
+	if rec == nil {
+		return providers.Version{}, fmt.Errorf("file: secret %q: no version holds stage %q: %w", secretID, stage, providers.ErrNotFound)
+	}
+	value, err := s.open(p, rec)
+	if err != nil {
+		return providers.Version{}, err
+	}
+	v := rec.version()
+	v.Value = value
+	return v, nil
+}
+
+// List returns the metadata of the secret's versions, newest first (by the
+// order they were written, not by clock). Every version the file store keeps
+// holds a stage. It returns providers.ErrNotFound when the secret has no
+// state file.
+func (s *Store) List(ctx context.Context, secretID string) ([]providers.Version, error) {
+	p, err := s.begin(ctx, secretID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.load(p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]providers.Version, 0, len(st.Versions))
+	for i := len(st.Versions) - 1; i >= 0; i-- {
+		if len(st.Versions[i].Stages) > 0 {
+			out = append(out, st.Versions[i].version())
+		}
+	}
+	return out, nil
+}
+
+// PutPending seals value as a new version whose id is token and makes it
+// pending, creating the secret's state file if needed.
+//
+// If a version of token already exists with the same value, PutPending
+// changes nothing and returns that version as it is now (pending, or current
+// or previous if it was promoted since). If it exists with another value, or
+// a pending version of another token exists, it fails with
+// providers.ErrConflict and changes nothing.
+func (s *Store) PutPending(ctx context.Context, secretID, token string, value secret.Secret) (providers.Version, error) {
+	p, err := s.begin(ctx, secretID)
+	if err != nil {
+		return providers.Version{}, err
+	}
+	if token == "" {
+		return providers.Version{}, fmt.Errorf("file: secret %q: write pending: empty rotation token", secretID)
+	}
+	if value.IsZero() {
+		return providers.Version{}, fmt.Errorf("file: secret %q: write pending for token %q: empty value", secretID, token)
+	}
+	var out providers.Version
+	err = s.update(ctx, p, func(st *state) (bool, error) {
+		if rec := st.byID(token); rec != nil {
+			stored, err := s.open(p, rec)
+			if err != nil {
+				return false, err
+			}
+			if !stored.Equal(value) {
+				return false, fmt.Errorf("file: secret %q: token %q already wrote another value (a token is used for one value only): %w", secretID, token, providers.ErrConflict)
+			}
+			out = rec.version()
+			return false, nil
+		}
+		if other := st.holding(providers.StagePending); other != nil {
+			return false, fmt.Errorf("file: secret %q: a pending version of token %q is in the way of token %q (promote or discard it first): %w", secretID, other.ID, token, providers.ErrConflict)
+		}
+		rec := &record{
+			ID:      token,
+			Token:   token,
+			Stages:  []providers.Stage{providers.StagePending},
+			Created: s.now(),
+		}
+		if err := s.seal(p, rec, value); err != nil {
+			return false, err
+		}
+		st.Versions = append(st.Versions, rec)
+		out = rec.version()
+		return true, nil
+	})
+	if err != nil {
+		return providers.Version{}, err
+	}
+	return out, nil
+}
+
+// Promote makes the pending version of req.Token current and the old current
+// previous, in one atomic rename of the state file; the version that was
+// previous is deleted from the file.
+//
+// If the version of req.Token is already current, Promote returns nil and
+// changes nothing, whatever req.ExpectedCurrentID says (a retry after a
+// crash). Otherwise, if the current version is not req.ExpectedCurrentID ("":
+// no current version) because another rotation moved it, Promote fails with
+// providers.ErrConflict. If req.Token has no version it fails with
+// providers.ErrNotFound, and if its version is not pending (it is previous,
+// superseded by a later rotation) with providers.ErrConflict. A failing
+// Promote changes nothing.
+func (s *Store) Promote(ctx context.Context, secretID string, req providers.PromoteRequest) error {
+	p, err := s.begin(ctx, secretID)
+	if err != nil {
+		return err
+	}
+	if req.Token == "" {
+		return fmt.Errorf("file: secret %q: promote: empty rotation token", secretID)
+	}
+	return s.update(ctx, p, func(st *state) (bool, error) {
+		if st.isNew() {
+			return false, fmt.Errorf("file: secret %q: promote token %q: secret does not exist: %w", secretID, req.Token, providers.ErrNotFound)
+		}
+		rec := st.byID(req.Token)
+		if rec == nil {
+			return false, fmt.Errorf("file: secret %q: promote: token %q has no pending version: %w", secretID, req.Token, providers.ErrNotFound)
+		}
+		if rec.has(providers.StageCurrent) {
+			return false, nil
+		}
+		if !rec.has(providers.StagePending) {
+			return false, fmt.Errorf("file: secret %q: promote: the version of token %q is no longer pending (a later rotation superseded it): %w", secretID, req.Token, providers.ErrConflict)
+		}
+		cur := st.holding(providers.StageCurrent)
+		curID := ""
+		if cur != nil {
+			curID = cur.ID
+		}
+		if curID != req.ExpectedCurrentID {
+			return false, fmt.Errorf("file: secret %q: promote token %q: current version is %q, caller expected %q (another rotation moved it): %w",
+				secretID, req.Token, curID, req.ExpectedCurrentID, providers.ErrConflict)
+		}
+		if prev := st.holding(providers.StagePrevious); prev != nil {
+			prev.drop(providers.StagePrevious)
+		}
+		if cur != nil {
+			cur.drop(providers.StageCurrent)
+			cur.add(providers.StagePrevious)
+		}
+		rec.drop(providers.StagePending)
+		rec.add(providers.StageCurrent)
+		st.pruneUnstaged()
+		return true, nil
+	})
+}
+
+// DiscardPending deletes the pending version of token from the state file, so
+// its value can no longer be read. It returns nil and changes nothing when
+// token holds no pending version: already discarded, never written, or
+// promoted (a current or previous version is never touched here).
+func (s *Store) DiscardPending(ctx context.Context, secretID, token string) error {
+	p, err := s.begin(ctx, secretID)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, p, func(st *state) (bool, error) {
+		rec := st.byID(token)
+		if rec == nil || !rec.has(providers.StagePending) {
+			return false, nil
+		}
+		rec.drop(providers.StagePending)
+		st.pruneUnstaged()
+		return true, nil
+	})
+}
+
+// RetireUnstaged is a no-op that returns nil: the file store deletes a
+// version as soon as no stage names it (at promote and at discard), so there
+// is never an unstaged version to disable or destroy.
+func (s *Store) RetireUnstaged(ctx context.Context, secretID string, _ providers.RetireRequest) error {
+	_, err := s.begin(ctx, secretID)
+	return err
+}
+
+// begin checks the common preconditions of every call and returns the paths
+// of the secret's files.
+func (s *Store) begin(ctx context.Context, secretID string) (paths, error) {
+	if s.closed.Load() {
+		return paths{}, fmt.Errorf("file: secret %q: store is closed", secretID)
+	}
+	if err := ctx.Err(); err != nil {
+		return paths{}, fmt.Errorf("file: secret %q: %w", secretID, err)
+	}
+	return s.pathsFor(secretID)
+}
+
+func (s *Store) now() time.Time {
+	if s.timeNowFunc != nil {
+		return s.timeNowFunc()
+	}
+	return time.Now().UTC()
+}
+
+// update runs fn on the secret's state under the in-process mutex and the
+// cross-process flock. When fn reports a change, the new state is written
+// atomically (or the state file removed when no version is left).
+func (s *Store) update(ctx context.Context, p paths, fn func(*state) (bool, error)) error {
+	mu := s.mutexFor(p.name)
+	mu.Lock()
+	defer mu.Unlock()
+
+	unlock, err := lockFile(ctx, p.lock)
+	if err != nil {
+		return fmt.Errorf("file: secret %q: %w", p.id, err)
+	}
+	defer unlock()
+
+	st, err := s.load(p)
+	if errors.Is(err, providers.ErrNotFound) {
+		st = &state{Format: formatVersion, SecretID: p.id}
+	} else if err != nil {
+		return err
+	}
+	changed, err := fn(st)
+	if err != nil || !changed {
+		return err
+	}
+	if len(st.Versions) == 0 {
+		// A secret exists while it has a version; with none left it is gone.
+		if err := removeFile(p.state); err != nil {
+			return fmt.Errorf("file: secret %q: %w", p.id, err)
+		}
+		return nil
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("file: secret %q: encode state: %w", p.id, err)
+	}
+	if err := writeFileAtomic(p.state, data); err != nil {
+		return fmt.Errorf("file: secret %q: %w", p.id, err)
+	}
+	return nil
+}
+
+func (s *Store) mutexFor(name string) *sync.Mutex {
+	s.locksMu.Lock()
+	defer s.locksMu.Unlock()
+	mu, ok := s.locks[name]
+	if !ok {
+		mu = &sync.Mutex{}
+		s.locks[name] = mu
+	}
+	return mu
+}
+
+// load reads and checks the state file. A missing file is
+// providers.ErrNotFound.
+func (s *Store) load(p paths) (*state, error) {
+	data, err := os.ReadFile(p.state)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("file: secret %q does not exist: %w", p.id, providers.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file: secret %q: read state file: %w", p.id, err)
+	}
+	var st state
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("file: secret %q: state file %q is not valid JSON (restore it from a backup): %w", p.id, p.state, err)
+	}
+	if st.Format != formatVersion {
+		return nil, fmt.Errorf("file: secret %q: state file %q has format %d, this swarmkey reads format %d", p.id, p.state, st.Format, formatVersion)
+	}
+	if st.SecretID != p.id {
+		return nil, fmt.Errorf("file: secret %q: state file %q belongs to secret %q (was it copied or renamed?)", p.id, p.state, st.SecretID)
+	}
+	for i, rec := range st.Versions {
+		if rec == nil || rec.ID == "" {
+			return nil, fmt.Errorf("file: secret %q: state file %q: version %d has no id", p.id, p.state, i)
+		}
+	}
+	return &st, nil
+}
+
+// seal encrypts value into rec under a fresh random nonce, binding it to the
+// secret id and rec.ID.
+func (s *Store) seal(p paths, rec *record, value secret.Secret) error {
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return fmt.Errorf("file: secret %q: seal version %q: read random nonce: %w", p.id, rec.ID, err)
+	}
+	plain := value.Reveal()
+	defer clear(plain)
+	rec.Nonce = nonce
+	rec.Ciphertext = s.aead.Seal(nil, nonce, plain, additionalData(p.id, rec.ID))
+	return nil
+}
+
+// open decrypts the value of rec. Any failure is reported as a key mismatch
+// or a modified file; GCM cannot tell the two apart.
+func (s *Store) open(p paths, rec *record) (secret.Secret, error) {
+	if len(rec.Nonce) != s.aead.NonceSize() {
+		return secret.Secret{}, fmt.Errorf("file: secret %q version %q: state file %q has a malformed nonce (was it modified?)", p.id, rec.ID, p.state)
+	}
+	plain, err := s.aead.Open(nil, rec.Nonce, rec.Ciphertext, additionalData(p.id, rec.ID))
+	if err != nil {
+		return secret.Secret{}, fmt.Errorf("file: secret %q version %q: cannot decrypt: the key file %q does not match the store, or the state file %q was modified", p.id, rec.ID, s.keyFile, p.state)
+	}
+	defer clear(plain)
+	return secret.New(plain), nil
+}
+
+// additionalData binds a ciphertext to its secret and version. Each part is
+// length-prefixed so that no two (secret, version) pairs give the same bytes.
+func additionalData(secretID, versionID string) []byte {
+	const label = "swarmkey/file/v1"
+	b := make([]byte, 0, len(label)+len(secretID)+len(versionID)+3*binary.MaxVarintLen64)
+	for _, part := range []string{label, secretID, versionID} {
+		b = binary.AppendUvarint(b, uint64(len(part)))
+		b = append(b, part...)
+	}
+	return b
+}
+
+func validStage(s providers.Stage) bool {
+	return slices.Contains(providers.Stages, s)
+}
+
+// formatVersion is the state file format this code reads and writes.
+const formatVersion = 1
+
+// state is the content of one state file.
+type state struct {
+	Format   int    `json:"format"`
+	SecretID string `json:"secret_id"`
+	// Versions in the order they were written, oldest first.
+	Versions []*record `json:"versions"`
+}
+
+// record is one version in a state file. Everything but Ciphertext is in
+// clear text.
+type record struct {
+	ID         string            `json:"id"`
+	Token      string            `json:"token"`
+	Stages     []providers.Stage `json:"stages"`
+	Created    time.Time         `json:"created"`
+	Nonce      []byte            `json:"nonce"`
+	Ciphertext []byte            `json:"ciphertext"`
+}
+
+func (st *state) isNew() bool { return len(st.Versions) == 0 }
+
+func (st *state) byID(id string) *record {
+	for _, rec := range st.Versions {
+		if rec.ID == id {
+			return rec
+		}
+	}
+	return nil
+}
+
+func (st *state) holding(stage providers.Stage) *record {
+	for _, rec := range st.Versions {
+		if rec.has(stage) {
+			return rec
+		}
+	}
+	return nil
+}
+
+// pruneUnstaged deletes the versions that no stage names.
+func (st *state) pruneUnstaged() {
+	st.Versions = slices.DeleteFunc(st.Versions, func(rec *record) bool { return len(rec.Stages) == 0 })
+}
+
+func (r *record) has(stage providers.Stage) bool { return slices.Contains(r.Stages, stage) }
+
+func (r *record) drop(stage providers.Stage) {
+	r.Stages = slices.DeleteFunc(r.Stages, func(s providers.Stage) bool { return s == stage })
+}
+
+// add adds stage, keeping stages in the order of providers.Stages.
+func (r *record) add(stage providers.Stage) {
+	if r.has(stage) {
+		return
+	}
+	r.Stages = append(r.Stages, stage)
+	slices.SortFunc(r.Stages, func(a, b providers.Stage) int {
+		return slices.Index(providers.Stages, a) - slices.Index(providers.Stages, b)
+	})
+}
+
+// version returns rec's metadata, without a value.
+func (r *record) version() providers.Version {
+	return providers.Version{
+		ID:      r.ID,
+		Token:   r.Token,
+		Stages:  slices.Clone(r.Stages),
+		Created: r.Created,
+	}
+}
+
+// paths names the files of one secret.
+type paths struct {
+	id    string // the secret id as callers spell it
+	name  string // the escaped file name stem
+	state string // Dir/name.json
+	lock  string // Dir/name.lock
+}
+
+func (s *Store) pathsFor(secretID string) (paths, error) {
+	name, err := escapeID(secretID)
+	if err != nil {
+		return paths{}, err
+	}
+	return paths{
+		id:    secretID,
+		name:  name,
+		state: filepath.Join(s.dir, name+".json"),
+		lock:  filepath.Join(s.dir, name+".lock"),
+	}, nil
+}
+
+// maxNameLen keeps "name.json" and the temp files next to it under the
+// common 255-byte file name limit.
+const maxNameLen = 200
+
+// escapeID turns a secret id into a file name stem that cannot leave the
+// store directory: bytes in [A-Za-z0-9._-] stay, every other byte (including
+// "/" and "%") becomes %XX. The mapping is one-to-one, so two ids never share
+// a file. Empty, "." and ".." ids are refused.
+func escapeID(id string) (string, error) {
+	switch id {
+	case "":
+		return "", errors.New("file: empty secret id")
+	case ".", "..":
+		return "", fmt.Errorf("file: secret id %q is not allowed: use a name such as loadtest/checkout-db", id)
+	}
+	const hexDigits = "0123456789ABCDEF"
+	b := make([]byte, 0, len(id))
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+			b = append(b, c)
+		default:
+			b = append(b, '%', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+	}
+	if len(b) > maxNameLen {
+		return "", fmt.Errorf("file: secret id %q is too long for a file name (%d bytes escaped, at most %d)", id, len(b), maxNameLen)
+	}
+	return string(b), nil
+}
