@@ -1,0 +1,238 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarmkey/swarmkey/config"
+	"github.com/swarmkey/swarmkey/providers/file"
+	"github.com/swarmkey/swarmkey/rotator"
+)
+
+func newMigrateCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply swarmkey's database migrations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sess, err := g.openSession(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer sess.Close()
+			n, err := sess.db.Migrate(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "applied %d migration(s); the schema is up to date\n", n)
+			return nil
+		},
+	}
+}
+
+func newValidateCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE…",
+		Short: "Check config and policy files without touching anything",
+		Long: `validate checks each file on its own (with its includes): YAML syntax, unknown
+fields, types, references, schedules. It prints every problem as FILE:LINE: FIELD:
+WHAT, and exits 2 if there is any.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, files []string) error {
+			if err := config.ValidateFiles(files...); err != nil {
+				return &exitError{code: exitUsage, err: fmt.Errorf("invalid configuration:\n%w", err)}
+			}
+			for _, f := range files {
+				fmt.Fprintf(g.stdout, "%s: ok\n", f)
+			}
+			return nil
+		},
+	}
+}
+
+func newKeygenCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "keygen PATH",
+		Short: "Write a new key file for the file store (mode 0600; never overwrites)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := file.GenerateKey(args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "wrote a new key to %s (mode 0600); back it up: without it the file store cannot be read\n", args[0])
+			return nil
+		},
+	}
+}
+
+func operatorName() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if name := os.Getenv("USER"); name != "" {
+		return name
+	}
+	return "unknown"
+}
+
+func newRotateCommand(g *globals) *cobra.Command {
+	var local, force bool
+	cmd := &cobra.Command{
+		Use:   "rotate NAME",
+		Short: "Rotate a policy's credential now",
+		Long: `rotate runs one rotation of the policy NAME. With --local it runs in this
+process (break-glass use when no daemon runs) and prints each step as it
+completes, with its duration. Exit codes: 0 rotated, 1 failed (rolled back
+or needs attention), 2 bad input, 3 another rotation of NAME is in progress.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !local {
+				return usageError("rotate %s: pass --local to rotate in this process", args[0])
+			}
+			sess, err := g.openSession(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer sess.Close()
+			ctx, env, db := cmd.Context(), sess.env, sess.db
+			p, err := env.policy(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer p.Target.Close()
+
+			fmt.Fprintf(g.stdout, "rotating %s (%s, %s:%s)\n", p.Name, p.Strategy, p.Store.Name(), p.SecretID)
+			res, err := rotator.New(db, sess.logger).Rotate(ctx, p, rotator.Options{
+				Actor: "operator:" + operatorName(),
+				Force: force,
+				OnStep: func(e rotator.StepEvent) {
+					line := fmt.Sprintf("  %-8s %8s", e.Step, e.Duration.Round(time.Millisecond))
+					if e.Principal != "" && e.Step == rotator.StepCreate {
+						line += "  " + e.Principal
+					}
+					if e.Note != "" {
+						line += "  (" + e.Note + ")"
+					}
+					fmt.Fprintln(g.stdout, line)
+				},
+			})
+			var inProgress *rotator.InProgressError
+			if errors.As(err, &inProgress) {
+				return &exitError{code: exitInProgress, err: err}
+			}
+			if err != nil {
+				if res.RolledBack {
+					fmt.Fprintf(g.stdout, "rotation %s of %s failed and was rolled back: the current credential is unchanged\n", res.Token, p.Name)
+				}
+				return err
+			}
+			resumed := ""
+			if res.Resumed {
+				resumed = " (resumed an unfinished rotation)"
+			}
+			fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)%s\n", p.Name, res.Principal, res.Token, resumed)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&local, "local", false, "run the rotation in this process (no daemon needed)")
+	cmd.Flags().BoolVar(&force, "force", false, "rotate even if a Locust run blocks it (recorded in the audit log)")
+	return cmd
+}
+
+func newStatusCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show each policy: strategy, store, current version, age, last outcome",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sess, err := g.openSession(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer sess.Close()
+			cfg, db := sess.cfg, sess.db
+			states, err := db.PolicyStates(cmd.Context())
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "POLICY\tSTRATEGY\tSTORE\tCURRENT VERSION\tPRINCIPAL\tAGE\tLAST OUTCOME")
+			for _, p := range cfg.Policies {
+				s := states[p.Name]
+				version, age, outcome := orDash(s.CurrentVersion), "-", orDash(s.LastOutcome)
+				if s.RotatedAt != nil {
+					age = now.Sub(*s.RotatedAt).Round(time.Second).String()
+				}
+				if s.LastError != "" {
+					outcome += ": " + s.LastError
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\n", p.Name, p.Strategy, p.Store, p.SecretID, version,
+					orDash(s.Principal), age, outcome)
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func newHistoryCommand(g *globals) *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "history NAME",
+		Short: "Show a policy's rotations, newest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, err := g.openSession(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer sess.Close()
+			cfg, db := sess.cfg, sess.db
+			rows, err := db.History(cmd.Context(), args[0], limit)
+			if err != nil {
+				return err
+			}
+			if len(rows) == 0 {
+				if _, ok := cfg.Policy(args[0]); !ok {
+					return usageError("unknown policy %q", args[0])
+				}
+				fmt.Fprintf(g.stdout, "%s has not rotated yet\n", args[0])
+				return nil
+			}
+			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "STARTED\tTOKEN\tACTOR\tLAST STEP\tOUTCOME\tDURATION\tPRINCIPAL\tDETAIL")
+			for _, r := range rows {
+				duration := "-"
+				if r.FinishedAt != nil {
+					duration = r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
+				}
+				detail := r.Error
+				if r.RolledBack {
+					detail = "rolled back: " + detail
+				}
+				if r.Forced {
+					detail = "forced " + detail
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.StartedAt.Local().Format(time.RFC3339), r.Token, r.Actor,
+					orDash(r.Step), r.Outcome, duration, orDash(r.Principal), detail)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 20, "how many rotations to show")
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarmkey/swarmkey/config"
+	"github.com/swarmkey/swarmkey/store"
+)
+
+// Exit codes, documented in README.md.
+const (
+	exitOK         = 0
+	exitFailed     = 1 // the operation ran and failed (a rotation failed and was rolled back, …)
+	exitUsage      = 2 // bad flags, an invalid config file, an unknown policy: fix the input
+	exitInProgress = 3 // another process is rotating the policy right now
+)
+
+// exitError carries the exit code a command chose.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	configPaths []string
+	logLevel    string
+	logFormat   string
+	stdout      io.Writer
+	stderr      io.Writer
+}
+
+const defaultConfigPath = "/etc/swarmkey/swarmkey.yaml"
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "swarmkey",
+		Short:         "Rotate the credentials that load tests use",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Long: `swarmkey rotates the credentials that Locust load tests use: it generates a new
+credential on the target (a PostgreSQL role), writes it as a versioned secret,
+proves it with a canary, promotes it, and never rotates under a running test.`,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetArgs(args)
+	root.PersistentFlags().StringArrayVarP(&g.configPaths, "config", "c", nil,
+		"config file (repeatable; default $SWARMKEY_CONFIG or "+defaultConfigPath+")")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, err: err}
+	})
+
+	root.AddCommand(
+		newMigrateCommand(g),
+		newValidateCommand(g),
+		newRotateCommand(g),
+		newStatusCommand(g),
+		newHistoryCommand(g),
+		newKeygenCommand(g),
+	)
+
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "swarmkey: "+err.Error())
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") ||
+		strings.Contains(err.Error(), "arg(s)") {
+		return exitUsage
+	}
+	return exitFailed
+}
+
+func (g *globals) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, usageError("--log-level %q: use debug, info, warn or error", g.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch g.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(g.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(g.stderr, opts)), nil
+	}
+	return nil, usageError("--log-format %q: use text or json", g.logFormat)
+}
+
+func (g *globals) paths() []string {
+	if len(g.configPaths) > 0 {
+		return g.configPaths
+	}
+	if env := os.Getenv("SWARMKEY_CONFIG"); env != "" {
+		return strings.Split(env, string(os.PathListSeparator))
+	}
+	return []string{defaultConfigPath}
+}
+
+// loadConfig reads and checks the config; any problem is a usage error that
+// lists every file:line it found.
+func (g *globals) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(g.paths()...)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("invalid configuration:\n%w", err)}
+	}
+	return cfg, nil
+}
+
+// openDatabase resolves the config's database reference and connects.
+func openDatabase(ctx context.Context, cfg *config.Config, env *environment) (*store.DB, error) {
+	if cfg.Database.IsZero() {
+		return nil, usageError("%s: database: missing: set it to a reference such as env:SWARMKEY_DATABASE_URL", strings.Join(cfg.Files, ", "))
+	}
+	url, err := cfg.Database.Resolve(ctx, env.readStore)
+	if err != nil {
+		return nil, usageError("database: %v", err)
+	}
+	db, err := store.Open(ctx, url.RevealString())
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// session is what most commands need: the config, a logger, the stores and
+// the state database.
+type session struct {
+	cfg    *config.Config
+	logger *slog.Logger
+	env    *environment
+	db     *store.DB
+}
+
+func (g *globals) openSession(ctx context.Context) (*session, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	logger, err := g.logger()
+	if err != nil {
+		return nil, err
+	}
+	env := newEnvironment(cfg, logger)
+	db, err := openDatabase(ctx, cfg, env)
+	if err != nil {
+		env.Close()
+		return nil, err
+	}
+	return &session{cfg: cfg, logger: logger, env: env, db: db}, nil
+}
+
+func (s *session) Close() {
+	s.db.Close()
+	s.env.Close()
+}

@@ -1,0 +1,87 @@
+package postgres
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/xdg-go/scram"
+
+	"github.com/swarmkey/swarmkey/secret"
+)
+
+func TestScramVerifierShapeAndKeys(t *testing.T) {
+	t.Parallel()
+	pw := secret.FromString(`pa'ss"wo\rd $1`)
+	v, err := scramVerifier(pw)
+	require.NoError(t, err)
+	require.Regexp(t, verifierShape, v)
+
+	// Recompute the keys from the salt in the verifier: they must match.
+	rest := strings.TrimPrefix(v, "SCRAM-SHA-256$4096:")
+	saltB64, keys, ok := strings.Cut(rest, "$")
+	require.True(t, ok)
+	storedB64, serverB64, ok := strings.Cut(keys, ":")
+	require.True(t, ok)
+	salt, err := base64.StdEncoding.DecodeString(saltB64)
+	require.NoError(t, err)
+	require.Len(t, salt, 16)
+	c, err := scram.SHA256.NewClient("", pw.RevealString(), "")
+	require.NoError(t, err)
+	creds, err := c.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: 4096})
+	require.NoError(t, err)
+	require.Equal(t, base64.StdEncoding.EncodeToString(creds.StoredKey), storedB64)
+	require.Equal(t, base64.StdEncoding.EncodeToString(creds.ServerKey), serverB64)
+
+	// A fresh salt each time.
+	v2, err := scramVerifier(pw)
+	require.NoError(t, err)
+	require.NotEqual(t, v, v2)
+	require.NotContains(t, v, pw.RevealString())
+
+	_, err = scramVerifier(secret.Secret{})
+	require.Error(t, err)
+
+	// SASLprep rejects a control character; like PostgreSQL, fall back to the raw bytes.
+	_, err = scramVerifier(secret.FromString("bell\a-password"))
+	require.NoError(t, err)
+}
+
+func TestPasswordLiteralRefusesOtherShapes(t *testing.T) {
+	t.Parallel()
+	v, err := scramVerifier(secret.FromString("x"))
+	require.NoError(t, err)
+	lit, err := passwordLiteral(v)
+	require.NoError(t, err)
+	require.Equal(t, "'"+v+"'", lit)
+
+	for _, bad := range []string{
+		"", "plaintext", v + "'; DROP ROLE postgres; --", v[:len(v)-1] + "'",
+		strings.Replace(v, "4096", "1", 1), "md5" + strings.Repeat("a", 32), v + "\n",
+	} {
+		_, err := passwordLiteral(bad)
+		require.Error(t, err, "%q", bad)
+	}
+}
+
+func TestScrub(t *testing.T) {
+	t.Parallel()
+	inner := errors.New("failed for password hunter2 and hunter2")
+	err := scrub(fmt.Errorf("connect: %w", inner), "hunter2", "")
+	require.Equal(t, "connect: failed for password [REDACTED] and [REDACTED]", err.Error())
+	require.NotErrorIs(t, err, inner, "a scrubbed error must not unwrap to the text that held the secret")
+
+	clean := errors.New("timeout")
+	err = scrub(clean, "hunter2")
+	require.ErrorIs(t, err, clean)
+	require.Equal(t, "timeout", err.Error())
+	require.NoError(t, scrub(nil, "x"))
+}
+
+func TestDSNQuote(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, `'it\'s a \\ role'`, dsnQuote(`it's a \ role`))
+}

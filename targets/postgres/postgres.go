@@ -1,0 +1,520 @@
+// Package postgres is the target for PostgreSQL login roles.
+//
+// Two strategies:
+//
+//   - single changes one role's password in place, with an admin connection
+//     or, when there is none, by logging in as the role with its current
+//     password and changing its own.
+//   - alternating takes turns between two login roles (Username and
+//     AlternateUsername) that are both members of a NOLOGIN group role that
+//     holds the grants. Each rotation sets a new password on the role that is
+//     not current, so the previous credential keeps working for a period.
+//     Both roles switch to the group at login (ALTER ROLE … SET role), so
+//     tables they create belong to the group and stay usable by the other.
+//
+// Passwords never reach the server in plaintext: the target computes the
+// SCRAM-SHA-256 verifier itself and sends that, so a server that logs every
+// statement logs only the verifier. Errors name roles, never passwords.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/targets"
+)
+
+// Target rotates the password of PostgreSQL login roles. It is safe for
+// concurrent use; the rotator's per-policy lock keeps two rotations of one
+// policy from running at once.
+type Target struct {
+	opts Options
+
+	mu sync.Mutex
+	// admin is nil when Options.Admin is zero, and after Close.
+	admin *pgxpool.Pool
+	// adminPassword is the password inside Options.Admin, scrubbed from
+	// errors of the admin connection along with the whole URL.
+	adminPassword secret.Secret
+}
+
+var _ targets.Target = (*Target)(nil)
+
+// New validates opts (see Options.Validate), fills in defaults and, when
+// Admin is set, builds the admin pool. It does not connect: the first verb
+// that needs the admin connection does, so a daemon starts while the
+// database is down and reports the failure on the rotation.
+func New(ctx context.Context, opts Options) (*Target, error) {
+	opts = opts.WithDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Target{opts: opts}
+	if opts.Admin.IsZero() {
+		return t, nil
+	}
+	cfg, err := pgxpool.ParseConfig(opts.Admin.RevealString())
+	if err != nil {
+		// pgx's message quotes the URL with a best-effort redaction; say
+		// nothing of the value instead.
+		return nil, fieldErr("Admin", "is not a valid PostgreSQL connection URL (postgres://user:password@host:port/db?…)")
+	}
+	cfg.MaxConns = 2
+	cfg.MinConns = 0
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "swarmkey"
+	}
+	t.adminPassword = secret.FromString(cfg.ConnConfig.Password)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres target: admin pool: %w", t.scrubAdmin(err))
+	}
+	t.admin = pool
+	return t, nil
+}
+
+// Close releases the admin pool. It is safe to call more than once.
+func (t *Target) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.admin != nil {
+		t.admin.Close()
+		t.admin = nil
+	}
+	return nil
+}
+
+// Create describes the next credential without touching the server: single
+// always names Username; alternating names Username for the first rotation
+// and afterwards whichever of Username and AlternateUsername the current
+// document does not. The document carries Host, Port and DBName from the
+// options and req.Password; Principal is the role name.
+func (t *Target) Create(_ context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
+	if err := t.opts.ValidateStrategy(req.Strategy); err != nil {
+		return targets.CreateResponse{}, err
+	}
+	if req.Password.IsZero() {
+		return targets.CreateResponse{}, errors.New("postgres target: create: the generated password is empty")
+	}
+	role := t.opts.Username
+	if req.Strategy == targets.Alternating && !req.Current.IsZero() {
+		cur, err := ParseDocument(req.Current)
+		if err != nil {
+			return targets.CreateResponse{}, fmt.Errorf("postgres target: create: current: %w", err)
+		}
+		switch cur.Username {
+		case t.opts.Username:
+			role = t.opts.AlternateUsername
+		case t.opts.AlternateUsername:
+			role = t.opts.Username
+		default:
+			return targets.CreateResponse{}, fmt.Errorf(
+				"postgres target: create: the current credential's role %q is neither Username %q nor AlternateUsername %q",
+				cur.Username, t.opts.Username, t.opts.AlternateUsername)
+		}
+	}
+	doc, err := t.document(role, req.Password).Secret()
+	if err != nil {
+		return targets.CreateResponse{}, fmt.Errorf("postgres target: create: %w", err)
+	}
+	return targets.CreateResponse{Pending: doc, Principal: role}, nil
+}
+
+func (t *Target) document(role string, password secret.Secret) Document {
+	return Document{
+		Host:     t.opts.Host,
+		Port:     t.opts.Port,
+		DBName:   t.opts.DBName,
+		Username: role,
+		Password: password,
+	}
+}
+
+// Apply makes the pending credential valid. When it already logs in (a
+// retry after a crash) Apply does nothing.
+//
+// alternating, with the admin connection and in one transaction: the group
+// role must exist (operators create it); the login role is created when
+// missing (CREATE ROLE … LOGIN IN ROLE group) and made a member of the group
+// when it is not; ALTER ROLE … SET role = group; then ALTER ROLE … LOGIN
+// PASSWORD with the verifier, which also undoes a NOLOGIN left by Retire.
+// Apply refuses to change the current credential's role.
+//
+// single: ALTER ROLE … PASSWORD on Username, as admin or, without one,
+// logged in as the role with req.Current's password.
+func (t *Target) Apply(ctx context.Context, req targets.ApplyRequest) error {
+	pending, err := t.parseOwn(req.Strategy, req.Pending, "pending")
+	if err != nil {
+		return fmt.Errorf("postgres target: apply: %w", err)
+	}
+	role := pending.Username
+	if t.logsIn(ctx, role, pending.Password) {
+		return nil
+	}
+	verifier, err := scramVerifier(pending.Password)
+	if err != nil {
+		return fmt.Errorf("postgres role %q: apply: %w", role, err)
+	}
+
+	if req.Strategy == targets.Single {
+		if t.hasAdmin() {
+			err = t.adminSetPassword(ctx, role, verifier, "")
+		} else {
+			err = t.selfSetPassword(ctx, role, req.Current, "current", verifier)
+		}
+		if err != nil {
+			return fmt.Errorf("postgres role %q: apply: %w", role, err)
+		}
+		return nil
+	}
+
+	if err := t.notCurrent(role, req.Current); err != nil {
+		return fmt.Errorf("postgres role %q: apply: %w", role, err)
+	}
+	group := t.opts.GroupRole
+	err = t.adminTx(ctx, func(tx pgx.Tx) error {
+		exists, _, err := roleState(ctx, tx, group)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return fmt.Errorf("group role %q (GroupRole) does not exist: create it (CREATE ROLE %s NOLOGIN) and grant it the application's privileges",
+				group, ident(group))
+		}
+		exists, _, err = roleState(ctx, tx, role)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			if _, err := tx.Exec(ctx, "CREATE ROLE "+ident(role)+" LOGIN IN ROLE "+ident(group)); err != nil {
+				return fmt.Errorf("create role: %w", err)
+			}
+		}
+		var member bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (
+			SELECT 1 FROM pg_auth_members m
+			JOIN pg_roles g ON g.oid = m.roleid
+			JOIN pg_roles r ON r.oid = m.member
+			WHERE g.rolname = $1 AND r.rolname = $2)`, group, role).Scan(&member); err != nil {
+			return fmt.Errorf("read membership in %q: %w", group, err)
+		}
+		if !member {
+			if _, err := tx.Exec(ctx, "GRANT "+ident(group)+" TO "+ident(role)); err != nil {
+				return fmt.Errorf("grant %q: %w", group, err)
+			}
+		}
+		// Sessions of the role act as the group, so objects they create are
+		// owned by the group and the other login role can use them.
+		if _, err := tx.Exec(ctx, "ALTER ROLE "+ident(role)+" SET role = "+ident(group)); err != nil {
+			return fmt.Errorf("set the role's default role to %q: %w", group, err)
+		}
+		return alterPassword(ctx, tx, role, "LOGIN", verifier)
+	})
+	if err != nil {
+		return fmt.Errorf("postgres role %q: apply: %w", role, err)
+	}
+	return nil
+}
+
+// Verify logs in on a new connection to Options' Host, Port and DBName (the
+// document's copies are for clients) as the credential's role with its
+// password and runs SELECT 1; with req.Canary it then runs CanaryQuery when
+// one is set. The error names the role and the failing part.
+func (t *Target) Verify(ctx context.Context, req targets.VerifyRequest) error {
+	doc, err := ParseDocument(req.Credential)
+	if err != nil {
+		return fmt.Errorf("postgres target: verify: %w", err)
+	}
+	pw := doc.Password.RevealString()
+	conn, err := t.login(ctx, doc.Username, doc.Password)
+	if err != nil {
+		return fmt.Errorf("postgres role %q: verify: log in: %w", doc.Username, err)
+	}
+	defer closeConn(ctx, conn)
+	var one int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("postgres role %q: verify: SELECT 1: %w", doc.Username, scrub(err, pw))
+	}
+	if req.Canary && t.opts.CanaryQuery != "" {
+		if _, err := conn.Exec(ctx, t.opts.CanaryQuery); err != nil {
+			return fmt.Errorf("postgres role %q: verify: canary query: %w", doc.Username, scrub(err, pw))
+		}
+	}
+	return nil
+}
+
+// Restore undoes an Apply of req.Pending before promote. Calling it again,
+// or without an Apply before it, is harmless.
+//
+// single: the role gets req.Current's password back (nothing to do when that
+// already logs in), as admin or, without one, logged in with the pending
+// password. With no Current it gets a random password nobody knows, so the
+// failed credential stops working.
+//
+// alternating, on the role Apply changed: when req.Previous names that role
+// it gets Previous's password back, with LOGIN, so the previous credential
+// keeps working; otherwise it gets a random unknown password and NOLOGIN.
+// A role Apply never created is left absent.
+func (t *Target) Restore(ctx context.Context, req targets.RestoreRequest) error {
+	pending, err := t.parseOwn(req.Strategy, req.Pending, "pending")
+	if err != nil {
+		return fmt.Errorf("postgres target: restore: %w", err)
+	}
+	role := pending.Username
+	if err := t.restore(ctx, req, role, pending.Password); err != nil {
+		return fmt.Errorf("postgres role %q: restore: %w", role, err)
+	}
+	return nil
+}
+
+func (t *Target) restore(ctx context.Context, req targets.RestoreRequest, role string, pendingPassword secret.Secret) error {
+	if req.Strategy == targets.Single {
+		return t.restoreSingle(ctx, req, role, pendingPassword)
+	}
+	return t.restoreAlternating(ctx, req, role)
+}
+
+func (t *Target) restoreSingle(ctx context.Context, req targets.RestoreRequest, role string, pendingPassword secret.Secret) error {
+	// back is the password to put back: the current one, or one nobody knows.
+	var back secret.Secret
+	if !req.Current.IsZero() {
+		cur, err := t.parseOwn(req.Strategy, req.Current, "current")
+		if err != nil {
+			return err
+		}
+		if t.logsIn(ctx, role, cur.Password) {
+			return nil
+		}
+		back = cur.Password
+	} else {
+		if !t.hasAdmin() && !t.logsIn(ctx, role, pendingPassword) {
+			return nil // the failed credential already does not work
+		}
+		unknown, err := randomPassword()
+		if err != nil {
+			return err
+		}
+		back = unknown
+	}
+	verifier, err := scramVerifier(back)
+	if err != nil {
+		return err
+	}
+	if t.hasAdmin() {
+		return t.adminSetPassword(ctx, role, verifier, "")
+	}
+	return t.selfSetPassword(ctx, role, req.Pending, "pending", verifier)
+}
+
+func (t *Target) restoreAlternating(ctx context.Context, req targets.RestoreRequest, role string) error {
+	if err := t.notCurrent(role, req.Current); err != nil {
+		return err
+	}
+	if !req.Previous.IsZero() {
+		prev, err := t.parseOwn(req.Strategy, req.Previous, "previous")
+		if err != nil {
+			return err
+		}
+		if prev.Username == role {
+			if t.logsIn(ctx, role, prev.Password) {
+				return nil
+			}
+			verifier, err := scramVerifier(prev.Password)
+			if err != nil {
+				return err
+			}
+			return t.adminSetPassword(ctx, role, verifier, "LOGIN")
+		}
+	}
+	unknown, err := randomPassword()
+	if err != nil {
+		return err
+	}
+	verifier, err := scramVerifier(unknown)
+	if err != nil {
+		return err
+	}
+	return t.adminTx(ctx, func(tx pgx.Tx) error {
+		exists, _, err := roleState(ctx, tx, role)
+		if err != nil || !exists {
+			return err
+		}
+		return alterPassword(ctx, tx, role, "NOLOGIN", verifier)
+	})
+}
+
+// Retire, for alternating with RetireNoLogin, sets the retired credential's
+// role NOLOGIN, unless it is the current credential's role or does not
+// exist; the next Apply on it sets LOGIN again. Otherwise it does nothing.
+func (t *Target) Retire(ctx context.Context, req targets.RetireRequest) error {
+	if req.Strategy != targets.Alternating || !t.opts.RetireNoLogin || req.Retired.IsZero() {
+		return nil
+	}
+	retired, err := t.parseOwn(req.Strategy, req.Retired, "retired")
+	if err != nil {
+		return fmt.Errorf("postgres target: retire: %w", err)
+	}
+	role := retired.Username
+	if !req.Current.IsZero() {
+		cur, err := ParseDocument(req.Current)
+		if err != nil {
+			return fmt.Errorf("postgres role %q: retire: current: %w", role, err)
+		}
+		if cur.Username == role {
+			return nil // never lock out the credential that must keep working
+		}
+	}
+	err = t.adminTx(ctx, func(tx pgx.Tx) error {
+		exists, canLogin, err := roleState(ctx, tx, role)
+		if err != nil || !exists || !canLogin {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "ALTER ROLE "+ident(role)+" NOLOGIN"); err != nil {
+			return fmt.Errorf("set NOLOGIN: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres role %q: retire: %w", role, err)
+	}
+	return nil
+}
+
+// parseOwn parses a document and checks that it names a role this target
+// manages under strategy, so a stray document never changes another role.
+func (t *Target) parseOwn(strategy targets.Strategy, s secret.Secret, what string) (Document, error) {
+	if err := t.opts.ValidateStrategy(strategy); err != nil {
+		return Document{}, err
+	}
+	doc, err := ParseDocument(s)
+	if err != nil {
+		return Document{}, fmt.Errorf("%s: %w", what, err)
+	}
+	ok := doc.Username == t.opts.Username ||
+		(strategy == targets.Alternating && doc.Username == t.opts.AlternateUsername)
+	if !ok {
+		return Document{}, fmt.Errorf("%s: role %q is not a role of this target (Username %q, AlternateUsername %q)",
+			what, doc.Username, t.opts.Username, t.opts.AlternateUsername)
+	}
+	return doc, nil
+}
+
+// notCurrent refuses to touch the current credential's role: with
+// alternating that role must keep working whatever happens to the other.
+func (t *Target) notCurrent(role string, current secret.Secret) error {
+	if current.IsZero() {
+		return nil
+	}
+	cur, err := ParseDocument(current)
+	if err != nil {
+		return fmt.Errorf("current: %w", err)
+	}
+	if cur.Username == role {
+		return fmt.Errorf("refusing to change the current credential's role %q", role)
+	}
+	return nil
+}
+
+func (t *Target) hasAdmin() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.admin != nil
+}
+
+// adminTx runs fn in a transaction on the admin connection; errors are
+// scrubbed of the admin URL and password.
+func (t *Target) adminTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	t.mu.Lock()
+	pool := t.admin
+	t.mu.Unlock()
+	if pool == nil {
+		if t.opts.Admin.IsZero() {
+			return fieldErr("Admin", "is empty: this step needs an admin connection")
+		}
+		return errors.New("the target is closed")
+	}
+	return t.scrubAdmin(pgx.BeginFunc(ctx, pool, fn))
+}
+
+// adminSetPassword sets role's password verifier as admin; attrs ("LOGIN",
+// "NOLOGIN" or "") go into the same ALTER ROLE. The role must exist.
+func (t *Target) adminSetPassword(ctx context.Context, role, verifier, attrs string) error {
+	return t.adminTx(ctx, func(tx pgx.Tx) error {
+		exists, _, err := roleState(ctx, tx, role)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return errors.New("the role does not exist")
+		}
+		return alterPassword(ctx, tx, role, attrs, verifier)
+	})
+}
+
+// selfSetPassword logs in as role with the password inside doc and changes
+// the role's own password: single without an admin connection.
+func (t *Target) selfSetPassword(ctx context.Context, role string, doc secret.Secret, what, verifier string) error {
+	if doc.IsZero() {
+		return fmt.Errorf("without Admin the role changes its own password, logging in with the %s credential, and there is none", what)
+	}
+	d, err := t.parseOwn(targets.Single, doc, what)
+	if err != nil {
+		return err
+	}
+	conn, err := t.login(ctx, role, d.Password)
+	if err != nil {
+		return fmt.Errorf("log in with the %s credential: %w", what, err)
+	}
+	defer closeConn(ctx, conn)
+	lit, err := passwordLiteral(verifier)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "ALTER ROLE "+ident(role)+" PASSWORD "+lit); err != nil {
+		return fmt.Errorf("alter own password: %w", scrub(err, d.Password.RevealString()))
+	}
+	return nil
+}
+
+func (t *Target) scrubAdmin(err error) error {
+	return scrub(err, t.opts.Admin.RevealString(), t.adminPassword.RevealString())
+}
+
+// roleState reads whether role exists and whether it may log in.
+func roleState(ctx context.Context, tx pgx.Tx, role string) (exists, canLogin bool, err error) {
+	err = tx.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", role).Scan(&canLogin)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("read role %q: %w", role, err)
+	}
+	return true, canLogin, nil
+}
+
+// alterPassword runs ALTER ROLE role [attrs] PASSWORD '<verifier>'.
+func alterPassword(ctx context.Context, tx pgx.Tx, role, attrs, verifier string) error {
+	lit, err := passwordLiteral(verifier)
+	if err != nil {
+		return err
+	}
+	sql := "ALTER ROLE " + ident(role)
+	if attrs != "" {
+		sql += " " + attrs
+	}
+	if _, err := tx.Exec(ctx, sql+" PASSWORD "+lit); err != nil {
+		return fmt.Errorf("alter password: %w", err)
+	}
+	return nil
+}
+
+func ident(name string) string { return pgx.Identifier{name}.Sanitize() }

@@ -1,0 +1,484 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/swarmkey/swarmkey/internal/pgtest"
+	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/targets"
+	"github.com/swarmkey/swarmkey/targets/postgres"
+	"github.com/swarmkey/swarmkey/targets/targettest"
+)
+
+var strategies = []targets.Strategy{targets.Alternating, targets.Single}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	targettest.Run(t, harness(plainNames))
+}
+
+// TestConformanceQuotedIdentifiers runs the whole suite with a quote, a
+// space and capitals in every role name (and in the canary's table name).
+func TestConformanceQuotedIdentifiers(t *testing.T) {
+	t.Parallel()
+	targettest.Run(t, harness(quotedNames))
+}
+
+func TestQuotedIdentifiersAreKeptExactly(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, quotedNames, targets.Alternating)
+	r := &rotator{t: t, tg: newTarget(t, s.options()), strategy: targets.Alternating}
+	r.rotate()
+	r.rotate()
+
+	rows, err := s.db.Pool.Query(context.Background(),
+		"SELECT rolname FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname", []string{s.user, s.alt})
+	require.NoError(t, err)
+	var names []string
+	for rows.Next() {
+		var n string
+		require.NoError(t, rows.Scan(&n))
+		names = append(names, n)
+	}
+	require.NoError(t, rows.Err())
+	require.ElementsMatch(t, []string{s.user, s.alt}, names)
+	require.Contains(t, s.user, `"`)
+	require.Contains(t, s.user, ` `)
+}
+
+// TestSCRAMVerifierLogsInOverTCP proves the client-side verifier with a
+// login over TCP on 127.0.0.1 (SCRAM), not the superuser's unix socket
+// (trust).
+func TestSCRAMVerifierLogsInOverTCP(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range strategies {
+		t.Run(string(strategy), func(t *testing.T) {
+			t.Parallel()
+			s := newSystem(t, plainNames, strategy)
+			r := &rotator{t: t, tg: newTarget(t, s.options()), strategy: strategy}
+			doc, err := postgres.ParseDocument(r.rotate())
+			require.NoError(t, err)
+
+			stored := s.rolpassword(t, doc.Username)
+			require.Regexp(t, `^SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$`, stored)
+
+			conn, err := s.loginTCP(t, doc.Username, doc.Password.RevealString())
+			require.NoError(t, err)
+			defer conn.Close(context.Background())
+			var addr *string
+			require.NoError(t, conn.QueryRow(context.Background(), "SELECT host(inet_client_addr())").Scan(&addr))
+			require.NotNil(t, addr, "the login must be over TCP")
+			require.Equal(t, "127.0.0.1", *addr)
+
+			// The same login with a wrong password is refused: SCRAM is enforced.
+			_, err = s.loginTCP(t, doc.Username, doc.Password.RevealString()+"x")
+			require.Error(t, err)
+			require.Equal(t, "28P01", sqlState(err), "invalid_password")
+		})
+	}
+}
+
+// TestNoPasswordInServerLog rotates with every path that sets a password
+// (alternating, single as admin, single without admin, restores) on a server
+// that logs every statement, then searches the whole log.
+func TestNoPasswordInServerLog(t *testing.T) {
+	t.Parallel()
+	logPath := pgtest.ServerLog(t)
+	var passwords []string
+	var roles []string
+
+	for _, strategy := range strategies {
+		s := newSystem(t, plainNames, strategy)
+		roles = append(roles, s.user)
+		r := &rotator{t: t, tg: newTarget(t, s.options()), strategy: strategy}
+		for range 3 {
+			r.rotate()
+		}
+		require.NoError(t, r.restore(r.createApply()))
+		if strategy == targets.Single {
+			// The role changes its own password, logging in with the current one.
+			opts := s.options()
+			opts.Admin = secret.Secret{}
+			self := &rotator{t: t, tg: newTarget(t, opts), strategy: strategy, current: r.current}
+			self.rotate()
+			self.rotate()
+			require.NoError(t, self.restore(self.createApply()))
+			passwords = append(passwords, self.passwords...)
+		}
+		passwords = append(passwords, r.passwords...)
+	}
+	require.NotEmpty(t, passwords)
+
+	log, err := os.ReadFile(logPath)
+	require.NoError(t, err)
+	text := string(log)
+	// The log must hold our statements, or the search below proves nothing.
+	for _, role := range roles {
+		require.Contains(t, text, `ALTER ROLE "`+role+`"`, "log_statement = all should log the set step")
+	}
+	require.Contains(t, text, `PASSWORD 'SCRAM-SHA-256$4096:`)
+	requireNoneIn(t, text, passwords)
+}
+
+// TestCanaryWithoutGrantFailsVerify: the canary runs as the new credential,
+// so a query on a table it has no grant on fails Verify with Canary, and
+// only then.
+func TestCanaryWithoutGrantFailsVerify(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range strategies {
+		t.Run(string(strategy), func(t *testing.T) {
+			t.Parallel()
+			s := newSystem(t, plainNames, strategy)
+			opts := s.options()
+			opts.CanaryQuery = "SELECT * FROM " + s.hiddenSQL
+			r := &rotator{t: t, tg: newTarget(t, opts), strategy: strategy}
+			pending := r.createApply()
+			doc, err := postgres.ParseDocument(pending)
+			require.NoError(t, err)
+
+			require.NoError(t, r.verify(pending, false), "without Canary only the login is checked")
+			err = r.verify(pending, true)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), fmt.Sprintf("postgres role %q: verify: canary query", doc.Username))
+			require.Contains(t, err.Error(), "permission denied")
+			require.Equal(t, "42501", sqlState(err), "insufficient_privilege, reachable with errors.As")
+			requireNoneIn(t, err.Error(), r.passwords)
+		})
+	}
+}
+
+// TestVerifyErrorNamesRoleNotPassword checks the message of a failed login.
+func TestVerifyErrorNamesRoleNotPassword(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, plainNames, targets.Single)
+	tg := newTarget(t, s.options())
+	pw := newPassword(t)
+	doc, err := postgres.Document{Host: s.host, Port: s.port, DBName: s.db.Name, Username: s.user, Password: pw}.Secret()
+	require.NoError(t, err)
+	err = tg.Verify(context.Background(), targets.VerifyRequest{Credential: doc})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), fmt.Sprintf("postgres role %q: verify: log in", s.user))
+	require.Contains(t, err.Error(), "password authentication failed")
+	require.NotContains(t, err.Error(), pw.RevealString())
+	require.NotContains(t, fmt.Sprintf("%+v %#v", err, err), pw.RevealString())
+}
+
+// TestSingleWithoutAdmin: the role changes its own password, logging in
+// with the current one; Restore logs in with the pending one.
+func TestSingleWithoutAdmin(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, plainNames, targets.Single)
+	// The first password comes from an admin: without one there is nothing
+	// to log in with.
+	bootstrap := &rotator{t: t, tg: newTarget(t, s.options()), strategy: targets.Single}
+	first := bootstrap.rotate()
+
+	opts := s.options()
+	opts.Admin = secret.Secret{}
+	tg := newTarget(t, opts)
+	r := &rotator{t: t, tg: tg, strategy: targets.Single, current: first}
+
+	second := r.rotate()
+	require.Error(t, r.verify(first, false), "the old password stops working")
+	third := r.rotate()
+	require.Error(t, r.verify(second, false))
+	require.NoError(t, r.verify(third, true))
+
+	// Apply again is a no-op; Restore puts the current password back.
+	pending := r.createApply()
+	require.NoError(t, tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: pending, Current: r.current}))
+	require.NoError(t, r.restore(pending))
+	require.NoError(t, r.restore(pending), "Restore is idempotent")
+	require.NoError(t, r.verify(r.current, true))
+	require.Error(t, r.verify(pending, false))
+
+	// Without a current credential there is nothing to log in with.
+	pw := newPassword(t)
+	resp, err := tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Single, Password: pw})
+	require.NoError(t, err)
+	err = tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: resp.Pending})
+	require.ErrorContains(t, err, "without Admin")
+
+	// Alternating needs the admin connection.
+	_, err = tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Alternating, Password: pw})
+	var fe *postgres.FieldError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "Admin", fe.Field)
+}
+
+// TestAlternatingObjectsBelongToGroup: a table created by one login role is
+// owned by the group, so the other login role can use it after the next
+// rotation.
+func TestAlternatingObjectsBelongToGroup(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, plainNames, targets.Alternating)
+	r := &rotator{t: t, tg: newTarget(t, s.options()), strategy: targets.Alternating}
+	first, err := postgres.ParseDocument(r.rotate())
+	require.NoError(t, err)
+
+	ctx := context.Background()
+	conn, err := s.loginTCP(t, first.Username, first.Password.RevealString())
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `CREATE TABLE "Made By Login" (id int)`)
+	require.NoError(t, err)
+	var sessionUser, currentUser string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT session_user, current_user").Scan(&sessionUser, &currentUser))
+	require.NoError(t, conn.Close(ctx))
+	require.Equal(t, first.Username, sessionUser)
+	require.Equal(t, s.group, currentUser)
+
+	var owner string
+	require.NoError(t, s.db.Pool.QueryRow(ctx,
+		"SELECT tableowner FROM pg_tables WHERE tablename = 'Made By Login'").Scan(&owner))
+	require.Equal(t, s.group, owner)
+
+	second, err := postgres.ParseDocument(r.rotate())
+	require.NoError(t, err)
+	require.NotEqual(t, first.Username, second.Username)
+	conn, err = s.loginTCP(t, second.Username, second.Password.RevealString())
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `INSERT INTO "Made By Login" VALUES (1)`)
+	require.NoError(t, err, "the other login role uses the group's table")
+}
+
+// TestRetireNoLogin: Retire sets the retired role NOLOGIN, never the current
+// one, and the next Apply on it sets LOGIN again.
+func TestRetireNoLogin(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, plainNames, targets.Alternating)
+	opts := s.options()
+	opts.RetireNoLogin = true
+	r := &rotator{t: t, tg: newTarget(t, opts), strategy: targets.Alternating}
+	r.rotate()
+	r.rotate()
+	prev, err := postgres.ParseDocument(r.previous)
+	require.NoError(t, err)
+	require.NoError(t, r.verify(r.previous, false))
+
+	require.NoError(t, r.retire())
+	require.NoError(t, r.retire(), "Retire is idempotent")
+	require.False(t, s.roleCanLogin(t, prev.Username))
+	require.Error(t, r.verify(r.previous, false), "the retired credential no longer logs in")
+	require.NoError(t, r.verify(r.current, true))
+
+	// Retired naming the current role does nothing.
+	require.NoError(t, r.tg.Retire(context.Background(), targets.RetireRequest{
+		Strategy: targets.Alternating, Retired: r.current, Current: r.current,
+	}))
+	require.NoError(t, r.verify(r.current, true))
+
+	// The next rotation lands on the retired role and makes it log in again.
+	next, err := postgres.ParseDocument(r.rotate())
+	require.NoError(t, err)
+	require.Equal(t, prev.Username, next.Username)
+	require.True(t, s.roleCanLogin(t, next.Username))
+
+	// Without RetireNoLogin, Retire does nothing.
+	opts.RetireNoLogin = false
+	plain := &rotator{t: t, tg: newTarget(t, opts), strategy: targets.Alternating, current: r.current, previous: r.previous}
+	require.NoError(t, plain.retire())
+	require.NoError(t, plain.verify(plain.previous, false))
+}
+
+// TestApplyTwiceDoesNotWrite: the second Apply sees that the pending
+// credential logs in and leaves the stored verifier (with its random salt)
+// untouched.
+func TestApplyTwiceDoesNotWrite(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range strategies {
+		t.Run(string(strategy), func(t *testing.T) {
+			t.Parallel()
+			s := newSystem(t, plainNames, strategy)
+			r := &rotator{t: t, tg: newTarget(t, s.options()), strategy: strategy}
+			pending := r.createApply()
+			doc, err := postgres.ParseDocument(pending)
+			require.NoError(t, err)
+			before := s.rolpassword(t, doc.Username)
+			require.NoError(t, r.tg.Apply(context.Background(), targets.ApplyRequest{Strategy: strategy, Pending: pending}))
+			require.Equal(t, before, s.rolpassword(t, doc.Username))
+		})
+	}
+}
+
+// TestAlternatingRestoreWithoutPreviousDisablesRole: a failed role that no
+// previous credential names ends NOLOGIN with an unknown password.
+func TestAlternatingRestoreWithoutPreviousDisablesRole(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, plainNames, targets.Alternating)
+	r := &rotator{t: t, tg: newTarget(t, s.options()), strategy: targets.Alternating}
+	r.rotate()
+	pending := r.createApply()
+	doc, err := postgres.ParseDocument(pending)
+	require.NoError(t, err)
+	require.True(t, s.roleCanLogin(t, doc.Username))
+	require.NoError(t, r.restore(pending))
+	require.False(t, s.roleCanLogin(t, doc.Username))
+	require.NoError(t, r.verify(r.current, true))
+
+	// Restore refuses to touch the current credential's role.
+	err = r.tg.Restore(context.Background(), targets.RestoreRequest{
+		Strategy: targets.Alternating, Pending: r.current, Current: r.current,
+	})
+	require.ErrorContains(t, err, "refusing to change the current credential's role")
+	require.NoError(t, r.verify(r.current, true))
+}
+
+func TestAlternatingNeedsTheGroupRole(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, plainNames, targets.Alternating)
+	opts := s.options()
+	opts.GroupRole = pgtest.RoleName(t, `Missing "Group"`)
+	r := &rotator{t: t, tg: newTarget(t, opts), strategy: targets.Alternating}
+	resp, err := r.tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Alternating, Password: newPassword(t)})
+	require.NoError(t, err)
+	err = r.tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Alternating, Pending: resp.Pending})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), fmt.Sprintf("group role %q (GroupRole) does not exist", opts.GroupRole))
+	var exists bool
+	require.NoError(t, s.db.Pool.QueryRow(context.Background(),
+		"SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", s.user).Scan(&exists))
+	require.False(t, exists, "the failed Apply created nothing")
+}
+
+func TestApplyRefusesForeignRoles(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, plainNames, targets.Single)
+	tg := newTarget(t, s.options())
+	doc, err := postgres.Document{Host: s.host, Port: s.port, DBName: s.db.Name, Username: "postgres", Password: newPassword(t)}.Secret()
+	require.NoError(t, err)
+	for _, strategy := range strategies {
+		err := tg.Apply(context.Background(), targets.ApplyRequest{Strategy: strategy, Pending: doc})
+		require.ErrorContains(t, err, `role "postgres" is not a role of this target`)
+	}
+}
+
+func TestCreate(t *testing.T) {
+	t.Parallel()
+	tg, err := postgres.New(context.Background(), postgres.Options{
+		Host: "db.internal", Port: 5433, DBName: "app", Username: "checkout", GroupRole: "checkout_group",
+		Admin: secret.FromString("postgres://admin:hunter2@db.internal/app"),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, tg.Close()) })
+	ctx := context.Background()
+	pw := secret.FromString("s3cret-Password")
+
+	create := func(strategy targets.Strategy, current secret.Secret) (postgres.Document, string) {
+		resp, err := tg.Create(ctx, targets.CreateRequest{Strategy: strategy, Current: current, Password: pw})
+		require.NoError(t, err)
+		doc, err := postgres.ParseDocument(resp.Pending)
+		require.NoError(t, err)
+		require.Equal(t, postgres.Document{Host: "db.internal", Port: 5433, DBName: "app", Username: resp.Principal, Password: pw}, doc)
+		require.True(t, doc.Password.Equal(pw))
+		return doc, resp.Principal
+	}
+	docOf := func(user string) secret.Secret {
+		s, err := postgres.Document{Host: "db.internal", Port: 5433, DBName: "app", Username: user, Password: pw}.Secret()
+		require.NoError(t, err)
+		return s
+	}
+
+	_, p := create(targets.Single, secret.Secret{})
+	require.Equal(t, "checkout", p)
+	_, p = create(targets.Single, docOf("checkout"))
+	require.Equal(t, "checkout", p)
+	_, p = create(targets.Alternating, secret.Secret{})
+	require.Equal(t, "checkout", p)
+	_, p = create(targets.Alternating, docOf("checkout"))
+	require.Equal(t, "checkout_b", p)
+	_, p = create(targets.Alternating, docOf("checkout_b"))
+	require.Equal(t, "checkout", p)
+
+	_, err = tg.Create(ctx, targets.CreateRequest{Strategy: targets.Alternating, Current: docOf("someone"), Password: pw})
+	require.ErrorContains(t, err, `role "someone" is neither Username "checkout" nor AlternateUsername "checkout_b"`)
+	_, err = tg.Create(ctx, targets.CreateRequest{Strategy: targets.Single})
+	require.ErrorContains(t, err, "password is empty")
+	_, err = tg.Create(ctx, targets.CreateRequest{Strategy: "round-robin", Password: pw})
+	require.ErrorContains(t, err, `unknown strategy "round-robin"`)
+}
+
+func TestOptionsValidation(t *testing.T) {
+	t.Parallel()
+	valid := func() postgres.Options {
+		return postgres.Options{Host: "127.0.0.1", Port: 5432, DBName: "app", Username: "checkout", GroupRole: "checkout_group",
+			Admin: secret.FromString("postgres://admin:hunter2@127.0.0.1/app")}
+	}
+	require.NoError(t, valid().Validate())
+	require.NoError(t, valid().ValidateStrategy(targets.Alternating))
+	require.NoError(t, valid().ValidateStrategy(targets.Single))
+
+	cases := []struct {
+		field    string
+		strategy targets.Strategy
+		mod      func(*postgres.Options)
+	}{
+		{"Host", targets.Single, func(o *postgres.Options) { o.Host = "" }},
+		{"Port", targets.Single, func(o *postgres.Options) { o.Port = 0 }},
+		{"Port", targets.Single, func(o *postgres.Options) { o.Port = 70000 }},
+		{"DBName", targets.Single, func(o *postgres.Options) { o.DBName = "" }},
+		{"SSLMode", targets.Single, func(o *postgres.Options) { o.SSLMode = "sometimes" }},
+		{"ConnectTimeout", targets.Single, func(o *postgres.Options) { o.ConnectTimeout = -1 }},
+		{"Username", targets.Single, func(o *postgres.Options) { o.Username = "" }},
+		{"Username", targets.Single, func(o *postgres.Options) { o.Username = strings.Repeat("x", 64) }},
+		{"AlternateUsername", targets.Single, func(o *postgres.Options) { o.Username = strings.Repeat("x", 63) }},
+		{"AlternateUsername", targets.Single, func(o *postgres.Options) { o.AlternateUsername = o.Username }},
+		{"GroupRole", targets.Single, func(o *postgres.Options) { o.GroupRole = o.Username }},
+		{"GroupRole", targets.Single, func(o *postgres.Options) { o.GroupRole = "none" }},
+		{"GroupRole", targets.Alternating, func(o *postgres.Options) { o.GroupRole = "" }},
+		{"Admin", targets.Alternating, func(o *postgres.Options) { o.Admin = secret.Secret{} }},
+	}
+	for _, c := range cases {
+		o := valid()
+		c.mod(&o)
+		err := o.ValidateStrategy(c.strategy)
+		var fe *postgres.FieldError
+		require.ErrorAs(t, err, &fe, "%s", c.field)
+		require.Equal(t, c.field, fe.Field)
+		require.Contains(t, err.Error(), c.field)
+
+		if c.strategy == targets.Single {
+			_, err := postgres.New(context.Background(), o)
+			require.ErrorAs(t, err, &fe)
+			require.Equal(t, c.field, fe.Field)
+		}
+	}
+
+	// Single may go without an admin and a group.
+	o := valid()
+	o.Admin, o.GroupRole = secret.Secret{}, ""
+	require.NoError(t, o.ValidateStrategy(targets.Single))
+
+	// A broken admin URL is named, without a word of its value.
+	o = valid()
+	o.Admin = secret.FromString("postgres://admin:hunter2@[broken/app")
+	_, err := postgres.New(context.Background(), o)
+	var fe *postgres.FieldError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "Admin", fe.Field)
+	require.NotContains(t, err.Error(), "hunter2")
+	require.NotContains(t, err.Error(), "broken")
+}
+
+// TestAdminErrorsDoNotLeakTheAdminPassword: an admin URL that points
+// nowhere fails Apply with a message free of the admin password.
+func TestAdminErrorsDoNotLeakTheAdminPassword(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, plainNames, targets.Single)
+	opts := s.options()
+	adminPW := "Adm1n-" + newPassword(t).RevealString()[:8]
+	adminPW = strings.NewReplacer("'", "", `"`, "", `\`, "", "@", "", "/", "", "%", "", "?", "", "#", "", "[", "", "]", "", ":", "").Replace(adminPW)
+	opts.Admin = secret.FromString(fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", s.user, adminPW, s.host, s.port, s.db.Name))
+	tg := newTarget(t, opts)
+	resp, err := tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Single, Password: newPassword(t)})
+	require.NoError(t, err)
+	err = tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: resp.Pending})
+	require.Error(t, err)
+	require.NotContains(t, fmt.Sprintf("%v %+v %#v", err, err, err), adminPW)
+}
