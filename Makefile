@@ -31,3 +31,6 @@ lint:
 
 clean:
 	rm -rf bin
+
+demo: build
+	scripts/with-postgres scripts/demo

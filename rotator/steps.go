@@ -199,8 +199,8 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 }
 
 // set applies the pending credential to the target, after BeforeSet had its
-// last word. A pending credential that already works (a retry after a
-// crash) is left alone.
+// last word. Apply is idempotent: a pending credential that already works (a
+// retry after a crash) is left alone by the target.
 func (run *rotation) set(ctx context.Context) (string, error) {
 	if run.opts.BeforeSet != nil {
 		if err := run.opts.BeforeSet(ctx); err != nil {
@@ -210,9 +210,6 @@ func (run *rotation) set(ctx context.Context) (string, error) {
 	pending, err := run.pending(ctx)
 	if err != nil {
 		return "", err
-	}
-	if run.p.Target.Verify(ctx, targets.VerifyRequest{Credential: pending}) == nil {
-		return "already applied", nil
 	}
 	current, err := run.current(ctx)
 	if err != nil {

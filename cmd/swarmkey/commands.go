@@ -5,14 +5,17 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/swarmkey/swarmkey/config"
+	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
+	"github.com/swarmkey/swarmkey/targets"
 )
 
 func newMigrateCommand(g *globals) *cobra.Command {
@@ -234,4 +237,49 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+func newVerifyCommand(g *globals) *cobra.Command {
+	var stage string
+	cmd := &cobra.Command{
+		Use:   "verify NAME",
+		Short: "Check that a stored credential logs in (its value is never printed)",
+		Long: `verify reads the policy's secret at --stage (current by default) and runs the
+target's canary with it: exit 0 when it logs in, 1 when it is refused.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st := providers.Stage(stage)
+			if !slices.Contains(providers.Stages, st) {
+				return usageError("--stage %q: use current, pending or previous", stage)
+			}
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			logger, err := g.logger()
+			if err != nil {
+				return err
+			}
+			env := newEnvironment(cfg, logger)
+			defer env.Close()
+			ctx := cmd.Context()
+			p, err := env.policy(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer p.Target.Close()
+			v, err := p.Store.Get(ctx, p.SecretID, st)
+			if err != nil {
+				return fmt.Errorf("%s: read %s version: %w", p.Name, st, err)
+			}
+			if err := p.Target.Verify(ctx, targets.VerifyRequest{Credential: v.Value, Canary: true}); err != nil {
+				fmt.Fprintf(g.stdout, "%s %s (version %s): refused\n", p.Name, st, v.ID)
+				return fmt.Errorf("%s %s credential is refused: %w", p.Name, st, err)
+			}
+			fmt.Fprintf(g.stdout, "%s %s (version %s): logs in\n", p.Name, st, v.ID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&stage, "stage", "current", "which version: current, pending or previous")
+	return cmd
 }

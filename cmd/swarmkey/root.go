@@ -76,6 +76,7 @@ proves it with a canary, promotes it, and never rotates under a running test.`,
 		newStatusCommand(g),
 		newHistoryCommand(g),
 		newKeygenCommand(g),
+		newVerifyCommand(g),
 	)
 
 	err := root.ExecuteContext(ctx)
