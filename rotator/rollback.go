@@ -70,7 +70,7 @@ func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, 
 
 	run.result.Outcome = outcome
 	run.result.RolledBack = rolledBack
-	if err := run.r.db.FinishRotation(cctx, run.row.Token, outcome, reason, rolledBack, nil); err != nil {
+	if err := run.r.db.FinishRotation(cctx, run.row.Token, outcome, reason, rolledBack, nil, false); err != nil {
 		run.r.logger.Error("recording the outcome failed", "policy", run.p.Name, "token", run.row.Token, "error", err)
 	}
 	run.audit(cctx, "rotation."+string(outcome), map[string]any{"step": string(step), "reason": reason, "rolled_back": rolledBack})

@@ -67,6 +67,7 @@ func setup(t *testing.T) *bundle {
 	ctx := context.Background()
 	db := pgtest.New(t)
 	state := store.NewFromPool(db.Pool)
+	t.Cleanup(state.Close)
 	_, err := state.Migrate(ctx)
 	require.NoError(t, err)
 

@@ -215,7 +215,10 @@ func (run *rotation) set(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "", run.p.Target.Apply(ctx, targets.ApplyRequest{Token: run.row.Token, Strategy: run.p.Strategy, Pending: pending, Current: current})
+	// A rotation this process started has not applied pending before; a
+	// resumed one may have, before its crash.
+	return "", run.p.Target.Apply(ctx, targets.ApplyRequest{Token: run.row.Token, Strategy: run.p.Strategy,
+		Pending: pending, Current: current, Retry: run.result.Resumed})
 }
 
 // test proves the pending credential with the canary, retrying briefly.
@@ -302,13 +305,8 @@ func (run *rotation) succeed(ctx context.Context) (Result, error) {
 		now := run.r.now()
 		run.retireAfter = &now
 	}
-	if err := run.r.db.FinishRotation(ctx, run.row.Token, store.OutcomeSucceeded, "", false, run.retireAfter); err != nil {
+	if err := run.r.db.FinishRotation(ctx, run.row.Token, store.OutcomeSucceeded, "", false, run.retireAfter, run.retired); err != nil {
 		return run.result, fmt.Errorf("rotate policy %q: %w", run.p.Name, err)
-	}
-	if run.retired {
-		if err := run.r.db.MarkRetired(ctx, run.row.Token); err != nil {
-			return run.result, fmt.Errorf("rotate policy %q: %w", run.p.Name, err)
-		}
 	}
 	run.result.Outcome = store.OutcomeSucceeded
 	run.audit(ctx, "rotation.succeeded", map[string]any{"resumed": run.result.Resumed})

@@ -12,12 +12,30 @@ import (
 // ErrLocked is returned when another session holds a policy's lock.
 var ErrLocked = errors.New("policy is locked by another rotation")
 
-// PolicyLock is a held per-policy advisory lock. It is a session lock on one
-// pooled connection: if the process dies, PostgreSQL ends the session and
-// the lock goes with it, so a crash never leaves a policy locked.
+// PolicyLock is a held per-policy advisory lock. It is a session lock on a
+// connection of the lock pool: if the process dies, PostgreSQL ends the
+// session and the lock goes with it, so a crash never leaves a policy
+// locked. Locks do not take connections from the main pool, because a
+// rotation holds its lock while it queries through that pool: N rotations
+// holding N of its connections would starve each other.
 type PolicyLock struct {
 	conn   *pgxpool.Conn
 	policy string
+}
+
+// maxHeldLocks bounds the lock pool: how many policies one process may
+// rotate at once. A further TryLockPolicy waits for a free connection.
+const maxHeldLocks = 64
+
+func (db *DB) lockPool() (*pgxpool.Pool, error) {
+	db.locksOnce.Do(func() {
+		cfg := db.Pool.Config().Copy()
+		cfg.MaxConns = maxHeldLocks
+		cfg.MinConns = 0
+		cfg.MaxConnIdleTime = time.Minute
+		db.locks, db.locksErr = pgxpool.NewWithConfig(context.Background(), cfg)
+	})
+	return db.locks, db.locksErr
 }
 
 // lockKey namespaces our advisory locks so they do not collide with the
@@ -28,9 +46,13 @@ func lockKey(policy string) string { return "swarmkey/policy/" + policy }
 // ErrLocked when another session (a daemon, `run-due`, `rotate --local`)
 // holds it.
 func (db *DB) TryLockPolicy(ctx context.Context, policy string) (*PolicyLock, error) {
-	conn, err := db.Pool.Acquire(ctx)
+	pool, err := db.lockPool()
 	if err != nil {
-		return nil, fmt.Errorf("lock policy %q: %w", policy, err)
+		return nil, fmt.Errorf("lock policy %q: %w", policy, scrub(err, db.Pool.Config().ConnConfig.Password))
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock policy %q: connect: %w", policy, scrub(err, db.Pool.Config().ConnConfig.Password))
 	}
 	var ok bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, lockKey(policy)).Scan(&ok); err != nil {
@@ -44,8 +66,7 @@ func (db *DB) TryLockPolicy(ctx context.Context, policy string) (*PolicyLock, er
 	return &PolicyLock{conn: conn, policy: policy}, nil
 }
 
-// Release gives the lock back. If the unlock cannot be sent, the connection
-// is closed instead, which ends the session and so releases the lock too.
+// Release gives the lock back and returns its connection to the lock pool.
 func (l *PolicyLock) Release() {
 	if l == nil || l.conn == nil {
 		return
@@ -55,6 +76,8 @@ func (l *PolicyLock) Release() {
 	var released bool
 	err := l.conn.QueryRow(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, lockKey(l.policy)).Scan(&released)
 	if err != nil || !released {
+		// Ending the session releases the lock whatever state it is in; a
+		// connection that may still hold a lock never goes back to the pool.
 		_ = l.conn.Conn().Close(ctx)
 	}
 	l.conn.Release()

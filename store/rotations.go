@@ -112,21 +112,20 @@ func (db *DB) MarkResumed(ctx context.Context, token string) error {
 	return err
 }
 
-// FinishRotation ends a rotation with outcome. errText must hold no value.
-func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome, errText string, rolledBack bool, retireAfter *time.Time) error {
-	now := db.now()
+// FinishRotation ends a rotation with outcome and records it as the
+// policy's last outcome, in one statement. errText must hold no value.
+// retireAfter is when its finish work is due; retired says it already ran.
+func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome, errText string, rolledBack bool, retireAfter *time.Time, retired bool) error {
 	_, err := db.Pool.Exec(ctx, `
-		UPDATE rotations SET outcome = $2, error = nullif($3, ''), rolled_back = $4, retire_after = $5,
-			finished_at = $6, updated_at = $6
-		WHERE token = $1`,
-		token, string(outcome), errText, rolledBack, retireAfter, now)
-	if err != nil {
-		return fmt.Errorf("record outcome of rotation %s: %w", token, err)
-	}
-	_, err = db.Pool.Exec(ctx, `
-		UPDATE policy_state SET last_rotation = $1, last_outcome = $2, last_error = nullif($3, ''), updated_at = $4
-		FROM rotations r WHERE r.token = $1 AND policy_state.policy = r.policy`,
-		token, string(outcome), errText, now)
+		WITH finished AS (
+			UPDATE rotations SET outcome = $2, error = nullif($3, ''), rolled_back = $4, retire_after = $5,
+				retired_at = CASE WHEN $6 THEN $7::timestamptz END, finished_at = $7, updated_at = $7
+			WHERE token = $1
+			RETURNING policy
+		)
+		UPDATE policy_state SET last_rotation = $1, last_outcome = $2, last_error = nullif($3, ''), updated_at = $7
+		FROM finished WHERE policy_state.policy = finished.policy`,
+		token, string(outcome), errText, rolledBack, retireAfter, retired, db.now())
 	if err != nil {
 		return fmt.Errorf("record outcome of rotation %s: %w", token, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +26,11 @@ var ErrNotFound = errors.New("not found")
 // DB is swarmkey's state database.
 type DB struct {
 	Pool *pgxpool.Pool
+	// locks is a second pool for the sessions that hold advisory locks,
+	// opened on first use (see PolicyLock).
+	locks     *pgxpool.Pool
+	locksErr  error
+	locksOnce sync.Once
 	// timeNowFunc returns the current time; nil means time.Now().UTC().
 	timeNowFunc func() time.Time
 }
@@ -58,8 +64,13 @@ func Open(ctx context.Context, url string) (*DB, error) {
 // NewFromPool wraps an existing pool (tests, benchmarks).
 func NewFromPool(pool *pgxpool.Pool) *DB { return &DB{Pool: pool} }
 
-// Close closes the pool.
-func (db *DB) Close() { db.Pool.Close() }
+// Close closes the pools.
+func (db *DB) Close() {
+	if db.locks != nil {
+		db.locks.Close()
+	}
+	db.Pool.Close()
+}
 
 // Migrate applies swarmkey's pending migrations and returns how many ran.
 func (db *DB) Migrate(ctx context.Context) (int, error) {

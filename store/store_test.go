@@ -88,7 +88,7 @@ func TestOneRunningRotationPerPolicy(t *testing.T) {
 
 	require.NoError(t, db.CompleteStep(ctx, "0190b5a4-0000-7000-8000-000000000001", "create", "alice",
 		store.StepTiming{Step: "create", Started: time.Now(), Duration: time.Millisecond}))
-	require.NoError(t, db.FinishRotation(ctx, "0190b5a4-0000-7000-8000-000000000001", store.OutcomeFailed, "set: refused", true, nil))
+	require.NoError(t, db.FinishRotation(ctx, "0190b5a4-0000-7000-8000-000000000001", store.OutcomeFailed, "set: refused", true, nil, false))
 	require.NoError(t, db.InsertRotation(ctx, row), "after the first finished, a new one may start")
 
 	got, err := db.Rotation(ctx, "0190b5a4-0000-7000-8000-000000000001")

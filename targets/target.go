@@ -74,6 +74,11 @@ type ApplyRequest struct {
 	// Current is the current document, zero for the first rotation. The
 	// single strategy without an admin credential logs in with it.
 	Current secret.Secret
+	// Retry is set when an earlier attempt may already have applied Pending
+	// (a resumed or retried rotation): the target checks first and does
+	// nothing if Pending already works. A first attempt skips that check,
+	// which for a database costs a failed login.
+	Retry bool
 }
 
 // VerifyRequest asks for the canary: log in or call with Credential.

@@ -16,7 +16,7 @@ import (
 func TestScramVerifierShapeAndKeys(t *testing.T) {
 	t.Parallel()
 	pw := secret.FromString(`pa'ss"wo\rd $1`)
-	v, err := scramVerifier(pw)
+	v, err := SCRAMVerifier(pw)
 	require.NoError(t, err)
 	require.Regexp(t, verifierShape, v)
 
@@ -37,22 +37,22 @@ func TestScramVerifierShapeAndKeys(t *testing.T) {
 	require.Equal(t, base64.StdEncoding.EncodeToString(creds.ServerKey), serverB64)
 
 	// A fresh salt each time.
-	v2, err := scramVerifier(pw)
+	v2, err := SCRAMVerifier(pw)
 	require.NoError(t, err)
 	require.NotEqual(t, v, v2)
 	require.NotContains(t, v, pw.RevealString())
 
-	_, err = scramVerifier(secret.Secret{})
+	_, err = SCRAMVerifier(secret.Secret{})
 	require.Error(t, err)
 
 	// SASLprep rejects a control character; like PostgreSQL, fall back to the raw bytes.
-	_, err = scramVerifier(secret.FromString("bell\a-password"))
+	_, err = SCRAMVerifier(secret.FromString("bell\a-password"))
 	require.NoError(t, err)
 }
 
 func TestPasswordLiteralRefusesOtherShapes(t *testing.T) {
 	t.Parallel()
-	v, err := scramVerifier(secret.FromString("x"))
+	v, err := SCRAMVerifier(secret.FromString("x"))
 	require.NoError(t, err)
 	lit, err := passwordLiteral(v)
 	require.NoError(t, err)

@@ -157,10 +157,10 @@ func (t *Target) Apply(ctx context.Context, req targets.ApplyRequest) error {
 		return fmt.Errorf("postgres target: apply: %w", err)
 	}
 	role := pending.Username
-	if t.logsIn(ctx, role, pending.Password) {
+	if req.Retry && t.logsIn(ctx, role, pending.Password) {
 		return nil
 	}
-	verifier, err := scramVerifier(pending.Password)
+	verifier, err := SCRAMVerifier(pending.Password)
 	if err != nil {
 		return fmt.Errorf("postgres role %q: apply: %w", role, err)
 	}
@@ -305,7 +305,7 @@ func (t *Target) restoreSingle(ctx context.Context, req targets.RestoreRequest, 
 		}
 		back = unknown
 	}
-	verifier, err := scramVerifier(back)
+	verifier, err := SCRAMVerifier(back)
 	if err != nil {
 		return err
 	}
@@ -328,7 +328,7 @@ func (t *Target) restoreAlternating(ctx context.Context, req targets.RestoreRequ
 			if t.logsIn(ctx, role, prev.Password) {
 				return nil
 			}
-			verifier, err := scramVerifier(prev.Password)
+			verifier, err := SCRAMVerifier(prev.Password)
 			if err != nil {
 				return err
 			}
@@ -339,7 +339,7 @@ func (t *Target) restoreAlternating(ctx context.Context, req targets.RestoreRequ
 	if err != nil {
 		return err
 	}
-	verifier, err := scramVerifier(unknown)
+	verifier, err := SCRAMVerifier(unknown)
 	if err != nil {
 		return err
 	}

@@ -190,9 +190,9 @@ func TestSingleWithoutAdmin(t *testing.T) {
 	require.Error(t, r.verify(second, false))
 	require.NoError(t, r.verify(third, true))
 
-	// Apply again is a no-op; Restore puts the current password back.
+	// A retried Apply is a no-op; Restore puts the current password back.
 	pending := r.createApply()
-	require.NoError(t, tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: pending, Current: r.current}))
+	require.NoError(t, tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: pending, Current: r.current, Retry: true}))
 	require.NoError(t, r.restore(pending))
 	require.NoError(t, r.restore(pending), "Restore is idempotent")
 	require.NoError(t, r.verify(r.current, true))
@@ -287,7 +287,7 @@ func TestRetireNoLogin(t *testing.T) {
 	require.NoError(t, plain.verify(plain.previous, false))
 }
 
-// TestApplyTwiceDoesNotWrite: the second Apply sees that the pending
+// TestApplyTwiceDoesNotWrite: a retried Apply sees that the pending
 // credential logs in and leaves the stored verifier (with its random salt)
 // untouched.
 func TestApplyTwiceDoesNotWrite(t *testing.T) {
@@ -301,7 +301,7 @@ func TestApplyTwiceDoesNotWrite(t *testing.T) {
 			doc, err := postgres.ParseDocument(pending)
 			require.NoError(t, err)
 			before := s.rolpassword(t, doc.Username)
-			require.NoError(t, r.tg.Apply(context.Background(), targets.ApplyRequest{Strategy: strategy, Pending: pending}))
+			require.NoError(t, r.tg.Apply(context.Background(), targets.ApplyRequest{Strategy: strategy, Pending: pending, Retry: true}))
 			require.Equal(t, before, s.rolpassword(t, doc.Username))
 		})
 	}

@@ -15,13 +15,13 @@ import (
 // scramIterations is PostgreSQL's default scram_iterations.
 const scramIterations = 4096
 
-// verifierShape is exactly what scramVerifier produces. ALTER ROLE takes no
+// verifierShape is exactly what SCRAMVerifier produces. ALTER ROLE takes no
 // bind parameters, so the verifier is spliced into the statement as a string
 // literal; checking its shape first (base64 never holds a quote or a
 // backslash) is what makes that splice safe.
 var verifierShape = regexp.MustCompile(`^SCRAM-SHA-256\$4096:[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=$`)
 
-// scramVerifier computes, on the client, the SCRAM-SHA-256 verifier that
+// SCRAMVerifier computes, on the client, the SCRAM-SHA-256 verifier that
 // PostgreSQL stores for password, in PostgreSQL's own format:
 //
 //	SCRAM-SHA-256$4096:<b64 salt>$<b64 StoredKey>:<b64 ServerKey>
@@ -29,7 +29,7 @@ var verifierShape = regexp.MustCompile(`^SCRAM-SHA-256\$4096:[A-Za-z0-9+/]{22}==
 // so the plaintext never reaches the server, its statement log or
 // pg_stat_statements. Like the server, it SASLpreps the password and falls
 // back to the raw bytes when SASLprep rejects it.
-func scramVerifier(password secret.Secret) (string, error) {
+func SCRAMVerifier(password secret.Secret) (string, error) {
 	if password.IsZero() {
 		return "", errors.New("compute SCRAM verifier: password is empty")
 	}

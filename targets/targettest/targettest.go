@@ -162,8 +162,17 @@ func (b *bundle) tryCreate(current secret.Secret) (targets.CreateResponse, error
 }
 
 func (b *bundle) apply(pending, current secret.Secret) error {
+	return b.applyAttempt(pending, current, false)
+}
+
+// retryApply is Apply as a resumed rotation calls it.
+func (b *bundle) retryApply(pending, current secret.Secret) error {
+	return b.applyAttempt(pending, current, true)
+}
+
+func (b *bundle) applyAttempt(pending, current secret.Secret, retry bool) error {
 	err := b.target.Apply(b.ctx(), targets.ApplyRequest{
-		Token: b.token, Strategy: b.strategy, Pending: pending, Current: current,
+		Token: b.token, Strategy: b.strategy, Pending: pending, Current: current, Retry: retry,
 	})
 	b.output("Apply", err)
 	return err
@@ -246,18 +255,19 @@ func testFullCycle(b *bundle) {
 	require.NotEqual(b.t, b.h.SecretOf(b.t, history[0]), b.h.SecretOf(b.t, history[2]))
 }
 
-// testApplyTwice: a second Apply of the same pending is a no-op, on the
-// first rotation and on a later one.
+// testApplyTwice: a retried Apply of the same pending is harmless, on the
+// first rotation and on a later one, and so is a second first-attempt Apply.
 func testApplyTwice(b *bundle) {
 	first := b.create(secret.Secret{}).Pending
 	require.NoError(b.t, b.apply(first, secret.Secret{}))
+	require.NoError(b.t, b.retryApply(first, secret.Secret{}), "retried Apply")
 	require.NoError(b.t, b.apply(first, secret.Secret{}), "second Apply")
 	b.requireVerifies(first, "the first credential after two Applies")
 	s := state{current: first}
 
 	pending := b.create(s.current).Pending
 	require.NoError(b.t, b.apply(pending, s.current))
-	require.NoError(b.t, b.apply(pending, s.current), "second Apply")
+	require.NoError(b.t, b.retryApply(pending, s.current), "retried Apply")
 	b.requireVerifies(pending, "the pending credential after two Applies")
 	if b.strategy == targets.Alternating {
 		b.requireVerifies(s.current, "the current credential after two Applies of the other")

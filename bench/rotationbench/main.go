@@ -1,0 +1,314 @@
+// Command rotationbench measures rotations per second of the postgres target
+// with the file store, beside a baseline that does only the same SQL work
+// (set the SCRAM verifier with ALTER ROLE, open a new SCRAM connection,
+// SELECT 1), at several concurrencies (distinct policies and roles), in the
+// same run against the same server. It also reports the file store's write
+// latency (PutPending, Promote) p50/p99.
+//
+// Rounds alternate baseline and swarmkey so that drift on a shared machine
+// hits both; the figures are medians over rounds. Run it with `make bench`.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"log"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/providers/file"
+	"github.com/swarmkey/swarmkey/rotator"
+	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/targets"
+	"github.com/swarmkey/swarmkey/targets/postgres"
+)
+
+func main() {
+	var (
+		duration     = flag.Duration("duration", 5*time.Second, "length of one measurement")
+		rounds       = flag.Int("rounds", 3, "rounds per concurrency (medians are reported)")
+		concurrency  = flag.String("concurrency", "1,4", "comma-separated concurrencies")
+		storeSamples = flag.Int("store-samples", 400, "file store writes to time")
+	)
+	flag.Parse()
+	serverURL := os.Getenv("SWARMKEY_TEST_DATABASE_URL")
+	port, _ := strconv.Atoi(os.Getenv("SWARMKEY_TEST_POSTGRES_PORT"))
+	if serverURL == "" || port == 0 {
+		log.Fatal("run under scripts/with-postgres (make bench): SWARMKEY_TEST_DATABASE_URL and SWARMKEY_TEST_POSTGRES_PORT are needed")
+	}
+	ctx := context.Background()
+	env, err := newEnvironment(ctx, serverURL, port)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer env.close()
+
+	fmt.Printf("rotations per second, postgres target + file store vs. baseline SQL work (median of %d rounds of %s)\n", *rounds, *duration)
+	fmt.Printf("%-12s %12s %12s %8s\n", "concurrency", "baseline/s", "swarmkey/s", "ratio")
+	for _, field := range strings.Split(*concurrency, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil || c < 1 {
+			log.Fatalf("-concurrency: %q is not a positive number", field)
+		}
+		workers, err := env.workers(ctx, c)
+		if err != nil {
+			log.Fatal(err)
+		}
+		var base, sk, ratios []float64
+		for range *rounds {
+			b := measure(c, *duration, func(i int) error { return workers[i].baseline(ctx) })
+			s := measure(c, *duration, func(i int) error { return workers[i].rotate(ctx) })
+			base, sk, ratios = append(base, b), append(sk, s), append(ratios, s/b)
+		}
+		fmt.Printf("%-12d %12.1f %12.1f %8.2f\n", c, median(base), median(sk), median(ratios))
+	}
+
+	stepTimes.print()
+
+	put, promote, err := env.storeLatency(ctx, *storeSamples)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("\nfile store latency over %d writes (fsync on; %s)\n", *storeSamples, env.dir)
+	fmt.Printf("%-12s %10s %10s\n", "operation", "p50", "p99")
+	fmt.Printf("%-12s %10s %10s\n", "PutPending", pct(put, 50), pct(put, 99))
+	fmt.Printf("%-12s %10s %10s\n", "Promote", pct(promote, 50), pct(promote, 99))
+}
+
+type environment struct {
+	dbName, dbURL string
+	serverURL     string
+	port          int
+	pool          *pgxpool.Pool
+	state         *store.DB
+	files         *file.Store
+	dir           string
+	rot           *rotator.Rotator
+}
+
+func newEnvironment(ctx context.Context, serverURL string, port int) (*environment, error) {
+	admin, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close(ctx)
+	name := "swarmkey_bench_" + randomHex(4)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = "/" + name
+	pool, err := pgxpool.New(ctx, u.String())
+	if err != nil {
+		return nil, err
+	}
+	state := store.NewFromPool(pool)
+	if _, err := state.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "swarmkey-bench")
+	if err != nil {
+		return nil, err
+	}
+	key := filepath.Join(dir, "key")
+	if err := file.GenerateKey(key); err != nil {
+		return nil, err
+	}
+	files, err := file.Open(file.Options{Dir: filepath.Join(dir, "secrets"), KeyFile: key})
+	if err != nil {
+		return nil, err
+	}
+	return &environment{dbName: name, dbURL: u.String(), serverURL: serverURL, port: port, pool: pool, state: state,
+		files: files, dir: dir, rot: rotator.New(state, nil)}, nil
+}
+
+func (env *environment) close() {
+	env.files.Close()
+	env.pool.Close()
+	os.RemoveAll(env.dir)
+	ctx := context.Background()
+	if admin, err := pgx.Connect(ctx, env.serverURL); err == nil {
+		_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+env.dbName+" WITH (FORCE)")
+		admin.Close(ctx)
+	}
+}
+
+// worker owns one role and one policy, so workers never contend on a lock.
+type worker struct {
+	env    *environment
+	role   string
+	policy rotator.Policy
+	target *postgres.Target
+	admin  *pgx.Conn
+}
+
+func (env *environment) workers(ctx context.Context, n int) ([]*worker, error) {
+	var out []*worker
+	for i := range n {
+		role := fmt.Sprintf("bench_%s_%d", randomHex(3), i)
+		if _, err := env.pool.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
+			return nil, err
+		}
+		target, err := postgres.New(ctx, postgres.Options{Host: "127.0.0.1", Port: env.port, DBName: env.dbName,
+			SSLMode: "disable", Username: role, Admin: secret.FromString(env.dbURL)})
+		if err != nil {
+			return nil, err
+		}
+		admin, err := pgx.Connect(ctx, env.dbURL)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &worker{env: env, role: role, target: target, admin: admin, policy: rotator.Policy{
+			Name: role, Strategy: targets.Single, Store: env.files, SecretID: "bench/" + role, Target: target,
+			Canary: rotator.CanaryRetry{Attempts: 1},
+		}})
+	}
+	return out, nil
+}
+
+// rotate is one whole swarmkey rotation: lock, rows, audit, file store
+// writes, set, canary, promote, finish.
+func (w *worker) rotate(ctx context.Context) error {
+	start := time.Now()
+	_, err := w.env.rot.Rotate(ctx, w.policy, rotator.Options{Actor: "bench", OnStep: func(e rotator.StepEvent) {
+		stepTimes.add(string(e.Step), e.Duration)
+	}})
+	stepTimes.add("total", time.Since(start))
+	return err
+}
+
+// stepTimes accumulates where a rotation's time goes, for the breakdown.
+var stepTimes = &stepTotals{sum: map[string]time.Duration{}, n: map[string]int{}}
+
+type stepTotals struct {
+	mu  sync.Mutex
+	sum map[string]time.Duration
+	n   map[string]int
+}
+
+func (s *stepTotals) add(step string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sum[step] += d
+	s.n[step]++
+}
+
+func (s *stepTotals) print() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Printf("\nmean time per step of a swarmkey rotation, all concurrencies\n")
+	for _, step := range []string{"create", "set", "test", "promote", "finish", "total"} {
+		if s.n[step] > 0 {
+			fmt.Printf("%-12s %10s\n", step, (s.sum[step] / time.Duration(s.n[step])).Round(10*time.Microsecond))
+		}
+	}
+}
+
+// baseline is the SQL work a rotation cannot avoid: set a new verifier,
+// prove it with a new SCRAM connection and SELECT 1.
+func (w *worker) baseline(ctx context.Context) error {
+	password, err := rotator.GeneratePassword(rotator.PasswordRules{})
+	if err != nil {
+		return err
+	}
+	verifier, err := postgres.SCRAMVerifier(password)
+	if err != nil {
+		return err
+	}
+	if _, err := w.admin.Exec(ctx, "ALTER ROLE "+w.role+" PASSWORD '"+verifier+"'"); err != nil {
+		return err
+	}
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s sslmode=disable", w.env.port, w.env.dbName))
+	if err != nil {
+		return err
+	}
+	cfg.User, cfg.Password = w.role, password.RevealString()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var one int
+	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+}
+
+// measure runs fn on c workers for d and returns completions per second.
+func measure(c int, d time.Duration, fn func(worker int) error) float64 {
+	var done atomic.Int64
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if err := fn(i); err != nil {
+					log.Fatalf("worker %d: %v", i, err)
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(done.Load()) / time.Since(start).Seconds()
+}
+
+func (env *environment) storeLatency(ctx context.Context, n int) (put, promote []time.Duration, err error) {
+	value := secret.FromString(`{"engine":"postgres","username":"bench","password":"` + randomHex(16) + `"}`)
+	current := ""
+	for range n {
+		token := uuid.Must(uuid.NewV7()).String()
+		t0 := time.Now()
+		if _, err := env.files.PutPending(ctx, "bench/latency", token, value); err != nil {
+			return nil, nil, err
+		}
+		t1 := time.Now()
+		if err := env.files.Promote(ctx, "bench/latency", providers.PromoteRequest{Token: token, ExpectedCurrentID: current}); err != nil {
+			return nil, nil, err
+		}
+		t2 := time.Now()
+		put, promote = append(put, t1.Sub(t0)), append(promote, t2.Sub(t1))
+		current = token
+	}
+	return put, promote, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func pct(ds []time.Duration, p int) string {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	i = min(max(i-1, 0), len(s)-1)
+	return s[i].Round(time.Microsecond).String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

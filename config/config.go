@@ -1,0 +1,563 @@
+// Package config loads swarmkey's policy files: strict YAML (an unknown or
+// misspelt field is an error, not silently ignored), checked in full before
+// anything runs, with every problem reported as FILE:LINE: FIELD: MSG.
+//
+// testdata/example.yaml is the annotated reference of the format; a test
+// loads it. In short, a main file holds:
+//
+//	database  a Reference to the state database URL (required by Load)
+//	stores    settings per provider (file, aws, gcp); a policy may only use a
+//	          provider configured here
+//	include   globs, relative to the file, of more files; those hold only
+//	          policies: and deny:
+//	deny      global deny windows (cron + duration + timezone)
+//	policies  rotation policies
+//
+// Several main files merge: their policies, deny windows and includes add up,
+// while a setting (database, a provider's block under stores) given in two
+// of them is an error naming both places. Policy names are unique across
+// every file read, and so is the secret (provider and secret id) that a
+// policy rotates: two policies rotating one secret would undo each other.
+//
+// Durations are Go durations ("90s", "2h", "1h30m") or days with a d suffix
+// ("7d", "1d12h"); a day is 24 hours.
+//
+// Credential fields (database, target.postgres.admin) hold references, never
+// values: env:NAME, file:/absolute/path or store:<provider>/<secret-id>[#field].
+// Loading never resolves them; Reference.Resolve does, when a value is needed.
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	// Policies name IANA zones; embedding the zone database makes them
+	// resolve on hosts and images without /usr/share/zoneinfo.
+	_ "time/tzdata"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/swarmkey/swarmkey/targets"
+)
+
+// Provider names as policies spell them.
+const (
+	ProviderFile = "file"
+	ProviderAWS  = "aws"
+	ProviderGCP  = "gcp"
+)
+
+// providerNames are the providers the stores section knows, in the order
+// they are listed in messages.
+var providerNames = []string{ProviderFile, ProviderAWS, ProviderGCP}
+
+// Config is the checked, merged content of the main files and their includes.
+type Config struct {
+	// Database is the reference to the state database URL; zero only from
+	// ValidateFiles, where it is optional.
+	Database Reference
+	// Stores holds the settings of the configured providers.
+	Stores Stores
+	// Deny are the global deny windows, from every file.
+	Deny []DenyWindow
+	// Policies in file order: the main files in the order given, each
+	// followed by its includes.
+	Policies []Policy
+	// Files lists every file read, in the same order.
+	Files []string
+}
+
+// Policy returns the policy called name.
+func (c *Config) Policy(name string) (*Policy, bool) {
+	for i := range c.Policies {
+		if c.Policies[i].Name == name {
+			return &c.Policies[i], true
+		}
+	}
+	return nil, false
+}
+
+// Stores holds a block per configured provider; nil means not configured,
+// and a policy that names it is an error.
+type Stores struct {
+	File *FileStore
+	AWS  *AWSStore
+	GCP  *GCPStore
+}
+
+// Configured reports whether the provider called name has a block.
+func (s Stores) Configured(name string) bool {
+	switch name {
+	case ProviderFile:
+		return s.File != nil
+	case ProviderAWS:
+		return s.AWS != nil
+	case ProviderGCP:
+		return s.GCP != nil
+	}
+	return false
+}
+
+// FileStore configures the embedded encrypted store. Relative paths in the
+// file are resolved against the directory of the file that gives them.
+type FileStore struct {
+	// Dir holds one file per secret.
+	Dir string
+	// KeyFile holds the AES-256 key; the provider refuses it unless mode 0600.
+	KeyFile string
+}
+
+// AWSStore configures AWS Secrets Manager; empty strings mean the SDK's
+// defaults (region from the environment, the public endpoint).
+type AWSStore struct {
+	Region      string
+	EndpointURL string
+	// Create lets the provider create a secret that does not exist yet.
+	Create      bool
+	KMSKeyID    string
+	Description string
+	Tags        map[string]string
+}
+
+// GCPStore configures Google Cloud Secret Manager.
+type GCPStore struct {
+	// Project is required.
+	Project  string
+	Endpoint string
+	// DestroyRetired destroys versions that fell off previous instead of
+	// disabling them.
+	DestroyRetired bool
+}
+
+// DenyWindow is a recurring interval in which no rotation may run: it
+// starts at every fire of Schedule and lasts Duration.
+type DenyWindow struct {
+	// Name is optional, shown in plan output.
+	Name string
+	// Spec is the cron spec as written.
+	Spec string
+	// Schedule fires in Location whatever the zone of the time passed to
+	// its Next.
+	Schedule cron.Schedule
+	Location *time.Location
+	Duration time.Duration
+	File     string
+	Line     int
+}
+
+// OverdueAction is what happens when a policy passes its max_age.
+type OverdueAction string
+
+const (
+	// OverdueAlert reports the policy as overdue and keeps deferring.
+	OverdueAlert OverdueAction = "alert"
+	// OverdueForce rotates even though something blocks the window.
+	OverdueForce OverdueAction = "force"
+)
+
+// MissedAction is what happens to a window that passed while no daemon ran.
+type MissedAction string
+
+const (
+	// MissedNextWindow rotates at the next allowed moment of the next window.
+	MissedNextWindow MissedAction = "next_window"
+	// MissedASAP rotates at the next allowed moment from now.
+	MissedASAP MissedAction = "asap"
+)
+
+// Policy is one checked policy with every default applied.
+type Policy struct {
+	Name     string
+	Strategy targets.Strategy
+	// Store is the provider ("file" by default) and SecretID the secret in
+	// it (the policy name by default).
+	Store    string
+	SecretID string
+	Tags     []string
+	Target   Target
+	Password PasswordRules
+
+	// ScheduleSpec is the cron spec as written. Schedule fires in Location
+	// (UTC by default) whatever the zone of the time passed to its Next.
+	ScheduleSpec string
+	Schedule     cron.Schedule
+	Location     *time.Location
+	// Period is the shortest gap between two fires of Schedule (over the
+	// ~400 fires from a fixed instant); Window is shorter.
+	Period time.Duration
+
+	// Window: a rotation may start in [fire, fire+Window); default 1h.
+	Window time.Duration
+	// ExpectedDuration is how long a rotation is planned to take; default 1m.
+	ExpectedDuration time.Duration
+	// GuardBefore and GuardAfter widen every Locust run that uses the
+	// credential; default 0.
+	GuardBefore, GuardAfter time.Duration
+	// MaxAge bounds deferral: past it the policy is overdue; 0 means never.
+	MaxAge    time.Duration
+	OnOverdue OverdueAction
+	Missed    MissedAction
+	// Grace is how long finish waits after promote before retiring; default 0.
+	Grace time.Duration
+	// MaxAttempts is the retry limit of one rotation; default 5.
+	MaxAttempts int
+	Canary      CanaryRetry
+	// Deny are this policy's own deny windows; the global ones apply too.
+	Deny []DenyWindow
+
+	// File and Line locate the policy for messages.
+	File string
+	Line int
+}
+
+// Target is the system whose credential a policy rotates; exactly one field
+// is set (today always Postgres).
+type Target struct {
+	Postgres  *PostgresTarget
+	HTTP      *HTTPTarget
+	Generated *GeneratedTarget
+}
+
+// PostgresTarget is a PostgreSQL role (or, alternating, two roles that are
+// members of GroupRole, which holds the privileges).
+type PostgresTarget struct {
+	Host string
+	// Port defaults to 5432.
+	Port   int
+	DBName string
+	// SSLMode is libpq's: disable, allow, prefer (default), require,
+	// verify-ca, verify-full.
+	SSLMode  string
+	Username string
+	// AlternateUsername is the second role of alternating; default
+	// Username+"_b". Empty for single.
+	AlternateUsername string
+	// GroupRole is required for alternating, empty for single.
+	GroupRole string
+	// Admin refers to an admin connection URL; required for alternating,
+	// optional for single (which then logs in with the current credential).
+	Admin Reference
+	// CanaryQuery is an extra SQL query the canary runs; "" for none.
+	CanaryQuery string
+	// RetireNoLogin sets NOLOGIN on the previous role at finish (alternating).
+	RetireNoLogin bool
+}
+
+// HTTPTarget is an HTTP API-key issuer. Not supported yet: its fields come
+// with the issue that implements it, and choosing it is an error until then.
+type HTTPTarget struct{}
+
+// GeneratedTarget is a credential that swarmkey only generates and stores.
+// Not supported yet, like HTTPTarget.
+type GeneratedTarget struct{}
+
+// PasswordRules say how new passwords are generated.
+type PasswordRules struct {
+	// Length in characters, 16..128; default 32.
+	Length int
+	// Alphabet is the named alphabet (alphanumeric by default,
+	// ascii-printable, hex), or "" when the policy lists its own characters.
+	Alphabet string
+	// Characters is the set to draw from, each character once, in the
+	// order first given: the named alphabet's or the policy's own.
+	Characters string
+}
+
+// CanaryRetry is how often the canary retries a credential that may not
+// have propagated yet.
+type CanaryRetry struct {
+	// Attempts, at least 1; default 3.
+	Attempts int
+	// Interval between attempts; default 1s.
+	Interval time.Duration
+}
+
+// Load reads the main files in paths, the files their include: globs
+// match, and checks everything. Settings given twice across main files,
+// duplicate policy names and every other problem it can find are returned
+// together as Errors; the result is nil then. A file reached twice (given
+// twice, or matched by two globs) is read once.
+func Load(paths ...string) (*Config, error) {
+	l := newLoader(false)
+	return l.load(paths)
+}
+
+// ValidateFiles checks each file on its own (with its includes), as
+// `swarmkey validate FILE…` does: database is optional, and a file that
+// configures no stores (a policies-only file) may use any known provider.
+// It returns Errors with the problems of all files.
+func ValidateFiles(paths ...string) error {
+	var all Errors
+	for _, p := range paths {
+		l := newLoader(true)
+		if _, err := l.load([]string{p}); err != nil {
+			var es Errors
+			if !errors.As(err, &es) {
+				return err
+			}
+			all = append(all, es...)
+		}
+	}
+	if len(all) > 0 {
+		return all
+	}
+	return nil
+}
+
+// loader carries one Load or one file of ValidateFiles.
+type loader struct {
+	validate bool
+	readFile func(string) ([]byte, error)
+	glob     func(string) ([]string, error)
+	sources  []*source
+	seen     map[string]bool
+	errs     Errors
+	// incomplete is set when a file could not be read or parsed at all: a
+	// setting missing from the rest may well be in that file.
+	incomplete bool
+}
+
+func newLoader(validate bool) *loader {
+	return &loader{validate: validate, readFile: os.ReadFile, glob: filepath.Glob, seen: map[string]bool{}}
+}
+
+func (l *loader) load(paths []string) (*Config, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("no policy files given")
+	}
+	for _, p := range paths {
+		l.read(p, false, nil, "")
+	}
+	// Includes come after all main files are read, each after its own file:
+	// snapshot the main sources first, since reading appends.
+	mains := append([]*source(nil), l.sources...)
+	var ordered []*source
+	for _, m := range mains {
+		ordered = append(ordered, m)
+		before := len(l.sources)
+		l.includes(m)
+		ordered = append(ordered, l.sources[before:]...)
+	}
+	l.sources = ordered
+
+	cfg := &Config{}
+	for _, s := range l.sources {
+		cfg.Files = append(cfg.Files, s.file)
+	}
+	l.merge(cfg)
+	l.checkAll(cfg)
+
+	if len(l.errs) > 0 {
+		rank := map[string]int{}
+		for i, s := range l.sources {
+			if _, ok := rank[s.file]; !ok {
+				rank[s.file] = i
+			}
+		}
+		sort.SliceStable(l.errs, func(i, j int) bool {
+			a, b := l.errs[i], l.errs[j]
+			if rank[a.File] != rank[b.File] {
+				return rank[a.File] < rank[b.File]
+			}
+			return a.Line < b.Line
+		})
+		return nil, l.errs
+	}
+	return cfg, nil
+}
+
+// read parses one file. A read error is reported at the include that
+// reached the file when there is one (from, fromPath).
+func (l *loader) read(file string, include bool, from *source, fromPath string) {
+	key := file
+	if abs, err := filepath.Abs(file); err == nil {
+		key = abs
+	}
+	if l.seen[key] {
+		return
+	}
+	l.seen[key] = true
+	data, err := l.readFile(file)
+	if err != nil {
+		l.incomplete = true
+		msg := "cannot read the file: " + pathErr(err).Error()
+		if from != nil {
+			e := from.errAt(fromPath, "cannot read "+file+": "+pathErr(err).Error())
+			l.errs = append(l.errs, e)
+		} else {
+			l.errs = append(l.errs, Error{File: file, Msg: msg})
+		}
+		return
+	}
+	src, errs := parseSource(file, data, include)
+	l.errs = append(l.errs, errs...)
+	l.incomplete = l.incomplete || src.badUnits[""]
+	l.sources = append(l.sources, src)
+}
+
+func (l *loader) includes(s *source) {
+	dir := filepath.Dir(s.file)
+	for i, pattern := range s.raw.Include {
+		path := "include[" + strconv.Itoa(i) + "]"
+		if s.suppressed(path) {
+			continue
+		}
+		if strings.TrimSpace(pattern) == "" {
+			l.errs = append(l.errs, s.errAt(path, "empty include pattern"))
+			continue
+		}
+		full := pattern
+		if !filepath.IsAbs(pattern) {
+			full = filepath.Join(dir, pattern)
+		}
+		matches, err := l.glob(full)
+		if err != nil {
+			l.errs = append(l.errs, s.errAt(path, "bad glob pattern: "+err.Error()))
+			continue
+		}
+		if len(matches) == 0 && !hasMeta(pattern) {
+			// A literal path is a promise that the file exists; a pattern
+			// may match nothing yet (an empty policies directory).
+			l.errs = append(l.errs, s.errAt(path, "no such file: "+full))
+			continue
+		}
+		for _, m := range matches {
+			l.read(m, true, s, path)
+		}
+	}
+}
+
+func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
+// merge fills the top-level settings from the main files, rejecting
+// settings given twice and top-level settings in included files.
+func (l *loader) merge(cfg *Config) {
+	type place struct {
+		src  *source
+		path string
+	}
+	placeOf := map[string]place{}
+	claim := func(s *source, path string) bool {
+		if prev, ok := placeOf[path]; ok {
+			l.errs = append(l.errs, s.errAt(path, "already set at "+prev.src.file+":"+strconv.Itoa(prev.src.line(path))+"; set it in one file only"))
+			return false
+		}
+		placeOf[path] = place{s, path}
+		return true
+	}
+
+	for _, s := range l.sources {
+		if s.include {
+			for _, key := range []string{"database", "stores", "include"} {
+				if s.has(key) {
+					l.errs = append(l.errs, s.errAt(key, "not allowed in an included file; an included file holds only policies: and deny:"))
+				}
+			}
+			continue
+		}
+		if s.has("database") && claim(s, "database") && !s.suppressed("database") {
+			if s.raw.Database == "" {
+				l.errs = append(l.errs, s.errAt("database", "empty; give a reference to the database URL: "+referenceForms))
+			} else if ref, err := ParseReference(s.raw.Database); err != nil {
+				l.errs = append(l.errs, s.errAt("database", err.Error()))
+			} else {
+				cfg.Database = ref
+			}
+		}
+		for _, name := range providerNames {
+			path := "stores." + name
+			if !s.has(path) || s.suppressed(path) || !claim(s, path) {
+				continue
+			}
+			l.storeBlock(cfg, s, name)
+		}
+	}
+	dbSrc := placeOf["database"].src
+	if !cfg.Database.IsZero() {
+		l.checkRefProvider(cfg, dbSrc, "database", cfg.Database)
+	}
+	if dbSrc == nil && !l.validate && !l.incomplete && len(l.sources) > 0 {
+		l.errs = append(l.errs, Error{File: l.sources[0].file, Field: "database",
+			Msg: "required: give a reference to the state database URL: " + referenceForms})
+	}
+}
+
+func (l *loader) storeBlock(cfg *Config, s *source, name string) {
+	dir := filepath.Dir(s.file)
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	req := func(field, v string) {
+		if strings.TrimSpace(v) == "" {
+			l.errs = append(l.errs, s.errAt("stores."+name+"."+field, "required"))
+		}
+	}
+	switch name {
+	case ProviderFile:
+		r := s.raw.Stores.File
+		if r == nil {
+			r = &rawFileStore{}
+		}
+		req("dir", r.Dir)
+		req("key_file", r.KeyFile)
+		cfg.Stores.File = &FileStore{Dir: abs(r.Dir), KeyFile: abs(r.KeyFile)}
+	case ProviderAWS:
+		r := s.raw.Stores.AWS
+		if r == nil {
+			r = &rawAWSStore{}
+		}
+		var tags map[string]string
+		if len(r.Tags) > 0 {
+			tags = make(map[string]string, len(r.Tags))
+			for k, v := range r.Tags {
+				tags[k] = v
+			}
+		}
+		cfg.Stores.AWS = &AWSStore{Region: r.Region, EndpointURL: r.EndpointURL, Create: r.Create,
+			KMSKeyID: r.KMSKeyID, Description: r.Description, Tags: tags}
+	case ProviderGCP:
+		r := s.raw.Stores.GCP
+		if r == nil {
+			r = &rawGCPStore{}
+		}
+		req("project", r.Project)
+		cfg.Stores.GCP = &GCPStore{Project: r.Project, Endpoint: r.Endpoint, DestroyRetired: r.DestroyRetired}
+	}
+}
+
+// providerProblem says why a policy or a reference may not use provider, or
+// "" when it may. The provider must be configured, except under ValidateFiles when the files configure no
+// store at all (a policies-only file), where any known provider will do.
+func (l *loader) providerProblem(cfg *Config, provider string) string {
+	known := false
+	for _, n := range providerNames {
+		known = known || n == provider
+	}
+	if !known {
+		return "unknown provider " + strconv.Quote(provider) + ": use " + strings.Join(providerNames, ", ")
+	}
+	if cfg.Stores.Configured(provider) {
+		return ""
+	}
+	if l.validate && cfg.Stores == (Stores{}) {
+		return ""
+	}
+	return "provider " + strconv.Quote(provider) + " is not configured under stores:"
+}
+
+func (l *loader) checkRefProvider(cfg *Config, s *source, path string, ref Reference) {
+	if ref.Scheme != SchemeStore || s == nil {
+		return
+	}
+	if msg := l.providerProblem(cfg, ref.Provider); msg != "" {
+		l.errs = append(l.errs, s.errAt(path, msg))
+	}
+}

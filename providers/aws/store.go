@@ -1,0 +1,595 @@
+// Package aws is the AWS Secrets Manager store behind the versioned-secret
+// interface of package providers.
+//
+// The three stages are AWS's own staging labels: current is AWSCURRENT,
+// pending is AWSPENDING and previous is AWSPREVIOUS. The rotation token is
+// the ClientRequestToken of PutSecretValue and so becomes the VersionId:
+// Version.ID == Version.Token. Every read names its stage (or version)
+// explicitly, never relying on GetSecretValue's default.
+//
+// Two AWS behaviours shape the semantics and are worth knowing:
+//
+//   - The first version ever written to a secret gets AWSCURRENT from AWS
+//     whatever labels the call asked for. The pending version of the very
+//     first rotation of a new secret is therefore readable as current before
+//     it is promoted; Promote then finds it current already and only removes
+//     AWSPENDING. Such a version cannot be discarded (a secret with versions
+//     always has a current one), so DiscardPending refuses it.
+//   - A version that no label names is deprecated, and AWS deletes deprecated
+//     versions itself; RetireUnstaged has nothing to do.
+//
+// A secret that AWS's native rotation (a rotation Lambda, or a managing
+// service such as RDS) also rotates is refused: two rotators on one secret
+// would overwrite each other's AWSPENDING.
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+	"unicode/utf8"
+
+	awsv2 "github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/secret"
+)
+
+// AWS staging labels for the three stages.
+const (
+	labelCurrent  = "AWSCURRENT"
+	labelPending  = "AWSPENDING"
+	labelPrevious = "AWSPREVIOUS"
+)
+
+// Retry policy for throttling, 5xx and transport errors: AWS's standard
+// retryer (exponential backoff with full jitter, throttles backing off from
+// 1 s), with more attempts than the SDK's default of 3 because a rotation
+// step is worth waiting a few seconds for, and a cap that keeps one call
+// well inside a River job's timeout.
+const (
+	retryMaxAttempts = 6
+	retryMaxBackoff  = 10 * time.Second
+)
+
+// maxSecretString is Secrets Manager's limit on a SecretString, checked here
+// because emulators do not enforce it.
+const maxSecretString = 65536
+
+// ErrNativeRotation is returned when a secret is also rotated by AWS itself
+// (RotationEnabled, or a managing service): swarmkey refuses to write to it.
+var ErrNativeRotation = errors.New("secret is rotated by AWS itself")
+
+// Options configures a Store.
+type Options struct {
+	// Region overrides the region of the SDK's default chain (AWS_REGION,
+	// the profile's region, instance metadata).
+	Region string
+	// EndpointURL overrides the Secrets Manager endpoint, for a VPC
+	// interface endpoint or an emulator such as moto.
+	EndpointURL string
+	// Create lets PutPending create a missing secret (CreateSecret without a
+	// value, then the pending version). Without it a missing secret is
+	// ErrNotFound.
+	Create bool
+	// KMSKeyID, Description and Tags apply to secrets that Create makes;
+	// existing secrets are never changed.
+	KMSKeyID    string
+	Description string
+	Tags        map[string]string
+	// Profile selects a shared config/credentials profile instead of
+	// AWS_PROFILE or "default".
+	Profile string
+}
+
+// Store is a providers.Store on AWS Secrets Manager. It is safe for
+// concurrent use.
+type Store struct {
+	client *secretsmanager.Client
+	opts   Options
+
+	// testHookBeforeMove and testHookBeforePut, when set, run between the
+	// DescribeSecret that checked the labels and the call that changes them
+	// (Promote's UpdateSecretVersionStage, PutPending's PutSecretValue), so
+	// tests can put another writer into that window.
+	testHookBeforeMove func()
+	testHookBeforePut  func()
+}
+
+var _ providers.Store = (*Store)(nil)
+
+// New returns a Store whose credentials and region come from the SDK's
+// default chain: environment variables, the shared config and credentials
+// files (opts.Profile or AWS_PROFILE), web identity (EKS IRSA), ECS task and
+// EC2 instance roles. It makes no request; wrong credentials show on first
+// use.
+func New(ctx context.Context, opts Options) (*Store, error) {
+	var loadOpts []func(*config.LoadOptions) error
+	if opts.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
+	}
+	if opts.Profile != "" {
+		loadOpts = append(loadOpts, config.WithSharedConfigProfile(opts.Profile))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("aws: load SDK configuration (profile %q): %w", opts.Profile, err)
+	}
+	return NewFromConfig(cfg, opts)
+}
+
+// NewFromConfig returns a Store that uses cfg as it is (tests pass static
+// credentials and moto's endpoint here). opts.Region and opts.EndpointURL
+// still override cfg; opts.Profile is ignored.
+func NewFromConfig(cfg awsv2.Config, opts Options) (*Store, error) {
+	if opts.Region != "" {
+		cfg.Region = opts.Region
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("aws: no region: set region in the store options, AWS_REGION, or the profile's region")
+	}
+	client := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
+		if opts.EndpointURL != "" {
+			o.BaseEndpoint = awsv2.String(opts.EndpointURL)
+		}
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = retryMaxAttempts
+			so.MaxBackoff = retryMaxBackoff
+		})
+		// Body logging would print SecretString: never allow it, whatever
+		// the shared configuration asks for.
+		o.ClientLogMode &^= awsv2.LogRequestWithBody | awsv2.LogResponseWithBody
+	})
+	return &Store{client: client, opts: opts}, nil
+}
+
+// Name implements providers.Store.
+func (*Store) Name() string { return "aws" }
+
+// Close implements providers.Store; the SDK client holds nothing that needs
+// releasing.
+func (*Store) Close() error { return nil }
+
+// Get returns the version that holds stage, with its value
+// (GetSecretValue with VersionStage set). ErrNotFound when the secret does
+// not exist or no version holds the stage.
+func (s *Store) Get(ctx context.Context, secretID string, stage providers.Stage) (providers.Version, error) {
+	label, err := labelOf(stage)
+	if err != nil {
+		return providers.Version{}, fmt.Errorf("aws secret %q: get: %w", secretID, err)
+	}
+	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+		SecretId:     awsv2.String(secretID),
+		VersionStage: awsv2.String(label),
+	})
+	if err != nil {
+		return providers.Version{}, translate(secretID, "GetSecretValue", err, nil)
+	}
+	v := versionOf(awsv2.ToString(out.VersionId), out.VersionStages, out.CreatedDate)
+	v.Value = valueOf(out)
+	return v, nil
+}
+
+// List returns the versions that hold a stage, newest first, without values
+// (DescribeSecret for existence, then ListSecretVersionIds for creation
+// dates). Versions that hold only labels of other tools are left out.
+// Versions created in the same second are ordered pending, current,
+// previous.
+func (s *Store) List(ctx context.Context, secretID string) ([]providers.Version, error) {
+	if _, err := s.describe(ctx, secretID); err != nil {
+		return nil, err
+	}
+	var versions []providers.Version
+	p := secretsmanager.NewListSecretVersionIdsPaginator(s.client, &secretsmanager.ListSecretVersionIdsInput{
+		SecretId:          awsv2.String(secretID),
+		IncludeDeprecated: awsv2.Bool(false),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, translate(secretID, "ListSecretVersionIds", err, nil)
+		}
+		for _, e := range page.Versions {
+			v := versionOf(awsv2.ToString(e.VersionId), e.VersionStages, e.CreatedDate)
+			if len(v.Stages) > 0 {
+				versions = append(versions, v)
+			}
+		}
+	}
+	sort.SliceStable(versions, func(i, j int) bool {
+		a, b := versions[i], versions[j]
+		if !a.Created.Equal(b.Created) {
+			return a.Created.After(b.Created)
+		}
+		return recency(a) < recency(b)
+	})
+	return versions, nil
+}
+
+// recency orders versions of equal creation time: pending is the newest,
+// then current, then previous.
+func recency(v providers.Version) int {
+	switch {
+	case v.HasStage(providers.StagePending):
+		return 0
+	case v.HasStage(providers.StageCurrent):
+		return 1
+	default:
+		return 2
+	}
+}
+
+// PutPending writes value as the version token with the label AWSPENDING
+// (PutSecretValue with ClientRequestToken = token).
+//
+// It first reads who holds AWSPENDING (DescribeSecret): token itself means a
+// retry, answered by comparing the stored value (nil when equal, ErrConflict
+// when not, without writing); another version is ErrConflict naming it,
+// because pending versions are never stacked. A token that AWS already holds
+// with another value (as current, previous or a deprecated version) is
+// ErrConflict too. A token whose version was discarded cannot be reused
+// (ErrConflict). A missing secret is created first with Options.Create and
+// ErrNotFound otherwise.
+//
+// On a secret with no versions AWS also attaches AWSCURRENT to the version
+// written here; the returned Version then holds both stages.
+//
+// PutSecretValue does not return a creation time: the returned Version's
+// Created is the server time of the response (its Date header, to the
+// second); List reports AWS's CreatedDate.
+//
+// The check and the write are two calls, and AWS has no conditional
+// PutSecretValue: two writers of different tokens racing through this window
+// would both succeed, the later one holding AWSPENDING and the earlier one's
+// Promote failing with ErrNotFound. The rotator's per-policy advisory lock is
+// what keeps two rotations of one secret from getting there.
+func (s *Store) PutPending(ctx context.Context, secretID, token string, value secret.Secret) (providers.Version, error) {
+	if token == "" {
+		return providers.Version{}, fmt.Errorf("aws secret %q: put pending: empty rotation token", secretID)
+	}
+	if value.Len() > maxSecretString {
+		return providers.Version{}, fmt.Errorf("aws secret %q: put pending: the value is %d bytes; Secrets Manager stores at most %d", secretID, value.Len(), maxSecretString)
+	}
+	if !utf8.Valid(value.Reveal()) {
+		return providers.Version{}, fmt.Errorf("aws secret %q: put pending: the value is not valid UTF-8 and cannot be a SecretString (secret documents are JSON)", secretID)
+	}
+	d, err := s.describe(ctx, secretID)
+	switch {
+	case errors.Is(err, providers.ErrNotFound) && s.opts.Create:
+		if d, err = s.create(ctx, secretID); err != nil {
+			return providers.Version{}, err
+		}
+	case errors.Is(err, providers.ErrNotFound):
+		return providers.Version{}, fmt.Errorf("%w; create it first (aws secretsmanager create-secret --name %s) or set create: true on the store", err, secretID)
+	case err != nil:
+		return providers.Version{}, err
+	}
+	if err := checkWritable(secretID, d); err != nil {
+		return providers.Version{}, err
+	}
+
+	st := stagesOf(d)
+	switch pending := st.holder[labelPending]; {
+	case pending == token:
+		return s.samePending(ctx, secretID, token, value)
+	case pending != "":
+		return providers.Version{}, fmt.Errorf("aws secret %q: put pending %s: %w: a pending version %s exists: reconcile or discard it first", secretID, token, providers.ErrConflict, pending)
+	}
+
+	if s.testHookBeforePut != nil {
+		s.testHookBeforePut()
+	}
+	out, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		SecretId:           awsv2.String(secretID),
+		ClientRequestToken: awsv2.String(token),
+		SecretString:       awsv2.String(value.RevealString()),
+		VersionStages:      []string{labelPending},
+	})
+	if err != nil {
+		if isCode(err, "ResourceExistsException") {
+			return providers.Version{}, fmt.Errorf("aws secret %q: put pending %s: %w: version %s already exists with another value; a token is written once: start a new rotation with a new token", secretID, token, providers.ErrConflict, token)
+		}
+		return providers.Version{}, translate(secretID, "PutSecretValue", err, &value)
+	}
+	if v := versionOf(token, out.VersionStages, nil); !v.HasStage(providers.StagePending) {
+		// AWS ignored the write: the token and value match an existing
+		// version, whose labels stay as they are.
+		return s.existingVersion(ctx, secretID, token, v)
+	}
+	created, ok := awsmiddleware.GetServerTime(out.ResultMetadata)
+	if !ok {
+		created, _ = awsmiddleware.GetResponseAt(out.ResultMetadata)
+	}
+	return versionOf(token, out.VersionStages, &created), nil
+}
+
+// existingVersion answers a PutPending that AWS ignored because the version
+// of token already existed with the same value: a retry after promote gets
+// that version back (with its creation time, read by VersionId); a version
+// that holds no stage was discarded and its token may not be reused.
+func (s *Store) existingVersion(ctx context.Context, secretID, token string, v providers.Version) (providers.Version, error) {
+	if len(v.Stages) == 0 {
+		return providers.Version{}, fmt.Errorf("aws secret %q: put pending %s: %w: version %s exists without a stage (it was discarded); a token is written once: start a new rotation with a new token", secretID, token, providers.ErrConflict, token)
+	}
+	label, _ := labelOf(v.Stages[0])
+	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+		SecretId:     awsv2.String(secretID),
+		VersionId:    awsv2.String(token),
+		VersionStage: awsv2.String(label),
+	})
+	if err != nil {
+		return providers.Version{}, translate(secretID, "GetSecretValue", err, nil)
+	}
+	return versionOf(token, out.VersionStages, out.CreatedDate), nil
+}
+
+// samePending answers a repeated PutPending whose token already holds
+// AWSPENDING: nil when the stored value is the same, ErrConflict otherwise.
+// Comparing here, rather than relying on PutSecretValue's own idempotency
+// check, matters on moto, which overwrites a pending version's value instead
+// of refusing it.
+func (s *Store) samePending(ctx context.Context, secretID, token string, value secret.Secret) (providers.Version, error) {
+	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+		SecretId:     awsv2.String(secretID),
+		VersionId:    awsv2.String(token),
+		VersionStage: awsv2.String(labelPending),
+	})
+	if err != nil {
+		return providers.Version{}, translate(secretID, "GetSecretValue", err, nil)
+	}
+	if !valueOf(out).Equal(value) {
+		return providers.Version{}, fmt.Errorf("aws secret %q: put pending %s: %w: the pending version of this token holds another value; a token is written once: discard it and start a new rotation", secretID, token, providers.ErrConflict)
+	}
+	return versionOf(awsv2.ToString(out.VersionId), out.VersionStages, out.CreatedDate), nil
+}
+
+// create makes a missing secret without a value (CreateSecret), so that the
+// first version is the pending one written next. A secret created meanwhile
+// by someone else is fine.
+func (s *Store) create(ctx context.Context, secretID string) (*secretsmanager.DescribeSecretOutput, error) {
+	in := &secretsmanager.CreateSecretInput{Name: awsv2.String(secretID)}
+	if s.opts.KMSKeyID != "" {
+		in.KmsKeyId = awsv2.String(s.opts.KMSKeyID)
+	}
+	if s.opts.Description != "" {
+		in.Description = awsv2.String(s.opts.Description)
+	}
+	keys := make([]string, 0, len(s.opts.Tags))
+	for k := range s.opts.Tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		in.Tags = append(in.Tags, types.Tag{Key: awsv2.String(k), Value: awsv2.String(s.opts.Tags[k])})
+	}
+	if _, err := s.client.CreateSecret(ctx, in); err != nil {
+		if !isCode(err, "ResourceExistsException") {
+			return nil, translate(secretID, "CreateSecret", err, nil)
+		}
+	}
+	return s.describe(ctx, secretID)
+}
+
+// Promote moves AWSCURRENT to the version of req.Token and then removes
+// AWSPENDING from it; AWS moves AWSPREVIOUS to the old current in the same
+// call, so the version that was previous holds no label afterwards.
+//
+// It reads the labels first (DescribeSecret). If the version of req.Token is
+// current already it only removes a leftover AWSPENDING and returns nil (a
+// retry after a crash, or the first version of a new secret). If AWSCURRENT
+// is on another version than req.ExpectedCurrentID — including any current
+// at all when ExpectedCurrentID is "" — it returns ErrConflict and changes
+// nothing. If req.Token holds no AWSPENDING it returns ErrNotFound, or
+// ErrConflict when that version is AWSPREVIOUS already (a later rotation
+// promoted over it).
+//
+// The move names the expected current as RemoveFromVersionId. Between the
+// DescribeSecret and the move another writer may move AWSCURRENT; AWS then
+// rejects the move because RemoveFromVersionId no longer holds the label
+// (InvalidParameterException; moto behaves the same, see
+// TestPromoteRaceLostBetweenDescribeAndMove), so the check-then-move is a
+// real compare-and-swap and the loser gets ErrConflict.
+func (s *Store) Promote(ctx context.Context, secretID string, req providers.PromoteRequest) error {
+	if req.Token == "" {
+		return fmt.Errorf("aws secret %q: promote: empty rotation token", secretID)
+	}
+	d, err := s.describe(ctx, secretID)
+	if err != nil {
+		return err
+	}
+	if err := checkWritable(secretID, d); err != nil {
+		return err
+	}
+	st := stagesOf(d)
+	current := st.holder[labelCurrent]
+	if current == req.Token {
+		if st.holder[labelPending] == req.Token && st.holder[labelPrevious] == "" &&
+			req.ExpectedCurrentID != "" && req.ExpectedCurrentID != req.Token {
+			// The first version of the secret, current by AWS's rule and never
+			// promoted over anything: the caller expected a current version
+			// that never existed.
+			return fmt.Errorf("aws secret %q: promote %s: %w: expected current %s, but the secret's only version is this token's (current since it was written first)", secretID, req.Token, providers.ErrConflict, req.ExpectedCurrentID)
+		}
+		return s.removePending(ctx, secretID, req.Token, st)
+	}
+	if st.holder[labelPending] != req.Token {
+		if st.holder[labelPrevious] == req.Token {
+			return fmt.Errorf("aws secret %q: promote %s: %w: that version is AWSPREVIOUS already: a later rotation was promoted over it", secretID, req.Token, providers.ErrConflict)
+		}
+		return fmt.Errorf("aws secret %q: promote %s: %w: no pending version of this token (discarded, or never written)", secretID, req.Token, providers.ErrNotFound)
+	}
+	if current != req.ExpectedCurrentID {
+		return fmt.Errorf("aws secret %q: promote %s: %w: current is %s, expected %s: the current version moved since the rotation read it", secretID, req.Token, providers.ErrConflict, orNone(current), orNone(req.ExpectedCurrentID))
+	}
+
+	if s.testHookBeforeMove != nil {
+		s.testHookBeforeMove()
+	}
+	in := &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId:        awsv2.String(secretID),
+		VersionStage:    awsv2.String(labelCurrent),
+		MoveToVersionId: awsv2.String(req.Token),
+	}
+	if current != "" {
+		in.RemoveFromVersionId = awsv2.String(current)
+	}
+	if _, err := s.client.UpdateSecretVersionStage(ctx, in); err != nil {
+		if !isCode(err, "InvalidParameterException", "InvalidRequestException") {
+			return translate(secretID, "UpdateSecretVersionStage", err, nil)
+		}
+		// Lost the compare-and-swap, or an earlier attempt of this very
+		// request succeeded and the SDK retried it: read again to tell.
+		d, derr := s.describe(ctx, secretID)
+		if derr != nil {
+			return derr
+		}
+		now := stagesOf(d)
+		if now.holder[labelCurrent] != req.Token {
+			return fmt.Errorf("aws secret %q: promote %s: %w: current moved to %s while promoting", secretID, req.Token, providers.ErrConflict, orNone(now.holder[labelCurrent]))
+		}
+		st = now
+	}
+	return s.removePending(ctx, secretID, req.Token, st)
+}
+
+// removePending removes AWSPENDING from version; a version that does not hold
+// it (any more) is fine.
+func (s *Store) removePending(ctx context.Context, secretID, version string, st stages) error {
+	if st.holder[labelPending] != version {
+		return nil
+	}
+	_, err := s.client.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId:            awsv2.String(secretID),
+		VersionStage:        awsv2.String(labelPending),
+		RemoveFromVersionId: awsv2.String(version),
+	})
+	if err != nil && !isCode(err, "InvalidParameterException") {
+		return translate(secretID, "UpdateSecretVersionStage", err, nil)
+	}
+	return nil
+}
+
+// DiscardPending removes AWSPENDING from the version of token; a version with
+// no label left is deprecated and AWS deletes it. It returns nil when token
+// holds no AWSPENDING, the secret not existing included. A pending version that is also AWSCURRENT (the first
+// version of a new secret, or a promote interrupted before it removed
+// AWSPENDING) is refused with ErrConflict: AWS cannot leave a secret without
+// a current version, so its value would stay readable.
+func (s *Store) DiscardPending(ctx context.Context, secretID, token string) error {
+	d, err := s.describe(ctx, secretID)
+	if errors.Is(err, providers.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st := stagesOf(d)
+	if st.holder[labelPending] != token {
+		return nil
+	}
+	if st.holder[labelCurrent] == token {
+		return fmt.Errorf("aws secret %q: discard pending %s: %w: the version is also AWSCURRENT (AWS makes a secret's first version current, or a promote was interrupted): finish it with promote, or replace it with a new rotation", secretID, token, providers.ErrConflict)
+	}
+	return s.removePending(ctx, secretID, token, st)
+}
+
+// RetireUnstaged has nothing to do on AWS: a version without labels is
+// deprecated and Secrets Manager deletes it itself (it keeps about 100
+// versions, and every version of the last 24 hours). It only checks that the
+// secret exists.
+func (s *Store) RetireUnstaged(ctx context.Context, secretID string, _ providers.RetireRequest) error {
+	_, err := s.describe(ctx, secretID)
+	return err
+}
+
+// describe is DescribeSecret with errors translated.
+func (s *Store) describe(ctx context.Context, secretID string) (*secretsmanager.DescribeSecretOutput, error) {
+	d, err := s.client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: awsv2.String(secretID)})
+	if err != nil {
+		return nil, translate(secretID, "DescribeSecret", err, nil)
+	}
+	return d, nil
+}
+
+// checkWritable refuses secrets that swarmkey must not write to: those that
+// AWS rotates itself and those scheduled for deletion.
+func checkWritable(secretID string, d *secretsmanager.DescribeSecretOutput) error {
+	if awsv2.ToBool(d.RotationEnabled) {
+		return fmt.Errorf("aws secret %q: %w: rotation is enabled on it (rotation Lambda %s); two rotators on one secret overwrite each other: turn AWS rotation off (aws secretsmanager cancel-rotate-secret --secret-id %s) or remove the swarmkey policy", secretID, ErrNativeRotation, orNone(awsv2.ToString(d.RotationLambdaARN)), secretID)
+	}
+	if svc := awsv2.ToString(d.OwningService); svc != "" {
+		return fmt.Errorf("aws secret %q: %w: it is managed by %s, which rotates it; let that service rotate it or point the policy at a secret of your own", secretID, ErrNativeRotation, svc)
+	}
+	if d.DeletedDate != nil {
+		return fmt.Errorf("aws secret %q: it is scheduled for deletion on %s: restore it (aws secretsmanager restore-secret --secret-id %s) or use another secret", secretID, d.DeletedDate.UTC().Format(time.RFC3339), secretID)
+	}
+	return nil
+}
+
+// stages is the label layout of a secret as DescribeSecret reports it.
+type stages struct {
+	// holder maps a label to the version that holds it.
+	holder map[string]string
+}
+
+func stagesOf(d *secretsmanager.DescribeSecretOutput) stages {
+	st := stages{holder: map[string]string{}}
+	for id, labels := range d.VersionIdsToStages {
+		for _, l := range labels {
+			st.holder[l] = id
+		}
+	}
+	return st
+}
+
+// versionOf builds the metadata of a version from its AWS labels; labels of
+// other tools are dropped.
+func versionOf(id string, labels []string, created *time.Time) providers.Version {
+	v := providers.Version{ID: id, Token: id}
+	for _, stage := range providers.Stages {
+		l, _ := labelOf(stage)
+		for _, have := range labels {
+			if have == l {
+				v.Stages = append(v.Stages, stage)
+				break
+			}
+		}
+	}
+	if created != nil {
+		v.Created = created.UTC()
+	}
+	return v
+}
+
+func valueOf(out *secretsmanager.GetSecretValueOutput) secret.Secret {
+	if out.SecretString != nil {
+		return secret.FromString(*out.SecretString)
+	}
+	return secret.New(out.SecretBinary)
+}
+
+func labelOf(stage providers.Stage) (string, error) {
+	switch stage {
+	case providers.StageCurrent:
+		return labelCurrent, nil
+	case providers.StagePending:
+		return labelPending, nil
+	case providers.StagePrevious:
+		return labelPrevious, nil
+	}
+	return "", fmt.Errorf("unknown stage %q (want current, pending or previous)", stage)
+}
+
+func orNone(id string) string {
+	if id == "" {
+		return "(none)"
+	}
+	return id
+}

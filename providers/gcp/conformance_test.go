@@ -1,0 +1,21 @@
+package gcp
+
+import (
+	"testing"
+
+	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/providers/providertest"
+)
+
+// TestConformance runs the shared provider suite, each case on a fake of its
+// own; Open twice gives two clients (two connections) of that one fake.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	providertest.Run(t, providertest.Harness{NewBackend: func(t *testing.T) providertest.Backend {
+		f := newFake(t)
+		return providertest.Backend{
+			Open:     func(t *testing.T) providers.Store { return f.open(t, Options{Create: true}) },
+			SecretID: func(name string) string { return name },
+		}
+	}})
+}
