@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
 )
 
 // PolicyState is what swarmkey knows of a policy's secret.
@@ -85,4 +84,3 @@ func (db *DB) PolicyState(ctx context.Context, policy string) (PolicyState, erro
 	}
 	return s, nil
 }
-
