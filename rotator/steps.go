@@ -34,6 +34,9 @@ type rotation struct {
 	// it already ran.
 	retireAfter *time.Time
 	retired     bool
+	// fellOff is the version that was previous before this rotation's
+	// promote, kept in memory for finish.
+	fellOff secret.Secret
 }
 
 func (run *rotation) releaseLock() {
@@ -254,6 +257,14 @@ func (run *rotation) test(ctx context.Context) error {
 // rotation started from.
 func (run *rotation) promote(ctx context.Context) (string, error) {
 	p := run.p
+	// What is previous now falls off at promote; finish retires it, and
+	// stores like the file store forget it at once.
+	if previous, err := p.Store.Get(ctx, p.SecretID, providers.StagePrevious); err == nil {
+		run.remember(previous.Value)
+		run.fellOff = previous.Value
+	} else if !errors.Is(err, providers.ErrNotFound) {
+		return "", fmt.Errorf("read previous version: %w", err)
+	}
 	err := p.Store.Promote(ctx, p.SecretID, providers.PromoteRequest{Token: run.row.Token, ExpectedCurrentID: run.row.ExpectedCurrent})
 	if err != nil && !errors.Is(err, providers.ErrConflict) && !errors.Is(err, providers.ErrNotFound) {
 		// A timeout or a dropped connection leaves it open whether the
@@ -332,7 +343,8 @@ func (run *rotation) retire(ctx context.Context) error {
 	switch {
 	case err == nil:
 		run.remember(previous.Value)
-		if err := p.Target.Retire(ctx, targets.RetireRequest{Strategy: p.Strategy, Retired: previous.Value, Current: current.Value}); err != nil {
+		if err := p.Target.Retire(ctx, targets.RetireRequest{Strategy: p.Strategy, Retired: previous.Value,
+			FellOff: run.fellOff, Current: current.Value}); err != nil {
 			return err
 		}
 	case !errors.Is(err, providers.ErrNotFound):

@@ -101,11 +101,17 @@ type RestoreRequest struct {
 	Previous secret.Secret
 }
 
-// RetireRequest asks the target to retire a credential after promote.
+// RetireRequest asks the target to retire credentials after promote.
 type RetireRequest struct {
 	Strategy Strategy
-	// Retired is the credential that is no longer current (the new previous).
+	// Retired is the credential that is no longer current (the new
+	// previous). single retires it; alternating keeps it valid for a period.
 	Retired secret.Secret
+	// FellOff is the credential that was previous before the promote and
+	// holds no stage now (alternating retires it: an API key is revoked).
+	// Zero when there was none, or when the rotation was resumed after its
+	// promote and the value is gone with the process that read it.
+	FellOff secret.Secret
 	// Current is the credential that must keep working.
 	Current secret.Secret
 }
