@@ -24,6 +24,14 @@ test:
 test-go:
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
+# Benchmarks print ratios against baselines measured in the same run, as
+# medians over rounds (the machine is shared: never absolute timings alone).
+BENCH_DURATION ?= 5s
+BENCH_ROUNDS   ?= 5
+
+bench: build
+	scripts/with-postgres $(GO) run ./bench/rotationbench -duration $(BENCH_DURATION) -rounds $(BENCH_ROUNDS) -concurrency 1,4
+
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" >&2; exit 1)
 	$(GO) vet $(PKGS)

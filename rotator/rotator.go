@@ -96,6 +96,12 @@ type Options struct {
 	// return. An error wrapping ErrDeferred leaves the rotation resumable
 	// (the daemon snoozes it); any other error rolls it back.
 	BeforeSet func(ctx context.Context) error
+	// RequestKey names what asked for this rotation: "fire:<policy>:<time>"
+	// for a schedule fire, "request:<uuid>" for an operator's request. A key
+	// rotates at most once: if a rotation of the key already succeeded,
+	// Rotate returns it (Result.AlreadyDone) and touches nothing. "" means
+	// no key (a break-glass `rotate --local`).
+	RequestKey string
 	// AfterStep is a fault-injection seam for tests and drills, called after
 	// each step is recorded. Returning ErrCrash stops the rotation the way a
 	// killed process would: no rollback, no further writes, and the lock
@@ -127,12 +133,14 @@ func (e *InProgressError) Error() string {
 
 // Result of a rotation.
 type Result struct {
-	Token      string
-	Outcome    store.Outcome
-	Principal  string
-	Resumed    bool
-	RolledBack bool
-	Steps      []StepEvent
+	// AlreadyDone: a rotation of Options.RequestKey had succeeded before.
+	AlreadyDone bool
+	Token       string
+	Outcome     store.Outcome
+	Principal   string
+	Resumed     bool
+	RolledBack  bool
+	Steps       []StepEvent
 }
 
 // Rotator runs rotations against the state database.
@@ -172,14 +180,31 @@ func (r *Rotator) Rotate(ctx context.Context, p Policy, opts Options) (Result, e
 	if err != nil {
 		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
 	}
-	run := &rotation{r: r, p: p, opts: opts, lock: lock}
-	defer run.releaseLock()
+	// After a simulated crash (Abandon) Release has nothing left to do.
+	defer lock.Release()
 
-	res, err := run.start(ctx)
-	if err != nil {
-		return res, err
+	if opts.RequestKey != "" {
+		done, err := r.db.SucceededByKey(ctx, opts.RequestKey)
+		if err == nil {
+			return Result{AlreadyDone: true, Token: done.Token, Outcome: store.OutcomeSucceeded, Principal: done.Principal}, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
+		}
 	}
-	return run.steps(ctx)
+	for {
+		run := &rotation{r: r, p: p, opts: opts, lock: lock}
+		res, err := run.start(ctx)
+		if err != nil {
+			return res, err
+		}
+		res, err = run.steps(ctx)
+		if err != nil || !res.Resumed || opts.RequestKey == "" || run.row.RequestKey == opts.RequestKey {
+			return res, err
+		}
+		// This resumed another request's rotation, a crashed process's;
+		// now this request's own.
+	}
 }
 
 // lockHolder finds the token of the rotation whose process holds the lock.

@@ -29,7 +29,6 @@ type rotation struct {
 	// secrets collects every value this run handled, so that any error text
 	// recorded or returned is scrubbed of them as a last line of defence.
 	secrets []string
-	crashed bool
 	// retireAfter is when the finish step's retiring is due; retired says
 	// it already ran.
 	retireAfter *time.Time
@@ -37,14 +36,6 @@ type rotation struct {
 	// fellOff is the version that was previous before this rotation's
 	// promote, kept in memory for finish.
 	fellOff secret.Secret
-}
-
-func (run *rotation) releaseLock() {
-	if run.crashed {
-		run.lock.Abandon()
-		return
-	}
-	run.lock.Release()
 }
 
 // start finds the rotation to run: the unfinished one of this policy, if a
@@ -94,7 +85,7 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 	}
 	run.row = store.Rotation{
 		Token: token, Policy: p.Name, Strategy: string(p.Strategy), Store: p.Store.Name(), SecretID: p.SecretID,
-		ExpectedCurrent: expected, Forced: run.opts.Force, Actor: run.actor(),
+		ExpectedCurrent: expected, Forced: run.opts.Force, Actor: run.actor(), RequestKey: run.opts.RequestKey,
 	}
 	if err := db.InsertRotation(ctx, run.row); err != nil {
 		return Result{}, err
@@ -127,7 +118,7 @@ func (run *rotation) steps(ctx context.Context) (Result, error) {
 		}
 		if run.opts.AfterStep != nil {
 			if err := run.opts.AfterStep(step); errors.Is(err, ErrCrash) {
-				run.crashed = true
+				run.lock.Abandon()
 				return run.result, fmt.Errorf("rotate policy %q: %w after %s", run.p.Name, ErrCrash, step)
 			} else if err != nil {
 				// The step is recorded as complete: what failed is the

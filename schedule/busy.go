@@ -403,3 +403,15 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// BlockersAt returns the busy intervals (runs and leases widened by the
+// policy's guards, deny windows) that a rotation of p starting at start and
+// lasting p.ExpectedDuration (at least an instant) would touch, sorted by
+// start. The daemon asks it right before a rotation starts and right before
+// set, the point of no return.
+func BlockersAt(p Policy, b Busy, start time.Time) []Interval {
+	var scratch []Interval
+	x := newBusyIndex(p, b, start, &scratch)
+	end := start.Add(max(p.ExpectedDuration, time.Nanosecond))
+	return slices.Clone(x.collect(start, end))
+}

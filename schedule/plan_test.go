@@ -296,3 +296,19 @@ func TestPlanAllDenyIndexTruncation(t *testing.T) {
 	require.Equal(t, utc("2026-06-01T12:00:30Z"), want.Start)
 	require.Equal(t, want, PlanAll([]Policy{p}, nil, cal, now)[0])
 }
+
+func TestBlockersAt(t *testing.T) {
+	t.Parallel()
+
+	start := time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
+	p := Policy{Name: "p", Schedule: MustParse("@hourly", "UTC"), Window: 30 * time.Minute,
+		ExpectedDuration: 10 * time.Minute, GuardAfter: 5 * time.Minute}
+	run := OneOffRun{Name: "soak", Start: start.Add(-time.Hour), Duration: 58 * time.Minute}
+	b := Busy{OneOff: []OneOffRun{run}}
+
+	blockers := BlockersAt(p, b, start)
+	require.Len(t, blockers, 1, "the run ends at 11:58, its guard at 12:03")
+	require.Equal(t, "soak", blockers[0].Name)
+	require.Equal(t, start.Add(3*time.Minute), blockers[0].End)
+	require.Empty(t, BlockersAt(p, b, start.Add(3*time.Minute)), "free once the guard has passed")
+}

@@ -49,18 +49,21 @@ type Rotation struct {
 	StartedAt       time.Time
 	UpdatedAt       time.Time
 	FinishedAt      *time.Time
+	// RequestKey names what asked for the rotation ("fire:<policy>:<time>",
+	// "request:<uuid>"): a key succeeds at most once.
+	RequestKey string
 }
 
 const rotationColumns = `token::text, policy, strategy, store, secret_id, step, outcome, coalesce(principal, ''),
 	expected_current, coalesce(error, ''), rolled_back, forced, actor, resumes, steps, retire_after, retired_at,
-	started_at, updated_at, finished_at`
+	started_at, updated_at, finished_at, coalesce(request_key, '')`
 
 func scanRotation(row pgx.Row) (Rotation, error) {
 	var r Rotation
 	var steps []byte
 	err := row.Scan(&r.Token, &r.Policy, &r.Strategy, &r.Store, &r.SecretID, &r.Step, &r.Outcome, &r.Principal,
 		&r.ExpectedCurrent, &r.Error, &r.RolledBack, &r.Forced, &r.Actor, &r.Resumes, &steps, &r.RetireAfter, &r.RetiredAt,
-		&r.StartedAt, &r.UpdatedAt, &r.FinishedAt)
+		&r.StartedAt, &r.UpdatedAt, &r.FinishedAt, &r.RequestKey)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, ErrNotFound
 	}
@@ -76,9 +79,9 @@ func scanRotation(row pgx.Row) (Rotation, error) {
 // InsertRotation records a new rotation before anything is touched.
 func (db *DB) InsertRotation(ctx context.Context, r Rotation) error {
 	_, err := db.Pool.Exec(ctx, `
-		INSERT INTO rotations (token, policy, strategy, store, secret_id, expected_current, forced, actor, started_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
-		r.Token, r.Policy, r.Strategy, r.Store, r.SecretID, r.ExpectedCurrent, r.Forced, r.Actor, db.now())
+		INSERT INTO rotations (token, policy, strategy, store, secret_id, expected_current, forced, actor, request_key, started_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), $10, $10)`,
+		r.Token, r.Policy, r.Strategy, r.Store, r.SecretID, r.ExpectedCurrent, r.Forced, r.Actor, r.RequestKey, db.now())
 	if err != nil {
 		return fmt.Errorf("record rotation of policy %q: %w", r.Policy, err)
 	}
@@ -155,6 +158,36 @@ func (db *DB) RetireDue(ctx context.Context, policy string, now time.Time) ([]Ro
 	return db.queryRotations(ctx, `SELECT `+rotationColumns+` FROM rotations
 		WHERE policy = $1 AND outcome = 'succeeded' AND retired_at IS NULL AND retire_after <= $2
 		ORDER BY started_at`, policy, now)
+}
+
+// SucceededByKey returns the succeeded rotation of a request key, or
+// ErrNotFound.
+func (db *DB) SucceededByKey(ctx context.Context, key string) (Rotation, error) {
+	return scanRotation(db.Pool.QueryRow(ctx,
+		`SELECT `+rotationColumns+` FROM rotations WHERE request_key = $1 AND outcome = 'succeeded'`, key))
+}
+
+// ByKey returns every rotation of a request key, oldest first.
+func (db *DB) ByKey(ctx context.Context, key string) ([]Rotation, error) {
+	return db.queryRotations(ctx, `SELECT `+rotationColumns+` FROM rotations WHERE request_key = $1 ORDER BY started_at`, key)
+}
+
+// MarkNeedsAttention turns a failed rotation into needs_attention: its
+// policy's attempt limit is spent.
+func (db *DB) MarkNeedsAttention(ctx context.Context, token, reason string) error {
+	_, err := db.Pool.Exec(ctx, `
+		WITH marked AS (
+			UPDATE rotations SET outcome = 'needs_attention', error = coalesce(error || '; ', '') || $2, updated_at = $3
+			WHERE token = $1 AND outcome = 'failed'
+			RETURNING policy
+		)
+		UPDATE policy_state SET last_outcome = 'needs_attention', updated_at = $3
+		FROM marked WHERE policy_state.policy = marked.policy AND policy_state.last_rotation = $1`,
+		token, reason, db.now())
+	if err != nil {
+		return fmt.Errorf("mark rotation %s needs_attention: %w", token, err)
+	}
+	return nil
 }
 
 // History returns the latest rotations of policy, newest first.

@@ -85,18 +85,30 @@ func operatorName() string {
 }
 
 func newRotateCommand(g *globals) *cobra.Command {
-	var local, force bool
+	var local, force, wait bool
 	cmd := &cobra.Command{
 		Use:   "rotate NAME",
 		Short: "Rotate a policy's credential now",
-		Long: `rotate runs one rotation of the policy NAME. With --local it runs in this
-process (break-glass use when no daemon runs) and prints each step as it
-completes, with its duration. Exit codes: 0 rotated, 1 failed (rolled back
-or needs attention), 2 bad input, 3 another rotation of NAME is in progress.`,
+		Long: `rotate asks the daemon to rotate the policy NAME now: it inserts a job through
+PostgreSQL, so it needs only database access. It refuses while a Locust run
+or a deny window blocks the policy, naming it and the next allowed slot,
+unless --force (recorded in the audit log with the operator's name). --wait
+follows the rotation step by step and exits with its outcome.
+
+With --local it runs in this process instead (break-glass use when no daemon
+runs) and prints each step as it completes, with its duration.
+
+Exit codes: 0 rotated (or asked), 1 failed or refused, 2 bad input, 3 another
+rotation of NAME is in progress (--local).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !local {
-				return usageError("rotate %s: pass --local to rotate in this process", args[0])
+				sess, err := g.openSession(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer sess.Close()
+				return rotateThroughDaemon(cmd.Context(), g, sess, args[0], force, wait)
 			}
 			sess, err := g.openSession(cmd.Context())
 			if err != nil {
@@ -145,6 +157,7 @@ or needs attention), 2 bad input, 3 another rotation of NAME is in progress.`,
 	}
 	cmd.Flags().BoolVar(&local, "local", false, "run the rotation in this process (no daemon needed)")
 	cmd.Flags().BoolVar(&force, "force", false, "rotate even if a Locust run blocks it (recorded in the audit log)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the daemon's rotation step by step and exit with its outcome")
 	return cmd
 }
 

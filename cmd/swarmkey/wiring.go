@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers"
@@ -27,6 +28,8 @@ var storeOpeners = map[string]func(ctx context.Context, s config.Stores) (provid
 type environment struct {
 	cfg    *config.Config
 	logger *slog.Logger
+	// mu guards stores: the daemon's workers open policies concurrently.
+	mu     sync.Mutex
 	stores map[string]providers.Store
 }
 
@@ -35,12 +38,16 @@ func newEnvironment(cfg *config.Config, logger *slog.Logger) *environment {
 }
 
 func (env *environment) Close() {
+	env.mu.Lock()
+	defer env.mu.Unlock()
 	for _, s := range env.stores {
 		_ = s.Close()
 	}
 }
 
 func (env *environment) store(ctx context.Context, name string) (providers.Store, error) {
+	env.mu.Lock()
+	defer env.mu.Unlock()
 	if s, ok := env.stores[name]; ok {
 		return s, nil
 	}

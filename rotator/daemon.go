@@ -1,0 +1,290 @@
+package rotator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/swarmkey/swarmkey/schedule"
+	"github.com/swarmkey/swarmkey/store"
+)
+
+// QueueRotations is the River queue rotation jobs run in.
+const QueueRotations = "swarmkey_rotations"
+
+// DaemonPolicy is one configured policy as the daemon sees it.
+type DaemonPolicy struct {
+	Plan        schedule.Policy
+	Strategy    string
+	Store       string
+	SecretID    string
+	Tags        []string
+	MaxAttempts int
+	// Open opens the policy's store and target for one rotation; the caller
+	// closes the target.
+	Open func(ctx context.Context) (Policy, error)
+}
+
+// PolicySet is the configured policies; the daemon swaps the whole set on
+// reload, so a rotation sees one consistent configuration.
+type PolicySet struct {
+	Policies map[string]DaemonPolicy
+	// Deny are the global deny windows.
+	Deny []schedule.DenyWindow
+}
+
+// Expand turns the `uses` of a run (policy names and `tag:NAME` entries)
+// into policy names.
+func (s *PolicySet) Expand(uses []string) []string {
+	var out []string
+	for _, u := range uses {
+		tag, isTag := strings.CutPrefix(u, "tag:")
+		if !isTag {
+			out = append(out, u)
+			continue
+		}
+		for name, p := range s.Policies {
+			for _, t := range p.Tags {
+				if t == tag {
+					out = append(out, name)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// RotateArgs is the River job of one rotation: one per schedule fire (key
+// "fire:<policy>:<fire>") or per operator request (key "request:<uuid>").
+// Uniqueness by policy and key makes a fire insertable once.
+type RotateArgs struct {
+	Policy string    `json:"policy" river:"unique"`
+	Key    string    `json:"key" river:"unique"`
+	Slot   time.Time `json:"slot"`
+	Force  bool      `json:"force,omitempty"`
+	Actor  string    `json:"actor"`
+}
+
+// Kind implements river.JobArgs.
+func (RotateArgs) Kind() string { return "swarmkey_rotate" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (RotateArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueRotations, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// FireKey is the request key of a schedule fire.
+func FireKey(policy string, fire time.Time) string {
+	return "fire:" + policy + ":" + fire.UTC().Format(time.RFC3339)
+}
+
+// planArgs is the leader's periodic planning job.
+type planArgs struct{}
+
+func (planArgs) Kind() string { return "swarmkey_plan" }
+
+func (planArgs) InsertOpts() river.InsertOpts {
+	// One planning job at a time: a tick that finds the last one still
+	// queued or running is dropped.
+	return river.InsertOpts{Queue: QueueRotations, MaxAttempts: 1, UniqueOpts: river.UniqueOpts{
+		ByArgs: true,
+		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
+			rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled},
+	}}
+}
+
+// DaemonConfig tunes the daemon.
+type DaemonConfig struct {
+	// Workers is how many rotations one process runs at once; default 10.
+	Workers int
+	// PlanInterval is how often the leader plans; default 1s.
+	PlanInterval time.Duration
+	// Lookahead: jobs are inserted for slots this close; the worker waits
+	// for the slot itself, so a rotation starts on time whatever River's
+	// scheduler interval. Default 2s.
+	Lookahead time.Duration
+	// RescueAfter: a rotation job whose worker died (a killed replica) is
+	// rescued and resumed elsewhere after this long; default 1m.
+	RescueAfter time.Duration
+	// RetryBase and RetryCap bound the exponential backoff between
+	// attempts; defaults 5s and 10m.
+	RetryBase, RetryCap time.Duration
+	// PollOnly disables LISTEN/NOTIFY (tests with a pooler).
+	PollOnly bool
+	Logger   *slog.Logger
+	// ID names this replica in River and in logs.
+	ID string
+}
+
+// Daemon plans and runs rotations on River.
+type Daemon struct {
+	db       *store.DB
+	rot      *Rotator
+	river    *river.Client[pgx.Tx]
+	policies atomic.Pointer[PolicySet]
+	cfg      DaemonConfig
+	logger   *slog.Logger
+	// timeNowFunc returns the current time; nil means time.Now().UTC().
+	timeNowFunc func() time.Time
+	// OnResult, if set, is called after each rotation job (tests, metrics).
+	OnResult func(args RotateArgs, res Result, err error)
+}
+
+// MigrateRiver applies River's own migrations.
+func MigrateRiver(ctx context.Context, db *store.DB) error {
+	migrator, err := rivermigrate.New(riverpgxv5.New(db.Pool), nil)
+	if err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
+	return nil
+}
+
+// NewDaemon builds a daemon; Start runs it.
+func NewDaemon(db *store.DB, set *PolicySet, cfg DaemonConfig) (*Daemon, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 10
+	}
+	if cfg.PlanInterval <= 0 {
+		cfg.PlanInterval = time.Second
+	}
+	if cfg.Lookahead <= 0 {
+		cfg.Lookahead = 2 * time.Second
+	}
+	if cfg.RescueAfter <= 0 {
+		cfg.RescueAfter = time.Minute
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 5 * time.Second
+	}
+	if cfg.RetryCap <= 0 {
+		cfg.RetryCap = 10 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Daemon{db: db, rot: New(db, cfg.Logger), cfg: cfg, logger: cfg.Logger}
+	d.policies.Store(set)
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &rotateWorker{d: d})
+	river.AddWorker(workers, &planWorker{d: d})
+	client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
+		ID:     cfg.ID,
+		Logger: quietRiverLogger(cfg.Logger),
+		Queues: map[string]river.QueueConfig{QueueRotations: {MaxWorkers: cfg.Workers + 1}},
+		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.PlanInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return planArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "swarmkey_plan", RunOnStart: true})},
+		Workers:              workers,
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		// A rotation owns its own timeouts (connect, canary); River's would
+		// cancel a long finish mid-step.
+		JobTimeout:  -1,
+		RetryPolicy: &backoff{base: cfg.RetryBase, cap: cfg.RetryCap},
+		PollOnly:    cfg.PollOnly,
+		// Keep finished jobs a day: `rotate --wait` and the HA checks read
+		// them; rotations and the audit log keep the history for good.
+		CompletedJobRetentionPeriod: 24 * time.Hour,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	d.river = client
+	return d, nil
+}
+
+// quietRiverLogger keeps River's own logs at warn and above unless the
+// operator asked for debug: its info lines are per-job chatter.
+func quietRiverLogger(l *slog.Logger) *slog.Logger {
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		return l
+	}
+	return slog.New(levelFloor{l.Handler(), slog.LevelWarn})
+}
+
+type levelFloor struct {
+	slog.Handler
+	floor slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.floor && h.Handler.Enabled(ctx, l)
+}
+
+func (d *Daemon) now() time.Time {
+	if d.timeNowFunc != nil {
+		return d.timeNowFunc()
+	}
+	return time.Now().UTC()
+}
+
+// Start records every configured policy and starts River.
+func (d *Daemon) Start(ctx context.Context) error {
+	if err := d.ensurePolicies(ctx, d.policies.Load()); err != nil {
+		return err
+	}
+	return d.river.Start(ctx)
+}
+
+// Reload swaps the policy set; rotations already running keep the one they
+// started with.
+func (d *Daemon) Reload(ctx context.Context, set *PolicySet) error {
+	if err := d.ensurePolicies(ctx, set); err != nil {
+		return err
+	}
+	d.policies.Store(set)
+	return nil
+}
+
+// Stop drains: no new jobs are fetched, running rotations get until ctx is
+// done to finish; then they are cancelled, which leaves each resumable from
+// its last recorded step (the job is snoozed for another replica).
+func (d *Daemon) Stop(ctx context.Context) error {
+	err := d.river.Stop(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		cancelCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return d.river.StopAndCancel(cancelCtx)
+	}
+	return err
+}
+
+// River exposes the client, for inserting jobs and subscribing in tests.
+func (d *Daemon) River() *river.Client[pgx.Tx] { return d.river }
+
+func (d *Daemon) ensurePolicies(ctx context.Context, set *PolicySet) error {
+	states := make([]store.PolicyState, 0, len(set.Policies))
+	for name, p := range set.Policies {
+		states = append(states, store.PolicyState{Policy: name, Strategy: p.Strategy, Store: p.Store, SecretID: p.SecretID})
+	}
+	return d.db.EnsurePolicies(ctx, states)
+}
+
+// backoff is exponential backoff with jitter and a cap: base·2^(attempt−1)
+// (5s, 10s, 20s, … by default), never above cap, each delay drawn from
+// [½·d, d] so that replicas retrying together spread out.
+type backoff struct{ base, cap time.Duration }
+
+func (b *backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	d := b.base << min(max(job.Attempt-1, 0), 30)
+	if d <= 0 || d > b.cap {
+		d = b.cap
+	}
+	d = d/2 + rand.N(d/2+1)
+	return time.Now().UTC().Add(d)
+}

@@ -1,0 +1,208 @@
+package rotator_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/swarmkey/swarmkey/internal/pgtest"
+	"github.com/swarmkey/swarmkey/providers/file"
+	"github.com/swarmkey/swarmkey/rotator"
+	"github.com/swarmkey/swarmkey/schedule"
+	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/targets"
+)
+
+// recordingTarget is a target with nothing behind it that records when each
+// credential was applied, so tests can check when rotations happened. It is
+// for the daemon's tests: the real targets have their own suites.
+type recordingTarget struct {
+	mu      sync.Mutex
+	applied []time.Time
+}
+
+func (t *recordingTarget) Create(_ context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
+	doc, err := json.Marshal(map[string]string{"value": req.Password.RevealString()})
+	return targets.CreateResponse{Pending: secret.New(doc), Principal: "value"}, err
+}
+
+func (t *recordingTarget) Apply(context.Context, targets.ApplyRequest) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.applied = append(t.applied, time.Now())
+	return nil
+}
+
+func (t *recordingTarget) Verify(context.Context, targets.VerifyRequest) error   { return nil }
+func (t *recordingTarget) Restore(context.Context, targets.RestoreRequest) error { return nil }
+func (t *recordingTarget) Retire(context.Context, targets.RetireRequest) error   { return nil }
+func (t *recordingTarget) Close() error                                          { return nil }
+
+func (t *recordingTarget) times() []time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]time.Time(nil), t.applied...)
+}
+
+type daemonBundle struct {
+	t       *testing.T
+	ctx     context.Context
+	db      *store.DB
+	files   *file.Store
+	set     *rotator.PolicySet
+	targets map[string]*recordingTarget
+}
+
+func setupDaemon(t *testing.T, policies int, spec string, guard time.Duration) *daemonBundle {
+	t.Helper()
+	ctx := context.Background()
+	pg := pgtest.New(t)
+	db := store.NewFromPool(pg.Pool)
+	t.Cleanup(db.Close)
+	_, err := db.Migrate(ctx)
+	require.NoError(t, err)
+	require.NoError(t, rotator.MigrateRiver(ctx, db))
+
+	dir := t.TempDir()
+	require.NoError(t, file.GenerateKey(filepath.Join(dir, "key")))
+	files, err := file.Open(file.Options{Dir: filepath.Join(dir, "secrets"), KeyFile: filepath.Join(dir, "key")})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = files.Close() })
+
+	b := &daemonBundle{t: t, ctx: ctx, db: db, files: files, set: &rotator.PolicySet{Policies: map[string]rotator.DaemonPolicy{}},
+		targets: map[string]*recordingTarget{}}
+	for i := range policies {
+		name := fmt.Sprintf("p%02d", i)
+		target := &recordingTarget{}
+		b.targets[name] = target
+		b.set.Policies[name] = rotator.DaemonPolicy{
+			Plan: schedule.Policy{Name: name, Schedule: schedule.MustParse(spec, "UTC"), Window: time.Second,
+				ExpectedDuration: 500 * time.Millisecond, GuardAfter: guard},
+			Strategy: "single", Store: "file", SecretID: name, MaxAttempts: 3, Tags: []string{"load"},
+			Open: func(context.Context) (rotator.Policy, error) {
+				return rotator.Policy{Name: name, Strategy: targets.Single, Store: files, SecretID: name, Target: target,
+					Canary: rotator.CanaryRetry{Attempts: 1}}, nil
+			},
+		}
+	}
+	return b
+}
+
+func (b *daemonBundle) start(id string) *rotator.Daemon {
+	b.t.Helper()
+	d, err := rotator.NewDaemon(b.db, b.set, rotator.DaemonConfig{ID: id, Workers: 10, PlanInterval: 250 * time.Millisecond,
+		RescueAfter: 5 * time.Second, RetryBase: 100 * time.Millisecond, RetryCap: time.Second})
+	require.NoError(b.t, err)
+	require.NoError(b.t, d.Start(b.ctx))
+	b.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = d.Stop(ctx)
+	})
+	return d
+}
+
+func TestDaemonDefersWhileARunUsesThePolicy(t *testing.T) {
+	t.Parallel()
+	const guard = 2 * time.Second
+	b := setupDaemon(t, 1, "@every 1s", guard)
+	target := b.targets["p00"]
+
+	// A one-off run of 6s that uses the policy through its tag starts now.
+	runStart := time.Now().UTC()
+	_, err := b.db.AddOneOffRun(b.ctx, store.OneOffRunRequest{Name: "soak", Start: runStart, Duration: 6 * time.Second,
+		Uses: []string{"tag:load"}, CreatedBy: "test"})
+	require.NoError(t, err)
+	runEnd := runStart.Add(6 * time.Second)
+
+	b.start("a")
+	require.Eventually(t, func() bool { return len(target.times()) >= 2 }, 30*time.Second, 100*time.Millisecond,
+		"rotations resume after the run and its guard")
+	for _, at := range target.times() {
+		require.False(t, at.After(runStart) && at.Before(runEnd.Add(guard)),
+			"a rotation applied at %s, inside the run [%s, %s) or its guard", at, runStart, runEnd.Add(guard))
+	}
+	entries, err := b.db.Audit(b.ctx, "p00", 1000)
+	require.NoError(t, err)
+	deferred := 0
+	for _, e := range entries {
+		if e.Action == "rotation.deferred" {
+			deferred++
+			require.Contains(t, fmt.Sprint(e.Detail["blocked_by"]), "soak")
+		}
+	}
+	require.Positive(t, deferred, "deferrals are audited with the run that blocked them")
+}
+
+func TestDaemonRespectsLiveLeasesAndForgetsExpiredOnes(t *testing.T) {
+	t.Parallel()
+	b := setupDaemon(t, 1, "@every 1s", 0)
+	target := b.targets["p00"]
+
+	lease, err := b.db.StartLease(b.ctx, store.LeaseRequest{RunName: "live", Uses: []string{"p00"}, Holder: "test", TTL: 3 * time.Second})
+	require.NoError(t, err)
+	leaseStart := time.Now()
+	b.start("a")
+
+	// Heartbeats keep it live for 4s; then they stop and the TTL runs out.
+	for range 8 {
+		time.Sleep(500 * time.Millisecond)
+		_, err := b.db.HeartbeatLease(b.ctx, lease.ID)
+		require.NoError(t, err)
+	}
+	lastBeat := time.Now()
+	require.Empty(t, target.times(), "no rotation while the lease is live")
+
+	require.Eventually(t, func() bool { return len(target.times()) > 0 }, 20*time.Second, 100*time.Millisecond,
+		"an expired lease stops blocking")
+	require.True(t, target.times()[0].After(lastBeat.Add(3*time.Second-200*time.Millisecond)),
+		"the first rotation waits for the TTL after the last heartbeat (lease from %s)", leaseStart)
+}
+
+func TestReplicasRotateEachFireExactlyOnce(t *testing.T) {
+	t.Parallel()
+	b := setupDaemon(t, 50, "@every 2s", 0)
+	for _, id := range []string{"a", "b", "c"} {
+		b.start(id)
+	}
+	time.Sleep(20 * time.Second)
+
+	// Every fire's key succeeded once (the unique index allows no second
+	// success), and no fire between the first and the last was skipped.
+	for name := range b.set.Policies {
+		rows, err := b.db.History(b.ctx, name, 1000)
+		require.NoError(t, err)
+		fires := map[string]int{}
+		for _, r := range rows {
+			if r.Outcome == store.OutcomeSucceeded {
+				fires[r.RequestKey]++
+			}
+		}
+		require.GreaterOrEqual(t, len(fires), 5, "policy %s rotated on schedule", name)
+		var times []time.Time
+		for key, n := range fires {
+			require.Equal(t, 1, n, "fire %s rotated more than once", key)
+			at, err := time.Parse(time.RFC3339, key[len("fire:"+name+":"):])
+			require.NoError(t, err)
+			times = append(times, at)
+		}
+		first, last := times[0], times[0]
+		for _, at := range times {
+			if at.Before(first) {
+				first = at
+			}
+			if at.After(last) {
+				last = at
+			}
+		}
+		require.Equal(t, int(last.Sub(first)/(2*time.Second))+1, len(times), "policy %s skipped a fire", name)
+		require.Len(t, b.targets[name].times(), len(fires), "policy %s applied once per fire", name)
+	}
+}

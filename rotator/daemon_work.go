@@ -1,0 +1,274 @@
+package rotator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/swarmkey/swarmkey/schedule"
+	"github.com/swarmkey/swarmkey/store"
+)
+
+// maxRecheck bounds how long the planner leaves a policy alone, so runs
+// added or cancelled meanwhile change its plan within this delay.
+const maxRecheck = time.Minute
+
+// planBatch bounds the policies one planning job handles; the rest wait for
+// the next tick.
+const planBatch = 20000
+
+type planWorker struct {
+	river.WorkerDefaults[planArgs]
+	d *Daemon
+}
+
+func (w *planWorker) Work(ctx context.Context, _ *river.Job[planArgs]) error {
+	_, err := w.d.PlanOnce(ctx)
+	return err
+}
+
+// Calendar loads the runs and leases from the database as busy intervals,
+// with the policy set's global deny windows.
+func (d *Daemon) Calendar(ctx context.Context, set *PolicySet, now time.Time) (*schedule.Calendar, error) {
+	busy, err := d.db.Calendar(ctx, now, set.Expand)
+	if err != nil {
+		return nil, err
+	}
+	busy.Deny = append(busy.Deny, set.Deny...)
+	return schedule.NewCalendar(busy), nil
+}
+
+// PlanOnce plans every policy whose next check has come: it inserts a
+// rotation job for each fire whose slot is within the lookahead, records
+// deferrals in the audit log once per fire, and sets when to look again.
+// It returns how many jobs it inserted. The leader runs it every
+// PlanInterval; it is safe to run anywhere (jobs are unique per fire).
+func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
+	set := d.policies.Load()
+	now := d.now()
+	until := now.Add(d.cfg.Lookahead)
+	due, err := d.db.DuePlans(ctx, until, planBatch)
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	cal, err := d.Calendar(ctx, set, now)
+	if err != nil {
+		return 0, err
+	}
+
+	var jobs []river.InsertManyParams
+	var updates []store.PlanUpdate
+	for _, st := range due {
+		p, ok := set.Policies[st.Policy]
+		if !ok {
+			// Not configured (any more): look again after a reload.
+			updates = append(updates, store.PlanUpdate{Policy: st.Policy, NextCheck: now.Add(maxRecheck)})
+			continue
+		}
+		dec := schedule.Plan(p.Plan, schedule.State{LastRotated: deref(st.RotatedAt), LastPlannedFire: deref(st.PlannedFire)}, cal.For(st.Policy), now)
+		update := store.PlanUpdate{Policy: st.Policy, NextCheck: now.Add(maxRecheck)}
+		if !dec.Missed.IsZero() && (st.DeferredFire == nil || !st.DeferredFire.Equal(dec.Missed.Start)) {
+			d.audit(ctx, st.Policy, "rotation.missed", map[string]any{"window_start": dec.Missed.Start, "window_end": dec.Missed.End})
+		}
+		for _, w := range dec.Deferred {
+			if st.DeferredFire != nil && !w.Window.Start.After(*st.DeferredFire) {
+				continue
+			}
+			d.audit(ctx, st.Policy, "rotation.deferred", map[string]any{"fire": w.Window.Start, "blocked_by": blockerNames(w.Blockers)})
+			fire := w.Window.Start
+			update.DeferredFire = &fire
+		}
+		if dec.Overdue {
+			d.logger.Warn("policy is overdue", "policy", st.Policy, "overdue_since", dec.OverdueAt, "forced", dec.Forced)
+		}
+		switch {
+		case dec.Start.IsZero():
+			// No allowed start within the horizon: look again later.
+		case !dec.Start.After(until):
+			handles := dec.Handles
+			update.PlannedFire = &handles
+			args := RotateArgs{Policy: st.Policy, Key: FireKey(st.Policy, dec.Handles), Slot: dec.Start, Force: dec.Forced, Actor: "daemon"}
+			opts := args.InsertOpts()
+			opts.MaxAttempts = max(p.MaxAttempts, 1)
+			jobs = append(jobs, river.InsertManyParams{Args: args, InsertOpts: &opts})
+			if next := p.Plan.Schedule.Next(dec.Handles); !next.IsZero() {
+				update.NextCheck = minTime(update.NextCheck, next.Add(-d.cfg.Lookahead))
+			}
+			if dec.Forced {
+				d.audit(ctx, st.Policy, "rotation.forced", map[string]any{"reason": "overdue", "blocked_by": blockerNames(dec.Blockers)})
+			}
+		default:
+			update.NextCheck = minTime(update.NextCheck, dec.Start.Add(-d.cfg.Lookahead))
+			if !dec.OverdueAt.IsZero() && dec.OverdueAt.After(now) {
+				update.NextCheck = minTime(update.NextCheck, dec.OverdueAt)
+			}
+		}
+		updates = append(updates, update)
+	}
+	if len(jobs) > 0 {
+		if _, err := d.river.InsertMany(ctx, jobs); err != nil {
+			return 0, fmt.Errorf("insert rotation jobs: %w", err)
+		}
+	}
+	return len(jobs), d.db.UpdatePlans(ctx, updates)
+}
+
+type rotateWorker struct {
+	river.WorkerDefaults[RotateArgs]
+	d *Daemon
+}
+
+func (w *rotateWorker) Work(ctx context.Context, job *river.Job[RotateArgs]) error {
+	res, err := w.d.runJob(ctx, job.Args, job.Attempt, job.MaxAttempts)
+	if w.d.OnResult != nil {
+		w.d.OnResult(job.Args, res, err)
+	}
+	return err
+}
+
+// snoozeError is how runJob says "later" to River.
+type snoozeError struct{ after time.Duration }
+
+func (e *snoozeError) Error() string { return fmt.Sprintf("snoozed for %s", e.after) }
+
+// runJob runs one rotation job. It waits for the job's slot, snoozes while
+// a run or deny window blocks the policy (unless forced), rotates, and
+// turns the outcome into what River should do next.
+func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttempts int) (Result, error) {
+	set := d.policies.Load()
+	p, ok := set.Policies[args.Policy]
+	if !ok {
+		return Result{}, river.JobCancel(fmt.Errorf("policy %q is no longer configured", args.Policy))
+	}
+	if wait := args.Slot.Sub(d.now()); wait > 0 {
+		select {
+		case <-ctx.Done():
+			return Result{}, river.JobSnooze(0)
+		case <-time.After(wait):
+		}
+	}
+
+	block := &blockCheck{db: d.db, set: set, policy: args.Policy, plan: p.Plan, now: d.now}
+	if !args.Force {
+		if err := block.check(ctx); err != nil {
+			if errors.Is(err, ErrDeferred) {
+				d.logger.Info("rotation waits for a run", "policy", args.Policy, "until", block.until)
+				return Result{}, river.JobSnooze(max(block.until.Sub(d.now()), time.Second))
+			}
+			return Result{}, err
+		}
+	}
+
+	policy, err := p.Open(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("open policy %q: %w", args.Policy, err)
+	}
+	defer policy.Target.Close()
+	opts := Options{Actor: args.Actor, Force: args.Force, RequestKey: args.Key}
+	if !args.Force {
+		opts.BeforeSet = block.check
+	}
+	res, err := d.rot.Rotate(ctx, policy, opts)
+
+	var inProgress *InProgressError
+	var stepErr *StepError
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.As(err, &inProgress):
+		// Another process (run-due, rotate --local, a replica finishing a
+		// rescued job) holds the policy: try again shortly.
+		return res, river.JobSnooze(2 * time.Second)
+	case errors.Is(err, ErrDeferred):
+		return res, river.JobSnooze(max(block.until.Sub(d.now()), time.Second))
+	case ctx.Err() != nil:
+		// A drain: the rotation stays resumable; make the job available
+		// again at once, for another replica or the next start.
+		return res, river.JobSnooze(0)
+	case errors.As(err, &stepErr) && stepErr.Outcome == store.OutcomeFailed && attempt >= maxAttempts:
+		reason := fmt.Sprintf("attempt limit %d reached", maxAttempts)
+		if markErr := d.db.MarkNeedsAttention(context.WithoutCancel(ctx), res.Token, reason); markErr != nil {
+			d.logger.Error("recording needs_attention failed", "policy", args.Policy, "error", markErr)
+		}
+		d.audit(ctx, args.Policy, "rotation.needs_attention", map[string]any{"reason": reason, "rotation": res.Token})
+		d.logger.Error("rotation needs attention", "policy", args.Policy, "token", res.Token, "reason", reason)
+		res.Outcome = store.OutcomeNeedsAttention
+		return res, err
+	}
+	return res, err
+}
+
+// blockCheck asks whether a run, a lease or a deny window blocks a policy
+// now; until is when the last blocker found ends.
+type blockCheck struct {
+	db     *store.DB
+	set    *PolicySet
+	policy string
+	plan   schedule.Policy
+	now    func() time.Time
+	until  time.Time
+	// blockers are those the last check found.
+	blockers []schedule.Interval
+}
+
+// check returns an error wrapping ErrDeferred that names the blockers, nil
+// when the policy is free for its expected duration from now.
+func (b *blockCheck) check(ctx context.Context) error {
+	now := b.now()
+	busy, err := b.db.Calendar(ctx, now, b.set.Expand)
+	if err != nil {
+		return err
+	}
+	busy.Deny = append(busy.Deny, b.set.Deny...)
+	b.blockers = schedule.BlockersAt(b.plan, schedule.NewCalendar(busy).For(b.policy), now)
+	if len(b.blockers) == 0 {
+		return nil
+	}
+	b.until = b.blockers[0].End
+	for _, iv := range b.blockers {
+		b.until = maxTime(b.until, iv.End)
+	}
+	return fmt.Errorf("%w: %s blocks %q until %s", ErrDeferred, blockerNames(b.blockers), b.policy, b.until.Format(time.RFC3339))
+}
+
+func (d *Daemon) audit(ctx context.Context, policy, action string, detail map[string]any) {
+	err := d.db.AppendAudit(context.WithoutCancel(ctx), store.AuditEntry{Actor: "daemon", Policy: policy, Action: action, Detail: detail})
+	if err != nil {
+		d.logger.Error("audit write failed", "policy", policy, "action", action, "error", err)
+	}
+}
+
+func blockerNames(ivs []schedule.Interval) string {
+	out := ""
+	for i, iv := range ivs {
+		if i > 0 {
+			out += ", "
+		}
+		out += fmt.Sprintf("%s %q (%s–%s)", iv.Kind, iv.Name, iv.Start.Format(time.RFC3339), iv.End.Format(time.RFC3339))
+	}
+	return out
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
