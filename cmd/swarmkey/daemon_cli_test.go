@@ -1,0 +1,184 @@
+package main_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/store"
+)
+
+// daemonProcess is a `swarmkey serve` child whose log lines are collected.
+type daemonProcess struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+	done  chan error
+}
+
+func (c *cli) serve(t *testing.T, args ...string) *daemonProcess {
+	t.Helper()
+	cmd := c.command(append([]string{"serve", "--plan-interval", "250ms", "--drain-timeout", "5s"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	cmd.Stdout = io.Discard
+	require.NoError(t, cmd.Start())
+	d := &daemonProcess{cmd: cmd, done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.lines = append(d.lines, sc.Text())
+			d.mu.Unlock()
+			c.mu.Lock()
+			c.printed.WriteString(sc.Text() + "\n")
+			c.mu.Unlock()
+		}
+		d.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+	})
+	require.Eventually(t, func() bool { return d.logged("swarmkey serving") }, 60*time.Second, 50*time.Millisecond, "serve starts")
+	return d
+}
+
+func (d *daemonProcess) logged(s string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, l := range d.lines {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *cli) stateDB(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), c.db.URL)
+	require.NoError(t, err)
+	t.Cleanup(db.Close)
+	return db
+}
+
+func TestRotateAsksTheDaemonAndRespectsRuns(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "single", "")
+	c.serve(t)
+	db := c.stateDB(t)
+
+	_, err := db.AddOneOffRun(context.Background(), store.OneOffRunRequest{Name: "nightly-soak", Start: time.Now().Add(-time.Minute),
+		Duration: time.Hour, Uses: []string{"checkout-db"}, CreatedBy: "test"})
+	require.NoError(t, err)
+
+	r := c.run("rotate", "checkout-db", "--wait")
+	require.Equal(t, 1, r.code, r.stdout+r.stderr)
+	require.Contains(t, r.stderr, `"nightly-soak"`)
+	require.Contains(t, r.stderr, "next allowed slot")
+	_, ok := c.stage(providers.StageCurrent)
+	require.False(t, ok, "nothing was rotated")
+
+	r = c.run("rotate", "checkout-db", "--force", "--wait")
+	require.Equal(t, 0, r.code, r.stdout+r.stderr)
+	for _, step := range []string{"create", "set", "test", "promote", "finish"} {
+		require.Contains(t, r.stdout, "  "+step)
+	}
+	require.Contains(t, r.stdout, "rotated checkout-db")
+	current, ok := c.stage(providers.StageCurrent)
+	require.True(t, ok)
+	require.True(t, c.logsIn(current))
+
+	entries, err := db.Audit(context.Background(), "checkout-db", 100)
+	require.NoError(t, err)
+	var forced *store.AuditEntry
+	for i := range entries {
+		if entries[i].Action == "rotation.forced" {
+			forced = &entries[i]
+		}
+	}
+	require.NotNil(t, forced, "a forced rotation leaves an audit row")
+	require.Equal(t, "operator:"+currentUser(t), forced.Actor)
+	require.Contains(t, fmt.Sprint(forced.Detail["overrides"]), "nightly-soak")
+	c.requireNoLeak(current.Password)
+}
+
+func currentUser(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("id", "-un").Output()
+	require.NoError(t, err)
+	return strings.TrimSpace(string(out))
+}
+
+func TestServeReloadKeepsOldPoliciesOnABadFileAndDrainsOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "alternating", "")
+	d := c.serve(t)
+	good, err := os.ReadFile(c.config)
+	require.NoError(t, err)
+
+	c.write(c.config, strings.Replace(string(good), "strategy: alternating", "strategy: alternating\n    bogus_field: 1", 1))
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return d.logged("reload failed; keeping the old policies") }, 10*time.Second, 50*time.Millisecond)
+	require.True(t, d.logged("bogus_field"), "the log says why")
+
+	// The operator's CLI reads a good copy; the daemon's file is broken.
+	daemonConfig := c.config
+	c.config = daemonConfig + ".client.yaml"
+	c.write(c.config, string(good))
+	r := c.run("rotate", "checkout-db", "--wait")
+	c.config = daemonConfig
+	require.Equal(t, 0, r.code, "the daemon still rotates with the old policies: "+r.stdout+r.stderr)
+
+	c.write(c.config, string(good))
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return d.logged("reloaded") }, 10*time.Second, 50*time.Millisecond)
+
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-d.done:
+		require.NoError(t, err, "serve exits 0 after a drain")
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop within 20s of SIGTERM")
+	}
+	require.True(t, d.logged("draining"))
+	require.True(t, d.logged("stopped"))
+}
+
+func TestRunDueRotatesWhatIsDueOnce(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "alternating", "")
+	cfg, err := os.ReadFile(c.config)
+	require.NoError(t, err)
+	// Fires every 10s and may start within 9.9s of a fire: due nearly always.
+	c.write(c.config, strings.Replace(string(cfg), `schedule: "@daily"`, "schedule: \"@every 10s\"\n    window: 9900ms", 1))
+
+	var r result
+	require.Eventually(t, func() bool {
+		r = c.run("run-due")
+		return strings.Contains(r.stdout, "rotated")
+	}, 30*time.Second, time.Second, "run-due rotates the due policy")
+	require.Equal(t, 0, r.code, r.stdout+r.stderr)
+	current, ok := c.stage(providers.StageCurrent)
+	require.True(t, ok)
+	require.True(t, c.logsIn(current))
+
+	again := c.run("run-due")
+	require.Equal(t, 0, again.code, again.stdout+again.stderr)
+	history := c.run("history", "checkout-db")
+	rotations := strings.Count(history.stdout, "succeeded")
+	// The second run-due may meet the next fire (every 10s), never the same.
+	require.LessOrEqual(t, rotations, 2, history.stdout)
+	c.requireNoLeak(current.Password)
+}
