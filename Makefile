@@ -9,7 +9,7 @@ GO       ?= go
 GOFLAGS  ?=
 PKGS     ?= ./...
 TESTFLAGS ?= -count=1 -timeout 20m
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: all build test test-go demo bench lint fuzz clean
 

@@ -256,7 +256,7 @@ func syntaxError(file string, err error) Error {
 }
 
 var (
-	unknownFieldRE = regexp.MustCompile("^line (\\d+): field (.*) not found in type (\\S+)$")
+	unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.*) not found in type (\S+)$`)
 	wrongTypeRE    = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+|\\S+)(?: `(.*)`)? into (\\S+)$")
 	dupKeyRE       = regexp.MustCompile(`^line (\d+): mapping key "(.*)" already defined at line (\d+)$`)
 	dupFieldRE     = regexp.MustCompile(`^line (\d+): field (.*) already set in type (\S+)$`)
@@ -387,7 +387,7 @@ func init() {
 	for _, v := range []any{
 		rawFile{}, rawStores{}, rawFileStore{}, rawAWSStore{}, rawGCPStore{},
 		rawDeny{}, rawPolicy{}, rawTarget{}, rawPostgres{}, rawPassword{}, rawCanary{},
-		HTTPTarget{}, GeneratedTarget{},
+		rawHTTP{}, rawTLS{}, rawAuth{}, rawRequest{}, rawIssue{}, rawVerify{}, rawList{}, rawGenerated{},
 	} {
 		t := reflect.TypeOf(v)
 		var names []string

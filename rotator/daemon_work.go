@@ -129,11 +129,6 @@ func (w *rotateWorker) Work(ctx context.Context, job *river.Job[RotateArgs]) err
 	return err
 }
 
-// snoozeError is how runJob says "later" to River.
-type snoozeError struct{ after time.Duration }
-
-func (e *snoozeError) Error() string { return fmt.Sprintf("snoozed for %s", e.after) }
-
 // runJob runs one rotation job. It waits for the job's slot, snoozes while
 // a run or deny window blocks the policy (unless forced), rotates, and
 // turns the outcome into what River should do next.

@@ -155,10 +155,9 @@ func (db *DB) AddOneOffRun(ctx context.Context, req OneOffRunRequest) (Run, erro
 	if req.Start.IsZero() {
 		return Run{}, invalid("start", "", "missing")
 	}
-	if end := req.Start.Add(req.Duration); !end.After(now) {
+	if !req.Start.Add(req.Duration).After(now) {
 		return Run{}, invalid("start", req.Start.UTC().Format(time.RFC3339),
-			"the run would have ended at %s, which is past: give a start in the future",
-			end.UTC().Format(time.RFC3339))
+			"the run would already be over (its start plus its duration is past): give a later start")
 	}
 	return db.insertRun(ctx, req.Name, `
 		INSERT INTO runs (name, kind, start_at, duration, uses, created_by, created_at)

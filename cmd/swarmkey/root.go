@@ -77,6 +77,10 @@ proves it with a canary, promotes it, and never rotates under a running test.`,
 		newHistoryCommand(g),
 		newKeygenCommand(g),
 		newVerifyCommand(g),
+		newServeCommand(g),
+		newRunDueCommand(g),
+		newPlanCommand(g),
+		newRunsCommand(g),
 	)
 
 	err := root.ExecuteContext(ctx)

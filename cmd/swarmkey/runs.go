@@ -1,0 +1,432 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarmkey/swarmkey/config"
+	"github.com/swarmkey/swarmkey/store"
+)
+
+func newRunsCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "runs",
+		Short: "Schedule, list and cancel the Locust runs that rotations wait for",
+		Long: `runs manages the Locust run calendar in the state database. A run names the
+policies whose credentials it uses (or tag:NAME for every policy with that
+tag); no rotation of those policies starts while the run is scheduled, widened
+by each policy's guard_before and guard_after.
+
+A run is one-off (--start, --duration) or recurring (--every CRON, --duration,
+--timezone). Times are RFC 3339 (2026-05-01T14:00:00+02:00), "now", or
+relative to now (+2h, +90m, +1d, -30m), and are shown in the local zone unless
+--timezone names another.`,
+		// Without this, cobra prints the help and exits 0 for `runs frob`.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError("unknown command %q for \"swarmkey runs\": use add, list or cancel", args[0])
+			}
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(newRunsAddCommand(g), newRunsListCommand(g), newRunsCancelCommand(g))
+	return cmd
+}
+
+func newRunsAddCommand(g *globals) *cobra.Command {
+	var name, start, every, zone, duration string
+	var uses []string
+	cmd := &cobra.Command{
+		Use:   "add --name N (--start T | --every CRON [--timezone Z]) --duration D --uses P…",
+		Short: "Schedule a one-off or recurring Locust run",
+		Long: `add records a run. With --start it happens once, from T for --duration. With
+--every it starts at every fire of the cron spec (five fields, or @daily,
+@every 6h…) in --timezone (default UTC) and lasts --duration each time.
+
+--uses names the policies whose credentials the run uses, or tag:NAME for
+every policy with that tag; repeat it or separate names with commas. Each must
+exist in the loaded configuration. The name must not belong to another active
+run. The addition is recorded in the audit log with your user name.
+
+Exit codes: 0 added, 2 bad input (nothing is written).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			now := time.Now()
+			raw := map[string]string{"name": name, "start": start, "every": every, "timezone": zone, "duration": duration}
+			switch {
+			case start != "" && every != "":
+				return usageError("--start and --every: a run is either one-off (--start) or recurring (--every), not both")
+			case start == "" && every == "":
+				return usageError("--start or --every is required: --start T for a one-off run, --every CRON for a recurring one")
+			case duration == "":
+				return usageError("--duration is required: how long the run lasts, such as 90m or 2h")
+			}
+			display, err := runDisplayZone(zone)
+			if err != nil {
+				return err
+			}
+			d, err := parseRunDuration(duration)
+			if err != nil {
+				return usageError("--duration %q: %v", duration, err)
+			}
+			var at time.Time
+			if start != "" {
+				if at, err = parseWhen("--start", start, now); err != nil {
+					return err
+				}
+				// Whole seconds: "+2h" should not list as 14:02:31.881228.
+				at = at.Truncate(time.Second)
+			}
+
+			sess, err := g.openSession(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer sess.Close()
+			ctx, db := cmd.Context(), sess.db
+			uses, err := checkRunUses(sess.cfg, uses)
+			if err != nil {
+				return err
+			}
+			actor := "operator:" + operatorName()
+			var r store.Run
+			if start != "" {
+				r, err = db.AddOneOffRun(ctx, store.OneOffRunRequest{Name: name, Start: at, Duration: d, Uses: uses, CreatedBy: actor})
+			} else {
+				r, err = db.AddRecurringRun(ctx, store.RecurringRunRequest{Name: name, Every: every, Timezone: zone, Duration: d,
+					Uses: uses, CreatedBy: actor})
+			}
+			if err != nil {
+				return runUsageError(err, name, raw)
+			}
+			detail := map[string]any{"run": r.Name, "kind": string(r.Kind), "duration": r.Duration.String(), "uses": r.Uses}
+			if r.Kind == store.RunOneOff {
+				detail["start"] = r.Start.Format(time.RFC3339)
+			} else {
+				detail["every"], detail["timezone"] = r.Every, r.Timezone
+			}
+			if err := db.AppendAudit(ctx, store.AuditEntry{Actor: actor, Action: "run.added", Detail: detail}); err != nil {
+				return fmt.Errorf("run %q was added, but its audit entry failed: %w", r.Name, err)
+			}
+			v := viewRun(r, now, display)
+			switch r.Kind {
+			case store.RunOneOff:
+				fmt.Fprintf(g.stdout, "added one-off run %q: %s to %s (%s), uses %s\n", r.Name,
+					formatRunTime(v.Start), formatRunTime(v.End), formatRunDuration(r.Duration), strings.Join(r.Uses, ", "))
+			default:
+				fmt.Fprintf(g.stdout, "added recurring run %q: every %q in %s for %s, uses %s; next %s to %s\n", r.Name,
+					r.Every, r.Timezone, formatRunDuration(r.Duration), strings.Join(r.Uses, ", "), formatRunTime(v.Start), formatRunTime(v.End))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "the run's name, unique among active runs")
+	f.StringVar(&start, "start", "", "start of a one-off run: RFC 3339, now, or relative (+2h, +90m)")
+	f.StringVar(&every, "every", "", `cron spec of a recurring run ("0 2 * * *", "@daily", "@every 6h")`)
+	f.StringVar(&zone, "timezone", "", "IANA zone of the --every schedule (default UTC), and the zone times are shown in (default local)")
+	f.StringVar(&duration, "duration", "", "how long the run lasts (90m, 2h, 1h30m, 1d)")
+	f.StringSliceVar(&uses, "uses", nil, "policies whose credentials the run uses, or tag:NAME (repeatable, comma-separated)")
+	return cmd
+}
+
+func newRunsListCommand(g *globals) *cobra.Command {
+	var all bool
+	var output, zone string
+	cmd := &cobra.Command{
+		Use:   "list [--all] [-o json] [--timezone Z]",
+		Short: "List the active runs (with --all, the cancelled ones too)",
+		Long: `list shows each run: its start and end (for a recurring run, those of its
+current or next occurrence), its schedule, the policies it uses, its state
+(scheduled, running, ended, cancelled) and who added it. Times are shown in
+the local zone, or in --timezone.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return usageError("--output %q: use text or json", output)
+			}
+			display, err := runDisplayZone(zone)
+			if err != nil {
+				return err
+			}
+			sess, err := g.openSession(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer sess.Close()
+			runs, err := sess.db.ListRuns(cmd.Context(), all)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			views := make([]runView, 0, len(runs))
+			for _, r := range runs {
+				views = append(views, viewRun(r, now, display))
+			}
+			if output == "json" {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(views)
+			}
+			if len(views) == 0 {
+				fmt.Fprintln(g.stdout, "no runs scheduled; add one with `swarmkey runs add`")
+				return nil
+			}
+			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tKIND\tSTART\tEND\tDURATION\tSCHEDULE\tUSES\tSTATE\tADDED BY")
+			for _, v := range views {
+				kind, schedule := "one-off", "-"
+				if v.Kind == store.RunRecurring {
+					kind, schedule = "recurring", v.Every+" "+v.Timezone
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, kind, formatRunTime(v.Start), formatRunTime(v.End),
+					formatRunDuration(v.duration), schedule, strings.Join(v.Uses, ","), v.State, v.CreatedBy)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "include cancelled runs")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&zone, "timezone", "", "IANA zone to show times in (default: the local zone)")
+	return cmd
+}
+
+func newRunsCancelCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel NAME",
+		Short: "Cancel an active run: it no longer blocks rotations",
+		Long: `cancel marks the active run NAME cancelled. Its record stays (runs list --all
+shows it), its name may be used again, and the cancellation is recorded in the
+audit log with your user name. Exit codes: 0 cancelled, 2 no active run has
+that name.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, err := g.openSession(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer sess.Close()
+			ctx, db := cmd.Context(), sess.db
+			actor := "operator:" + operatorName()
+			r, err := db.CancelRun(ctx, args[0], actor)
+			if errors.Is(err, store.ErrNotFound) {
+				return usageError("run %q: no active run has this name (`swarmkey runs list` shows them)", args[0])
+			}
+			if err != nil {
+				return err
+			}
+			err = db.AppendAudit(ctx, store.AuditEntry{Actor: actor, Action: "run.cancelled",
+				Detail: map[string]any{"run": r.Name, "kind": string(r.Kind), "uses": r.Uses}})
+			if err != nil {
+				return fmt.Errorf("run %q was cancelled, but its audit entry failed: %w", r.Name, err)
+			}
+			fmt.Fprintf(g.stdout, "cancelled run %q: it no longer blocks rotations of %s\n", r.Name, strings.Join(r.Uses, ", "))
+			return nil
+		},
+	}
+}
+
+// runView is a run as list shows it, at one instant, in the display zone;
+// it is also the JSON form (`runs list -o json`).
+type runView struct {
+	Name string        `json:"name"`
+	Kind store.RunKind `json:"kind"`
+	// Start and End bound the one-off run, or the current or next
+	// occurrence of a recurring one; none for a cancelled recurring run.
+	Start           *time.Time `json:"start,omitempty"`
+	End             *time.Time `json:"end,omitempty"`
+	Every           string     `json:"every,omitempty"`
+	Timezone        string     `json:"timezone,omitempty"`
+	Duration        string     `json:"duration"`
+	DurationSeconds float64    `json:"duration_seconds"`
+	Uses            []string   `json:"uses"`
+	// State is scheduled, running, ended (one-off only) or cancelled.
+	State       string     `json:"state"`
+	CreatedBy   string     `json:"created_by"`
+	CreatedAt   time.Time  `json:"created_at"`
+	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
+	CancelledBy string     `json:"cancelled_by,omitempty"`
+
+	duration time.Duration
+}
+
+func viewRun(r store.Run, now time.Time, zone *time.Location) runView {
+	v := runView{
+		Name: r.Name, Kind: r.Kind, Every: r.Every, Timezone: r.Timezone,
+		Duration: formatRunDuration(r.Duration), DurationSeconds: r.Duration.Seconds(), duration: r.Duration,
+		Uses: r.Uses, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt.In(zone), CancelledBy: r.CancelledBy,
+	}
+	in := func(t time.Time) *time.Time { t = t.In(zone); return &t }
+	if r.CancelledAt != nil {
+		v.CancelledAt = in(*r.CancelledAt)
+	}
+	var start time.Time
+	switch r.Kind {
+	case store.RunOneOff:
+		start = r.Start
+	case store.RunRecurring:
+		sched, err := r.Schedule()
+		if err != nil {
+			v.State = "invalid: " + err.Error()
+			return v
+		}
+		if r.CancelledAt == nil {
+			// The occurrence under way, if any, else the next one.
+			start = sched.Next(now.Add(-r.Duration))
+		}
+	}
+	if !start.IsZero() {
+		v.Start, v.End = in(start), in(start.Add(r.Duration))
+	}
+	switch {
+	case r.CancelledAt != nil:
+		v.State = "cancelled"
+	case start.IsZero():
+		v.State = "never" // a recurring spec with no fire left
+	case now.Before(start):
+		v.State = "scheduled"
+	case now.Before(start.Add(r.Duration)):
+		v.State = "running"
+	default:
+		v.State = "ended"
+	}
+	return v
+}
+
+// checkRunUses checks --uses against the configuration: each entry names a
+// policy, or is tag:NAME with a policy tagged NAME. Entries are trimmed;
+// empty ones are dropped.
+func checkRunUses(cfg *config.Config, uses []string) ([]string, error) {
+	var out []string
+	for _, u := range uses {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		if tag, ok := strings.CutPrefix(u, store.UsesTagPrefix); ok {
+			if !slices.ContainsFunc(cfg.Policies, func(p config.Policy) bool { return slices.Contains(p.Tags, tag) }) {
+				var tags []string
+				for _, p := range cfg.Policies {
+					tags = append(tags, p.Tags...)
+				}
+				slices.Sort(tags)
+				if tags = slices.Compact(tags); len(tags) == 0 {
+					return nil, usageError("--uses: no policy has tag %q: no policy has any tag (tags: in the policy files)", tag)
+				}
+				return nil, usageError("--uses: no policy has tag %q: known tags are %s", tag, listSome(tags))
+			}
+		} else if _, ok := cfg.Policy(u); !ok {
+			names := make([]string, len(cfg.Policies))
+			for i, p := range cfg.Policies {
+				names[i] = p.Name
+			}
+			return nil, usageError("--uses: unknown policy %q: known policies are %s (or use tag:NAME)", u, listSome(names))
+		}
+		out = append(out, u)
+	}
+	if len(out) == 0 {
+		return nil, usageError("--uses is required: the policies (or tag:NAME) whose credentials the run uses")
+	}
+	return out, nil
+}
+
+// listSome joins up to ten names, then says how many more there are.
+func listSome(names []string) string {
+	const most = 10
+	if len(names) <= most {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:most], ", ") + fmt.Sprintf(" and %d more", len(names)-most)
+}
+
+// runUsageError turns the store's refusal of a run into a usage error that
+// names the flag and quotes what was typed.
+func runUsageError(err error, name string, raw map[string]string) error {
+	var inv *store.InvalidRunError
+	switch {
+	case errors.As(err, &inv):
+		value := inv.Value
+		if typed, ok := raw[inv.Field]; ok && typed != "" {
+			value = typed
+		}
+		return usageError("--%s %q: %s", inv.Field, value, inv.Reason)
+	case errors.Is(err, store.ErrRunExists):
+		return usageError("--name %q: an active run already has this name: cancel it first (`swarmkey runs cancel %s`) or pick another name", name, name)
+	}
+	return err
+}
+
+// runDisplayZone loads the zone that times are shown in: name, or the local
+// zone when name is empty.
+func runDisplayZone(name string) (*time.Location, error) {
+	if name == "" {
+		return time.Local, nil
+	}
+	if name == "Local" {
+		return nil, usageError("--timezone %q: name an IANA zone such as Europe/Berlin, or leave it out for the local zone", name)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, usageError("--timezone %q: not an IANA zone name (such as Europe/Berlin or UTC)", name)
+	}
+	return loc, nil
+}
+
+// parseRunDuration reads a Go duration ("90m", "1h30m") with an optional
+// leading number of 24-hour days ("1d", "2d12h"). A leading minus is read
+// (so that a negative duration is refused for what it is, not as a typo).
+func parseRunDuration(s string) (time.Duration, error) {
+	bad := errors.New("not a duration: use 90m, 2h, 1h30m or 1d")
+	body, neg := strings.CutPrefix(s, "-")
+	var total time.Duration
+	if i := strings.IndexByte(body, 'd'); i >= 0 {
+		n, err := strconv.ParseUint(body[:i], 10, 16)
+		if err != nil {
+			return 0, bad
+		}
+		total, body = time.Duration(n)*24*time.Hour, body[i+1:]
+		if body == "" {
+			body = "0s"
+		}
+	}
+	if strings.HasPrefix(body, "+") || strings.HasPrefix(body, "-") {
+		return 0, bad
+	}
+	d, err := time.ParseDuration(body)
+	if err != nil {
+		return 0, bad
+	}
+	total += d
+	if neg {
+		total = -total
+	}
+	return total, nil
+}
+
+func formatRunTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
+
+// formatRunDuration prints "2h" rather than Go's "2h0m0s".
+func formatRunDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
