@@ -116,7 +116,9 @@ type DaemonConfig struct {
 	// scheduler interval. Default 2s.
 	Lookahead time.Duration
 	// RescueAfter: a rotation job whose worker died (a killed replica) is
-	// rescued and resumed elsewhere after this long; default 1m.
+	// rescued and resumed elsewhere after this long (plus up to River's
+	// 30s rescuer interval); it is also the longest a rotation job may run
+	// before it is cancelled and resumed. Default 1m.
 	RescueAfter time.Duration
 	// RetryBase and RetryCap bound the exponential backoff between
 	// attempts; defaults 5s and 10m.
@@ -192,9 +194,11 @@ func NewDaemon(db *store.DB, set *PolicySet, cfg DaemonConfig) (*Daemon, error) 
 			&river.PeriodicJobOpts{ID: "swarmkey_plan", RunOnStart: true})},
 		Workers:              workers,
 		RescueStuckJobsAfter: cfg.RescueAfter,
-		// A rotation owns its own timeouts (connect, canary); River's would
-		// cancel a long finish mid-step.
-		JobTimeout:  -1,
+		// River rescues only jobs that have outlived their timeout, so the
+		// timeout is the rescue interval: a rotation running longer is
+		// cancelled, which leaves it resumable, and is resumed by whoever
+		// gets the job next. RescueAfter must exceed the longest rotation.
+		JobTimeout:  cfg.RescueAfter,
 		RetryPolicy: &backoff{base: cfg.RetryBase, cap: cfg.RetryCap},
 		PollOnly:    cfg.PollOnly,
 		// Keep finished jobs a day: `rotate --wait` and the HA checks read

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/swarmkey/swarmkey/providers"
@@ -181,4 +182,50 @@ func TestRunDueRotatesWhatIsDueOnce(t *testing.T) {
 	// The second run-due may meet the next fire (every 10s), never the same.
 	require.LessOrEqual(t, rotations, 2, history.stdout)
 	c.requireNoLeak(current.Password)
+}
+
+func TestKilledReplicaLeavesARotationAnotherFinishes(t *testing.T) {
+	t.Parallel()
+	// The canary sleeps, so a replica can be killed in the middle of it.
+	c := newCLI(t, "single", "SELECT pg_sleep(4)")
+	a := c.serve(t, "--rescue-after", "15s", "--id", "replica-a")
+	b := c.serve(t, "--rescue-after", "15s", "--id", "replica-b")
+	db := c.stateDB(t)
+
+	r := c.run("rotate", "checkout-db")
+	require.Equal(t, 0, r.code, r.stderr)
+
+	var running store.Rotation
+	require.Eventually(t, func() bool {
+		var err error
+		running, err = db.RunningRotation(context.Background(), "checkout-db")
+		return err == nil && running.Step == "set"
+	}, 30*time.Second, 50*time.Millisecond, "a rotation reaches its canary")
+	victim, survivor := a, b
+	if b.logged(running.Token) {
+		victim, survivor = b, a
+	}
+	require.True(t, victim.logged(running.Token), "the victim runs the rotation")
+	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL))
+
+	// River rescues the job after --rescue-after (its rescuer looks every
+	// 30s, and the survivor may first have to win the leader election);
+	// the survivor resumes the rotation from its recorded step.
+	finished := assert.Eventually(t, func() bool {
+		row, err := db.Rotation(context.Background(), running.Token)
+		return err == nil && row.Outcome == store.OutcomeSucceeded
+	}, 90*time.Second, 250*time.Millisecond, "another replica finishes the rotation")
+	if !finished {
+		survivor.mu.Lock()
+		t.Fatalf("survivor's log:\n%s", strings.Join(survivor.lines, "\n"))
+	}
+	row, err := db.Rotation(context.Background(), running.Token)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, row.Resumes, 1)
+	require.True(t, survivor.logged(running.Token))
+	current, ok := c.stage(providers.StageCurrent)
+	require.True(t, ok)
+	require.True(t, c.logsIn(current))
+	_, pending := c.stage(providers.StagePending)
+	require.False(t, pending)
 }
