@@ -22,8 +22,9 @@
 // Durations are Go durations ("90s", "2h", "1h30m") or days with a d suffix
 // ("7d", "1d12h"); a day is 24 hours.
 //
-// Credential fields (database, target.postgres.admin) hold references, never
-// values: env:NAME, file:/absolute/path or store:<provider>/<secret-id>[#field].
+// Credential fields (database, target.postgres.admin, target.http.auth.secret)
+// hold references, never values: env:NAME, file:/absolute/path or
+// store:<provider>/<secret-id>[#field].
 // Loading never resolves them; Reference.Resolve does, when a value is needed.
 package config
 
@@ -43,6 +44,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/swarmkey/swarmkey/targets"
+	"github.com/swarmkey/swarmkey/targets/httpkey"
 )
 
 // Provider names as policies spell them.
@@ -216,7 +218,7 @@ type Policy struct {
 }
 
 // Target is the system whose credential a policy rotates; exactly one field
-// is set (today always Postgres).
+// is set.
 type Target struct {
 	Postgres  *PostgresTarget
 	HTTP      *HTTPTarget
@@ -248,13 +250,27 @@ type PostgresTarget struct {
 	RetireNoLogin bool
 }
 
-// HTTPTarget is an HTTP API-key issuer. Not supported yet: its fields come
-// with the issue that implements it, and choosing it is an error until then.
-type HTTPTarget struct{}
+// HTTPTarget is an HTTP API-key issuer, rotated by targets/httpkey. The
+// policy file's target.http block mirrors httpkey.Options field by field
+// (snake_case); templates and JSON pointers are checked at load, by
+// rendering every template against sample data.
+type HTTPTarget struct {
+	// Options are the checked settings with defaults applied, Policy set
+	// to the policy's name and TLS paths made absolute against the file's
+	// directory. Options.Auth.Secret is zero: AuthSecret refers to it.
+	Options httpkey.Options
+	// AuthSecret refers to the admin token, header value or password;
+	// zero when auth.type is not set.
+	AuthSecret Reference
+}
 
-// GeneratedTarget is a credential that swarmkey only generates and stores.
-// Not supported yet, like HTTPTarget.
-type GeneratedTarget struct{}
+// GeneratedTarget is a value swarmkey only generates (the policy's
+// password rules) and stores, for shared tokens both sides read from the
+// store: targets/generated.
+type GeneratedTarget struct {
+	// Field is the document's field; default "value".
+	Field string
+}
 
 // PasswordRules say how new passwords are generated.
 type PasswordRules struct {

@@ -218,7 +218,12 @@ func TestLoadErrors(t *testing.T) {
 			"testdata/errors/schedule.yaml:43: policies[max-age].max_age: max_age 24h is not longer than the schedule's period 24h",
 		}},
 		{"target.yaml", []string{
-			"testdata/errors/target.yaml:7: policies[api].target.http: not supported yet",
+			"testdata/errors/target.yaml:7: policies[api].target.http.issue.url: required",
+			"testdata/errors/target.yaml:7: policies[api].target.http.issue.key: required",
+			"testdata/errors/target.yaml:7: policies[api].target.http.issue.id: required",
+			"testdata/errors/target.yaml:7: policies[api].target.http.verify.url: required",
+			"testdata/errors/target.yaml:7: policies[api].target.http.verify.key_in: required",
+			"testdata/errors/target.yaml:7: policies[api].target.http.revoke.url: required",
 			"testdata/errors/target.yaml:10: policies[both].target: give exactly one of postgres, http, generated, not postgres and generated",
 			"testdata/errors/target.yaml:17: policies[single].target.postgres.port: must be between 1 and 65535",
 			`testdata/errors/target.yaml:17: policies[single].target.postgres.sslmode: unknown sslmode "strict"`,

@@ -406,9 +406,10 @@ func (c check) target(cfg *Config, r *rawPolicy, strategy targets.Strategy) Targ
 		return Target{}
 	}
 	switch given[0] {
-	case "http", "generated":
-		c.errf("target."+given[0], "not supported yet")
-		return Target{}
+	case "http":
+		return Target{HTTP: c.httpTarget(cfg, r)}
+	case "generated":
+		return Target{Generated: c.generatedTarget(r)}
 	}
 	pg := r.Target.Postgres
 	if pg == nil {

@@ -71,9 +71,92 @@ type rawPolicy struct {
 }
 
 type rawTarget struct {
-	Postgres  *rawPostgres     `yaml:"postgres"`
-	HTTP      *HTTPTarget      `yaml:"http"`
-	Generated *GeneratedTarget `yaml:"generated"`
+	Postgres  *rawPostgres  `yaml:"postgres"`
+	HTTP      *rawHTTP      `yaml:"http"`
+	Generated *rawGenerated `yaml:"generated"`
+}
+
+// rawHTTP is target.http; see targets/httpkey.Options for the meaning of
+// each field. The request blocks repeat method/url/headers/body rather
+// than embed them, so that "did you mean" hints list every field.
+type rawHTTP struct {
+	AllowInsecure     bool              `yaml:"allow_insecure"`
+	Timeout           string            `yaml:"timeout"`
+	MaxAttempts       *int              `yaml:"max_attempts"`
+	MaxBackoff        string            `yaml:"max_backoff"`
+	MaxRetryAfter     string            `yaml:"max_retry_after"`
+	MaxResponseBytes  *int64            `yaml:"max_response_bytes"`
+	TLS               rawTLS            `yaml:"tls"`
+	Auth              rawAuth           `yaml:"auth"`
+	Vars              map[string]string `yaml:"vars"`
+	KeyNamePrefix     string            `yaml:"key_name_prefix"`
+	IdempotencyHeader string            `yaml:"idempotency_header"`
+	Issue             rawIssue          `yaml:"issue"`
+	Verify            rawVerify         `yaml:"verify"`
+	Revoke            rawRequest        `yaml:"revoke"`
+	Enable            *rawRequest       `yaml:"enable"`
+	Disable           *rawRequest       `yaml:"disable"`
+	List              *rawList          `yaml:"list"`
+}
+
+type rawTLS struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	MinVersion string `yaml:"min_version"`
+}
+
+type rawAuth struct {
+	Type     string `yaml:"type"`
+	Header   string `yaml:"header"`
+	Prefix   string `yaml:"prefix"`
+	Username string `yaml:"username"`
+	Secret   string `yaml:"secret"`
+}
+
+type rawRequest struct {
+	Method  string            `yaml:"method"`
+	URL     string            `yaml:"url"`
+	Headers map[string]string `yaml:"headers"`
+	Body    string            `yaml:"body"`
+}
+
+type rawIssue struct {
+	Method  string            `yaml:"method"`
+	URL     string            `yaml:"url"`
+	Headers map[string]string `yaml:"headers"`
+	Body    string            `yaml:"body"`
+	Key     string            `yaml:"key"`
+	ID      string            `yaml:"id"`
+	Expiry  string            `yaml:"expiry"`
+	Fields  map[string]string `yaml:"fields"`
+}
+
+type rawVerify struct {
+	Method      string            `yaml:"method"`
+	URL         string            `yaml:"url"`
+	Headers     map[string]string `yaml:"headers"`
+	Body        string            `yaml:"body"`
+	KeyIn       string            `yaml:"key_in"`
+	KeyName     string            `yaml:"key_name"`
+	KeyPrefix   string            `yaml:"key_prefix"`
+	Status      *int              `yaml:"status"`
+	JSONPointer string            `yaml:"json_pointer"`
+	Expect      string            `yaml:"expect"`
+}
+
+type rawList struct {
+	Method  string            `yaml:"method"`
+	URL     string            `yaml:"url"`
+	Headers map[string]string `yaml:"headers"`
+	Body    string            `yaml:"body"`
+	Items   string            `yaml:"items"`
+	ID      string            `yaml:"id"`
+	Name    string            `yaml:"name"`
+}
+
+type rawGenerated struct {
+	Field string `yaml:"field"`
 }
 
 type rawPostgres struct {

@@ -93,24 +93,34 @@ func (run *rotation) rollBack(ctx context.Context, step Step) error {
 	}
 	run.remember(pending.Value)
 
-	if stepIndex(string(step)) >= stepIndex(string(StepSet)) {
-		current, err := run.stageValue(ctx, providers.StageCurrent)
-		if err != nil {
-			return err
-		}
-		previous, err := run.stageValue(ctx, providers.StagePrevious)
-		if err != nil {
-			return err
-		}
-		err = p.Target.Restore(ctx, targets.RestoreRequest{
-			Token: run.row.Token, Strategy: p.Strategy, Pending: pending.Value, Current: current, Previous: previous,
-		})
-		if err != nil {
-			return fmt.Errorf("restore target: %w", err)
-		}
+	// Restore even when set never began: a target whose Create had an
+	// effect (an API that issued a key) undoes it; the others do nothing.
+	if err := run.restore(ctx, pending, stepIndex(string(step)) < stepIndex(string(StepSet))); err != nil {
+		return err
 	}
 	if err := p.Store.DiscardPending(ctx, p.SecretID, run.row.Token); err != nil {
 		return fmt.Errorf("discard pending version: %w", err)
+	}
+	return nil
+}
+
+// restore asks the target to undo what pending did, against what the store
+// holds as current and previous now.
+func (run *rotation) restore(ctx context.Context, pending providers.Version, beforeSet bool) error {
+	current, err := run.stageValue(ctx, providers.StageCurrent)
+	if err != nil {
+		return err
+	}
+	previous, err := run.stageValue(ctx, providers.StagePrevious)
+	if err != nil {
+		return err
+	}
+	err = run.p.Target.Restore(ctx, targets.RestoreRequest{
+		Token: pending.Token, Strategy: run.p.Strategy, Pending: pending.Value, Current: current, Previous: previous,
+		BeforeSet: beforeSet,
+	})
+	if err != nil {
+		return fmt.Errorf("restore target: %w", err)
 	}
 	return nil
 }
@@ -152,6 +162,12 @@ func (run *rotation) reconcileStalePending(ctx context.Context) error {
 		currentID = current.ID
 		run.remember(current.Value)
 		if p.Target.Verify(ctx, targets.VerifyRequest{Credential: current.Value}) == nil {
+			// Whether the stale pending was applied is unknown: undo it as
+			// if it was (restoring a credential that is already in place
+			// changes nothing), so an issued key is revoked too.
+			if err := run.restore(ctx, pending, false); err != nil {
+				return fmt.Errorf("stale pending version %s: %w", pending.ID, err)
+			}
 			if err := p.Store.DiscardPending(ctx, p.SecretID, pending.Token); err != nil {
 				return fmt.Errorf("discard stale pending version %s: %w", pending.ID, err)
 			}

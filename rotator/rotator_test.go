@@ -431,7 +431,7 @@ func TestStalePendingWithoutARowIsReconciled(t *testing.T) {
 	// A pending version that no rotation row owns (written by a process
 	// that died before it recorded its row, or by hand).
 	_, err = b.store.PutPending(b.ctx, "loadtest/checkout-db", "0190b5a4-0000-7000-8000-0000000000aa",
-		secret.FromString(`{"engine":"postgres","username":"nobody","password":"never-applied-password"}`))
+		secret.FromString(`{"engine":"postgres","username":"`+b.username+`_b","password":"never-applied-password"}`))
 	require.NoError(t, err)
 
 	_, err = b.rotate(p, rotator.Options{})

@@ -407,13 +407,22 @@ func (run *rotation) remember(s secret.Secret) {
 	if json.Unmarshal(s.Reveal(), &doc) != nil {
 		return
 	}
-	for _, v := range doc {
+	for k, v := range doc {
 		// Short fields (a port, "postgres") are not secrets and would
-		// mangle the text; credentials are long.
-		if str, ok := v.(string); ok && len(str) >= 8 {
+		// mangle the text; credentials are long. Fields that name who a
+		// credential is (a role, a key id) are public and must stay
+		// readable in reasons: "key 7f3… could not be revoked".
+		if str, ok := v.(string); ok && len(str) >= 8 && !publicFields[k] {
 			run.secrets = append(run.secrets, str)
 		}
 	}
+}
+
+// publicFields are document fields that identify a credential without
+// being one (DESIGN.md "The versioned secret" and the http target's).
+var publicFields = map[string]bool{
+	"engine": true, "host": true, "dbname": true, "username": true,
+	"key_id": true, "key_name": true, "previous_key_id": true, "expires_at": true,
 }
 
 // redact scrubs every value this run handled from text. Targets and stores

@@ -99,6 +99,10 @@ type RestoreRequest struct {
 	// Previous is what alternating restores on the user it changed, so the
 	// previous credential stays valid after a rollback; zero when none.
 	Previous secret.Secret
+	// BeforeSet is true when the rotation failed before the set step began:
+	// Apply never ran. Targets whose Create had an effect (an API issued a
+	// key) still undo it; the others have nothing to do.
+	BeforeSet bool
 }
 
 // RetireRequest asks the target to retire credentials after promote.

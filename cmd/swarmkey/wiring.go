@@ -13,6 +13,8 @@ import (
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/targets"
+	"github.com/swarmkey/swarmkey/targets/generated"
+	"github.com/swarmkey/swarmkey/targets/httpkey"
 	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
@@ -128,6 +130,18 @@ func (env *environment) target(ctx context.Context, p *config.Policy) (targets.T
 			Username: pg.Username, AlternateUsername: pg.AlternateUsername, GroupRole: pg.GroupRole,
 			Admin: admin, CanaryQuery: pg.CanaryQuery, RetireNoLogin: pg.RetireNoLogin,
 		})
+	case p.Target.HTTP != nil:
+		opts := p.Target.HTTP.Options
+		if ref := p.Target.HTTP.AuthSecret; !ref.IsZero() {
+			var err error
+			if opts.Auth.Secret, err = ref.Resolve(ctx, env.readStore); err != nil {
+				return nil, fmt.Errorf("target.http.auth.secret: %w", err)
+			}
+		}
+		opts.Logger = env.logger
+		return httpkey.New(opts)
+	case p.Target.Generated != nil:
+		return generated.New(generated.Options{Policy: p.Name, Field: p.Target.Generated.Field})
 	}
 	return nil, errors.New("target: no supported target configured")
 }

@@ -265,6 +265,10 @@ func (t *Target) Verify(ctx context.Context, req targets.VerifyRequest) error {
 // keeps working; otherwise it gets a random unknown password and NOLOGIN.
 // A role Apply never created is left absent.
 func (t *Target) Restore(ctx context.Context, req targets.RestoreRequest) error {
+	if req.BeforeSet {
+		// Create touched nothing and Apply never ran: the role is as it was.
+		return nil
+	}
 	pending, err := t.parseOwn(req.Strategy, req.Pending, "pending")
 	if err != nil {
 		return fmt.Errorf("postgres target: restore: %w", err)

@@ -1,0 +1,79 @@
+package config
+
+import (
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/swarmkey/swarmkey/targets"
+	"github.com/swarmkey/swarmkey/targets/httpkey"
+)
+
+func TestLoadHTTPAndGenerated(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("testdata/http.yaml")
+	require.NoError(t, err)
+	require.Len(t, cfg.Policies, 3)
+
+	api := cfg.Policies[0]
+	require.Equal(t, targets.Single, api.Strategy)
+	require.Nil(t, api.Target.Postgres)
+	require.NotNil(t, api.Target.HTTP)
+	h := api.Target.HTTP
+	require.Equal(t, Reference{Scheme: SchemeEnv, Name: "KEYS_ADMIN_TOKEN"}, h.AuthSecret)
+	o := h.Options
+	require.True(t, o.Auth.Secret.IsZero(), "config never holds the secret's value")
+	require.Equal(t, "checkout-api", o.Policy)
+	require.Equal(t, "swarmkey-checkout-api-", o.KeyNamePrefix)
+	require.Equal(t, httpkey.AuthBearer, o.Auth.Type)
+	require.Equal(t, http.MethodPost, o.Issue.Method)
+	require.Equal(t, http.MethodDelete, o.Revoke.Method)
+	require.Equal(t, http.MethodGet, o.Verify.Method)
+	require.Equal(t, 200, o.Verify.Status)
+	require.Equal(t, "Bearer ", o.Verify.KeyPrefix)
+	require.Equal(t, map[string]string{"label": "/name"}, o.Issue.Fields)
+	require.Equal(t, 5*time.Second, o.Timeout)
+	require.Equal(t, int64(65536), o.MaxResponseBytes)
+	require.Equal(t, httpkey.DefaultMaxAttempts, o.MaxAttempts)
+	require.Equal(t, filepath.Join("testdata", "ca.pem"), o.TLS.CAFile, "relative to the file")
+	require.Equal(t, "1.3", o.TLS.MinVersion)
+	require.NotNil(t, o.List)
+	require.Equal(t, "/keys", o.List.Items)
+	require.False(t, o.AllowInsecure)
+
+	require.Equal(t, &GeneratedTarget{Field: "token"}, cfg.Policies[1].Target.Generated)
+	require.Equal(t, 48, cfg.Policies[1].Password.Length)
+	require.Equal(t, &GeneratedTarget{Field: "value"}, cfg.Policies[2].Target.Generated)
+}
+
+func TestLoadHTTPErrors(t *testing.T) {
+	t.Parallel()
+	const forms = "env:NAME, file:/absolute/path or store:<provider>/<secret-id>[#field]"
+	cfg, err := Load("testdata/errors/http.yaml")
+	require.Nil(t, cfg)
+	requireErrors(t, err,
+		"testdata/errors/http.yaml:9: policies[api].target.http.auth.secret: required: the admin token, header value or password, as a reference: "+forms,
+		"testdata/errors/http.yaml:11: policies[api].target.http.issue.url: http:// sends credentials in the clear: use https://, or set allow_insecure: true",
+		`testdata/errors/http.yaml:12: policies[api].target.http.issue.body: bad template: issue.body:1:12: executing "issue.body" at <.KeyNme>: can't evaluate field KeyNme in type httpkey.Data`,
+		`testdata/errors/http.yaml:13: policies[api].target.http.issue.key: "key" is not a JSON pointer`,
+		`testdata/errors/http.yaml:17: policies[api].target.http.verify.key_in: unknown key location "cookie": use header, query or basic`,
+		"testdata/errors/http.yaml:18: policies[api].target.http.verify.expect: needs verify.json_pointer",
+		`testdata/errors/http.yaml:18: policies[api].target.http.verify.expect: bad template: verify.expect:1:7: executing "verify.expect" at <.Vars.team>: map has no entry for key "team"`,
+		"testdata/errors/http.yaml:19: policies[api].target.http.revoke.url: bad template: ",
+		"testdata/errors/http.yaml:20: policies[api].target.http.max_response_bytes: must be between 1024 and",
+		`testdata/errors/http.yaml:24: policies[gen].target.generated.field: "Bad-Field" is not a valid field name`,
+		"testdata/errors/http.yaml:28: policies[typo].target.http.issue.url: required",
+		"testdata/errors/http.yaml:28: policies[typo].target.http.issue.key: required",
+		"testdata/errors/http.yaml:28: policies[typo].target.http.issue.id: required",
+		"testdata/errors/http.yaml:28: policies[typo].target.http.verify.url: required",
+		"testdata/errors/http.yaml:28: policies[typo].target.http.verify.key_in: required",
+		"testdata/errors/http.yaml:28: policies[typo].target.http.revoke.url: required",
+		`testdata/errors/http.yaml:29: policies[typo].target.http.isue: unknown field "isue"; did you mean "issue"?`,
+		"testdata/errors/http.yaml:34: policies[auth-plain].target.http.auth.secret: plaintext credentials are not allowed here",
+		`testdata/errors/http.yaml:36: policies[auth-plain].target.http.verify.expect: bad template: verify.expect:1:10: executing "verify.expect" at <.Current.Fields.nope>: map has no entry for key "nope"`,
+		"testdata/errors/http.yaml:38: policies[auth-plain].target.http.disable: needs enable",
+	)
+}

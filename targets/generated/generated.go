@@ -1,0 +1,118 @@
+// Package generated is the target for shared tokens that no system issues:
+// swarmkey generates a random value (the policy's password rules) and
+// stores it; both sides of the load test read it from the store. There is
+// nothing to apply, restore or retire, and Verify can only check that the
+// document is well formed: the store is the system.
+//
+// Because no system holds the value, the shared conformance suite
+// (targettest), which proves that an old credential stops working, does not
+// apply; the package's own tests cover the verbs.
+package generated
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/targets"
+)
+
+// DefaultField is the document's field when Options.Field is empty.
+const DefaultField = "value"
+
+var fieldRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// Options configure a generated target.
+type Options struct {
+	// Policy names the policy in errors.
+	Policy string
+	// Field is the document's only field; default "value".
+	Field string
+}
+
+// Target stores generated values. It has no state.
+type Target struct {
+	opts Options
+}
+
+var _ targets.Target = (*Target)(nil)
+
+// ValidField reports whether name may be the document's field: lower case
+// letters, digits and _, starting with a letter, at most 63 bytes.
+func ValidField(name string) bool { return fieldRE.MatchString(name) }
+
+// New checks opts and fills in the default field.
+func New(opts Options) (*Target, error) {
+	if opts.Field == "" {
+		opts.Field = DefaultField
+	}
+	if !ValidField(opts.Field) {
+		return nil, fmt.Errorf("generated target of policy %q: field: %q is not a valid field name: use lower case letters, digits and _, starting with a letter", opts.Policy, opts.Field)
+	}
+	return &Target{opts: opts}, nil
+}
+
+// Create returns the document {"<field>": <the generated password>}.
+// Principal is "generated:" and the rotation token, since a shared token has
+// no id of its own.
+func (t *Target) Create(_ context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
+	if _, err := targets.ParseStrategy(string(req.Strategy)); err != nil {
+		return targets.CreateResponse{}, t.errorf("create", err)
+	}
+	if req.Password.IsZero() {
+		return targets.CreateResponse{}, t.errorf("create", errors.New("the generated password is empty"))
+	}
+	b, err := json.Marshal(map[string]string{t.opts.Field: req.Password.RevealString()})
+	if err != nil {
+		return targets.CreateResponse{}, t.errorf("create", errors.New("cannot encode the document"))
+	}
+	doc := secret.New(b)
+	clear(b)
+	return targets.CreateResponse{Pending: doc, Principal: "generated:" + req.Token}, nil
+}
+
+// Apply checks the pending document; there is nothing to apply.
+func (t *Target) Apply(_ context.Context, req targets.ApplyRequest) error {
+	return t.check("apply", req.Pending)
+}
+
+// Verify checks that the document is a JSON object whose field is a
+// non-empty string.
+func (t *Target) Verify(_ context.Context, req targets.VerifyRequest) error {
+	return t.check("verify", req.Credential)
+}
+
+// Restore checks the pending document; there is nothing to undo.
+func (t *Target) Restore(_ context.Context, req targets.RestoreRequest) error {
+	return t.check("restore", req.Pending)
+}
+
+// Retire does nothing: a value no stage holds is gone with its version.
+func (t *Target) Retire(context.Context, targets.RetireRequest) error { return nil }
+
+// Close does nothing.
+func (t *Target) Close() error { return nil }
+
+// check parses doc; errors name the field, never a value.
+func (t *Target) check(verb string, doc secret.Secret) error {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(doc.Reveal(), &m) != nil {
+		return t.errorf(verb, errors.New("the document is not a JSON object"))
+	}
+	var v string
+	raw, ok := m[t.opts.Field]
+	if !ok {
+		return t.errorf(verb, fmt.Errorf("the document has no %q", t.opts.Field))
+	}
+	if json.Unmarshal(raw, &v) != nil || v == "" {
+		return t.errorf(verb, fmt.Errorf("the document's %q is not a non-empty string", t.opts.Field))
+	}
+	return nil
+}
+
+func (t *Target) errorf(verb string, err error) error {
+	return fmt.Errorf("generated target of policy %q: %s: %w", t.opts.Policy, verb, err)
+}

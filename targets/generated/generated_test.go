@@ -1,0 +1,115 @@
+package generated_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/swarmkey/swarmkey/internal/pgtest"
+	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/providers/file"
+	"github.com/swarmkey/swarmkey/rotator"
+	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/targets"
+	"github.com/swarmkey/swarmkey/targets/generated"
+)
+
+func TestVerbs(t *testing.T) {
+	t.Parallel()
+	tg, err := generated.New(generated.Options{Policy: "shared", Field: "token"})
+	require.NoError(t, err)
+	ctx := t.Context()
+	pw := secret.FromString("generated-password-0123456789")
+	resp, err := tg.Create(ctx, targets.CreateRequest{Token: "tok1", Strategy: targets.Alternating, Password: pw})
+	require.NoError(t, err)
+	require.Equal(t, "generated:tok1", resp.Principal)
+	require.JSONEq(t, `{"token": "generated-password-0123456789"}`, resp.Pending.RevealString())
+	require.NoError(t, tg.Apply(ctx, targets.ApplyRequest{Strategy: targets.Alternating, Pending: resp.Pending}))
+	require.NoError(t, tg.Verify(ctx, targets.VerifyRequest{Credential: resp.Pending, Canary: true}))
+	require.NoError(t, tg.Restore(ctx, targets.RestoreRequest{Strategy: targets.Alternating, Pending: resp.Pending}))
+	require.NoError(t, tg.Retire(ctx, targets.RetireRequest{Strategy: targets.Alternating, Retired: resp.Pending}))
+	require.NoError(t, tg.Close())
+
+	_, err = tg.Create(ctx, targets.CreateRequest{Token: "tok2", Strategy: targets.Single})
+	require.ErrorContains(t, err, "the generated password is empty")
+	_, err = generated.New(generated.Options{Policy: "shared", Field: "Bad Field"})
+	require.ErrorContains(t, err, `generated target of policy "shared": field: "Bad Field" is not a valid field name`)
+}
+
+// TestBrokenDocuments: every verb rejects a malformed document without
+// echoing what it holds.
+func TestBrokenDocuments(t *testing.T) {
+	t.Parallel()
+	tg, err := generated.New(generated.Options{Policy: "shared"})
+	require.NoError(t, err)
+	const pw = "s3cret-value-that-must-not-leak"
+	for _, doc := range []string{
+		"not json " + pw,
+		`["` + pw + `"]`,
+		`{"value": 1234567890123456789` + `}`,
+		`{"other": "` + pw + `"}`,
+		`{"value": ""}`,
+	} {
+		s := secret.FromString(doc)
+		for _, err := range []error{
+			tg.Verify(t.Context(), targets.VerifyRequest{Credential: s}),
+			tg.Apply(t.Context(), targets.ApplyRequest{Pending: s}),
+			tg.Restore(t.Context(), targets.RestoreRequest{Pending: s}),
+		} {
+			require.Error(t, err)
+			out := fmt.Sprintf("%v %+v %#v", err, err, err)
+			require.NotContains(t, out, pw)
+			require.NotContains(t, out, "1234567890123456789")
+		}
+	}
+}
+
+// TestRotator rotates a generated policy through the real rotator: the
+// store ends with the value under the policy's rules as current and the one
+// before as previous.
+func TestRotator(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	state := store.NewFromPool(db.Pool)
+	t.Cleanup(state.Close)
+	_, err := state.Migrate(ctx)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	require.NoError(t, file.GenerateKey(keyFile))
+	fs, err := file.Open(file.Options{Dir: filepath.Join(dir, "secrets"), KeyFile: keyFile})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = fs.Close() })
+
+	tg, err := generated.New(generated.Options{Policy: "shared"})
+	require.NoError(t, err)
+	p := rotator.Policy{Name: "shared", Strategy: targets.Alternating, Store: fs, SecretID: "loadtest/shared", Target: tg,
+		Password: rotator.PasswordRules{Length: 40, Characters: "0123456789abcdef"}}
+	rot := rotator.New(state, nil)
+	var values []string
+	for range 3 {
+		res, err := rot.Rotate(ctx, p, rotator.Options{Actor: "test"})
+		require.NoError(t, err)
+		require.Equal(t, store.OutcomeSucceeded, res.Outcome)
+		v, err := fs.Get(ctx, "loadtest/shared", providers.StageCurrent)
+		require.NoError(t, err)
+		var doc struct {
+			Value string `json:"value"`
+		}
+		require.NoError(t, json.Unmarshal(v.Value.Reveal(), &doc))
+		require.Len(t, doc.Value, 40)
+		require.Empty(t, strings.Trim(doc.Value, "0123456789abcdef"))
+		values = append(values, doc.Value)
+	}
+	require.NotEqual(t, values[1], values[2])
+	prev, err := fs.Get(ctx, "loadtest/shared", providers.StagePrevious)
+	require.NoError(t, err)
+	require.Contains(t, prev.Value.RevealString(), values[1])
+}

@@ -1,0 +1,525 @@
+package httpkey
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/swarmkey/swarmkey/secret"
+)
+
+// Defaults applied by WithDefaults to fields left zero.
+const (
+	DefaultTimeout          = 10 * time.Second
+	DefaultMaxAttempts      = 4
+	DefaultMaxBackoff       = 30 * time.Second
+	DefaultMaxRetryAfter    = time.Minute
+	DefaultMaxResponseBytes = 1 << 20
+	DefaultMinTLSVersion    = "1.2"
+	// initialBackoff is the first wait between attempts: 0.5 s, 1 s, 2 s …
+	// up to MaxBackoff.
+	initialBackoff = 500 * time.Millisecond
+)
+
+// Fields of the secret document (DESIGN.md "The versioned secret").
+const (
+	FieldAPIKey        = "api_key"
+	FieldKeyID         = "key_id"
+	FieldKeyName       = "key_name"
+	FieldExpiresAt     = "expires_at"
+	FieldPreviousKeyID = "previous_key_id"
+)
+
+var reservedFields = []string{FieldAPIKey, FieldKeyID, FieldKeyName, FieldExpiresAt, FieldPreviousKeyID}
+
+// Auth types of the admin requests (issue, revoke, enable, disable, list).
+const (
+	AuthNone   = ""
+	AuthBearer = "bearer"
+	AuthHeader = "header"
+	AuthBasic  = "basic"
+)
+
+// Key locations of the verify request.
+const (
+	KeyInHeader = "header"
+	KeyInQuery  = "query"
+	KeyInBasic  = "basic"
+)
+
+// Options configure one http target. Every string marked "template" is a Go
+// text/template over Data (see Data for the fields and functions); a
+// template that names a field Data does not have is an error at Validate,
+// which renders every template against a sample.
+type Options struct {
+	// Policy names the policy in errors.
+	Policy string
+	// Vars are the policy's own public values, .Vars.NAME in templates.
+	Vars map[string]string
+	// KeyNamePrefix starts the name of every key this policy issues
+	// (.KeyName is KeyNamePrefix + the rotation token). It marks the keys
+	// the target owns: Apply and Restore refuse a document whose key_name
+	// lacks it, and the list sweep revokes only keys that carry it.
+	// Default "swarmkey-" + Policy + "-".
+	KeyNamePrefix string
+
+	// Auth authenticates the admin requests.
+	Auth Auth
+
+	// Issue creates a key; required. The Create verb sends it.
+	Issue IssueRequest
+	// Verify proves a key; required.
+	Verify VerifyRequest
+	// Revoke deletes a key (.KeyID is its id); required. 2xx, 404 and 410
+	// all count as revoked.
+	Revoke Request
+	// Enable and Disable, when the API has them, switch a key on and off
+	// (.KeyID). With Enable, Issue should create the key disabled and Apply
+	// enables it, so Create has no effect a client could see. With Disable
+	// (which needs Enable), Apply also switches off the key that loses its
+	// place at promote (single: the current key; alternating: the previous
+	// key), and Restore switches it back on: at most two keys ever work,
+	// the way the postgres target's two roles do.
+	Enable, Disable *Request
+	// List, when set, lets the target find its orphans: keys named with
+	// KeyNamePrefix that no stage of the secret holds (see Retire and
+	// Create).
+	List *ListRequest
+
+	// IdempotencyHeader, when set, is sent on Issue with the rotation token
+	// as its value, and makes Issue retryable on 5xx and network errors.
+	// Without it Issue is retried only on 429 (the API says it did not act).
+	IdempotencyHeader string
+
+	// Timeout bounds each HTTP request; default 10 s.
+	Timeout time.Duration
+	// MaxAttempts bounds the tries of one request (429 and 5xx, and network
+	// errors for idempotent requests); default 4.
+	MaxAttempts int
+	// MaxBackoff caps the exponential wait between tries; default 30 s.
+	MaxBackoff time.Duration
+	// MaxRetryAfter is the longest Retry-After the target waits; a longer
+	// one ends the retries at once. Default 1 min.
+	MaxRetryAfter time.Duration
+	// MaxResponseBytes bounds a response body; default 1 MiB.
+	MaxResponseBytes int64
+	// TLS configures HTTPS.
+	TLS TLSOptions
+	// AllowInsecure permits http:// URLs. Without it every URL must be
+	// https://, checked at Validate and again on every request.
+	AllowInsecure bool
+
+	// Logger receives retry notices; nil discards them. Lines carry the
+	// request's name, method and URL without its query, never a value.
+	Logger *slog.Logger
+	// Transport replaces the HTTP transport (tests); nil builds one from TLS.
+	Transport http.RoundTripper
+}
+
+// Auth is the admin credential of the API.
+type Auth struct {
+	// Type is bearer (Authorization: Bearer SECRET), header (Header:
+	// Prefix+SECRET), basic (Username and SECRET as password) or "" (none).
+	Type     string
+	Header   string
+	Prefix   string
+	Username string
+	// Secret is the token, header value or password.
+	Secret secret.Secret
+}
+
+// Request is one HTTP request of the API.
+type Request struct {
+	// Method defaults to GET (POST for Issue, DELETE for Revoke).
+	Method string
+	// URL is a template; the rendered URL must be https:// unless
+	// AllowInsecure.
+	URL string
+	// Headers are templates.
+	Headers map[string]string
+	// Body is a template; "" sends no body.
+	Body string
+}
+
+// IssueRequest creates a key and says where its parts are in the JSON
+// response, as RFC 6901 JSON pointers ("/key", "/data/id").
+type IssueRequest struct {
+	Request
+	// Key points at the key's value; required.
+	Key string
+	// ID points at the key's id (a string or a number); required. It is
+	// public: shown in status, audit rows and errors.
+	ID string
+	// Expiry points at the key's expiry (copied as is); optional.
+	Expiry string
+	// Fields maps document field names to pointers: public extras the
+	// document carries and templates see as .Current.Fields.NAME.
+	Fields map[string]string
+}
+
+// VerifyRequest is the canary: a request authenticated with the key.
+type VerifyRequest struct {
+	Request
+	// KeyIn is where the key goes: header (KeyName, default X-API-Key,
+	// value KeyPrefix+key), query (parameter KeyName, default api_key) or
+	// basic (username KeyName, the key as password).
+	KeyIn     string
+	KeyName   string
+	KeyPrefix string
+	// Status is the status that proves the key; default 200.
+	Status int
+	// JSONPointer and Expect, when set, also require the response's value
+	// at JSONPointer to equal Expect (a template, e.g. "{{.KeyID}}", so a
+	// document whose key belongs to another id fails). Checked when the
+	// rotator asks for the canary, not for a plain "is it accepted".
+	JSONPointer string
+	Expect      string
+}
+
+// ListRequest lists the API's keys.
+type ListRequest struct {
+	Request
+	// Items points at the array of keys; "" is the whole response.
+	Items string
+	// ID and Name point into each item; both required.
+	ID   string
+	Name string
+}
+
+// TLSOptions configure HTTPS.
+type TLSOptions struct {
+	// CAFile is a PEM bundle; when set it replaces the system roots.
+	CAFile string
+	// CertFile and KeyFile are a client certificate, both or neither.
+	CertFile, KeyFile string
+	// MinVersion is "1.2" (default) or "1.3".
+	MinVersion string
+}
+
+// Problem is one thing wrong with Options. Field is the path as a policy
+// file spells it under target.http ("issue.url", "verify.key_in").
+type Problem struct {
+	Field string
+	Msg   string
+}
+
+func (p Problem) Error() string { return p.Field + ": " + p.Msg }
+
+// ValidationError is every Problem of one Options.
+type ValidationError struct {
+	Policy   string
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Error()
+	}
+	return fmt.Sprintf("http target of policy %q: %s", e.Policy, strings.Join(parts, "; "))
+}
+
+// WithDefaults returns o with defaults filled in (see the constants and
+// the field docs).
+func (o Options) WithDefaults() Options {
+	if o.KeyNamePrefix == "" && o.Policy != "" {
+		o.KeyNamePrefix = "swarmkey-" + o.Policy + "-"
+	}
+	if o.Issue.Method == "" {
+		o.Issue.Method = http.MethodPost
+	}
+	if o.Revoke.Method == "" {
+		o.Revoke.Method = http.MethodDelete
+	}
+	if o.Verify.Method == "" {
+		o.Verify.Method = http.MethodGet
+	}
+	if o.Enable != nil && o.Enable.Method == "" {
+		e := *o.Enable
+		e.Method = http.MethodPost
+		o.Enable = &e
+	}
+	if o.Disable != nil && o.Disable.Method == "" {
+		d := *o.Disable
+		d.Method = http.MethodPost
+		o.Disable = &d
+	}
+	if o.List != nil && o.List.Method == "" {
+		l := *o.List
+		l.Method = http.MethodGet
+		o.List = &l
+	}
+	switch o.Verify.KeyIn {
+	case KeyInHeader:
+		if o.Verify.KeyName == "" {
+			o.Verify.KeyName = "X-API-Key"
+		}
+	case KeyInQuery:
+		if o.Verify.KeyName == "" {
+			o.Verify.KeyName = "api_key"
+		}
+	}
+	if o.Verify.Status == 0 {
+		o.Verify.Status = http.StatusOK
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.MaxRetryAfter == 0 {
+		o.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if o.MaxResponseBytes == 0 {
+		o.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if o.TLS.MinVersion == "" {
+		o.TLS.MinVersion = DefaultMinTLSVersion
+	}
+	return o
+}
+
+var (
+	headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	fieldNameRE  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+	methods      = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+)
+
+// Validate reports every problem of o (after WithDefaults) as a
+// *ValidationError: missing requests, bad methods, headers and JSON
+// pointers, templates that do not parse or name an unknown field, URLs
+// that are not https:// without AllowInsecure, an unknown auth type or key
+// location.
+func (o Options) Validate() error {
+	var ps []Problem
+	add := func(field, format string, args ...any) {
+		ps = append(ps, Problem{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if o.Policy == "" {
+		add("policy", "required")
+	}
+	if o.KeyNamePrefix == "" || strings.ContainsFunc(o.KeyNamePrefix, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		add("key_name_prefix", "must be non-empty and free of control characters")
+	}
+	for _, name := range sortedKeys(o.Vars) {
+		if !fieldNameRE.MatchString(name) {
+			add("vars."+name, "a var name is lower case letters, digits and _, starting with a letter")
+		}
+	}
+
+	switch o.Auth.Type {
+	case AuthNone:
+		if !o.Auth.Secret.IsZero() {
+			add("auth.type", "required when auth.secret is given: bearer, header or basic")
+		}
+	case AuthBearer, AuthHeader, AuthBasic:
+		if o.Auth.Secret.IsZero() {
+			add("auth.secret", "required for auth type %s", o.Auth.Type)
+		}
+		if o.Auth.Type == AuthHeader && !headerNameRE.MatchString(o.Auth.Header) {
+			add("auth.header", "required for auth type header: a header name such as X-Admin-Key")
+		}
+		if o.Auth.Type == AuthBasic && (o.Auth.Username == "" || strings.Contains(o.Auth.Username, ":")) {
+			add("auth.username", "required for auth type basic, without ':'")
+		}
+	default:
+		add("auth.type", "unknown auth type %q: use bearer, header or basic", o.Auth.Type)
+	}
+
+	o.checkRequest(&ps, "issue", o.Issue.Request, false)
+	if o.Issue.Key == "" {
+		add("issue.key", "required: the JSON pointer of the key in the issue response, such as /key")
+	}
+	if o.Issue.ID == "" {
+		add("issue.id", "required: the JSON pointer of the key's id in the issue response, such as /id")
+	}
+	if o.Issue.Key != "" && o.Issue.Key == o.Issue.ID {
+		add("issue.id", "must differ from issue.key: the id is shown in status and audit rows, the key never")
+	}
+	checkPointer(&ps, "issue.key", o.Issue.Key)
+	checkPointer(&ps, "issue.id", o.Issue.ID)
+	checkPointer(&ps, "issue.expiry", o.Issue.Expiry)
+	for _, name := range sortedKeys(o.Issue.Fields) {
+		ptr := o.Issue.Fields[name]
+		switch {
+		case !fieldNameRE.MatchString(name):
+			add("issue.fields."+name, "a field name is lower case letters, digits and _, starting with a letter")
+		case slices.Contains(reservedFields, name):
+			add("issue.fields."+name, "%q is a field of every document; choose another name", name)
+		case ptr == "":
+			add("issue.fields."+name, "required: a JSON pointer")
+		case ptr == o.Issue.Key:
+			add("issue.fields."+name, "points at the key itself; fields are public")
+		}
+		checkPointer(&ps, "issue.fields."+name, ptr)
+	}
+	if o.IdempotencyHeader != "" && !headerNameRE.MatchString(o.IdempotencyHeader) {
+		add("idempotency_header", "%q is not a valid header name", o.IdempotencyHeader)
+	}
+
+	o.checkRequest(&ps, "verify", o.Verify.Request, true)
+	switch o.Verify.KeyIn {
+	case KeyInHeader:
+		if !headerNameRE.MatchString(o.Verify.KeyName) {
+			add("verify.key_name", "%q is not a valid header name", o.Verify.KeyName)
+		}
+	case KeyInQuery:
+		if o.Verify.KeyPrefix != "" {
+			add("verify.key_prefix", "used only with key_in: header")
+		}
+	case KeyInBasic:
+		if strings.Contains(o.Verify.KeyName, ":") {
+			add("verify.key_name", "a basic-auth username has no ':'")
+		}
+		if o.Verify.KeyPrefix != "" {
+			add("verify.key_prefix", "used only with key_in: header")
+		}
+	case "":
+		add("verify.key_in", "required: where the key goes: header, query or basic")
+	default:
+		add("verify.key_in", "unknown key location %q: use header, query or basic", o.Verify.KeyIn)
+	}
+	if o.Verify.Status < 100 || o.Verify.Status > 599 {
+		add("verify.status", "must be an HTTP status between 100 and 599")
+	}
+	checkPointer(&ps, "verify.json_pointer", o.Verify.JSONPointer)
+	if o.Verify.Expect != "" && o.Verify.JSONPointer == "" {
+		add("verify.expect", "needs verify.json_pointer")
+	}
+	if o.Verify.Expect != "" {
+		o.checkTemplate(&ps, "verify.expect", o.Verify.Expect, false)
+	}
+
+	o.checkRequest(&ps, "revoke", o.Revoke, true)
+	if o.Enable != nil {
+		o.checkRequest(&ps, "enable", *o.Enable, true)
+	}
+	if o.Disable != nil {
+		o.checkRequest(&ps, "disable", *o.Disable, true)
+		if o.Enable == nil {
+			add("disable", "needs enable: Restore switches the disabled key back on")
+		}
+	}
+	if o.List != nil {
+		o.checkRequest(&ps, "list", o.List.Request, false)
+		checkPointer(&ps, "list.items", o.List.Items)
+		if o.List.ID == "" {
+			add("list.id", "required: the JSON pointer of a key's id within each item, such as /id")
+		}
+		if o.List.Name == "" {
+			add("list.name", "required: the JSON pointer of a key's name within each item, such as /name")
+		}
+		checkPointer(&ps, "list.id", o.List.ID)
+		checkPointer(&ps, "list.name", o.List.Name)
+	}
+
+	if o.Timeout < 0 {
+		add("timeout", "must not be negative")
+	}
+	if o.MaxAttempts < 1 || o.MaxAttempts > 20 {
+		add("max_attempts", "must be between 1 and 20")
+	}
+	if o.MaxBackoff < 0 {
+		add("max_backoff", "must not be negative")
+	}
+	if o.MaxRetryAfter < 0 {
+		add("max_retry_after", "must not be negative")
+	}
+	if o.MaxResponseBytes < 1024 {
+		add("max_response_bytes", "must be at least 1024")
+	}
+	if _, ok := tlsVersions[o.TLS.MinVersion]; !ok {
+		add("tls.min_version", "unknown TLS version %q: use 1.2 or 1.3", o.TLS.MinVersion)
+	}
+	if (o.TLS.CertFile == "") != (o.TLS.KeyFile == "") {
+		add("tls.cert_file", "cert_file and key_file go together")
+	}
+
+	if len(ps) > 0 {
+		return &ValidationError{Policy: o.Policy, Problems: ps}
+	}
+	return nil
+}
+
+var tlsVersions = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
+
+// checkRequest checks a request's method, URL, headers and body templates,
+// rendering each against the sample data.
+func (o Options) checkRequest(ps *[]Problem, name string, r Request, withKey bool) {
+	add := func(field, format string, args ...any) {
+		*ps = append(*ps, Problem{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if r.URL == "" {
+		add(name+".url", "required")
+		return
+	}
+	if !slices.Contains(methods, r.Method) {
+		add(name+".method", "unknown method %q: use %s", r.Method, strings.Join(methods, ", "))
+	}
+	if rendered, ok := o.checkTemplate(ps, name+".url", r.URL, withKey); ok {
+		if msg := o.urlProblem(rendered); msg != "" {
+			add(name+".url", "%s", msg)
+		}
+	}
+	for _, h := range sortedKeys(r.Headers) {
+		v := r.Headers[h]
+		if !headerNameRE.MatchString(h) {
+			add(name+".headers", "%q is not a valid header name", h)
+			continue
+		}
+		o.checkTemplate(ps, name+".headers."+h, v, withKey)
+	}
+	if r.Body != "" {
+		o.checkTemplate(ps, name+".body", r.Body, withKey)
+	}
+}
+
+// urlProblem says what is wrong with a rendered URL, "" when nothing.
+func (o Options) urlProblem(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "not an absolute URL (https://host/path)"
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !o.AllowInsecure {
+			return "http:// sends credentials in the clear: use https://, or set allow_insecure: true (tests, localhost)"
+		}
+	default:
+		return fmt.Sprintf("unknown scheme %q: use https://", u.Scheme)
+	}
+	if u.User != nil {
+		return "credentials in the URL are not allowed: use auth"
+	}
+	return ""
+}
+
+func checkPointer(ps *[]Problem, field, ptr string) {
+	if ptr == "" {
+		return
+	}
+	if _, err := parsePointer(ptr); err != nil {
+		*ps = append(*ps, Problem{Field: field, Msg: err.Error()})
+	}
+}
+
+// sortedKeys makes the order of problems (and so of config errors) stable.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
