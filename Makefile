@@ -11,7 +11,7 @@ PKGS     ?= ./...
 TESTFLAGS ?= -count=1 -timeout 20m
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test test-go demo bench lint fuzz clean
+.PHONY: all build test test-go demo bench bench-idle lint fuzz clean
 
 all: build
 
@@ -31,6 +31,14 @@ BENCH_ROUNDS   ?= 5
 
 bench: build
 	scripts/with-postgres $(GO) run ./bench/rotationbench -duration $(BENCH_DURATION) -rounds $(BENCH_ROUNDS) -concurrency 1,4
+	$(GO) test -run '^$$' -bench BenchmarkPlanAll -benchtime 20x ./schedule/
+	scripts/with-postgres $(GO) run ./bench/daemonbench -mode lag -policies 10000
+
+# Ten minutes of an idle daemon with 10,000 policies beside one with a single
+# policy: peak RSS and CPU time (kept out of `make bench` for its length).
+IDLE_DURATION ?= 10m
+bench-idle: build
+	scripts/with-postgres $(GO) run ./bench/daemonbench -mode idle -policies 10000 -duration $(IDLE_DURATION)
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" >&2; exit 1)
@@ -42,3 +50,7 @@ clean:
 
 demo: build
 	scripts/with-postgres scripts/demo
+
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./config/

@@ -9,7 +9,9 @@ import (
 
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/providers/aws"
 	"github.com/swarmkey/swarmkey/providers/file"
+	"github.com/swarmkey/swarmkey/providers/gcp"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/targets"
@@ -23,6 +25,13 @@ import (
 var storeOpeners = map[string]func(ctx context.Context, s config.Stores) (providers.Store, error){
 	config.ProviderFile: func(_ context.Context, s config.Stores) (providers.Store, error) {
 		return file.Open(file.Options{Dir: s.File.Dir, KeyFile: s.File.KeyFile})
+	},
+	config.ProviderAWS: func(ctx context.Context, s config.Stores) (providers.Store, error) {
+		return aws.New(ctx, aws.Options{Region: s.AWS.Region, EndpointURL: s.AWS.EndpointURL, Create: s.AWS.Create,
+			KMSKeyID: s.AWS.KMSKeyID, Description: s.AWS.Description, Tags: s.AWS.Tags})
+	},
+	config.ProviderGCP: func(ctx context.Context, s config.Stores) (providers.Store, error) {
+		return gcp.New(ctx, gcp.Options{Project: s.GCP.Project, Endpoint: s.GCP.Endpoint, DestroyRetired: s.GCP.DestroyRetired})
 	},
 }
 
