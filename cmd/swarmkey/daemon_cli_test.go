@@ -229,3 +229,69 @@ func TestKilledReplicaLeavesARotationAnotherFinishes(t *testing.T) {
 	_, pending := c.stage(providers.StagePending)
 	require.False(t, pending)
 }
+
+func TestThreeServeReplicasRotateEachFireOnce(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "single", "")
+	const period = 5 * time.Second
+	var b strings.Builder
+	fmt.Fprintf(&b, "database: env:SWARMKEY_DATABASE_URL\nstores:\n  file:\n    dir: secrets\n    key_file: secrets.key\npolicies:\n")
+	for i := range 50 {
+		fmt.Fprintf(&b, "  - name: shared-%02d\n    strategy: single\n    schedule: \"@every 5s\"\n    window: 4900ms\n    target:\n      generated: {}\n", i)
+	}
+	c.write(c.config, b.String())
+
+	var replicas []*daemonProcess
+	for _, id := range []string{"a", "b", "c"} {
+		replicas = append(replicas, c.serve(t, "--id", "replica-"+id))
+	}
+	time.Sleep(time.Minute)
+	for _, d := range replicas {
+		require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	}
+	for _, d := range replicas {
+		select {
+		case err := <-d.done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("a replica did not drain within 30s")
+		}
+	}
+
+	db := c.stateDB(t)
+	for i := range 50 {
+		name := fmt.Sprintf("shared-%02d", i)
+		rows, err := db.History(context.Background(), name, 1000)
+		require.NoError(t, err)
+		var fires []time.Time
+		actors := map[string]bool{}
+		for _, r := range rows {
+			require.NotEqual(t, store.OutcomeRunning, r.Outcome, "%s: a drained replica left rotation %s running", name, r.Token)
+			if r.Outcome != store.OutcomeSucceeded {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339, strings.TrimPrefix(r.RequestKey, "fire:"+name+":"))
+			require.NoError(t, err, r.RequestKey)
+			fires = append(fires, at)
+			actors[r.Actor] = true
+		}
+		require.GreaterOrEqual(t, len(fires), 10, "%s rotated on schedule for a minute", name)
+		seen := map[time.Time]bool{}
+		first, last := fires[0], fires[0]
+		for _, f := range fires {
+			require.False(t, seen[f], "%s: fire %s rotated twice", name, f)
+			seen[f] = true
+			if f.Before(first) {
+				first = f
+			}
+			if f.After(last) {
+				last = f
+			}
+		}
+		require.Equal(t, int(last.Sub(first)/period)+1, len(fires), "%s skipped a fire between %s and %s", name, first, last)
+	}
+	// The work was shared: every replica ran rotations.
+	for _, d := range replicas {
+		require.True(t, d.logged("rotation succeeded") || d.logged("step completed"), "a replica never rotated")
+	}
+}

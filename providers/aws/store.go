@@ -7,14 +7,33 @@
 // Version.ID == Version.Token. Every read names its stage (or version)
 // explicitly, never relying on GetSecretValue's default.
 //
-// Two AWS behaviours shape the semantics and are worth knowing:
+// Three AWS behaviours shape the semantics and are worth knowing:
 //
 //   - The first version ever written to a secret gets AWSCURRENT from AWS
-//     whatever labels the call asked for. The pending version of the very
-//     first rotation of a new secret is therefore readable as current before
-//     it is promoted; Promote then finds it current already and only removes
-//     AWSPENDING. Such a version cannot be discarded (a secret with versions
-//     always has a current one), so DiscardPending refuses it.
+//     whatever labels the call asked for, and AWSCURRENT can only be moved,
+//     never removed. Written as the pending version of a new secret's first
+//     rotation, the credential would be current, readable by everyone,
+//     before its canary ran. So on a secret without versions PutPending
+//     first writes a placeholder version: the fixed document
+//     {"swarmkey":"no credential yet"} under the fixed token
+//     "swarmkey-placeholder-no-credential-yet" (its VersionId). AWS makes
+//     the placeholder AWSCURRENT, and the real value is written after it as
+//     AWSPENDING like any other. The store hides the placeholder: while it
+//     is AWSCURRENT (or AWSPREVIOUS after the first promote) Get of that
+//     stage is providers.ErrNotFound, List leaves it out, and Promote with
+//     ExpectedCurrentID "" takes it as the current version to replace.
+//     Readers of AWSCURRENT outside swarmkey see the marker document until
+//     the first rotation is promoted; `swarmkey exec` reports it as "not
+//     rotated yet".
+//   - PutSecretValue moves AWSPENDING without a condition. PutPending checks
+//     who holds AWSPENDING first, but two writers passing that check at the
+//     same moment would both succeed (the later one holding the label, the
+//     earlier one's Promote failing with ErrNotFound). AWS documents a
+//     conditional move for UpdateSecretVersionStage (it fails when the label
+//     is on another version than RemoveFromVersionId), but moto, which the
+//     tests run on, applies that rule to AWSCURRENT only, so a
+//     compare-and-swap on AWSPENDING could not be proven here. The rotator's
+//     per-policy advisory lock keeps two rotations of one secret apart.
 //   - A version that no label names is deprecated, and AWS deletes deprecated
 //     versions itself; RetireUnstaged has nothing to do.
 //
@@ -57,6 +76,17 @@ const (
 const (
 	retryMaxAttempts = 6
 	retryMaxBackoff  = 10 * time.Second
+)
+
+// The placeholder version that stands in as AWSCURRENT on a secret that has
+// no credential yet (see the package documentation). The token is fixed, so
+// two writers that both find the secret empty write the same version (AWS
+// treats a repeated token with the same value as a no-op) and every reader
+// recognises it by VersionId; it is 38 characters, inside AWS's 32 to 64 for
+// a ClientRequestToken, and cannot collide with a rotation token (a UUID).
+const (
+	placeholderToken = "swarmkey-placeholder-no-credential-yet"
+	placeholderValue = `{"swarmkey":"no credential yet"}`
 )
 
 // maxSecretString is Secrets Manager's limit on a SecretString, checked here
@@ -170,7 +200,10 @@ func (s *Store) Get(ctx context.Context, secretID string, stage providers.Stage)
 		VersionStage: awsv2.String(label),
 	})
 	if err != nil {
-		return providers.Version{}, translate(secretID, "GetSecretValue", err, nil)
+		return providers.Version{}, s.translate(secretID, "GetSecretValue", err, nil)
+	}
+	if awsv2.ToString(out.VersionId) == placeholderToken {
+		return providers.Version{}, fmt.Errorf("aws secret %q: get %s: %w: %s holds swarmkey's placeholder: no credential has been promoted yet", secretID, stage, providers.ErrNotFound, label)
 	}
 	v := versionOf(awsv2.ToString(out.VersionId), out.VersionStages, out.CreatedDate)
 	v.Value = valueOf(out)
@@ -179,7 +212,8 @@ func (s *Store) Get(ctx context.Context, secretID string, stage providers.Stage)
 
 // List returns the versions that hold a stage, newest first, without values
 // (DescribeSecret for existence, then ListSecretVersionIds for creation
-// dates). Versions that hold only labels of other tools are left out.
+// dates). Versions that hold only labels of other tools are left out, and
+// so is the placeholder.
 // Versions created in the same second are ordered pending, current,
 // previous.
 func (s *Store) List(ctx context.Context, secretID string) ([]providers.Version, error) {
@@ -194,11 +228,11 @@ func (s *Store) List(ctx context.Context, secretID string) ([]providers.Version,
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, translate(secretID, "ListSecretVersionIds", err, nil)
+			return nil, s.translate(secretID, "ListSecretVersionIds", err, nil)
 		}
 		for _, e := range page.Versions {
 			v := versionOf(awsv2.ToString(e.VersionId), e.VersionStages, e.CreatedDate)
-			if len(v.Stages) > 0 {
+			if len(v.Stages) > 0 && v.ID != placeholderToken {
 				versions = append(versions, v)
 			}
 		}
@@ -238,8 +272,10 @@ func recency(v providers.Version) int {
 // (ErrConflict). A missing secret is created first with Options.Create and
 // ErrNotFound otherwise.
 //
-// On a secret with no versions AWS also attaches AWSCURRENT to the version
-// written here; the returned Version then holds both stages.
+// On a secret with no versions it first writes the placeholder (a
+// PutSecretValue of placeholderValue under placeholderToken), which AWS makes
+// AWSCURRENT, so that the pending version is never current before it is
+// promoted.
 //
 // PutSecretValue does not return a creation time: the returned Version's
 // Created is the server time of the response (its Date header, to the
@@ -251,8 +287,8 @@ func recency(v providers.Version) int {
 // Promote failing with ErrNotFound. The rotator's per-policy advisory lock is
 // what keeps two rotations of one secret from getting there.
 func (s *Store) PutPending(ctx context.Context, secretID, token string, value secret.Secret) (providers.Version, error) {
-	if token == "" {
-		return providers.Version{}, fmt.Errorf("aws secret %q: put pending: empty rotation token", secretID)
+	if err := checkToken(secretID, "put pending", token); err != nil {
+		return providers.Version{}, err
 	}
 	if value.Len() > maxSecretString {
 		return providers.Version{}, fmt.Errorf("aws secret %q: put pending: the value is %d bytes; Secrets Manager stores at most %d", secretID, value.Len(), maxSecretString)
@@ -283,6 +319,12 @@ func (s *Store) PutPending(ctx context.Context, secretID, token string, value se
 		return providers.Version{}, fmt.Errorf("aws secret %q: put pending %s: %w: a pending version %s exists: reconcile or discard it first", secretID, token, providers.ErrConflict, pending)
 	}
 
+	if st.empty() {
+		if err := s.putPlaceholder(ctx, secretID); err != nil {
+			return providers.Version{}, err
+		}
+	}
+
 	if s.testHookBeforePut != nil {
 		s.testHookBeforePut()
 	}
@@ -296,7 +338,7 @@ func (s *Store) PutPending(ctx context.Context, secretID, token string, value se
 		if isCode(err, "ResourceExistsException") {
 			return providers.Version{}, fmt.Errorf("aws secret %q: put pending %s: %w: version %s already exists with another value; a token is written once: start a new rotation with a new token", secretID, token, providers.ErrConflict, token)
 		}
-		return providers.Version{}, translate(secretID, "PutSecretValue", err, &value)
+		return providers.Version{}, s.translate(secretID, "PutSecretValue", err, &value)
 	}
 	if v := versionOf(token, out.VersionStages, nil); !v.HasStage(providers.StagePending) {
 		// AWS ignored the write: the token and value match an existing
@@ -308,6 +350,30 @@ func (s *Store) PutPending(ctx context.Context, secretID, token string, value se
 		created, _ = awsmiddleware.GetResponseAt(out.ResultMetadata)
 	}
 	return versionOf(token, out.VersionStages, &created), nil
+}
+
+// putPlaceholder writes the placeholder version of a secret that has no
+// version yet. AWS attaches AWSCURRENT to it as the secret's first version.
+// It asks for AWSPENDING rather than AWSCURRENT: should another writer have
+// written a first version since the caller looked, the placeholder must not
+// take AWSCURRENT from it, and AWSPENDING is moved on to the real pending
+// version by the write that follows. A placeholder already there (a retry,
+// or another writer that found the secret empty too) is left as it is: same
+// token, same value.
+func (s *Store) putPlaceholder(ctx context.Context, secretID string) error {
+	_, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		SecretId:           awsv2.String(secretID),
+		ClientRequestToken: awsv2.String(placeholderToken),
+		SecretString:       awsv2.String(placeholderValue),
+		VersionStages:      []string{labelPending},
+	})
+	if err != nil {
+		if isCode(err, "ResourceExistsException") {
+			return fmt.Errorf("aws secret %q: put pending: PutSecretValue of the placeholder: %w: version %s exists with another value, so something other than swarmkey wrote under that version id; point the policy at another secret", secretID, providers.ErrConflict, placeholderToken)
+		}
+		return s.translate(secretID, "PutSecretValue", err, nil)
+	}
+	return nil
 }
 
 // existingVersion answers a PutPending that AWS ignored because the version
@@ -325,7 +391,7 @@ func (s *Store) existingVersion(ctx context.Context, secretID, token string, v p
 		VersionStage: awsv2.String(label),
 	})
 	if err != nil {
-		return providers.Version{}, translate(secretID, "GetSecretValue", err, nil)
+		return providers.Version{}, s.translate(secretID, "GetSecretValue", err, nil)
 	}
 	return versionOf(token, out.VersionStages, out.CreatedDate), nil
 }
@@ -342,7 +408,7 @@ func (s *Store) samePending(ctx context.Context, secretID, token string, value s
 		VersionStage: awsv2.String(labelPending),
 	})
 	if err != nil {
-		return providers.Version{}, translate(secretID, "GetSecretValue", err, nil)
+		return providers.Version{}, s.translate(secretID, "GetSecretValue", err, nil)
 	}
 	if !valueOf(out).Equal(value) {
 		return providers.Version{}, fmt.Errorf("aws secret %q: put pending %s: %w: the pending version of this token holds another value; a token is written once: discard it and start a new rotation", secretID, token, providers.ErrConflict)
@@ -350,9 +416,9 @@ func (s *Store) samePending(ctx context.Context, secretID, token string, value s
 	return versionOf(awsv2.ToString(out.VersionId), out.VersionStages, out.CreatedDate), nil
 }
 
-// create makes a missing secret without a value (CreateSecret), so that the
-// first version is the pending one written next. A secret created meanwhile
-// by someone else is fine.
+// create makes a missing secret without a value (CreateSecret); PutPending
+// then writes the placeholder as its first version. A secret created
+// meanwhile by someone else is fine.
 func (s *Store) create(ctx context.Context, secretID string) (*secretsmanager.DescribeSecretOutput, error) {
 	in := &secretsmanager.CreateSecretInput{Name: awsv2.String(secretID)}
 	if s.opts.KMSKeyID != "" {
@@ -371,7 +437,7 @@ func (s *Store) create(ctx context.Context, secretID string) (*secretsmanager.De
 	}
 	if _, err := s.client.CreateSecret(ctx, in); err != nil {
 		if !isCode(err, "ResourceExistsException") {
-			return nil, translate(secretID, "CreateSecret", err, nil)
+			return nil, s.translate(secretID, "CreateSecret", err, nil)
 		}
 	}
 	return s.describe(ctx, secretID)
@@ -383,22 +449,24 @@ func (s *Store) create(ctx context.Context, secretID string) (*secretsmanager.De
 //
 // It reads the labels first (DescribeSecret). If the version of req.Token is
 // current already it only removes a leftover AWSPENDING and returns nil (a
-// retry after a crash, or the first version of a new secret). If AWSCURRENT
-// is on another version than req.ExpectedCurrentID — including any current
-// at all when ExpectedCurrentID is "" — it returns ErrConflict and changes
-// nothing. If req.Token holds no AWSPENDING it returns ErrNotFound, or
-// ErrConflict when that version is AWSPREVIOUS already (a later rotation
-// promoted over it).
+// retry after a crash). If AWSCURRENT is on another version than
+// req.ExpectedCurrentID — including any current at all when
+// ExpectedCurrentID is "", except the placeholder, which stands for "no
+// current yet" — it returns ErrConflict and changes nothing. If req.Token
+// holds no AWSPENDING it returns ErrNotFound, or ErrConflict when that
+// version is AWSPREVIOUS already (a later rotation promoted over it).
 //
-// The move names the expected current as RemoveFromVersionId. Between the
+// The move names the expected current as RemoveFromVersionId (the
+// placeholder's id when ExpectedCurrentID is "" and the placeholder is
+// current; after the move it is AWSPREVIOUS, still hidden). Between the
 // DescribeSecret and the move another writer may move AWSCURRENT; AWS then
 // rejects the move because RemoveFromVersionId no longer holds the label
 // (InvalidParameterException; moto behaves the same, see
 // TestPromoteRaceLostBetweenDescribeAndMove), so the check-then-move is a
 // real compare-and-swap and the loser gets ErrConflict.
 func (s *Store) Promote(ctx context.Context, secretID string, req providers.PromoteRequest) error {
-	if req.Token == "" {
-		return fmt.Errorf("aws secret %q: promote: empty rotation token", secretID)
+	if err := checkToken(secretID, "promote", req.Token); err != nil {
+		return err
 	}
 	d, err := s.describe(ctx, secretID)
 	if err != nil {
@@ -413,8 +481,9 @@ func (s *Store) Promote(ctx context.Context, secretID string, req providers.Prom
 		if st.holder[labelPending] == req.Token && st.holder[labelPrevious] == "" &&
 			req.ExpectedCurrentID != "" && req.ExpectedCurrentID != req.Token {
 			// The first version of the secret, current by AWS's rule and never
-			// promoted over anything: the caller expected a current version
-			// that never existed.
+			// promoted over anything (written by a swarmkey from before the
+			// placeholder): the caller expected a current version that never
+			// existed.
 			return fmt.Errorf("aws secret %q: promote %s: %w: expected current %s, but the secret's only version is this token's (current since it was written first)", secretID, req.Token, providers.ErrConflict, req.ExpectedCurrentID)
 		}
 		return s.removePending(ctx, secretID, req.Token, st)
@@ -437,12 +506,14 @@ func (s *Store) Promote(ctx context.Context, secretID string, req providers.Prom
 		VersionStage:    awsv2.String(labelCurrent),
 		MoveToVersionId: awsv2.String(req.Token),
 	}
-	if current != "" {
-		in.RemoveFromVersionId = awsv2.String(current)
+	if remove := st.currentVersion(); remove != "" {
+		// The placeholder included: it is the current version this promote
+		// replaces when ExpectedCurrentID is "".
+		in.RemoveFromVersionId = awsv2.String(remove)
 	}
 	if _, err := s.client.UpdateSecretVersionStage(ctx, in); err != nil {
 		if !isCode(err, "InvalidParameterException", "InvalidRequestException") {
-			return translate(secretID, "UpdateSecretVersionStage", err, nil)
+			return s.translate(secretID, "UpdateSecretVersionStage", err, nil)
 		}
 		// Lost the compare-and-swap, or an earlier attempt of this very
 		// request succeeded and the SDK retried it: read again to tell.
@@ -471,18 +542,24 @@ func (s *Store) removePending(ctx context.Context, secretID, version string, st 
 		RemoveFromVersionId: awsv2.String(version),
 	})
 	if err != nil && !isCode(err, "InvalidParameterException") {
-		return translate(secretID, "UpdateSecretVersionStage", err, nil)
+		return s.translate(secretID, "UpdateSecretVersionStage", err, nil)
 	}
 	return nil
 }
 
 // DiscardPending removes AWSPENDING from the version of token; a version with
 // no label left is deprecated and AWS deletes it. It returns nil when token
-// holds no AWSPENDING, the secret not existing included. A pending version that is also AWSCURRENT (the first
-// version of a new secret, or a promote interrupted before it removed
-// AWSPENDING) is refused with ErrConflict: AWS cannot leave a secret without
-// a current version, so its value would stay readable.
+// holds no AWSPENDING, the secret not existing included. The first pending
+// version of a new secret is discarded like any other: the placeholder stays
+// AWSCURRENT. A pending version that is also AWSCURRENT (a promote
+// interrupted before it removed AWSPENDING, or a first version written
+// before swarmkey had the placeholder) is refused with ErrConflict: AWS
+// cannot leave a secret without a current version, so its value would stay
+// readable.
 func (s *Store) DiscardPending(ctx context.Context, secretID, token string) error {
+	if err := checkToken(secretID, "discard pending", token); err != nil {
+		return err
+	}
 	d, err := s.describe(ctx, secretID)
 	if errors.Is(err, providers.ErrNotFound) {
 		return nil
@@ -495,7 +572,7 @@ func (s *Store) DiscardPending(ctx context.Context, secretID, token string) erro
 		return nil
 	}
 	if st.holder[labelCurrent] == token {
-		return fmt.Errorf("aws secret %q: discard pending %s: %w: the version is also AWSCURRENT (AWS makes a secret's first version current, or a promote was interrupted): finish it with promote, or replace it with a new rotation", secretID, token, providers.ErrConflict)
+		return fmt.Errorf("aws secret %q: discard pending %s: %w: the version is also AWSCURRENT (a promote was interrupted, or AWS made it current as the secret's first version): finish it with promote, or replace it with a new rotation", secretID, token, providers.ErrConflict)
 	}
 	return s.removePending(ctx, secretID, token, st)
 }
@@ -513,7 +590,7 @@ func (s *Store) RetireUnstaged(ctx context.Context, secretID string, _ providers
 func (s *Store) describe(ctx context.Context, secretID string) (*secretsmanager.DescribeSecretOutput, error) {
 	d, err := s.client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: awsv2.String(secretID)})
 	if err != nil {
-		return nil, translate(secretID, "DescribeSecret", err, nil)
+		return nil, s.translate(secretID, "DescribeSecret", err, nil)
 	}
 	return d, nil
 }
@@ -535,18 +612,53 @@ func checkWritable(secretID string, d *secretsmanager.DescribeSecretOutput) erro
 
 // stages is the label layout of a secret as DescribeSecret reports it.
 type stages struct {
-	// holder maps a label to the version that holds it.
+	// holder maps a label to the version that holds it; labels on the
+	// placeholder are left out, as if no version held them.
 	holder map[string]string
+	// placeholderCurrent: the placeholder holds AWSCURRENT, so no credential
+	// has been promoted yet.
+	placeholderCurrent bool
 }
 
 func stagesOf(d *secretsmanager.DescribeSecretOutput) stages {
 	st := stages{holder: map[string]string{}}
 	for id, labels := range d.VersionIdsToStages {
 		for _, l := range labels {
-			st.holder[l] = id
+			if id != placeholderToken {
+				st.holder[l] = id
+			} else if l == labelCurrent {
+				st.placeholderCurrent = true
+			}
 		}
 	}
 	return st
+}
+
+// empty reports whether the secret has no current version at all, not even
+// the placeholder: it has no version (AWS never leaves a secret that has
+// versions without AWSCURRENT).
+func (st stages) empty() bool {
+	return st.holder[labelCurrent] == "" && !st.placeholderCurrent
+}
+
+// currentVersion is the version that holds AWSCURRENT, the placeholder
+// included.
+func (st stages) currentVersion() string {
+	if st.placeholderCurrent {
+		return placeholderToken
+	}
+	return st.holder[labelCurrent]
+}
+
+// checkToken refuses an empty token and the placeholder's.
+func checkToken(secretID, op, token string) error {
+	switch token {
+	case "":
+		return fmt.Errorf("aws secret %q: %s: empty rotation token", secretID, op)
+	case placeholderToken:
+		return fmt.Errorf("aws secret %q: %s: token %q is reserved for swarmkey's placeholder version; use a rotation token (a UUID)", secretID, op, token)
+	}
+	return nil
 }
 
 // versionOf builds the metadata of a version from its AWS labels; labels of

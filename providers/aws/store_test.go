@@ -2,6 +2,7 @@ package aws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/swarmkey/swarmkey/internal/mototest"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
 )
@@ -34,7 +36,7 @@ type bundle struct {
 
 func setup(t *testing.T, opts Options) bundle {
 	t.Helper()
-	return bundle{store: newStore(t, opts), raw: rawClient(), name: prefix(t) + "db", ctx: context.Background()}
+	return bundle{store: newStore(t, opts), raw: rawClient(t), name: prefix(t) + "db", ctx: context.Background()}
 }
 
 // labels returns the AWS labels of every version of the secret, as moto's
@@ -425,8 +427,10 @@ func TestMissingSecret(t *testing.T) {
 	require.ErrorIs(t, err, providers.ErrNotFound)
 }
 
-// TestCreateAndFirstVersion covers create: true and AWS's rule that the
-// first version of a secret is current whatever labels the write asked for.
+// TestCreateAndFirstVersion covers create: true and the placeholder: AWS
+// makes the first version of a secret AWSCURRENT whatever labels the write
+// asked for, so the store writes a placeholder first and the real value as
+// AWSPENDING, never current before promote.
 func TestCreateAndFirstVersion(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{Create: true, Description: "checkout db", Tags: map[string]string{"team": "perf", "managed-by": "swarmkey"}})
@@ -435,7 +439,7 @@ func TestCreateAndFirstVersion(t *testing.T) {
 	v, err := b.store.PutPending(b.ctx, b.name, tok, val(`{"password":"first"}`))
 	require.NoError(t, err)
 	require.Equal(t, tok, v.ID)
-	require.Equal(t, []providers.Stage{providers.StageCurrent, providers.StagePending}, v.Stages)
+	require.Equal(t, []providers.Stage{providers.StagePending}, v.Stages)
 
 	d, err := b.raw.DescribeSecret(b.ctx, &secretsmanager.DescribeSecretInput{SecretId: awsv2.String(b.name)})
 	require.NoError(t, err)
@@ -446,30 +450,82 @@ func TestCreateAndFirstVersion(t *testing.T) {
 	}
 	require.Equal(t, map[string]string{"team": "perf", "managed-by": "swarmkey"}, tags)
 
-	// Idempotent, and the first version cannot be discarded.
+	// AWSCURRENT is on the placeholder; the store does not show it.
+	labels := b.labels(t)
+	require.ElementsMatch(t, []string{"AWSCURRENT"}, labels[placeholderToken])
+	require.ElementsMatch(t, []string{"AWSPENDING"}, labels[tok])
+	raw, err := b.raw.GetSecretValue(b.ctx, &secretsmanager.GetSecretValueInput{SecretId: awsv2.String(b.name), VersionStage: awsv2.String("AWSCURRENT")})
+	require.NoError(t, err)
+	require.Equal(t, placeholderValue, awsv2.ToString(raw.SecretString), "what readers of AWSCURRENT see before the first promote")
+	_, err = b.store.Get(b.ctx, b.name, providers.StageCurrent)
+	require.ErrorIs(t, err, providers.ErrNotFound)
+	require.ErrorContains(t, err, "placeholder")
+	list, err := b.store.List(b.ctx, b.name)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, tok, list[0].ID)
+
+	// Idempotent: no second placeholder, no second version.
 	_, err = b.store.PutPending(b.ctx, b.name, tok, val(`{"password":"first"}`))
 	require.NoError(t, err)
-	err = b.store.DiscardPending(b.ctx, b.name, tok)
-	require.ErrorIs(t, err, providers.ErrConflict)
-	require.Contains(t, err.Error(), "also AWSCURRENT")
+	require.Len(t, b.labels(t), 2)
 
 	// The caller cannot have seen another current version.
 	err = b.store.Promote(b.ctx, b.name, providers.PromoteRequest{Token: tok, ExpectedCurrentID: newToken(t)})
 	require.ErrorIs(t, err, providers.ErrConflict)
 
-	// Promote with "no current seen" finds it current already and drops
-	// AWSPENDING.
-	require.NoError(t, b.store.Promote(b.ctx, b.name, providers.PromoteRequest{Token: tok}))
-	require.ElementsMatch(t, []string{"AWSCURRENT"}, b.labels(t)[tok])
+	// The first pending version can be discarded; the placeholder stays
+	// current and a new rotation starts over it.
+	require.NoError(t, b.store.DiscardPending(b.ctx, b.name, tok))
+	require.Empty(t, b.labels(t)[tok])
+	require.ElementsMatch(t, []string{"AWSCURRENT"}, b.labels(t)[placeholderToken])
+	tok1 := newToken(t)
+	_, err = b.store.PutPending(b.ctx, b.name, tok1, val(`{"password":"first again"}`))
+	require.NoError(t, err)
 
-	// Create on an existing secret leaves it alone.
+	// Promote with "no current seen" replaces the placeholder, which
+	// becomes AWSPREVIOUS and stays hidden.
+	require.NoError(t, b.store.Promote(b.ctx, b.name, providers.PromoteRequest{Token: tok1}))
+	labels = b.labels(t)
+	require.ElementsMatch(t, []string{"AWSCURRENT"}, labels[tok1])
+	require.ElementsMatch(t, []string{"AWSPREVIOUS"}, labels[placeholderToken])
+	_, err = b.store.Get(b.ctx, b.name, providers.StagePrevious)
+	require.ErrorIs(t, err, providers.ErrNotFound)
+	list, err = b.store.List(b.ctx, b.name)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+
+	// Create on an existing secret leaves it alone; the second promote
+	// drops the placeholder's last label (AWS deprecates it).
 	tok2 := newToken(t)
 	_, err = b.store.PutPending(b.ctx, b.name, tok2, val(`{"password":"second"}`))
 	require.NoError(t, err)
-	require.NoError(t, b.store.Promote(b.ctx, b.name, providers.PromoteRequest{Token: tok2, ExpectedCurrentID: tok}))
+	require.NoError(t, b.store.Promote(b.ctx, b.name, providers.PromoteRequest{Token: tok2, ExpectedCurrentID: tok1}))
 	prev, err := b.store.Get(b.ctx, b.name, providers.StagePrevious)
 	require.NoError(t, err)
-	require.Equal(t, tok, prev.ID)
+	require.Equal(t, tok1, prev.ID)
+	require.Empty(t, b.labels(t)[placeholderToken])
+
+	// The placeholder's token is nobody's rotation token.
+	_, err = b.store.PutPending(b.ctx, b.name, placeholderToken, val(`{"password":"x"}`))
+	require.ErrorContains(t, err, "reserved")
+}
+
+// TestPlaceholderOnExistingEmptySecret: a secret created without a value
+// (by an operator, create: false) gets the placeholder too.
+func TestPlaceholderOnExistingEmptySecret(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	_, err := b.raw.CreateSecret(b.ctx, &secretsmanager.CreateSecretInput{Name: awsv2.String(b.name)})
+	require.NoError(t, err)
+	tok := newToken(t)
+	_, err = b.store.PutPending(b.ctx, b.name, tok, val(`{"password":"p"}`))
+	require.NoError(t, err)
+	_, err = b.store.Get(b.ctx, b.name, providers.StageCurrent)
+	require.ErrorIs(t, err, providers.ErrNotFound)
+	got, err := b.store.Get(b.ctx, b.name, providers.StagePending)
+	require.NoError(t, err)
+	require.Equal(t, tok, got.ID)
 }
 
 // TestNativeRotationRefused: moto sets RotationEnabled from RotateSecret with
@@ -539,8 +595,8 @@ func TestNoValueInErrors(t *testing.T) {
 
 	// The guard in translate, for a service message that echoes the value.
 	value := doc("echo")
-	errs = append(errs, translate(b.name, "PutSecretValue", &smithy.GenericAPIError{Code: "ValidationException", Message: "Value '" + value.RevealString() + "' failed"}, &value))
-	errs = append(errs, translate(b.name, "PutSecretValue", fmt.Errorf("wrapped: %s", value.RevealString()), &value))
+	errs = append(errs, translate(b.name, mototest.Region, "PutSecretValue", &smithy.GenericAPIError{Code: "ValidationException", Message: "Value '" + value.RevealString() + "' failed"}, &value))
+	errs = append(errs, translate(b.name, mototest.Region, "PutSecretValue", fmt.Errorf("wrapped: %s", value.RevealString()), &value))
 
 	for _, err := range errs {
 		for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
@@ -552,17 +608,24 @@ func TestNoValueInErrors(t *testing.T) {
 
 func TestTranslateExplains(t *testing.T) {
 	t.Parallel()
-	err := translate("loadtest/db", "PutSecretValue", &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized"}, nil)
+	err := translate("loadtest/db", "eu-west-1", "PutSecretValue", &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized"}, nil)
 	require.ErrorContains(t, err, `aws secret "loadtest/db": PutSecretValue: permission secretsmanager:PutSecretValue denied`)
 	require.ErrorContains(t, err, "deploy/aws/iam-rotator.json")
 
-	err = translate("loadtest/db", "PutSecretValue", &smithy.GenericAPIError{Code: "LimitExceededException"}, nil)
+	err = translate("loadtest/db", "eu-west-1", "PutSecretValue", &smithy.GenericAPIError{Code: "LimitExceededException"}, nil)
 	require.ErrorContains(t, err, "about 100 versions")
 
-	err = translate("loadtest/db", "GetSecretValue", &types.ResourceNotFoundException{Message: awsv2.String("nope")}, nil)
+	err = translate("loadtest/db", "eu-west-1", "GetSecretValue", &types.ResourceNotFoundException{Message: awsv2.String("nope")}, nil)
 	require.ErrorIs(t, err, providers.ErrNotFound)
+	require.ErrorContains(t, err, `aws secret "loadtest/db": GetSecretValue:`)
+	require.ErrorContains(t, err, "region eu-west-1")
+	require.ErrorContains(t, err, "check its name, the region and the account")
 
-	err = translate("loadtest/db", "GetSecretValue", fmt.Errorf("op: %w", context.DeadlineExceeded), nil)
+	err = translate("loadtest/db", "eu-west-1", "DescribeSecret", errors.New("dial tcp 10.0.0.1:443: connect: connection refused"), nil)
+	require.ErrorContains(t, err, `aws secret "loadtest/db": DescribeSecret:`)
+	require.ErrorContains(t, err, "check the region, endpoint_url")
+
+	err = translate("loadtest/db", "eu-west-1", "GetSecretValue", fmt.Errorf("op: %w", context.DeadlineExceeded), nil)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
@@ -603,7 +666,7 @@ func TestGetEveryStage(t *testing.T) {
 // first attempts with a throttle and a 500: the store's retryer gets through.
 func TestRetriesThrottlingAnd5xx(t *testing.T) {
 	t.Parallel()
-	target, err := url.Parse(motoURL)
+	target, err := url.Parse(mototest.Endpoint(t))
 	require.NoError(t, err)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	var calls atomic.Int32
@@ -625,7 +688,7 @@ func TestRetriesThrottlingAnd5xx(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	s, err := NewFromConfig(motoConfig(), Options{EndpointURL: srv.URL})
+	s, err := NewFromConfig(mototest.Config(t), Options{EndpointURL: srv.URL})
 	require.NoError(t, err)
 	require.Equal(t, retryMaxAttempts, s.client.Options().Retryer.MaxAttempts())
 	name := prefix(t) + "db"

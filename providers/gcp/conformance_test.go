@@ -3,6 +3,7 @@ package gcp
 import (
 	"testing"
 
+	"github.com/swarmkey/swarmkey/internal/gcpfake"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/providertest"
 )
@@ -12,9 +13,9 @@ import (
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	providertest.Run(t, providertest.Harness{NewBackend: func(t *testing.T) providertest.Backend {
-		f := newFake(t)
+		f := gcpfake.Start(t)
 		return providertest.Backend{
-			Open:     func(t *testing.T) providers.Store { return f.open(t, Options{Create: true}) },
+			Open:     func(t *testing.T) providers.Store { return openStore(t, f, Options{Create: true}) },
 			SecretID: func(name string) string { return name },
 		}
 	}})

@@ -267,7 +267,7 @@ func (s *Store) List(ctx context.Context, secretID string) ([]providers.Version,
 	}
 	sec, err := s.getSecret(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("gcp: secret %q: list: %w", name, err)
 	}
 	st := readState(sec)
 	staged := map[int64]bool{}
@@ -291,7 +291,7 @@ func (s *Store) List(ctx context.Context, secretID string) ([]providers.Version,
 		return true, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("gcp: secret %q: list: %w", name, err)
 	}
 	sort.Slice(out, func(i, j int) bool { return versionLess(out[j].ID, out[i].ID) })
 	return out, nil

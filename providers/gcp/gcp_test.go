@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/swarmkey/swarmkey/internal/gcpfake"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
 )
@@ -29,7 +30,7 @@ const testSecret = "checkout-db"
 
 type bundle struct {
 	ctx   context.Context
-	fake  *fakeSM
+	fake  *gcpfake.Server
 	store *Store
 	raw   *secretmanager.Client // a hand-written client on the same fake
 	name  string                // projects/…/secrets/checkout-db
@@ -37,16 +38,16 @@ type bundle struct {
 
 func setup(t *testing.T, opts Options) *bundle {
 	t.Helper()
-	f := newFake(t)
-	raw, err := secretmanager.NewClient(t.Context(), f.clientOptions(t)...)
+	f := gcpfake.Start(t)
+	raw, err := secretmanager.NewClient(t.Context(), f.ClientOptions(t)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = raw.Close() })
 	return &bundle{
 		ctx:   t.Context(),
 		fake:  f,
-		store: f.open(t, opts),
+		store: openStore(t, f, opts),
 		raw:   raw,
-		name:  "projects/" + fakeProject + "/secrets/" + testSecret,
+		name:  "projects/" + gcpfake.Project + "/secrets/" + testSecret,
 	}
 }
 
@@ -73,12 +74,12 @@ func (b *bundle) rotate(t *testing.T, token string, v secret.Secret, expected st
 
 func (b *bundle) snapshot(t *testing.T) (*secretmanagerpb.Secret, []secretmanagerpb.SecretVersion_State) {
 	t.Helper()
-	return b.fake.snapshot(t, testSecret)
+	return b.fake.Snapshot(t, testSecret)
 }
 
 // failOnce returns a hook that fails the n-th call (1-based) of method with
 // code, once.
-func failOnce(method string, n int, code codes.Code) hook {
+func failOnce(method string, n int, code codes.Code) gcpfake.Hook {
 	var mu sync.Mutex
 	seen := 0
 	return func(m string, _ proto.Message) error {
@@ -105,7 +106,7 @@ var (
 func TestFake(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{})
-	b.fake.seed(testSecret)
+	b.fake.Seed(testSecret)
 	ctx := b.ctx
 
 	// NotFound for a missing secret and a missing version.
@@ -125,7 +126,7 @@ func TestFake(t *testing.T) {
 	for i, data := range []string{"one", "two", "three"} {
 		v, err := b.raw.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{Parent: b.name, Payload: &secretmanagerpb.SecretPayload{Data: []byte(data)}})
 		require.NoError(t, err)
-		require.Equal(t, fmt.Sprintf("projects/%s/secrets/%s/versions/%d", fakeProjectNumber, testSecret, i+1), v.GetName())
+		require.Equal(t, fmt.Sprintf("projects/%s/secrets/%s/versions/%d", gcpfake.ProjectNumber, testSecret, i+1), v.GetName())
 		require.Equal(t, enabled, v.GetState())
 	}
 	sec, err = b.raw.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: b.name})
@@ -236,7 +237,7 @@ func TestStoreNeverReadsLatest(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{Create: true})
 	var latest atomic.Int64
-	b.fake.setHooks(func(_ string, req proto.Message) error {
+	b.fake.SetHooks(func(_ string, req proto.Message) error {
 		type named interface{ GetName() string }
 		if n, ok := req.(named); ok && strings.HasSuffix(n.GetName(), "/latest") {
 			latest.Add(1)
@@ -269,7 +270,7 @@ func TestPutPendingCrashAfterAddAdopts(t *testing.T) {
 	cur := b.rotate(t, "t1", value(t), "")
 	v := value(t)
 
-	b.fake.setHooks(nil, failOnce("AddSecretVersion", 1, codes.Unavailable))
+	b.fake.SetHooks(nil, failOnce("AddSecretVersion", 1, codes.Unavailable))
 	_, err := b.store.PutPending(b.ctx, testSecret, "t2", v)
 	require.Error(t, err)
 	sec, states := b.snapshot(t)
@@ -283,12 +284,12 @@ func TestPutPendingCrashAfterAddAdopts(t *testing.T) {
 	require.ErrorIs(t, err, providers.ErrConflict)
 	require.Contains(t, err.Error(), `"t2"`)
 
-	adds := b.fake.callCount("AddSecretVersion")
+	adds := b.fake.Calls("AddSecretVersion")
 	got, err := b.store.PutPending(b.ctx, testSecret, "t2", secret.New(v.Reveal()))
 	require.NoError(t, err)
 	require.Equal(t, "2", got.ID)
 	require.Equal(t, []providers.Stage{providers.StagePending}, got.Stages)
-	require.Equal(t, adds, b.fake.callCount("AddSecretVersion"), "the retry must not add another version")
+	require.Equal(t, adds, b.fake.Calls("AddSecretVersion"), "the retry must not add another version")
 
 	sec, states = b.snapshot(t)
 	require.Equal(t, []secretmanagerpb.SecretVersion_State{enabled, enabled}, states)
@@ -309,7 +310,7 @@ func TestPutPendingCrashAfterAddAdopts(t *testing.T) {
 func TestPutPendingCrashAfterAddOtherValue(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{Create: true})
-	b.fake.setHooks(nil, failOnce("AddSecretVersion", 1, codes.Unavailable))
+	b.fake.SetHooks(nil, failOnce("AddSecretVersion", 1, codes.Unavailable))
 	_, err := b.store.PutPending(b.ctx, testSecret, "t1", value(t))
 	require.Error(t, err)
 
@@ -332,7 +333,7 @@ func TestDiscardAfterPutPendingCrash(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{Create: true})
 	cur := b.rotate(t, "t1", value(t), "")
-	b.fake.setHooks(nil, failOnce("AddSecretVersion", 1, codes.Unavailable))
+	b.fake.SetHooks(nil, failOnce("AddSecretVersion", 1, codes.Unavailable))
 	_, err := b.store.PutPending(b.ctx, testSecret, "t2", value(t))
 	require.Error(t, err)
 
@@ -358,7 +359,7 @@ func TestPutPendingCrashElsewhere(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
-		hook hook
+		hook gcpfake.Hook
 	}{
 		{"after reservation", failOnce("UpdateSecret", 1, codes.Unavailable)},
 		{"after alias update", failOnce("UpdateSecret", 2, codes.DeadlineExceeded)},
@@ -367,8 +368,8 @@ func TestPutPendingCrashElsewhere(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, Options{})
-			b.fake.seed(testSecret)
-			b.fake.setHooks(nil, tc.hook)
+			b.fake.Seed(testSecret)
+			b.fake.SetHooks(nil, tc.hook)
 			v := value(t)
 			_, err := b.store.PutPending(b.ctx, testSecret, "t1", v)
 			require.Error(t, err)
@@ -394,9 +395,9 @@ func TestPromoteEtagMoved(t *testing.T) {
 	before, _ := b.snapshot(t)
 
 	var once sync.Once
-	b.fake.setHooks(func(m string, _ proto.Message) error {
+	b.fake.SetHooks(func(m string, _ proto.Message) error {
 		if m == "UpdateSecret" {
-			once.Do(func() { b.fake.setAliases(testSecret, before.GetVersionAliases()) })
+			once.Do(func() { b.fake.SetAliases(t, testSecret, before.GetVersionAliases()) })
 		}
 		return nil
 	}, nil)
@@ -416,14 +417,14 @@ func TestPromoteEtagMoved(t *testing.T) {
 func TestPromoteRaceExactlyOneWins(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{Create: true})
-	other := b.fake.open(t, Options{Project: fakeProject})
+	other := openStore(t, b.fake, Options{Project: gcpfake.Project})
 	cur := b.rotate(t, "t1", value(t), "")
 	_, err := b.store.PutPending(b.ctx, testSecret, "t2", value(t))
 	require.NoError(t, err)
 
 	var reads atomic.Int64
 	bothRead := make(chan struct{})
-	b.fake.setHooks(func(m string, _ proto.Message) error {
+	b.fake.SetHooks(func(m string, _ proto.Message) error {
 		if m == "UpdateSecret" {
 			select {
 			case <-bothRead:
@@ -466,7 +467,7 @@ func TestDiscardCrashBeforeDisable(t *testing.T) {
 	b := setup(t, Options{Create: true})
 	_, err := b.store.PutPending(b.ctx, testSecret, "t1", value(t))
 	require.NoError(t, err)
-	b.fake.setHooks(failOnce("DisableSecretVersion", 1, codes.Unavailable), nil)
+	b.fake.SetHooks(failOnce("DisableSecretVersion", 1, codes.Unavailable), nil)
 	require.Error(t, b.store.DiscardPending(b.ctx, testSecret, "t1"))
 	sec, states := b.snapshot(t)
 	require.Empty(t, sec.GetVersionAliases())
@@ -491,9 +492,9 @@ func TestRetireUnstaged(t *testing.T) {
 	sec, _ := b.snapshot(t)
 	aliases := sec.GetVersionAliases()
 	aliases["pinned"] = 1
-	b.fake.setAliases(testSecret, aliases)
+	b.fake.SetAliases(t, testSecret, aliases)
 	// A PutPending crashed after adding version 5: it holds the reservation.
-	b.fake.setHooks(nil, failOnce("AddSecretVersion", 1, codes.Unavailable))
+	b.fake.SetHooks(nil, failOnce("AddSecretVersion", 1, codes.Unavailable))
 	_, err := b.store.PutPending(b.ctx, testSecret, "t5", value(t))
 	require.Error(t, err)
 
@@ -507,7 +508,7 @@ func TestRetireUnstaged(t *testing.T) {
 
 	// Once t5 is discarded its orphan is disabled and retire may destroy it.
 	require.NoError(t, b.store.DiscardPending(b.ctx, testSecret, "t5"))
-	destroyer := b.fake.open(t, Options{DestroyRetired: true})
+	destroyer := openStore(t, b.fake, Options{DestroyRetired: true})
 	require.NoError(t, destroyer.RetireUnstaged(b.ctx, testSecret, providers.RetireRequest{}))
 	sec, states = b.snapshot(t)
 	require.Equal(t, []secretmanagerpb.SecretVersion_State{enabled, destroyed, enabled, enabled, destroyed}, states)
@@ -520,9 +521,9 @@ func TestCreate(t *testing.T) {
 	_, err := b.store.PutPending(b.ctx, testSecret, "t1", value(t))
 	require.ErrorIs(t, err, providers.ErrNotFound)
 	require.Contains(t, err.Error(), "create: true")
-	require.Zero(t, b.fake.callCount("CreateSecret"))
+	require.Zero(t, b.fake.Calls("CreateSecret"))
 
-	creator := b.fake.open(t, Options{Create: true, Labels: map[string]string{"managed-by": "swarmkey"}})
+	creator := openStore(t, b.fake, Options{Create: true, Labels: map[string]string{"managed-by": "swarmkey"}})
 	_, err = creator.PutPending(b.ctx, testSecret, "t1", value(t))
 	require.NoError(t, err)
 	sec, _ := b.snapshot(t)
@@ -550,7 +551,7 @@ func TestInputValidation(t *testing.T) {
 func TestPermissionDenied(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{Create: true})
-	b.fake.setHooks(func(m string, _ proto.Message) error {
+	b.fake.SetHooks(func(m string, _ proto.Message) error {
 		if m == "UpdateSecret" {
 			return status.Error(codes.PermissionDenied, "Permission 'secretmanager.secrets.update' denied")
 		}
@@ -559,7 +560,7 @@ func TestPermissionDenied(t *testing.T) {
 	_, err := b.store.PutPending(b.ctx, testSecret, "t1", value(t))
 	require.ErrorContains(t, err, "secretmanager.secrets.update")
 	require.ErrorContains(t, err, "deploy/gcp/roles.md")
-	require.ErrorContains(t, err, `"projects/`+fakeProject+`/secrets/`+testSecret+`"`)
+	require.ErrorContains(t, err, `"projects/`+gcpfake.Project+`/secrets/`+testSecret+`"`)
 	require.ErrorContains(t, err, "UpdateSecret")
 }
 
@@ -569,7 +570,7 @@ func TestNoValueInErrors(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{Create: true})
 	v := value(t)
-	echo := func(method string) hook {
+	echo := func(method string) gcpfake.Hook {
 		return func(m string, _ proto.Message) error {
 			if m == method {
 				return status.Errorf(codes.InvalidArgument, "bad payload %q", v.RevealString())
@@ -579,20 +580,20 @@ func TestNoValueInErrors(t *testing.T) {
 	}
 	var errs []error
 
-	b.fake.setHooks(echo("AddSecretVersion"), nil)
+	b.fake.SetHooks(echo("AddSecretVersion"), nil)
 	_, err := b.store.PutPending(b.ctx, testSecret, "t1", v)
 	errs = append(errs, err)
 
-	b.fake.setHooks(nil, nil)
+	b.fake.SetHooks(nil, nil)
 	_, err = b.store.PutPending(b.ctx, testSecret, "t1", v)
 	require.NoError(t, err)
-	b.fake.setHooks(echo("AccessSecretVersion"), nil)
+	b.fake.SetHooks(echo("AccessSecretVersion"), nil)
 	_, err = b.store.Get(b.ctx, testSecret, providers.StagePending)
 	errs = append(errs, err)
 	_, err = b.store.PutPending(b.ctx, testSecret, "t1", v) // compares values
 	errs = append(errs, err)
 
-	b.fake.setHooks(nil, nil)
+	b.fake.SetHooks(nil, nil)
 	_, err = b.store.PutPending(b.ctx, testSecret, "t1", value(t))
 	errs = append(errs, err)
 	require.NoError(t, b.store.DiscardPending(b.ctx, testSecret, "t1"))
@@ -616,15 +617,15 @@ func TestNoValueInErrors(t *testing.T) {
 // Not parallel: it sets an environment variable and swaps os.Stderr.
 func TestSDKDebugLogsNoValue(t *testing.T) {
 	t.Setenv("GOOGLE_SDK_GO_LOGGING_LEVEL", "debug")
-	f := newFake(t)
-	f.seed(testSecret)
+	f := gcpfake.Start(t)
+	f.Seed(testSecret)
 	v := value(t)
-	name := "projects/" + fakeProject + "/secrets/" + testSecret
+	name := "projects/" + gcpfake.Project + "/secrets/" + testSecret
 
 	logged := captureStderr(t, func() {
 		// Control: a plain client does log the payload, or this test
 		// would prove nothing.
-		raw, err := secretmanager.NewClient(t.Context(), f.clientOptions(t)...)
+		raw, err := secretmanager.NewClient(t.Context(), f.ClientOptions(t)...)
 		require.NoError(t, err)
 		defer raw.Close()
 		_, err = raw.AddSecretVersion(t.Context(), &secretmanagerpb.AddSecretVersionRequest{Parent: name, Payload: &secretmanagerpb.SecretPayload{Data: v.Reveal()}})
@@ -634,7 +635,7 @@ func TestSDKDebugLogsNoValue(t *testing.T) {
 
 	v2 := value(t)
 	logged = captureStderr(t, func() {
-		s := f.open(t, Options{})
+		s := openStore(t, f, Options{})
 		_, err := s.PutPending(t.Context(), testSecret, "t1", v2)
 		require.NoError(t, err)
 		_, err = s.Get(t.Context(), testSecret, providers.StagePending)
@@ -662,4 +663,32 @@ func captureStderr(t *testing.T, fn func()) string {
 	os.Stderr = saved
 	require.NoError(t, w.Close())
 	return <-out
+}
+
+// Errors from the cloud say which secret, which call and what to check.
+func TestErrorsSayWhereAndWhat(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	missing := `"projects/` + gcpfake.Project + `/secrets/missing"`
+
+	_, err := b.store.Get(b.ctx, "missing", providers.StageCurrent)
+	require.ErrorIs(t, err, providers.ErrNotFound)
+	for _, want := range []string{missing, "GetSecret", "no such secret", "check the secret id and the project"} {
+		require.ErrorContains(t, err, want)
+	}
+	_, err = b.store.List(b.ctx, "missing")
+	require.ErrorIs(t, err, providers.ErrNotFound)
+	require.ErrorContains(t, err, missing)
+	require.ErrorContains(t, err, "list: GetSecret")
+
+	wrong := openStore(t, b.fake, Options{Project: "someone-elses"})
+	_, err = wrong.Get(b.ctx, testSecret, providers.StageCurrent)
+	require.ErrorContains(t, err, `"projects/someone-elses/secrets/`+testSecret+`"`)
+	require.ErrorContains(t, err, "secretmanager.secrets.get")
+	require.ErrorContains(t, err, "check the project too")
+
+	b.fake.SetHooks(func(string, proto.Message) error { return status.Error(codes.Unavailable, "connection refused") }, nil)
+	_, err = b.store.List(b.ctx, testSecret)
+	require.ErrorContains(t, err, "did not answer")
+	require.ErrorContains(t, err, "GetSecret")
 }

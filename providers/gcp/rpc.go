@@ -55,8 +55,13 @@ func (e *callError) Error() string {
 	switch e.code {
 	case codes.NotFound:
 		b.WriteString("not found")
+		switch e.call {
+		case "GetSecret", "UpdateSecret", "AddSecretVersion", "ListSecretVersions":
+			b.WriteString(": no such secret (if it should exist, check the secret id and the project in its name)")
+		}
 	case codes.PermissionDenied:
-		fmt.Fprintf(&b, "permission denied: the daemon's identity needs %s on the secret (a role in deploy/gcp/roles.md)", permissions[e.call])
+		fmt.Fprintf(&b, "permission denied: the daemon's identity needs %s on the secret (a role in deploy/gcp/roles.md); "+
+			"check the project too: Secret Manager answers PERMISSION_DENIED for a project the identity cannot see", permissions[e.call])
 	case codes.Unauthenticated:
 		b.WriteString("unauthenticated: no valid credentials (Application Default Credentials: run `gcloud auth application-default login` or attach a service account)")
 	case codes.FailedPrecondition:
@@ -64,6 +69,8 @@ func (e *callError) Error() string {
 		if e.call == "AccessSecretVersion" {
 			b.WriteString(": the version is disabled or destroyed")
 		}
+	case codes.Unavailable:
+		b.WriteString("Unavailable: Secret Manager did not answer (check the endpoint if one is set, and the network path: proxy, firewall, Private Service Connect)")
 	default:
 		b.WriteString(e.code.String())
 	}

@@ -48,6 +48,17 @@ type Backend struct {
 type Harness struct {
 	// NewBackend returns a fresh, empty backend; it is called once per case.
 	NewBackend func(t *testing.T) Backend
+
+	// UnconditionalPendingLabel declares that the store cannot make the
+	// pending write a compare-and-swap: two PutPending calls of different
+	// tokens that race may both succeed, the later write holding pending
+	// (AWS Secrets Manager: PutSecretValue moves AWSPENDING without a
+	// condition). Such a store relies on its caller to serialise rotations
+	// of one secret (swarmkey's per-policy advisory lock does). The race
+	// case then checks the weaker property that still matters: one token
+	// ends up pending, every client sees the same one, and the other
+	// token cannot be promoted.
+	UnconditionalPendingLabel bool
 }
 
 // Run runs every case as a parallel subtest, each with its own backend.
@@ -530,13 +541,18 @@ func testRacePutPending(t *testing.T, h Harness) {
 		winner := -1
 		for i, err := range errs {
 			if err == nil {
-				require.Equal(t, -1, winner, "round %d: both PutPending calls with different tokens succeeded", round)
+				if !h.UnconditionalPendingLabel {
+					require.Equal(t, -1, winner, "round %d: both PutPending calls with different tokens succeeded", round)
+				}
 				winner = i
 				continue
 			}
 			b.requireErrIs(t, err, providers.ErrConflict, "round %d: the losing PutPending", round)
 		}
 		require.NotEqual(t, -1, winner, "round %d: no PutPending succeeded: %v", round, errs)
+		if h.UnconditionalPendingLabel {
+			winner = b.requireNoWrongPromote(t, clientA, clientB, id, tokens, values, errs)
+		}
 
 		for _, client := range []providers.Store{clientA, clientB} {
 			b.get(t, client, id, pending, tokens[winner], values[winner])
@@ -544,6 +560,33 @@ func testRacePutPending(t *testing.T, h Harness) {
 			require.Equal(t, []listed{{tokens[winner], st(pending)}}, b.list(t, client, id))
 		}
 	}
+}
+
+// requireNoWrongPromote is the race check for a store with an unconditional
+// pending label, where both racing PutPending calls may have succeeded: the
+// token that holds pending (the same for both clients) is one whose write
+// succeeded, with its own value; the other token's Promote fails and changes
+// nothing. It returns the index of the token holding pending.
+func (b *bundle) requireNoWrongPromote(t *testing.T, clientA, clientB providers.Store, id string, tokens []string, values []secret.Secret, errs []error) int {
+	t.Helper()
+	v, err := clientA.Get(b.ctx, id, pending)
+	require.NoError(t, err, "get pending after the race")
+	holder := -1
+	for i, token := range tokens {
+		if v.Token == token {
+			holder = i
+		}
+	}
+	require.NotEqual(t, -1, holder, "pending holds token %q, which neither racer wrote", v.Token)
+	require.NoError(t, errs[holder], "pending holds the token of a PutPending that failed")
+	loser := 1 - holder
+	for _, client := range []providers.Store{clientA, clientB} {
+		err := client.Promote(b.ctx, id, providers.PromoteRequest{Token: tokens[loser]})
+		b.requireErrIsOneOf(t, err, providers.ErrNotFound, providers.ErrConflict)
+		b.get(t, client, id, pending, tokens[holder], values[holder])
+		b.requireNoStage(t, client, id, current)
+	}
+	return holder
 }
 
 func testRacePromote(t *testing.T, h Harness) {

@@ -1,10 +1,19 @@
-package gcp
-
-// An in-process Secret Manager for the tests: a gRPC server on 127.0.0.1:0
-// implementing the calls the store makes, with the semantics the Secret
-// Manager API reference documents. Each behaviour cites what it models; where
-// the reference is silent the comment says so and the fake picks the
-// strictest plausible answer. Nothing here is used outside tests.
+// Package gcpfake is an in-process Google Cloud Secret Manager for tests: a
+// gRPC server on 127.0.0.1:0, built on
+// secretmanagerpb.UnimplementedSecretManagerServiceServer, implementing the
+// calls swarmkey's gcp store makes with the semantics the Secret Manager API
+// reference documents. Each behaviour cites what it models; where the
+// reference is silent the comment says so and the fake picks the strictest
+// plausible answer.
+//
+// A test starts one with Start and dials it with ClientOptions:
+//
+//	srv := gcpfake.Start(t)
+//	store, err := gcp.New(ctx, gcp.Options{Project: gcpfake.Project}, srv.ClientOptions(t)...)
+//
+// The methods below the RPCs (Seed, AddVersion, Mutate, SetHooks …) change
+// or inspect the fake directly, as another writer or a fault would, without
+// going through the API.
 //
 // References (cloud.google.com/secret-manager/docs):
 //   - reference/rpc/google.cloud.secretmanager.v1 (Secret, SecretVersion,
@@ -12,6 +21,7 @@ package gcp
 //     cloud.google.com/go/secretmanager/apiv1/secretmanagerpb)
 //   - etags ("Use entity tags for optimistic concurrency control")
 //   - assign-alias-to-secret-version, creating-and-managing-annotations
+package gcpfake
 
 import (
 	"context"
@@ -37,11 +47,14 @@ import (
 )
 
 const (
-	fakeProject = "swarmkey-test"
+	// Project is the one project the fake serves; any other project is
+	// PERMISSION_DENIED, as the service answers for a project the caller
+	// cannot see.
+	Project = "swarmkey-test"
 	// Responses name resources by project number, whatever the request
 	// used (the service's resource names in responses carry the number), so
 	// the store must not compare returned names with the ones it built.
-	fakeProjectNumber = "123456789012"
+	ProjectNumber = "123456789012"
 )
 
 type fakeVersion struct {
@@ -54,12 +67,14 @@ type fakeSecret struct {
 	versions []*fakeVersion // versions[i] is version i+1
 }
 
-// hook runs around one call: before the handler (an error is returned
+// Hook runs around one call: before the handler (an error is returned
 // instead of calling it) or after it (an error replaces the response, the
 // change stays made: a lost response).
-type hook func(method string, req proto.Message) error
+type Hook func(method string, req proto.Message) error
 
-type fakeSM struct {
+// Server is one fake Secret Manager, with its own secrets. It is safe for
+// concurrent use.
+type Server struct {
 	secretmanagerpb.UnimplementedSecretManagerServiceServer
 
 	addr string
@@ -68,14 +83,14 @@ type fakeSM struct {
 	secrets map[string]*fakeSecret // by secret id
 	seq     int64                  // etags and the clock
 	calls   map[string]int
-	before  hook
-	after   hook
+	before  Hook
+	after   Hook
 }
 
-// newFake starts a fake and stops it when the test ends.
-func newFake(tb testing.TB) *fakeSM {
+// Start starts a fake and stops it when the test ends.
+func Start(tb testing.TB) *Server {
 	tb.Helper()
-	f := &fakeSM{secrets: map[string]*fakeSecret{}, calls: map[string]int{}}
+	f := &Server{secrets: map[string]*fakeSecret{}, calls: map[string]int{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -88,9 +103,9 @@ func newFake(tb testing.TB) *fakeSM {
 	return f
 }
 
-// clientOptions dials the fake on a connection of its own, so each store
-// closes only what it opened.
-func (f *fakeSM) clientOptions(tb testing.TB) []option.ClientOption {
+// ClientOptions dials the fake on a connection of its own, without
+// authentication; each client closes only the connection it was given.
+func (f *Server) ClientOptions(tb testing.TB) []option.ClientOption {
 	tb.Helper()
 	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -99,33 +114,24 @@ func (f *fakeSM) clientOptions(tb testing.TB) []option.ClientOption {
 	return []option.ClientOption{option.WithGRPCConn(conn), option.WithoutAuthentication()}
 }
 
-// open returns a store on the fake, closed when the test ends.
-func (f *fakeSM) open(tb testing.TB, opts Options) *Store {
-	tb.Helper()
-	if opts.Project == "" {
-		opts.Project = fakeProject
-	}
-	s, err := New(context.Background(), opts, f.clientOptions(tb)...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = s.Close() })
-	return s
-}
+// Addr is the fake's host:port.
+func (f *Server) Addr() string { return f.addr }
 
-func (f *fakeSM) setHooks(before, after hook) {
+// SetHooks installs hooks that run around every call (nil removes one).
+func (f *Server) SetHooks(before, after Hook) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.before, f.after = before, after
 }
 
-func (f *fakeSM) callCount(method string) int {
+// Calls returns how many times method (e.g. "AddSecretVersion") was called.
+func (f *Server) Calls(method string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls[method]
 }
 
-func (f *fakeSM) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+func (f *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	method := info.FullMethod[strings.LastIndexByte(info.FullMethod, '/')+1:]
 	f.mu.Lock()
 	f.calls[method]++
@@ -147,9 +153,9 @@ func (f *fakeSM) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 }
 
 // next advances the fake's clock and etag counter. Called with mu held.
-func (f *fakeSM) next() int64 { f.seq++; return f.seq }
+func (f *Server) next() int64 { f.seq++; return f.seq }
 
-func (f *fakeSM) now() *timestamppb.Timestamp {
+func (f *Server) now() *timestamppb.Timestamp {
 	return timestamppb.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(f.next()) * time.Second))
 }
 
@@ -158,7 +164,10 @@ func (f *fakeSM) now() *timestamppb.Timestamp {
 // and on every modification of that resource, even one that changes nothing
 // ("Even when an update doesn't change a resource's state, it still updates
 // the resource ETag"). Called with mu held.
-func (f *fakeSM) newEtag() string { return fmt.Sprintf("%q", strconv.FormatInt(f.next(), 16)) }
+func (f *Server) newEtag() string { return fmt.Sprintf("%q", strconv.FormatInt(f.next(), 16)) }
+
+// crcTable is CRC32C (Castagnoli), the checksum of SecretPayload.data_crc32c.
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 var (
 	// CreateSecretRequest.secret_id: "a string with a maximum length of
@@ -182,7 +191,7 @@ func parseSecretName(name string) (string, error) {
 	if len(parts) != 4 || parts[0] != "projects" || parts[2] != "secrets" {
 		return "", status.Errorf(codes.InvalidArgument, "invalid resource name %q", name)
 	}
-	if parts[1] != fakeProject && parts[1] != fakeProjectNumber {
+	if parts[1] != Project && parts[1] != ProjectNumber {
 		// A project the caller cannot see: the service answers
 		// PERMISSION_DENIED rather than revealing whether it exists.
 		return "", status.Errorf(codes.PermissionDenied, "Permission denied on resource project %s.", parts[1])
@@ -190,10 +199,10 @@ func parseSecretName(name string) (string, error) {
 	return parts[3], nil
 }
 
-func outSecretName(id string) string { return "projects/" + fakeProjectNumber + "/secrets/" + id }
+func outSecretName(id string) string { return "projects/" + ProjectNumber + "/secrets/" + id }
 
 // secret returns the secret named, or NOT_FOUND. Called with mu held.
-func (f *fakeSM) secret(name string) (*fakeSecret, error) {
+func (f *Server) secret(name string) (*fakeSecret, error) {
 	id, err := parseSecretName(name)
 	if err != nil {
 		return nil, err
@@ -207,7 +216,7 @@ func (f *fakeSM) secret(name string) (*fakeSecret, error) {
 
 // version resolves projects/*/secrets/*/versions/<v>, where v is a number,
 // "latest" or an alias. Called with mu held.
-func (f *fakeSM) version(name string) (*fakeSecret, *fakeVersion, error) {
+func (f *Server) version(name string) (*fakeSecret, *fakeVersion, error) {
 	i := strings.LastIndex(name, "/versions/")
 	if i < 0 {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "invalid resource name %q", name)
@@ -253,7 +262,7 @@ func (s *fakeSecret) id() string {
 
 // CreateSecret: "Creates a new Secret containing no SecretVersions."
 // replication is required and immutable; an existing id is ALREADY_EXISTS.
-func (f *fakeSM) CreateSecret(_ context.Context, req *secretmanagerpb.CreateSecretRequest) (*secretmanagerpb.Secret, error) {
+func (f *Server) CreateSecret(_ context.Context, req *secretmanagerpb.CreateSecretRequest) (*secretmanagerpb.Secret, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := parseSecretName(req.GetParent() + "/secrets/x"); err != nil {
@@ -283,7 +292,7 @@ func (f *fakeSM) CreateSecret(_ context.Context, req *secretmanagerpb.CreateSecr
 }
 
 // GetSecret returns the metadata, aliases, annotations and etag included.
-func (f *fakeSM) GetSecret(_ context.Context, req *secretmanagerpb.GetSecretRequest) (*secretmanagerpb.Secret, error) {
+func (f *Server) GetSecret(_ context.Context, req *secretmanagerpb.GetSecretRequest) (*secretmanagerpb.Secret, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, err := f.secret(req.GetName())
@@ -302,7 +311,7 @@ func (f *fakeSM) GetSecret(_ context.Context, req *secretmanagerpb.GetSecretRequ
 // guide; AIP-154 would say ABORTED, the service says FAILED_PRECONDITION).
 // The fake models the fields the store writes (version_aliases,
 // annotations) plus labels; any other path is INVALID_ARGUMENT here.
-func (f *fakeSM) UpdateSecret(_ context.Context, req *secretmanagerpb.UpdateSecretRequest) (*secretmanagerpb.Secret, error) {
+func (f *Server) UpdateSecret(_ context.Context, req *secretmanagerpb.UpdateSecretRequest) (*secretmanagerpb.Secret, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := req.GetSecret()
@@ -378,7 +387,7 @@ func checkAnnotations(m map[string]string) error {
 // not idempotent. It changes the version's etag, not the secret's ("A
 // modification request only updates the ETag of the resource to which it
 // applies").
-func (f *fakeSM) AddSecretVersion(_ context.Context, req *secretmanagerpb.AddSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+func (f *Server) AddSecretVersion(_ context.Context, req *secretmanagerpb.AddSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, err := f.secret(req.GetParent())
@@ -411,7 +420,7 @@ func (f *fakeSM) AddSecretVersion(_ context.Context, req *secretmanagerpb.AddSec
 }
 
 // GetSecretVersion returns a version's metadata in any state.
-func (f *fakeSM) GetSecretVersion(_ context.Context, req *secretmanagerpb.GetSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+func (f *Server) GetSecretVersion(_ context.Context, req *secretmanagerpb.GetSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_, v, err := f.version(req.GetName())
@@ -426,7 +435,7 @@ func (f *fakeSM) GetSecretVersion(_ context.Context, req *secretmanagerpb.GetSec
 // answers FAILED_PRECONDITION "Secret Version [...] is in DISABLED state."
 // (as users report it). The response names the version by number, also when
 // it was asked for by alias or latest, and carries the data's CRC32C.
-func (f *fakeSM) AccessSecretVersion(_ context.Context, req *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
+func (f *Server) AccessSecretVersion(_ context.Context, req *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_, v, err := f.version(req.GetName())
@@ -447,7 +456,7 @@ func (f *fakeSM) AccessSecretVersion(_ context.Context, req *secretmanagerpb.Acc
 // first)", in every state; page_size 0 lets the server choose, above 25000
 // it is capped. The fake's page tokens are offsets. Filters are not modelled
 // (INVALID_ARGUMENT): the store does not use them.
-func (f *fakeSM) ListSecretVersions(_ context.Context, req *secretmanagerpb.ListSecretVersionsRequest) (*secretmanagerpb.ListSecretVersionsResponse, error) {
+func (f *Server) ListSecretVersions(_ context.Context, req *secretmanagerpb.ListSecretVersionsRequest) (*secretmanagerpb.ListSecretVersionsResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, err := f.secret(req.GetParent())
@@ -497,7 +506,7 @@ func checkVersionEtag(v *fakeVersion, etag string) error {
 // Disabling a disabled version succeeds and only renews its etag (the etag
 // guide's example of a no-op request). DESTROYED is final ("A version may not
 // leave this state once entered"): FAILED_PRECONDITION.
-func (f *fakeSM) DisableSecretVersion(_ context.Context, req *secretmanagerpb.DisableSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+func (f *Server) DisableSecretVersion(_ context.Context, req *secretmanagerpb.DisableSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_, v, err := f.version(req.GetName())
@@ -519,7 +528,7 @@ func (f *fakeSM) DisableSecretVersion(_ context.Context, req *secretmanagerpb.Di
 // and irrevocably destroys the secret data." (Without a version_destroy_ttl
 // on the secret, which the fake does not model.) Destroying twice is
 // FAILED_PRECONDITION.
-func (f *fakeSM) DestroySecretVersion(_ context.Context, req *secretmanagerpb.DestroySecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+func (f *Server) DestroySecretVersion(_ context.Context, req *secretmanagerpb.DestroySecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_, v, err := f.version(req.GetName())
@@ -541,8 +550,9 @@ func (f *fakeSM) DestroySecretVersion(_ context.Context, req *secretmanagerpb.De
 
 // --- direct access for tests and benchmarks (no RPC) ---
 
-// seed creates a secret directly, as an operator would have.
-func (f *fakeSM) seed(id string) {
+// Seed creates secret id directly, with automatic replication and no
+// versions, as an operator would have.
+func (f *Server) Seed(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.secrets[id] = &fakeSecret{meta: &secretmanagerpb.Secret{
@@ -553,15 +563,52 @@ func (f *fakeSM) seed(id string) {
 	}}
 }
 
-// snapshot returns a copy of the secret's metadata and its versions' states.
-func (f *fakeSM) snapshot(tb testing.TB, id string) (*secretmanagerpb.Secret, []secretmanagerpb.SecretVersion_State) {
+// AddVersion adds an ENABLED version holding data to secret id and returns
+// its number, as AddSecretVersion would (the secret's etag stays).
+func (f *Server) AddVersion(tb testing.TB, id string, data []byte) int64 {
 	tb.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s, ok := f.secrets[id]
-	if !ok {
-		tb.Fatalf("fake: no secret %q", id)
-	}
+	s := f.mustSecret(tb, id)
+	n := int64(len(s.versions)) + 1
+	s.versions = append(s.versions, &fakeVersion{
+		meta: &secretmanagerpb.SecretVersion{
+			Name:       fmt.Sprintf("%s/versions/%d", s.meta.GetName(), n),
+			CreateTime: f.now(),
+			State:      secretmanagerpb.SecretVersion_ENABLED,
+			Etag:       f.newEtag(),
+		},
+		payload: append([]byte(nil), data...),
+	})
+	return n
+}
+
+// Mutate changes secret id's metadata (aliases, annotations, labels) behind
+// the client's back and renews its etag, as any update does: another writer.
+// fn gets the stored message itself; it must not keep it.
+func (f *Server) Mutate(tb testing.TB, id string, fn func(*secretmanagerpb.Secret)) {
+	tb.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.mustSecret(tb, id)
+	fn(s.meta)
+	s.meta.Etag = f.newEtag()
+}
+
+// SetAliases replaces secret id's aliases behind the client's back (see
+// Mutate).
+func (f *Server) SetAliases(tb testing.TB, id string, aliases map[string]int64) {
+	tb.Helper()
+	f.Mutate(tb, id, func(m *secretmanagerpb.Secret) { m.VersionAliases = aliases })
+}
+
+// Snapshot returns a copy of secret id's metadata and the states of its
+// versions (index i is version i+1).
+func (f *Server) Snapshot(tb testing.TB, id string) (*secretmanagerpb.Secret, []secretmanagerpb.SecretVersion_State) {
+	tb.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.mustSecret(tb, id)
 	var states []secretmanagerpb.SecretVersion_State
 	for _, v := range s.versions {
 		states = append(states, v.meta.GetState())
@@ -569,33 +616,12 @@ func (f *fakeSM) snapshot(tb testing.TB, id string) (*secretmanagerpb.Secret, []
 	return proto.Clone(s.meta).(*secretmanagerpb.Secret), states
 }
 
-// setAliases changes the aliases behind the store's back, renewing the etag
-// as any update does: another writer.
-func (f *fakeSM) setAliases(id string, aliases map[string]int64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s := f.secrets[id]
-	s.meta.VersionAliases = aliases
-	s.meta.Etag = f.newEtag()
-}
-
-// seedPending creates secret id with one version holding data under alias
-// pending, tagged with token, as PutPending would leave it.
-func (f *fakeSM) seedPending(id, token string, data []byte) {
-	f.seed(id)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s := f.secrets[id]
-	s.versions = append(s.versions, &fakeVersion{
-		meta: &secretmanagerpb.SecretVersion{
-			Name:       s.meta.GetName() + "/versions/1",
-			CreateTime: f.now(),
-			State:      secretmanagerpb.SecretVersion_ENABLED,
-			Etag:       f.newEtag(),
-		},
-		payload: append([]byte(nil), data...),
-	})
-	s.meta.VersionAliases = map[string]int64{"pending": 1}
-	s.meta.Annotations = map[string]string{tokenKey(1): token}
-	s.meta.Etag = f.newEtag()
+// mustSecret is called with mu held.
+func (f *Server) mustSecret(tb testing.TB, id string) *fakeSecret {
+	tb.Helper()
+	s, ok := f.secrets[id]
+	if !ok {
+		tb.Fatalf("gcpfake: no secret %q", id)
+	}
+	return s
 }
