@@ -33,6 +33,7 @@ bench: build
 	scripts/with-postgres $(GO) run ./bench/rotationbench -duration $(BENCH_DURATION) -rounds $(BENCH_ROUNDS) -concurrency 1,4
 	$(GO) test -run '^$$' -bench BenchmarkPlanAll -benchtime 20x ./schedule/
 	scripts/with-postgres $(GO) run ./bench/daemonbench -mode lag -policies 10000
+	$(GO) test -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x ./providers/aws/ ./providers/gcp/
 
 # Ten minutes of an idle daemon with 10,000 policies beside one with a single
 # policy: peak RSS and CPU time (kept out of `make bench` for its length).

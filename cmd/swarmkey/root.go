@@ -81,6 +81,8 @@ proves it with a canary, promotes it, and never rotates under a running test.`,
 		newRunDueCommand(g),
 		newPlanCommand(g),
 		newRunsCommand(g),
+		newExecCommand(g),
+		newTokensCommand(g),
 	)
 
 	err := root.ExecuteContext(ctx)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/swarmkey/swarmkey/api"
 	"github.com/swarmkey/swarmkey/rotator"
 )
 
@@ -24,6 +25,7 @@ func newServeCommand(g *globals) *cobra.Command {
 		cfg          rotator.DaemonConfig
 		drainTimeout time.Duration
 		httpListen   string
+		apiOpts      apiFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -73,6 +75,13 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 				}
 				defer stopHTTP()
 			}
+			apiOpts.explicit = cmd.Flags().Changed("api-listen")
+			stopAPI, err := startAPI(g, sess, metrics.registry, apiOpts)
+			if err != nil {
+				_ = d.Stop(context.Background())
+				return err
+			}
+			defer stopAPI()
 			logger.Info("swarmkey serving", "policies", len(set.Policies), "workers", cfg.Workers, "files", sess.cfg.Files)
 			_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 
@@ -107,6 +116,10 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 		"resume a rotation whose replica died after this long (keep it above your longest canary)")
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM waits for running rotations")
 	cmd.Flags().StringVar(&cfg.ID, "id", "", "this replica's name in River and logs (default: host and pid)")
+	cmd.Flags().StringVar(&apiOpts.listen, "api-listen", api.DefaultListen,
+		`the HTTP API: unix:/path or tcp:HOST:PORT (TLS required unless HOST is loopback); "" serves none`)
+	cmd.Flags().StringVar(&apiOpts.tlsCert, "api-tls-cert", "", "TLS certificate (PEM) of a tcp: --api-listen")
+	cmd.Flags().StringVar(&apiOpts.tlsKey, "api-tls-key", "", "TLS private key (PEM) of --api-tls-cert")
 	cmd.Flags().StringVar(&httpListen, "http-listen", "", "address for /metrics, /healthz and /readyz (e.g. 127.0.0.1:9184); off by default")
 	return cmd
 }
