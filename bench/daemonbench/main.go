@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/exec"
@@ -118,17 +119,33 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 					Target: noop.Target{}, Canary: rotator.CanaryRetry{Attempts: 1}}, nil
 			}}
 	}
-	d, err := rotator.NewDaemon(db, set, rotator.DaemonConfig{Workers: workers, PlanInterval: 250 * time.Millisecond})
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d, err := rotator.NewDaemon(db, set, rotator.DaemonConfig{Workers: workers, PlanInterval: 250 * time.Millisecond, Logger: logger})
 	if err != nil {
+		log.Fatal(err)
+	}
+	// The policies have handled the fire of the current minute, as after a
+	// daemon that ran all along: no start-up catch-up burst.
+	now := time.Now().UTC()
+	current := now.Truncate(time.Minute)
+	var states []store.PolicyState
+	var plans []store.PlanUpdate
+	for name := range set.Policies {
+		states = append(states, store.PolicyState{Policy: name, Strategy: "single", Store: "memory", SecretID: name})
+		plans = append(plans, store.PlanUpdate{Policy: name, PlannedFire: &current, NextCheck: current.Add(time.Minute - 3*time.Second)})
+	}
+	if err := db.EnsurePolicies(ctx, states); err != nil {
+		log.Fatal(err)
+	}
+	if err := db.UpdatePlans(ctx, plans); err != nil {
 		log.Fatal(err)
 	}
 	if err := d.Start(ctx); err != nil {
 		log.Fatal(err)
 	}
-	started := time.Now().UTC()
-	// Measure the fires of the second full minute after start: the first
-	// lets the planner settle.
-	measured := started.Truncate(time.Minute).Add(2 * time.Minute)
+	// Measure the fires of the next full minute (at least 20s away, so the
+	// daemon is up).
+	measured := now.Add(20 * time.Second).Truncate(time.Minute).Add(time.Minute)
 	fmt.Printf("%d policies, slots spread over 59s from each minute; measuring the fires of %s\n", n, measured.Format(time.TimeOnly))
 	time.Sleep(time.Until(measured.Add(75 * time.Second)))
 	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
