@@ -70,8 +70,11 @@ func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
 		}
 		dec := schedule.Plan(p.Plan, schedule.State{LastRotated: deref(st.RotatedAt), LastPlannedFire: deref(st.PlannedFire)}, cal.For(st.Policy), now)
 		update := store.PlanUpdate{Policy: st.Policy, NextCheck: now.Add(maxRecheck)}
-		if !dec.Missed.IsZero() && (st.DeferredFire == nil || !st.DeferredFire.Equal(dec.Missed.Start)) {
+		if !dec.Missed.IsZero() && (st.DeferredFire == nil || dec.Missed.Start.After(*st.DeferredFire)) {
+			// Audited once: the missed fire is remembered like a deferred one.
 			d.audit(ctx, st.Policy, "rotation.missed", map[string]any{"window_start": dec.Missed.Start, "window_end": dec.Missed.End})
+			missed := dec.Missed.Start
+			update.DeferredFire = &missed
 		}
 		for _, w := range dec.Deferred {
 			if st.DeferredFire != nil && !w.Window.Start.After(*st.DeferredFire) {

@@ -68,8 +68,13 @@ func TestPolicyLockIsExclusiveAndDiesWithItsSession(t *testing.T) {
 	other.Release()
 
 	held.Abandon() // as if the process died: the session ends
-	again, err := db.TryLockPolicy(ctx, "checkout-db")
-	require.NoError(t, err)
+	// The server releases the lock when it notices the closed connection,
+	// a moment after the client closed it.
+	var again *store.PolicyLock
+	require.Eventually(t, func() bool {
+		again, err = db.TryLockPolicy(ctx, "checkout-db")
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
 	again.Release()
 
 	again, err = db.TryLockPolicy(ctx, "checkout-db")
