@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/swarmkey/swarmkey/internal/pgtest"
+	"github.com/swarmkey/swarmkey/internal/rotationtest"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
@@ -67,18 +66,9 @@ func setupDaemon(t *testing.T, policies int, spec string, guard time.Duration) *
 func setupDaemonWindow(t *testing.T, policies int, spec string, window, guard time.Duration) *daemonBundle {
 	t.Helper()
 	ctx := context.Background()
-	pg := pgtest.New(t)
-	db := store.NewFromPool(pg.Pool)
-	t.Cleanup(db.Close)
-	_, err := db.Migrate(ctx)
-	require.NoError(t, err)
+	db, _ := rotationtest.State(t)
 	require.NoError(t, rotator.MigrateRiver(ctx, db))
-
-	dir := t.TempDir()
-	require.NoError(t, file.GenerateKey(filepath.Join(dir, "key")))
-	files, err := file.Open(file.Options{Dir: filepath.Join(dir, "secrets"), KeyFile: filepath.Join(dir, "key")})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = files.Close() })
+	files := rotationtest.FileStore(t)
 
 	b := &daemonBundle{t: t, ctx: ctx, db: db, files: files, set: &rotator.PolicySet{Policies: map[string]rotator.DaemonPolicy{}},
 		targets: map[string]*recordingTarget{}}

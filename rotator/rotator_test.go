@@ -1,16 +1,13 @@
 package rotator_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/swarmkey/swarmkey/internal/pgtest"
+	"github.com/swarmkey/swarmkey/internal/rotationtest"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
@@ -36,7 +34,7 @@ type bundle struct {
 	state    *store.DB
 	store    *file.Store
 	rot      *rotator.Rotator
-	logs     *syncBuffer
+	logs     *rotationtest.LogBuffer
 	host     string
 	port     int
 	username string
@@ -45,42 +43,15 @@ type bundle struct {
 	initialPassword string
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	state := store.NewFromPool(db.Pool)
-	t.Cleanup(state.Close)
-	_, err := state.Migrate(ctx)
-	require.NoError(t, err)
-
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "key")
-	require.NoError(t, file.GenerateKey(keyFile))
-	fs, err := file.Open(file.Options{Dir: filepath.Join(dir, "secrets"), KeyFile: keyFile})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = fs.Close() })
+	state, db := rotationtest.State(t)
+	fs := rotationtest.FileStore(t)
 
 	host, port := pgtest.LoginHost(t)
 	b := &bundle{
-		t: t, ctx: ctx, db: db, state: state, store: fs, logs: &syncBuffer{}, host: host, port: port,
+		t: t, ctx: ctx, db: db, state: state, store: fs, logs: &rotationtest.LogBuffer{}, host: host, port: port,
 		username: pgtest.RoleName(t, "app"), group: pgtest.RoleName(t, "app_rw"),
 		initialPassword: "initial-" + pgtest.RoleName(t, "pw") + "-password",
 	}

@@ -4,15 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/swarmkey/swarmkey/internal/pgtest"
+	"github.com/swarmkey/swarmkey/internal/rotationtest"
 	"github.com/swarmkey/swarmkey/providers"
-	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/store"
@@ -76,17 +74,8 @@ func TestBrokenDocuments(t *testing.T) {
 func TestRotator(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	state := store.NewFromPool(db.Pool)
-	t.Cleanup(state.Close)
-	_, err := state.Migrate(ctx)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "key")
-	require.NoError(t, file.GenerateKey(keyFile))
-	fs, err := file.Open(file.Options{Dir: filepath.Join(dir, "secrets"), KeyFile: keyFile})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = fs.Close() })
+	state, _ := rotationtest.State(t)
+	fs := rotationtest.FileStore(t)
 
 	tg, err := generated.New(generated.Options{Policy: "shared"})
 	require.NoError(t, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/swarmkey/swarmkey/internal/pgtest"
+	"github.com/swarmkey/swarmkey/internal/rotationtest"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
@@ -40,17 +39,8 @@ const secretID = "loadtest/api-key"
 func setupRotator(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	state := store.NewFromPool(db.Pool)
-	t.Cleanup(state.Close)
-	_, err := state.Migrate(ctx)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "key")
-	require.NoError(t, file.GenerateKey(keyFile))
-	fs, err := file.Open(file.Options{Dir: filepath.Join(dir, "secrets"), KeyFile: keyFile})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = fs.Close() })
+	state, _ := rotationtest.State(t)
+	fs := rotationtest.FileStore(t)
 	w := &world{api: newAPI(t), ctx: ctx, state: state, store: fs, rlogs: &syncBuffer{}}
 	w.rot = rotator.New(state, slog.New(slog.NewJSONHandler(w.rlogs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	return w

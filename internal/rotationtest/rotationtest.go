@@ -1,0 +1,64 @@
+// Package rotationtest sets up what a test of real rotations needs: a
+// migrated state database of its own, an encrypted file store of its own,
+// and a log buffer that handlers may write from any goroutine.
+package rotationtest
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/swarmkey/swarmkey/internal/pgtest"
+	"github.com/swarmkey/swarmkey/providers/file"
+	"github.com/swarmkey/swarmkey/store"
+)
+
+// State returns a migrated state database for this test (its own database
+// in the test server), closed when the test ends.
+func State(t testing.TB) (*store.DB, *pgtest.Database) {
+	t.Helper()
+	pg := pgtest.New(t)
+	db := store.NewFromPool(pg.Pool)
+	t.Cleanup(db.Close)
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatalf("migrate the test database: %v", err)
+	}
+	return db, pg
+}
+
+// FileStore returns a file store in a temporary folder with a fresh key.
+func FileStore(t testing.TB) *file.Store {
+	t.Helper()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	if err := file.GenerateKey(keyFile); err != nil {
+		t.Fatalf("file store key: %v", err)
+	}
+	fs, err := file.Open(file.Options{Dir: filepath.Join(dir, "secrets"), KeyFile: keyFile})
+	if err != nil {
+		t.Fatalf("open the file store: %v", err)
+	}
+	t.Cleanup(func() { _ = fs.Close() })
+	return fs
+}
+
+// LogBuffer collects log output written from several goroutines, for
+// searching it afterwards (for values that must not be there).
+type LogBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
