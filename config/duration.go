@@ -9,10 +9,11 @@ import (
 
 const day = 24 * time.Hour
 
-// parseDuration accepts Go durations ("90s", "1h30m") and a leading number of
+// ParseDuration accepts Go durations ("90s", "1h30m") and a leading number of
 // days with a d suffix, alone or followed by a Go duration ("7d", "1d12h").
-// A day is 24 hours here: policy durations are spans, not calendar days.
-func parseDuration(s string) (time.Duration, error) {
+// A day is 24 hours here: durations are spans, not calendar days. Policy
+// files and command-line flags read durations with it.
+func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, errors.New("empty duration")

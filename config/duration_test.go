@@ -33,7 +33,7 @@ func TestParseDuration(t *testing.T) {
 		{in: "99999999d", err: true},
 	}
 	for _, tt := range tests {
-		got, err := parseDuration(tt.in)
+		got, err := ParseDuration(tt.in)
 		if tt.err {
 			require.Error(t, err, "%q", tt.in)
 			continue

@@ -88,7 +88,7 @@ func (c check) duration(rel, v string, def time.Duration) time.Duration {
 	if strings.TrimSpace(v) == "" {
 		return def
 	}
-	d, err := parseDuration(v)
+	d, err := ParseDuration(v)
 	if err != nil {
 		c.errf(rel, "bad duration %q: use Go durations like 90s, 2h, 1h30m or days like 7d", v)
 		return def

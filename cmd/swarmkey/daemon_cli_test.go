@@ -3,6 +3,7 @@ package main_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -294,4 +295,44 @@ func TestThreeServeReplicasRotateEachFireOnce(t *testing.T) {
 	for _, d := range replicas {
 		require.True(t, d.logged("rotation succeeded") || d.logged("step completed"), "a replica never rotated")
 	}
+}
+
+func TestPlanShowsSlotsAndWhatPushedThem(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "single", "")
+	db := c.stateDB(t)
+	// The policy fires @daily (00:00 UTC) with a one-hour window; a run
+	// holds the first half hour of the next fire, a second one the whole
+	// window of the fire after.
+	next := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	for _, run := range []store.OneOffRunRequest{
+		{Name: "midnight-soak", Start: next.Add(-time.Minute), Duration: 31 * time.Minute},
+		{Name: "all-nighter", Start: next.Add(23 * time.Hour), Duration: 3 * time.Hour},
+	} {
+		run.Uses, run.CreatedBy = []string{"checkout-db"}, "test"
+		_, err := db.AddOneOffRun(context.Background(), run)
+		require.NoError(t, err)
+	}
+
+	r := c.run("plan", "--policy", "checkout-db", "--to", "+49h", "-o", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var rows []struct {
+		Policy      string     `json:"policy"`
+		WindowStart time.Time  `json:"window_start"`
+		Slot        *time.Time `json:"slot"`
+		BlockedBy   []string   `json:"blocked_by"`
+		PushedBy    []string   `json:"pushed_by"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rows), r.stdout)
+	require.GreaterOrEqual(t, len(rows), 2, r.stdout)
+	require.True(t, rows[0].WindowStart.Equal(next), r.stdout)
+	require.NotNil(t, rows[0].Slot)
+	require.True(t, rows[0].Slot.Equal(next.Add(30*time.Minute)), "the slot waits for the run: %s", r.stdout)
+	require.Contains(t, strings.Join(rows[0].PushedBy, " "), "midnight-soak")
+	require.Nil(t, rows[1].Slot, "the next fire is deferred: %s", r.stdout)
+	require.Contains(t, strings.Join(rows[1].BlockedBy, " "), "all-nighter")
+
+	r = c.run("plan", "--from", "tomorrow")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "--from")
 }

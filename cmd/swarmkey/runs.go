@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -74,9 +73,9 @@ Exit codes: 0 added, 2 bad input (nothing is written).`,
 			if err != nil {
 				return err
 			}
-			d, err := parseRunDuration(duration)
+			d, err := config.ParseDuration(duration)
 			if err != nil {
-				return usageError("--duration %q: %v", duration, err)
+				return usageError("--duration %q: not a duration: use 90m, 2h, 1h30m or 1d", duration)
 			}
 			var at time.Time
 			if start != "" {
@@ -379,37 +378,6 @@ func runDisplayZone(name string) (*time.Location, error) {
 		return nil, usageError("--timezone %q: not an IANA zone name (such as Europe/Berlin or UTC)", name)
 	}
 	return loc, nil
-}
-
-// parseRunDuration reads a Go duration ("90m", "1h30m") with an optional
-// leading number of 24-hour days ("1d", "2d12h"). A leading minus is read
-// (so that a negative duration is refused for what it is, not as a typo).
-func parseRunDuration(s string) (time.Duration, error) {
-	bad := errors.New("not a duration: use 90m, 2h, 1h30m or 1d")
-	body, neg := strings.CutPrefix(s, "-")
-	var total time.Duration
-	if i := strings.IndexByte(body, 'd'); i >= 0 {
-		n, err := strconv.ParseUint(body[:i], 10, 16)
-		if err != nil {
-			return 0, bad
-		}
-		total, body = time.Duration(n)*24*time.Hour, body[i+1:]
-		if body == "" {
-			body = "0s"
-		}
-	}
-	if strings.HasPrefix(body, "+") || strings.HasPrefix(body, "-") {
-		return 0, bad
-	}
-	d, err := time.ParseDuration(body)
-	if err != nil {
-		return 0, bad
-	}
-	total += d
-	if neg {
-		total = -total
-	}
-	return total, nil
 }
 
 func formatRunTime(t *time.Time) string {

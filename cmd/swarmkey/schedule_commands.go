@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +15,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/spf13/cobra"
 
+	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/store"
@@ -85,9 +85,9 @@ func parseWhen(flag, s string, now time.Time) (time.Time, error) {
 	case s == "now":
 		return now, nil
 	case strings.HasPrefix(s, "+") || strings.HasPrefix(s, "-"):
-		d, err := parseRelative(s[1:])
-		if err != nil {
-			return time.Time{}, usageError("%s %q: %v", flag, s, err)
+		d, err := config.ParseDuration(s[1:])
+		if err != nil || d < 0 {
+			return time.Time{}, usageError("%s %q: a relative time is a duration (90m, 2h, 1d12h) after + or -", flag, s)
 		}
 		if s[0] == '-' {
 			d = -d
@@ -99,21 +99,6 @@ func parseWhen(flag, s string, now time.Time) (time.Time, error) {
 		return time.Time{}, usageError("%s %q: use RFC 3339 (2026-12-01T09:00:00+01:00), now, or +DURATION (+2h)", flag, s)
 	}
 	return t, nil
-}
-
-func parseRelative(s string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n < 0 {
-			return 0, errors.New("a relative time is a Go duration (90m, 2h) or whole days (1d)")
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, errors.New("a relative time is a Go duration (90m, 2h) or whole days (1d)")
-	}
-	return d, nil
 }
 
 type planRow struct {
