@@ -1,0 +1,483 @@
+// Package api is swarmkey's HTTP API: the runner side (take, heartbeat and
+// end a lease on the policies a Locust run uses; read the current credential
+// of a granted policy), health (/healthz, /readyz) and Prometheus metrics.
+//
+// Every request but /healthz and /readyz carries `Authorization: Bearer
+// TOKEN`, a token made by `swarmkey tokens add` (stored as a hash, see
+// store.AuthenticateToken), on the unix socket as well as over TCP: the
+// socket's file mode is a second fence, not the only one. Scopes:
+//
+//   - runner: POST /v1/leases, POST /v1/leases/{id}/heartbeat,
+//     DELETE /v1/leases/{id} (its own leases only), and
+//     GET /v1/policies/{name}/credential for the policies it is granted
+//     (by name, or by tag:NAME for every policy with that tag).
+//   - admin: GET /metrics. An admin token reads no credential.
+//
+// Bodies are JSON; unknown request fields are refused. Errors are
+// {"error": "<message>"} with 400 (bad request), 401 (no, unknown, expired
+// or revoked token), 403 (scope or grant), 404 (unknown policy or lease,
+// nothing current yet), 410 (lease expired or ended) or 503 (the database or
+// a store is unreachable). Every credential read appends an audit row
+// (actor token:NAME, the policy, the version id; never the value) before the
+// value is sent; when the row cannot be written the value is not sent.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/store"
+)
+
+// Lease TTLs a client may ask for. The default matches `swarmkey exec`;
+// the cap bounds how long a runner that dies without ending its lease
+// blocks rotations.
+const (
+	DefaultLeaseTTL = 30 * time.Second
+	MaxLeaseTTL     = time.Hour
+)
+
+// Policy is one configured policy as the API sees it.
+type Policy struct {
+	Name string
+	Tags []string
+	// Read returns the current version of the policy's secret (use
+	// ReadCurrent, so that "nothing current yet" is ErrNothingCurrent).
+	Read func(ctx context.Context) (providers.Version, error)
+}
+
+// Catalog is the configured policies by name.
+type Catalog map[string]Policy
+
+// expand turns one entry of a lease's uses (a policy name or tag:NAME) into
+// policy names; ok is false for an unknown policy or a tag no policy has.
+func (c Catalog) expand(use string) (names []string, ok bool) {
+	tag, isTag := strings.CutPrefix(use, store.UsesTagPrefix)
+	if !isTag {
+		_, ok := c[use]
+		return []string{use}, ok
+	}
+	for name, p := range c {
+		if slices.Contains(p.Tags, tag) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, len(names) > 0
+}
+
+// granted reports whether tok may read policy p: p is granted by name, or
+// one of its tags is granted as tag:NAME.
+func granted(tok store.Token, name string, tags []string) bool {
+	for _, g := range tok.Grants {
+		if g == name {
+			return true
+		}
+		if tag, ok := strings.CutPrefix(g, store.UsesTagPrefix); ok && slices.Contains(tags, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+// Options configure a Server.
+type Options struct {
+	// DB is the state database: tokens, leases, audit.
+	DB *store.DB
+	// Policies returns the policies configured now; it is called per
+	// request, so a reload takes effect at once.
+	Policies func() Catalog
+	// Metrics serves /metrics (admin scope); nil answers 404.
+	Metrics http.Handler
+	// Registerer, if set, receives the API's own metrics.
+	Registerer prometheus.Registerer
+	// Ready reports whether the process can serve (/readyz); nil pings DB.
+	Ready func(ctx context.Context) error
+	// Logger logs refused requests (never a token or a value); nil discards.
+	Logger *slog.Logger
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	opts     Options
+	mux      *http.ServeMux
+	requests *prometheus.CounterVec
+	reads    *prometheus.CounterVec
+}
+
+// New builds a Server. It fails only when its metrics cannot be registered
+// (registered twice on one registry).
+func New(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Ready == nil {
+		opts.Ready = func(ctx context.Context) error { return opts.DB.Pool.Ping(ctx) }
+	}
+	s := &Server{
+		opts: opts,
+		mux:  http.NewServeMux(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmkey_api_requests_total", Help: "API requests, by route and HTTP status.",
+		}, []string{"route", "code"}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmkey_api_credential_reads_total", Help: "Credentials handed out by the API, by policy.",
+		}, []string{"policy"}),
+	}
+	if opts.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.requests, s.reads} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("api metrics: %w", err)
+			}
+		}
+	}
+	s.handle("GET /healthz", s.healthz)
+	s.handle("GET /readyz", s.readyz)
+	s.handle("GET /metrics", s.auth(store.ScopeAdmin, s.metrics))
+	s.handle("POST /v1/leases", s.auth(store.ScopeRunner, s.startLease))
+	s.handle("POST /v1/leases/{id}/heartbeat", s.auth(store.ScopeRunner, s.heartbeat))
+	s.handle("DELETE /v1/leases/{id}", s.auth(store.ScopeRunner, s.endLease))
+	s.handle("GET /v1/policies/{name}/credential", s.auth(store.ScopeRunner, s.credential))
+	s.handle("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+	})
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// statusWriter remembers the status for the requests metric.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (s *Server) handle(pattern string, h http.HandlerFunc) {
+	route := pattern
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		// Nothing here is for caches: credentials least of all.
+		w.Header().Set("Cache-Control", "no-store")
+		h(sw, r)
+		s.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+type tokenHandler func(w http.ResponseWriter, r *http.Request, tok store.Token)
+
+// auth admits requests whose bearer token is valid and has scope.
+func (s *Server) auth(scope store.TokenScope, h tokenHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		refuse := func(status int, reason, format string, args ...any) {
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="swarmkey"`)
+			}
+			s.opts.Logger.Info("api request refused", "method", r.Method, "path", r.URL.Path, "status", status, "reason", reason)
+			writeError(w, status, format, args...)
+		}
+		scheme, presented, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(presented) == "" {
+			refuse(http.StatusUnauthorized, "no bearer token",
+				"missing bearer token: send the header `Authorization: Bearer TOKEN` with a token from `swarmkey tokens add`")
+			return
+		}
+		tok, err := s.opts.DB.AuthenticateToken(r.Context(), secret.FromString(strings.TrimSpace(presented)))
+		switch {
+		case errors.Is(err, store.ErrTokenUnknown):
+			refuse(http.StatusUnauthorized, "unknown token",
+				"unknown token: it was never issued here, or it was mistyped; ask an operator for a token (`swarmkey tokens add`)")
+			return
+		case errors.Is(err, store.ErrTokenRevoked):
+			refuse(http.StatusUnauthorized, "revoked token",
+				"token %q was revoked at %s: ask an operator for a new token (`swarmkey tokens add`)",
+				tok.Name, tok.RevokedAt.Format(time.RFC3339))
+			return
+		case errors.Is(err, store.ErrTokenExpired):
+			refuse(http.StatusUnauthorized, "expired token",
+				"token %q expired at %s: ask an operator for a new token (`swarmkey tokens add --ttl …`)",
+				tok.Name, tok.ExpiresAt.Format(time.RFC3339))
+			return
+		case err != nil:
+			s.opts.Logger.Error("api: authenticate", "error", err)
+			writeError(w, http.StatusServiceUnavailable, "the state database is unreachable; try again")
+			return
+		}
+		if tok.Scope != scope {
+			refuse(http.StatusForbidden, "scope",
+				"token %q has scope %s; %s %s needs a %s token", tok.Name, tok.Scope, r.Method, r.URL.Path, scope)
+			return
+		}
+		h(w, r, tok)
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.opts.Ready(ctx); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "not ready: the state database is unreachable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ store.Token) {
+	if s.opts.Metrics == nil {
+		writeError(w, http.StatusNotFound, "metrics are not served by this process")
+		return
+	}
+	s.opts.Metrics.ServeHTTP(w, r)
+}
+
+// decode reads a JSON body of at most 64 KiB into v, refusing unknown fields.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "request body: %v (expected a JSON object, see the API documentation)", err)
+		return false
+	}
+	if dec.Decode(&struct{}{}) != io.EOF {
+		writeError(w, http.StatusBadRequest, "request body: one JSON object expected, found more")
+		return false
+	}
+	return true
+}
+
+// LeaseRequest is the body of POST /v1/leases.
+type LeaseRequest struct {
+	Run    string   `json:"run"`
+	Uses   []string `json:"uses"`
+	Holder string   `json:"holder"`
+	// TTLSeconds: 0 means DefaultLeaseTTL; at most MaxLeaseTTL.
+	TTLSeconds int `json:"ttl_seconds"`
+}
+
+// LeaseResponse answers POST /v1/leases and its heartbeats.
+type LeaseResponse struct {
+	ID         string    `json:"id"`
+	TTLSeconds int       `json:"ttl_seconds,omitempty"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+func (s *Server) startLease(w http.ResponseWriter, r *http.Request, tok store.Token) {
+	var req LeaseRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.TTLSeconds == 0 {
+		req.TTLSeconds = int(DefaultLeaseTTL / time.Second)
+	}
+	if req.TTLSeconds < 1 || req.TTLSeconds > int(MaxLeaseTTL/time.Second) {
+		writeError(w, http.StatusBadRequest, "ttl_seconds %d: give 1 to %d (default %d)",
+			req.TTLSeconds, int(MaxLeaseTTL/time.Second), int(DefaultLeaseTTL/time.Second))
+		return
+	}
+	if len(req.Uses) == 0 {
+		writeError(w, http.StatusBadRequest, "uses: missing: name the policies (or tag:NAME) whose credentials the run uses")
+		return
+	}
+	catalog := s.opts.Policies()
+	for _, use := range req.Uses {
+		names, ok := catalog.expand(use)
+		if !ok {
+			// Granted or not, the caller learns only what it could read.
+			if !strings.HasPrefix(use, store.UsesTagPrefix) && !granted(tok, use, nil) {
+				writeError(w, http.StatusForbidden, "token %q is not granted policy %q", tok.Name, use)
+				return
+			}
+			writeError(w, http.StatusNotFound, "uses: %q: no such policy is configured", use)
+			return
+		}
+		for _, name := range names {
+			if !granted(tok, name, catalog[name].Tags) {
+				writeError(w, http.StatusForbidden, "token %q is not granted policy %q (from uses %q): a runner may lease only the policies it is granted",
+					tok.Name, name, use)
+				return
+			}
+		}
+	}
+	ttl := time.Duration(req.TTLSeconds) * time.Second
+	l, err := s.opts.DB.StartTokenLease(r.Context(), tok.ID, store.LeaseRequest{
+		RunName: req.Run, Uses: req.Uses, Holder: req.Holder, TTL: ttl})
+	var inv *store.InvalidRunError
+	switch {
+	case errors.As(err, &inv):
+		field := map[string]string{"name": "run", "uses": "uses", "holder": "holder", "ttl": "ttl_seconds"}[inv.Field]
+		if field == "" {
+			field = inv.Field
+		}
+		writeError(w, http.StatusBadRequest, "%s %q: %s", field, inv.Value, inv.Reason)
+		return
+	case err != nil:
+		s.opts.Logger.Error("api: start lease", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "the state database is unreachable; try again")
+		return
+	}
+	s.audit(r.Context(), tok, "", "lease.started", map[string]any{
+		"lease": l.ID, "run": l.RunName, "uses": l.Uses, "holder": l.Holder, "ttl_seconds": req.TTLSeconds})
+	writeJSON(w, http.StatusCreated, LeaseResponse{ID: l.ID, TTLSeconds: req.TTLSeconds, ExpiresAt: l.LastHeartbeat.Add(l.TTL)})
+}
+
+// ownLease answers 404 unless the lease exists and tok took it.
+func (s *Server) ownLease(w http.ResponseWriter, r *http.Request, tok store.Token) (string, bool) {
+	id := r.PathValue("id")
+	owned, err := s.opts.DB.LeaseOwnedBy(r.Context(), id, tok.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && !owned):
+		// Another token's lease is reported as missing: its id tells a
+		// runner nothing it may act on.
+		writeError(w, http.StatusNotFound, "lease %q: no such lease of token %q", id, tok.Name)
+		return "", false
+	case err != nil:
+		s.opts.Logger.Error("api: lease", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "the state database is unreachable; try again")
+		return "", false
+	}
+	return id, true
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, tok store.Token) {
+	id, ok := s.ownLease(w, r, tok)
+	if !ok {
+		return
+	}
+	l, err := s.opts.DB.HeartbeatLease(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrLeaseExpired):
+		writeError(w, http.StatusGone, "lease %s expired: no heartbeat within its TTL, so rotations may have run since; take a new lease and read the credential again", id)
+	case errors.Is(err, store.ErrLeaseEnded):
+		writeError(w, http.StatusGone, "lease %s has ended; take a new lease", id)
+	case err != nil:
+		s.opts.Logger.Error("api: heartbeat", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "the state database is unreachable; try again")
+	default:
+		writeJSON(w, http.StatusOK, LeaseResponse{ID: l.ID, ExpiresAt: l.LastHeartbeat.Add(l.TTL)})
+	}
+}
+
+func (s *Server) endLease(w http.ResponseWriter, r *http.Request, tok store.Token) {
+	id, ok := s.ownLease(w, r, tok)
+	if !ok {
+		return
+	}
+	l, err := s.opts.DB.EndLease(r.Context(), id)
+	if err != nil {
+		s.opts.Logger.Error("api: end lease", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "the state database is unreachable; try again")
+		return
+	}
+	s.audit(r.Context(), tok, "", "lease.ended", map[string]any{"lease": l.ID, "run": l.RunName})
+	writeJSON(w, http.StatusOK, map[string]any{"id": l.ID, "ended_at": l.EndedAt})
+}
+
+// Credential is the body of GET /v1/policies/{name}/credential, as the
+// client decodes it: Fields as environment-variable texts (see Fields).
+type Credential struct {
+	Policy  string
+	Version string
+	Fields  map[string]secret.Secret
+}
+
+// credentialBody is the wire form: the fields exactly as the secret
+// document holds them (a port stays a number).
+type credentialBody struct {
+	Policy  string                     `json:"policy"`
+	Version string                     `json:"version"`
+	Fields  map[string]json.RawMessage `json:"fields"`
+}
+
+func (s *Server) credential(w http.ResponseWriter, r *http.Request, tok store.Token) {
+	name := r.PathValue("name")
+	p, known := s.opts.Policies()[name]
+	if !granted(tok, name, p.Tags) {
+		writeError(w, http.StatusForbidden, "token %q is not granted policy %q: ask an operator for a token that grants it (`swarmkey tokens add --grant %s`)",
+			tok.Name, name, name)
+		return
+	}
+	if !known {
+		writeError(w, http.StatusNotFound, "policy %q is not configured", name)
+		return
+	}
+	v, err := p.Read(r.Context())
+	switch {
+	case errors.Is(err, ErrNothingCurrent):
+		writeError(w, http.StatusNotFound, "policy %q has no current credential yet: it has not been rotated (`swarmkey rotate %s`)", name, name)
+		return
+	case err != nil:
+		s.opts.Logger.Error("api: read credential", "policy", name, "error", err)
+		writeError(w, http.StatusServiceUnavailable, "policy %q: its store is unreachable: %v", name, err)
+		return
+	}
+	fields, err := rawFields(v.Value)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "policy %q: %v", name, err)
+		return
+	}
+	// The audit row first: a value whose read is not recorded is not sent.
+	if err := s.opts.DB.AppendAudit(r.Context(), store.AuditEntry{
+		Actor: "token:" + tok.Name, Policy: name, Action: "credential.read",
+		Detail: map[string]any{"version": v.ID, "via": "api", "remote": r.RemoteAddr},
+	}); err != nil {
+		s.opts.Logger.Error("api: audit credential read; the credential was not sent", "policy", name, "error", err)
+		writeError(w, http.StatusServiceUnavailable, "the read of policy %q could not be audited, so the credential was not sent; try again", name)
+		return
+	}
+	s.reads.WithLabelValues(name).Inc()
+	writeJSON(w, http.StatusOK, credentialBody{Policy: name, Version: v.ID, Fields: fields})
+}
+
+func (s *Server) audit(ctx context.Context, tok store.Token, policy, action string, detail map[string]any) {
+	err := s.opts.DB.AppendAudit(ctx, store.AuditEntry{Actor: "token:" + tok.Name, Policy: policy, Action: action, Detail: detail})
+	if err != nil {
+		s.opts.Logger.Warn("api: audit", "action", action, "error", err)
+	}
+}
+
+// ttlSeconds rounds d up to whole seconds, as the API counts TTLs.
+func ttlSeconds(d time.Duration) int {
+	return int(math.Ceil(d.Seconds()))
+}

@@ -1,0 +1,466 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/swarmkey/swarmkey/internal/pgtest"
+	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/store"
+)
+
+// execProcess is a `swarmkey exec` started in the background.
+type execProcess struct {
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+	done           chan struct{}
+	code           int
+}
+
+func (c *cli) startExec(t *testing.T, args ...string) *execProcess {
+	t.Helper()
+	p := &execProcess{cmd: c.command(append([]string{"exec"}, args...)...), done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		err := p.cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); ok {
+			p.code = ee.ExitCode()
+			if ws := ee.Sys().(syscall.WaitStatus); ws.Signaled() {
+				p.code = -int(ws.Signal())
+			}
+		}
+		close(p.done)
+	}()
+	t.Cleanup(func() { _ = p.cmd.Process.Kill() })
+	return p
+}
+
+// wait waits for exec to exit and records what it printed for leak checks.
+func (p *execProcess) wait(t *testing.T, c *cli) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("swarmkey exec did not exit; stderr:\n%s", p.stderr.String())
+	}
+	c.mu.Lock()
+	c.printed.WriteString(p.stdout.String() + p.stderr.String())
+	c.mu.Unlock()
+	return p.code
+}
+
+func waitForFile(t *testing.T, path string) string {
+	t.Helper()
+	var data []byte
+	require.Eventually(t, func() bool {
+		var err error
+		data, err = os.ReadFile(path)
+		return err == nil && len(data) > 0 && bytes.HasSuffix(data, []byte("\n"))
+	}, 60*time.Second, 20*time.Millisecond, "%s is written", path)
+	return strings.TrimSpace(string(data))
+}
+
+func readEnvFile(t *testing.T, path string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	env := map[string]string{}
+	for _, kv := range strings.Split(string(data), "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+func liveLeases(t *testing.T, db *store.DB) []string {
+	t.Helper()
+	rows, err := db.Pool.Query(context.Background(), `SELECT id::text FROM leases WHERE ended_at IS NULL`)
+	require.NoError(t, err)
+	var ids []string
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		ids = append(ids, id)
+	}
+	require.NoError(t, rows.Err())
+	return ids
+}
+
+// childScript writes what the child sees (its environment, its and its
+// parent's command lines), says it started, waits for the test to release
+// it, then exits with status 7.
+const childScript = `cat /proc/self/environ > child.env
+cat /proc/$$/cmdline > child.cmdline
+echo $PPID > parent.pid
+echo $$ > started
+while [ ! -f release ]; do sleep 0.02; done
+exit 7`
+
+func TestExecGivesTheChildTheValuesAndNothingElseDoes(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "alternating", "")
+	r := c.run("rotate", "checkout-db", "--local")
+	require.Equal(t, 0, r.code, r.stderr)
+	current, ok := c.stage("current")
+	require.True(t, ok)
+	db := c.stateDB(t)
+
+	p := c.startExec(t, "--policy", "checkout-db", "--run", "soak-42", "--", "sh", "-c", childScript)
+	childPID := waitForFile(t, filepath.Join(c.dir, "started"))
+
+	env := readEnvFile(t, filepath.Join(c.dir, "child.env"))
+	require.Equal(t, current.Password, env["CHECKOUT_DB_PASSWORD"])
+	require.Equal(t, current.Username, env["CHECKOUT_DB_USERNAME"])
+	_, port := pgtest.LoginHost(t)
+	require.Equal(t, strconv.Itoa(port), env["CHECKOUT_DB_PORT"], "a number as its JSON text")
+	require.Equal(t, "postgres", env["CHECKOUT_DB_ENGINE"])
+	require.Equal(t, "checkout-db=CHECKOUT_DB", env["SWARMKEY_POLICIES"])
+	require.NotEmpty(t, env["SWARMKEY_LEASE_ID"])
+	require.Equal(t, c.db.URL, env["SWARMKEY_DATABASE_URL"], "the rest of the environment is passed on")
+
+	// The process list: neither swarmkey's nor the child's command line
+	// holds a value, and swarmkey's own environment does not either.
+	execPID := strconv.Itoa(p.cmd.Process.Pid)
+	require.Equal(t, execPID, waitForFile(t, filepath.Join(c.dir, "parent.pid")), "exec is the child's parent")
+	for _, f := range []string{"/proc/" + execPID + "/cmdline", "/proc/" + childPID + "/cmdline", "/proc/" + execPID + "/environ"} {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.NotContains(t, string(data), current.Password, f)
+	}
+
+	// A live lease while the child runs, on the policy, with the run's name.
+	leases := liveLeases(t, db)
+	require.Equal(t, []string{env["SWARMKEY_LEASE_ID"]}, leases)
+	busy, err := db.Calendar(context.Background(), time.Now(), nil)
+	require.NoError(t, err)
+	require.Len(t, busy.Leases, 1)
+	require.Equal(t, "soak-42", busy.Leases[0].Name)
+	require.Equal(t, []string{"checkout-db"}, busy.Leases[0].Policies)
+	require.Nil(t, busy.Leases[0].Ended)
+
+	c.write(filepath.Join(c.dir, "release"), "")
+	require.Equal(t, 7, p.wait(t, c), "exec exits with the child's status")
+	require.Empty(t, liveLeases(t, db), "the lease ended with the child")
+	require.Empty(t, p.stdout.String(), "exec prints nothing on stdout")
+
+	// Every read is audited: who, which policy, which version; never the value.
+	entries, err := db.Audit(context.Background(), "checkout-db", 100)
+	require.NoError(t, err)
+	var read *store.AuditEntry
+	for i := range entries {
+		if entries[i].Action == "credential.read" {
+			read = &entries[i]
+		}
+	}
+	require.NotNil(t, read)
+	require.Equal(t, "operator:"+currentUser(t), read.Actor)
+	require.Equal(t, env["SWARMKEY_LEASE_ID"], read.Detail["lease"])
+	require.NotEmpty(t, read.Detail["version"])
+	requireAuditClean(t, db, current.Password)
+
+	// A chosen prefix, a mapped field and a dropped one.
+	require.NoError(t, os.Remove(filepath.Join(c.dir, "release")))
+	r = c.run("exec", "--policy", "checkout-db=PG", "--env-map", "password=PGPASSWORD", "--env-map", "checkout-db:host=",
+		"--", "sh", "-c", "cat /proc/self/environ > mapped.env")
+	require.Equal(t, 0, r.code, r.stderr)
+	env = readEnvFile(t, filepath.Join(c.dir, "mapped.env"))
+	require.Equal(t, current.Password, env["PGPASSWORD"])
+	require.Equal(t, current.Username, env["PG_USERNAME"])
+	require.NotContains(t, env, "PG_PASSWORD")
+	require.NotContains(t, env, "PG_HOST")
+
+	r = c.run("exec", "--policy", "checkout-db", "--env-map", "username=CHECKOUT_DB_PASSWORD", "--", "true")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "would both set CHECKOUT_DB_PASSWORD")
+	r = c.run("exec", "--policy", "checkout-db", "--env-map", "nosuchfield=X", "--", "true")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, `no policy given has a field "nosuchfield"`)
+	require.Empty(t, liveLeases(t, db), "refusals leave no live lease")
+	c.requireNoLeak(current.Password)
+}
+
+func requireAuditClean(t *testing.T, db *store.DB, values ...string) {
+	t.Helper()
+	var dump string
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT coalesce(string_agg(a::text, E'\n'), '') FROM audit_log a`).Scan(&dump))
+	for _, v := range values {
+		require.NotContains(t, dump, v)
+	}
+}
+
+func TestExecForwardsSignalsAndReturnsTheChildsEnd(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "alternating", "")
+	r := c.run("rotate", "checkout-db", "--local")
+	require.Equal(t, 0, r.code, r.stderr)
+	db := c.stateDB(t)
+
+	p := c.startExec(t, "--policy", "checkout-db", "--", "sh", "-c",
+		`trap 'echo term > trapped; exit 42' TERM; echo up > started; while true; do sleep 0.02; done`)
+	waitForFile(t, filepath.Join(c.dir, "started"))
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, 42, p.wait(t, c), p.stderr.String())
+	require.Equal(t, "term", waitForFile(t, filepath.Join(c.dir, "trapped")), "the child got SIGTERM")
+	require.Empty(t, liveLeases(t, db))
+
+	// Killed by a signal: 128+N, and a line that says so.
+	r = c.run("exec", "--policy", "checkout-db", "--", "sh", "-c", "kill -KILL $$")
+	require.Equal(t, 128+9, r.code, r.stderr)
+	require.Contains(t, r.stderr, "killed by signal 9")
+	r = c.run("exec", "--policy", "checkout-db", "--", "true")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Empty(t, r.stderr)
+	require.Empty(t, liveLeases(t, db))
+}
+
+func TestExecFailsBeforeTheChildStarts(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "alternating", "")
+	db := c.stateDB(t)
+	marker := filepath.Join(c.dir, "child-ran")
+	child := []string{"--", "sh", "-c", "touch " + marker}
+
+	cases := []struct {
+		name    string
+		args    []string
+		env     []string
+		prepare func()
+		code    int
+		want    []string
+	}{
+		{name: "nothing current yet", args: []string{"--policy", "checkout-db"}, code: 2,
+			want: []string{`policy "checkout-db"`, "no current credential yet", "swarmkey rotate checkout-db"}},
+		{name: "unknown policy", args: []string{"--policy", "checkout-db", "--policy", "no-such"}, code: 2,
+			want: []string{`"no-such"`, "unknown policy", "checkout-db"}},
+		{name: "no policy", args: nil, code: 2, want: []string{"--policy is required"}},
+		{name: "bad prefix", args: []string{"--policy", "checkout-db=1X"}, code: 2, want: []string{"not a variable name"}},
+		{name: "bad lease ttl", args: []string{"--policy", "checkout-db", "--lease-ttl", "0s"}, code: 2, want: []string{"--lease-ttl"}},
+		{name: "api without token", args: []string{"--policy", "checkout-db", "--api", "http://127.0.0.1:1"}, code: 2, want: []string{"--token-file"}},
+		{name: "store refuses: key file others may read", args: []string{"--policy", "checkout-db"}, code: 1,
+			prepare: func() { require.NoError(t, os.Chmod(filepath.Join(c.dir, "secrets.key"), 0o644)) },
+			want:    []string{`policy "checkout-db"`, "secrets.key", "chmod 600"}},
+		{name: "unreachable database", args: []string{"--policy", "checkout-db"}, code: 1,
+			env:  []string{"SWARMKEY_DATABASE_URL=postgres://nobody:pw@127.0.0.1:1/none?connect_timeout=2"},
+			want: []string{"127.0.0.1:1", "unreachable"}},
+		{name: "command not found", args: []string{"--policy", "checkout-db", "--", "no-such-command-xyz"}, code: 2,
+			want: []string{"no-such-command-xyz"}},
+	}
+	for _, tc := range cases {
+		if tc.prepare != nil {
+			tc.prepare()
+		}
+		args := append([]string{"exec"}, tc.args...)
+		if !slices.Contains(tc.args, "--") {
+			args = append(args, child...)
+		}
+		saved := c.env
+		c.env = append(append([]string(nil), c.env...), tc.env...)
+		r := c.run(args...)
+		c.env = saved
+		require.NoError(t, os.Chmod(filepath.Join(c.dir, "secrets.key"), 0o600))
+		require.Equal(t, tc.code, r.code, "%s: %s", tc.name, r.stderr)
+		for _, w := range tc.want {
+			require.Contains(t, r.stderr, w, tc.name)
+		}
+		require.NotContains(t, r.stderr, "goroutine", tc.name)
+		require.NoFileExists(t, marker, "%s: the child must not start", tc.name)
+	}
+	r := c.run("exec", "--policy", "checkout-db", "sh", "-c", "touch "+marker)
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "after --")
+	require.NoFileExists(t, marker)
+	require.Empty(t, liveLeases(t, db), "a failed start leaves no live lease")
+
+	// The AWS store's first-version marker counts as nothing current: a
+	// file store secret holding that document stands in for it here.
+	s := c.fileStore()
+	const token = "0190a1b2-0000-7000-8000-000000000001"
+	_, err := s.PutPending(context.Background(), "loadtest/checkout-db", token, secret.FromString(`{"swarmkey":"no credential yet"}`))
+	require.NoError(t, err)
+	require.NoError(t, s.Promote(context.Background(), "loadtest/checkout-db", providers.PromoteRequest{Token: token}))
+	r = c.run(append([]string{"exec", "--policy", "checkout-db"}, child...)...)
+	require.Equal(t, 2, r.code, r.stderr)
+	require.Contains(t, r.stderr, "no current credential yet")
+	require.NoFileExists(t, marker)
+}
+
+func TestExecThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "alternating", "")
+	r := c.run("rotate", "checkout-db", "--local")
+	require.Equal(t, 0, r.code, r.stderr)
+	current, _ := c.stage("current")
+	db := c.stateDB(t)
+	// A second policy, so that a runner can be granted something else.
+	cfg, err := os.ReadFile(c.config)
+	require.NoError(t, err)
+	c.write(c.config, string(cfg)+`  - name: reports
+    strategy: single
+    secret: loadtest/reports
+    schedule: "0 0 1 1 *"
+    tags: [reports]
+    target: { postgres: { host: 127.0.0.1, dbname: reports, username: reports } }
+`)
+	sock := filepath.Join(c.dir, "api.sock")
+	c.serve(t, "--api-listen", "unix:"+sock)
+
+	addToken := func(args ...string) string {
+		t.Helper()
+		r := c.run(append([]string{"tokens", "add"}, args...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		token := strings.TrimSpace(r.stdout)
+		require.True(t, strings.HasPrefix(token, "swk_"), "stdout is the token alone: %q", r.stdout)
+		require.NotContains(t, r.stderr, token)
+		path := filepath.Join(c.dir, strings.Fields(strings.Join(args, " "))[1]+".token")
+		require.NoError(t, os.WriteFile(path, []byte(token+"\n"), 0o600))
+		return path
+	}
+	runner := addToken("--name", "locust", "--scope", "runner", "--grant", "checkout-db")
+	other := addToken("--name", "reports", "--scope", "runner", "--grant", "tag:reports")
+	expired := addToken("--name", "old", "--scope", "runner", "--grant", "checkout-db", "--ttl", "1h")
+	revoked := addToken("--name", "gone", "--scope", "runner", "--grant", "checkout-db")
+	_, err = db.Pool.Exec(context.Background(), `UPDATE tokens SET expires_at = now() - interval '1 second' WHERE name = 'old'`)
+	require.NoError(t, err)
+	r = c.run("tokens", "revoke", "gone")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = c.run("tokens", "add", "--name", "x", "--scope", "runner", "--grant", "no-such-policy")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, `--grant: unknown policy "no-such-policy"`)
+
+	r = c.run("tokens", "list", "--all")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "locust")
+	require.Regexp(t, `(?m)^old .* expired$`, r.stdout)
+	require.Regexp(t, `(?m)^gone .* revoked `, r.stdout)
+	for _, f := range []string{runner, other, expired, revoked} {
+		tok, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.NotContains(t, r.stdout, strings.TrimSpace(string(tok)), "list never shows a token")
+		var hits int
+		require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM tokens t WHERE t::text LIKE '%' || $1 || '%'`,
+			strings.TrimSpace(string(tok))).Scan(&hits))
+		require.Zero(t, hits, "the tokens table holds no token")
+	}
+
+	// The child gets the values through the API, under a lease.
+	apiArgs := func(tokenFile string) []string {
+		return []string{"exec", "--api", "unix:" + sock, "--token-file", tokenFile, "--policy", "checkout-db"}
+	}
+	r = c.run(append(apiArgs(runner), "--", "sh", "-c", `cat /proc/self/environ > api.env; echo "$SWARMKEY_LEASE_ID" > api.lease`)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	env := readEnvFile(t, filepath.Join(c.dir, "api.env"))
+	require.Equal(t, current.Password, env["CHECKOUT_DB_PASSWORD"])
+	_, err = db.HeartbeatLease(context.Background(), waitForFile(t, filepath.Join(c.dir, "api.lease")))
+	require.ErrorIs(t, err, store.ErrLeaseEnded, "the API lease ended with the child")
+	entries, err := db.Audit(context.Background(), "checkout-db", 100)
+	require.NoError(t, err)
+	require.Equal(t, "token:locust", entries[len(entries)-1].Actor)
+	require.Equal(t, "credential.read", entries[len(entries)-1].Action)
+
+	marker := filepath.Join(c.dir, "child-ran")
+	for _, tc := range []struct {
+		name      string
+		tokenFile string
+		prepare   func()
+		code      int
+		want      []string
+	}{
+		{"token without the grant", other, nil, 2, []string{`token "reports" is not granted policy "checkout-db"`}},
+		{"expired token", expired, nil, 2, []string{`token "old" expired at`, "new token"}},
+		{"revoked token", revoked, nil, 2, []string{`token "gone" was revoked`}},
+		{"token file others may read", runner, func() { require.NoError(t, os.Chmod(runner, 0o644)) }, 2, []string{"chmod 600"}},
+	} {
+		if tc.prepare != nil {
+			tc.prepare()
+		}
+		r := c.run(append(apiArgs(tc.tokenFile), "--", "sh", "-c", "touch "+marker)...)
+		require.NoError(t, os.Chmod(runner, 0o600))
+		require.Equal(t, tc.code, r.code, "%s: %s", tc.name, r.stderr)
+		for _, w := range tc.want {
+			require.Contains(t, r.stderr, w, tc.name)
+		}
+		require.NoFileExists(t, marker, tc.name)
+	}
+	r = c.run("exec", "--api", "unix:"+filepath.Join(c.dir, "nobody.sock"), "--token-file", runner, "--policy", "checkout-db", "--", "sh", "-c", "touch "+marker)
+	require.Equal(t, 1, r.code, r.stderr)
+	require.Contains(t, r.stderr, "API unreachable")
+	require.NoFileExists(t, marker)
+	require.Empty(t, liveLeases(t, db))
+	requireAuditClean(t, db, current.Password)
+
+	// An API listener the operator asks for must work: no clear-text TCP
+	// beyond loopback, no socket another process serves.
+	r = c.run("serve", "--api-listen", "tcp:0.0.0.0:0")
+	require.Equal(t, 2, r.code, r.stderr)
+	require.Contains(t, r.stderr, "--api-listen")
+	require.Contains(t, r.stderr, "needs TLS")
+	r = c.run("serve", "--api-listen", "unix:"+sock)
+	require.Equal(t, 2, r.code, r.stderr)
+	require.Contains(t, r.stderr, "another process serves this socket")
+	c.requireNoLeak(current.Password)
+}
+
+func TestDaemonDoesNotRotateUnderAnExecLease(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "alternating", "")
+	cfg, err := os.ReadFile(c.config)
+	require.NoError(t, err)
+	// Due every 2s, startable within 1.9s of each fire.
+	c.write(c.config, strings.Replace(string(cfg), `schedule: "@daily"`, "schedule: \"@every 2s\"\n    window: 1900ms", 1))
+	r := c.run("rotate", "checkout-db", "--local")
+	require.Equal(t, 0, r.code, r.stderr)
+	db := c.stateDB(t)
+	c.serve(t)
+
+	startedAt := func() []time.Time {
+		rows, err := db.Pool.Query(context.Background(), `SELECT started_at FROM rotations WHERE policy = 'checkout-db' ORDER BY started_at`)
+		require.NoError(t, err)
+		var out []time.Time
+		for rows.Next() {
+			var at time.Time
+			require.NoError(t, rows.Scan(&at))
+			out = append(out, at)
+		}
+		require.NoError(t, rows.Err())
+		return out
+	}
+	before := len(startedAt())
+	require.Eventually(t, func() bool { return len(startedAt()) >= before+2 }, 60*time.Second, 100*time.Millisecond,
+		"the daemon rotates every few seconds")
+
+	r = c.run("exec", "--policy", "checkout-db", "--", "sh", "-c", "date +%s.%N > child.start; sleep 6; date +%s.%N > child.end")
+	require.Equal(t, 0, r.code, r.stderr)
+	childStart, childEnd := unixTime(t, filepath.Join(c.dir, "child.start")), unixTime(t, filepath.Join(c.dir, "child.end"))
+	require.Eventually(t, func() bool {
+		all := startedAt()
+		return all[len(all)-1].After(childEnd)
+	}, 60*time.Second, 100*time.Millisecond, "rotations resume after the child")
+	for _, at := range startedAt() {
+		require.False(t, !at.Before(childStart) && !at.After(childEnd),
+			"a rotation started at %s, during the child's run [%s, %s]", at.Format(time.RFC3339Nano),
+			childStart.Format(time.RFC3339Nano), childEnd.Format(time.RFC3339Nano))
+	}
+}
+
+func unixTime(t *testing.T, path string) time.Time {
+	t.Helper()
+	s := waitForFile(t, path)
+	f, err := strconv.ParseFloat(s, 64)
+	require.NoError(t, err, s)
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9))
+}
