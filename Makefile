@@ -23,6 +23,7 @@ test:
 
 test-go:
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	cd locust && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m unittest
 
 # Benchmarks print ratios against baselines measured in the same run, as
 # medians over rounds (the machine is shared: never absolute timings alone).
@@ -34,6 +35,7 @@ bench: build
 	$(GO) test -run '^$$' -bench BenchmarkPlanAll -benchtime 20x ./schedule/
 	scripts/with-postgres $(GO) run ./bench/daemonbench -mode lag -policies 10000
 	$(GO) test -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x ./providers/aws/ ./providers/gcp/
+	scripts/with-postgres $(GO) run ./bench/execbench -runs 30
 
 # Ten minutes of an idle daemon with 10,000 policies beside one with a single
 # policy: peak RSS and CPU time (kept out of `make bench` for its length).
