@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -153,7 +154,7 @@ func (c check) schedule(specRel, spec, zoneRel, zone string) (cron.Schedule, *ti
 	if s, ok := sched.(*cron.SpecSchedule); ok {
 		s.Location = loc
 	}
-	period := shortestGap(sched, periodOrigin.In(loc))
+	period := memoizedGap(spec, sched, loc)
 	if period <= 0 {
 		c.errf(specRel, "the cron spec %q never fires", spec)
 		return nil, nil, 0, false
@@ -168,6 +169,21 @@ func parseCron(spec string) (s cron.Schedule, err error) {
 		}
 	}()
 	return cron.ParseStandard(spec)
+}
+
+// periods memoizes shortestGap by spec and zone: it is a pure function of
+// them, walking periodSamples fires takes a while, and a file of thousands
+// of policies usually holds a handful of distinct schedules.
+var periods sync.Map // spec + "\x00" + zone → time.Duration
+
+func memoizedGap(spec string, sched cron.Schedule, loc *time.Location) time.Duration {
+	key := spec + "\x00" + loc.String()
+	if v, ok := periods.Load(key); ok {
+		return v.(time.Duration)
+	}
+	gap := shortestGap(sched, periodOrigin.In(loc))
+	periods.Store(key, gap)
+	return gap
 }
 
 // shortestGap is the shortest time between consecutive fires over the next

@@ -187,6 +187,7 @@ func idle(ctx context.Context, serverURL, binary string, n int, d time.Duration)
 	type result struct {
 		policies int
 		peakKiB  int
+		endKiB   int
 		cpu      time.Duration
 	}
 	var wg sync.WaitGroup
@@ -219,21 +220,22 @@ func idle(ctx context.Context, serverURL, binary string, n int, d time.Duration)
 			peak := 0
 			end := time.Now().Add(d)
 			for time.Now().Before(end) {
-				peak = max(peak, peakRSS(cmd.Process.Pid))
+				peak = max(peak, rss(cmd.Process.Pid, "VmHWM:"))
 				time.Sleep(time.Second)
 			}
-			results[i] = result{policies: count, peakKiB: peak, cpu: cpuTime(cmd.Process.Pid) - cpu0}
+			results[i] = result{policies: count, peakKiB: peak, endKiB: rss(cmd.Process.Pid, "VmRSS:"), cpu: cpuTime(cmd.Process.Pid) - cpu0}
 			_ = cmd.Process.Signal(os.Interrupt)
 			_ = cmd.Wait()
 		}()
 	}
 	wg.Wait()
 	fmt.Printf("serve, idle for %s after a 30s start-up\n", d)
-	fmt.Printf("%-10s %14s %12s %14s\n", "policies", "peak RSS", "CPU", "share of a core")
+	fmt.Printf("%-10s %14s %14s %12s %14s\n", "policies", "peak RSS", "RSS at end", "CPU", "share of a core")
 	for _, r := range results {
-		fmt.Printf("%-10d %11.1f MiB %12s %13.2f%%\n", r.policies, float64(r.peakKiB)/1024, r.cpu.Round(10*time.Millisecond),
-			100*r.cpu.Seconds()/d.Seconds())
+		fmt.Printf("%-10d %10.1f MiB %10.1f MiB %12s %13.2f%%\n", r.policies, float64(r.peakKiB)/1024, float64(r.endKiB)/1024,
+			r.cpu.Round(10*time.Millisecond), 100*r.cpu.Seconds()/d.Seconds())
 	}
+	fmt.Println("(peak RSS includes start-up: reading and checking the config of every policy)")
 }
 
 // writeIdleConfig writes n policies that all fire twelve hours from now.
@@ -256,14 +258,15 @@ func writeIdleConfig(dir string, n int) string {
 	return path
 }
 
-// peakRSS is VmHWM of pid in KiB.
-func peakRSS(pid int) int {
+// rss reads a memory line of /proc/PID/status (VmHWM: peak, VmRSS: now),
+// in KiB.
+func rss(pid int, field string) int {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kib, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 			return kib
 		}

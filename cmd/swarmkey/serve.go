@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -57,6 +58,10 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 			if err != nil {
 				return usageError("%v", err)
 			}
+			// The config's YAML trees are garbage now (tens of MiB for ten
+			// thousand policies): hand them back, so the idle daemon's
+			// footprint is its working set.
+			debug.FreeOSMemory()
 			cfg.Logger = logger
 			d, err := rotator.NewDaemon(sess.db, set, cfg)
 			if err != nil {
