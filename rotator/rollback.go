@@ -70,10 +70,10 @@ func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, 
 
 	run.result.Outcome = outcome
 	run.result.RolledBack = rolledBack
-	if err := run.r.db.FinishRotation(cctx, run.row.Token, outcome, reason, rolledBack, nil, false); err != nil {
+	ended := run.auditEntry("rotation."+string(outcome), map[string]any{"step": string(step), "reason": reason, "rolled_back": rolledBack})
+	if err := run.r.db.FinishRotation(cctx, run.row.Token, outcome, reason, rolledBack, nil, false, ended); err != nil {
 		run.r.logger.Error("recording the outcome failed", "policy", run.p.Name, "token", run.row.Token, "error", err)
 	}
-	run.audit(cctx, "rotation."+string(outcome), map[string]any{"step": string(step), "reason": reason, "rolled_back": rolledBack})
 	run.r.logger.Error("rotation "+string(outcome), "policy", run.p.Name, "token", run.row.Token, "step", step,
 		"reason", reason, "rolled_back", rolledBack)
 	return run.result, &StepError{Policy: run.p.Name, Token: run.row.Token, Step: step, Outcome: outcome, RolledBack: rolledBack, Reason: reason, cause: cause}

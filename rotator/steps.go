@@ -44,9 +44,6 @@ type rotation struct {
 func (run *rotation) start(ctx context.Context) (Result, error) {
 	p := run.p
 	db := run.r.db
-	if err := db.EnsurePolicy(ctx, store.PolicyState{Policy: p.Name, Strategy: string(p.Strategy), Store: p.Store.Name(), SecretID: p.SecretID}); err != nil {
-		return Result{}, err
-	}
 	if err := run.retireDue(ctx); err != nil {
 		return Result{}, fmt.Errorf("rotate policy %q: finish of an earlier rotation: %w", p.Name, err)
 	}
@@ -87,11 +84,11 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 		Token: token, Policy: p.Name, Strategy: string(p.Strategy), Store: p.Store.Name(), SecretID: p.SecretID,
 		ExpectedCurrent: expected, Forced: run.opts.Force, Actor: run.actor(), RequestKey: run.opts.RequestKey,
 	}
-	if err := db.InsertRotation(ctx, run.row); err != nil {
+	started := run.auditEntry("rotation.started", map[string]any{"expected_current": expected, "forced": run.opts.Force})
+	if err := db.InsertRotation(ctx, run.row, started); err != nil {
 		return Result{}, err
 	}
 	run.result = Result{Token: token}
-	run.audit(ctx, "rotation.started", map[string]any{"expected_current": expected, "forced": run.opts.Force})
 	run.r.logger.Info("rotation started", "policy", p.Name, "token", token, "strategy", p.Strategy, "forced", run.opts.Force)
 	return run.result, nil
 }
@@ -307,11 +304,11 @@ func (run *rotation) succeed(ctx context.Context) (Result, error) {
 		now := run.r.now()
 		run.retireAfter = &now
 	}
-	if err := run.r.db.FinishRotation(ctx, run.row.Token, store.OutcomeSucceeded, "", false, run.retireAfter, run.retired); err != nil {
+	succeeded := run.auditEntry("rotation.succeeded", map[string]any{"resumed": run.result.Resumed})
+	if err := run.r.db.FinishRotation(ctx, run.row.Token, store.OutcomeSucceeded, "", false, run.retireAfter, run.retired, succeeded); err != nil {
 		return run.result, fmt.Errorf("rotate policy %q: %w", run.p.Name, err)
 	}
 	run.result.Outcome = store.OutcomeSucceeded
-	run.audit(ctx, "rotation.succeeded", map[string]any{"resumed": run.result.Resumed})
 	run.r.logger.Info("rotation succeeded", "policy", run.p.Name, "token", run.row.Token, "principal", run.result.Principal)
 	return run.result, nil
 }
@@ -450,17 +447,19 @@ func principalOf(doc secret.Secret) string {
 	return fields.KeyID
 }
 
-func (run *rotation) audit(ctx context.Context, action string, detail map[string]any) {
+// auditEntry is this rotation's audit entry for action.
+func (run *rotation) auditEntry(action string, detail map[string]any) store.AuditEntry {
 	if detail == nil {
 		detail = map[string]any{}
 	}
 	if run.result.Principal != "" {
 		detail["principal"] = run.result.Principal
 	}
-	err := run.r.db.AppendAudit(ctx, store.AuditEntry{
-		Actor: run.actor(), Policy: run.p.Name, Rotation: run.row.Token, Action: action, Detail: detail,
-	})
-	if err != nil {
+	return store.AuditEntry{Actor: run.actor(), Policy: run.p.Name, Rotation: run.row.Token, Action: action, Detail: detail}
+}
+
+func (run *rotation) audit(ctx context.Context, action string, detail map[string]any) {
+	if err := run.r.db.AppendAudit(ctx, run.auditEntry(action, detail)); err != nil {
 		run.r.logger.Error("audit write failed", "policy", run.p.Name, "action", action, "error", err)
 	}
 }

@@ -22,12 +22,9 @@ type AuditEntry struct {
 // AppendAudit appends one entry. The table refuses UPDATE, DELETE and
 // TRUNCATE (a trigger), so entries can only be added.
 func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) error {
-	detail, err := json.Marshal(e.Detail)
+	detail, err := auditDetail(e)
 	if err != nil {
-		return fmt.Errorf("audit %s: %w", e.Action, err)
-	}
-	if e.Detail == nil {
-		detail = []byte("{}")
+		return err
 	}
 	_, err = db.Pool.Exec(ctx, `
 		INSERT INTO audit_log (at, actor, policy, rotation, action, detail)
@@ -37,6 +34,17 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) error {
 		return fmt.Errorf("audit %s of policy %q: %w", e.Action, e.Policy, err)
 	}
 	return nil
+}
+
+func auditDetail(e AuditEntry) ([]byte, error) {
+	if e.Detail == nil {
+		return []byte("{}"), nil
+	}
+	detail, err := json.Marshal(e.Detail)
+	if err != nil {
+		return nil, fmt.Errorf("audit %s: %w", e.Action, err)
+	}
+	return detail, nil
 }
 
 // Audit returns the entries of policy ("" for all), oldest first.

@@ -37,18 +37,6 @@ func (db *DB) RecordPromoted(ctx context.Context, s PolicyState) error {
 	return nil
 }
 
-// EnsurePolicy creates the policy's state row if it has none, so outcomes
-// of rotations that never promoted are recorded too.
-func (db *DB) EnsurePolicy(ctx context.Context, s PolicyState) error {
-	_, err := db.Pool.Exec(ctx, `
-		INSERT INTO policy_state (policy, strategy, store, secret_id, updated_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (policy) DO NOTHING`, s.Policy, s.Strategy, s.Store, s.SecretID, db.now())
-	if err != nil {
-		return fmt.Errorf("record policy %q: %w", s.Policy, err)
-	}
-	return nil
-}
-
 // PolicyStates returns the state of every policy that has one, by name.
 func (db *DB) PolicyStates(ctx context.Context) (map[string]PolicyState, error) {
 	rows, err := db.Pool.Query(ctx, `

@@ -76,12 +76,26 @@ func scanRotation(row pgx.Row) (Rotation, error) {
 	return r, nil
 }
 
-// InsertRotation records a new rotation before anything is touched.
-func (db *DB) InsertRotation(ctx context.Context, r Rotation) error {
-	_, err := db.Pool.Exec(ctx, `
+// InsertRotation records a new rotation before anything is touched, in one
+// statement with its audit entry and, for a policy seen for the first time,
+// its state row (one round trip: a rotation makes many).
+func (db *DB) InsertRotation(ctx context.Context, r Rotation, started AuditEntry) error {
+	detail, err := auditDetail(started)
+	if err != nil {
+		return err
+	}
+	now := db.now()
+	_, err = db.Pool.Exec(ctx, `
+		WITH ensured AS (
+			INSERT INTO policy_state (policy, strategy, store, secret_id, updated_at) VALUES ($2, $3, $4, $5, $10)
+			ON CONFLICT (policy) DO NOTHING
+		), audited AS (
+			INSERT INTO audit_log (at, actor, policy, rotation, action, detail) VALUES ($10, $8, $2, $1::uuid, $11, $12)
+		)
 		INSERT INTO rotations (token, policy, strategy, store, secret_id, expected_current, forced, actor, request_key, started_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), $10, $10)`,
-		r.Token, r.Policy, r.Strategy, r.Store, r.SecretID, r.ExpectedCurrent, r.Forced, r.Actor, r.RequestKey, db.now())
+		r.Token, r.Policy, r.Strategy, r.Store, r.SecretID, r.ExpectedCurrent, r.Forced, r.Actor, r.RequestKey, now,
+		started.Action, detail)
 	if err != nil {
 		return fmt.Errorf("record rotation of policy %q: %w", r.Policy, err)
 	}
@@ -115,20 +129,29 @@ func (db *DB) MarkResumed(ctx context.Context, token string) error {
 	return err
 }
 
-// FinishRotation ends a rotation with outcome and records it as the
-// policy's last outcome, in one statement. errText must hold no value.
-// retireAfter is when its finish work is due; retired says it already ran.
-func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome, errText string, rolledBack bool, retireAfter *time.Time, retired bool) error {
-	_, err := db.Pool.Exec(ctx, `
+// FinishRotation ends a rotation with outcome, records it as the policy's
+// last outcome and appends its audit entry, in one statement. errText must
+// hold no value. retireAfter is when its finish work is due; retired says it
+// already ran.
+func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome, errText string, rolledBack bool,
+	retireAfter *time.Time, retired bool, finished AuditEntry) error {
+	detail, err := auditDetail(finished)
+	if err != nil {
+		return err
+	}
+	_, err = db.Pool.Exec(ctx, `
 		WITH finished AS (
 			UPDATE rotations SET outcome = $2, error = nullif($3, ''), rolled_back = $4, retire_after = $5,
 				retired_at = CASE WHEN $6 THEN $7::timestamptz END, finished_at = $7, updated_at = $7
 			WHERE token = $1
 			RETURNING policy
+		), audited AS (
+			INSERT INTO audit_log (at, actor, policy, rotation, action, detail)
+			SELECT $7, $8, policy, $1::uuid, $9, $10 FROM finished
 		)
 		UPDATE policy_state SET last_rotation = $1, last_outcome = $2, last_error = nullif($3, ''), updated_at = $7
 		FROM finished WHERE policy_state.policy = finished.policy`,
-		token, string(outcome), errText, rolledBack, retireAfter, retired, db.now())
+		token, string(outcome), errText, rolledBack, retireAfter, retired, db.now(), finished.Actor, finished.Action, detail)
 	if err != nil {
 		return fmt.Errorf("record outcome of rotation %s: %w", token, err)
 	}

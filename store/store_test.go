@@ -87,14 +87,19 @@ func TestOneRunningRotationPerPolicy(t *testing.T) {
 	db, ctx := setup(t)
 
 	row := store.Rotation{Token: "0190b5a4-0000-7000-8000-000000000001", Policy: "p", Strategy: "single", Store: "file", SecretID: "p", Actor: "test"}
-	require.NoError(t, db.InsertRotation(ctx, row))
+	started := store.AuditEntry{Actor: "test", Action: "rotation.started"}
+	require.NoError(t, db.InsertRotation(ctx, row, started))
 	row.Token = "0190b5a4-0000-7000-8000-000000000002"
-	require.Error(t, db.InsertRotation(ctx, row), "a second unfinished rotation of one policy is refused")
+	require.Error(t, db.InsertRotation(ctx, row, started), "a second unfinished rotation of one policy is refused")
+	entries, err := db.Audit(ctx, "p", 10)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "the refused insert wrote no audit entry either")
 
 	require.NoError(t, db.CompleteStep(ctx, "0190b5a4-0000-7000-8000-000000000001", "create", "alice",
 		store.StepTiming{Step: "create", Started: time.Now(), Duration: time.Millisecond}))
-	require.NoError(t, db.FinishRotation(ctx, "0190b5a4-0000-7000-8000-000000000001", store.OutcomeFailed, "set: refused", true, nil, false))
-	require.NoError(t, db.InsertRotation(ctx, row), "after the first finished, a new one may start")
+	require.NoError(t, db.FinishRotation(ctx, "0190b5a4-0000-7000-8000-000000000001", store.OutcomeFailed, "set: refused", true, nil, false,
+		store.AuditEntry{Actor: "test", Action: "rotation.failed"}))
+	require.NoError(t, db.InsertRotation(ctx, row, started), "after the first finished, a new one may start")
 
 	got, err := db.Rotation(ctx, "0190b5a4-0000-7000-8000-000000000001")
 	require.NoError(t, err)
