@@ -50,7 +50,10 @@ func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
 	set := d.policies.Load()
 	now := d.now()
 	until := now.Add(d.cfg.Lookahead)
-	due, err := d.db.DuePlans(ctx, until, planBatch)
+	// A policy's next check is when its slot comes within the lookahead:
+	// each tick plans only the policies whose time has come, not every
+	// policy with a fire in the next minute.
+	due, err := d.db.DuePlans(ctx, now, planBatch)
 	if err != nil || len(due) == 0 {
 		return 0, err
 	}
