@@ -300,6 +300,10 @@ func followRotation(ctx context.Context, g *globals, sess *session, client *rive
 		}
 		switch job.State {
 		case rivertype.JobStateCompleted:
+			if len(rows) == 0 {
+				fmt.Fprintf(g.stdout, "the daemon finished request %s\n", key)
+				return nil
+			}
 			last := rows[len(rows)-1]
 			fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)\n", last.Policy, orDash(last.Principal), last.Token)
 			return nil
