@@ -107,13 +107,15 @@ func (planArgs) InsertOpts() river.InsertOpts {
 
 // DaemonConfig tunes the daemon.
 type DaemonConfig struct {
-	// Workers is how many rotations one process runs at once; default 10.
+	// Workers is how many rotations one process runs at once (jobs waiting
+	// for their slot do not count); default 10.
 	Workers int
-	// PlanInterval is how often the leader plans; default 1s.
+	// PlanInterval is how often the leader plans; default 2s (each tick
+	// is a River job: at 1s the idle daemon spends over 1% of a core).
 	PlanInterval time.Duration
 	// Lookahead: jobs are inserted for slots this close; the worker waits
 	// for the slot itself, so a rotation starts on time whatever River's
-	// scheduler interval. Default 2s.
+	// scheduler interval. Default twice PlanInterval.
 	Lookahead time.Duration
 	// RescueAfter: a rotation job whose worker died (a killed replica) is
 	// rescued and resumed elsewhere after this long (plus up to River's
@@ -142,7 +144,15 @@ type Daemon struct {
 	timeNowFunc func() time.Time
 	// OnResult, if set, is called after each rotation job (tests, metrics).
 	OnResult func(args RotateArgs, res Result, err error)
+	// rotating holds a token per rotation running in this process: at most
+	// DaemonConfig.Workers.
+	rotating chan struct{}
 }
+
+// maxWaiting is how many jobs one process may hold while they wait for their
+// slot: a waiting job is a sleeping goroutine, cheap, and holding it means it
+// starts on time instead of queueing behind others.
+const maxWaiting = 2000
 
 // MigrateRiver applies River's own migrations.
 func MigrateRiver(ctx context.Context, db *store.DB) error {
@@ -162,10 +172,12 @@ func NewDaemon(db *store.DB, set *PolicySet, cfg DaemonConfig) (*Daemon, error) 
 		cfg.Workers = 10
 	}
 	if cfg.PlanInterval <= 0 {
-		cfg.PlanInterval = time.Second
+		cfg.PlanInterval = 2 * time.Second
 	}
 	if cfg.Lookahead <= 0 {
-		cfg.Lookahead = 2 * time.Second
+		// A slot must be seen by at least one planning tick before it
+		// comes: two ticks' worth.
+		cfg.Lookahead = 2 * cfg.PlanInterval
 	}
 	if cfg.RescueAfter <= 0 {
 		cfg.RescueAfter = time.Minute
@@ -179,7 +191,7 @@ func NewDaemon(db *store.DB, set *PolicySet, cfg DaemonConfig) (*Daemon, error) 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{db: db, rot: New(db, cfg.Logger), cfg: cfg, logger: cfg.Logger}
+	d := &Daemon{db: db, rot: New(db, cfg.Logger), cfg: cfg, logger: cfg.Logger, rotating: make(chan struct{}, cfg.Workers)}
 	d.policies.Store(set)
 
 	workers := river.NewWorkers()
@@ -188,7 +200,9 @@ func NewDaemon(db *store.DB, set *PolicySet, cfg DaemonConfig) (*Daemon, error) 
 	client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
 		ID:     cfg.ID,
 		Logger: quietRiverLogger(cfg.Logger),
-		Queues: map[string]river.QueueConfig{QueueRotations: {MaxWorkers: cfg.Workers + 1}},
+		// River's workers mostly wait for their job's slot (see Lookahead);
+		// d.rotating bounds the rotations that run at once.
+		Queues: map[string]river.QueueConfig{QueueRotations: {MaxWorkers: cfg.Workers + maxWaiting}},
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.PlanInterval),
 			func() (river.JobArgs, *river.InsertOpts) { return planArgs{}, nil },
 			&river.PeriodicJobOpts{ID: "swarmkey_plan", RunOnStart: true})},

@@ -152,6 +152,13 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		}
 	}
 
+	select {
+	case d.rotating <- struct{}{}:
+		defer func() { <-d.rotating }()
+	case <-ctx.Done():
+		return Result{}, river.JobSnooze(0)
+	}
+
 	block := &blockCheck{db: d.db, set: set, policy: args.Policy, plan: p.Plan, now: d.now}
 	if !args.Force {
 		if err := block.check(ctx); err != nil {

@@ -43,6 +43,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Minute, "idle: how long serve runs")
 	binary := flag.String("swarmkey", "bin/swarmkey", "idle: the swarmkey binary")
 	workers := flag.Int("workers", 20, "lag: rotations at once")
+	serveArgs := flag.String("serve-args", "", "idle: extra flags for serve, space-separated")
 	flag.Parse()
 	serverURL := os.Getenv("SWARMKEY_TEST_DATABASE_URL")
 	if serverURL == "" {
@@ -53,7 +54,7 @@ func main() {
 	case "lag":
 		lag(ctx, serverURL, *policies, *workers)
 	case "idle":
-		idle(ctx, serverURL, *binary, *policies, *duration)
+		idle(ctx, serverURL, *binary, *policies, *duration, strings.Fields(*serveArgs))
 	default:
 		log.Fatalf("-mode %q: use lag or idle", *mode)
 	}
@@ -120,7 +121,8 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 			}}
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := rotator.NewDaemon(db, set, rotator.DaemonConfig{Workers: workers, PlanInterval: 250 * time.Millisecond, Logger: logger})
+	// serve's defaults, but for the workers.
+	d, err := rotator.NewDaemon(db, set, rotator.DaemonConfig{Workers: workers, Logger: logger})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -183,7 +185,7 @@ func pct(ds []time.Duration, p int) string {
 
 // idle runs serve with n policies and with one, side by side, for d, and
 // reports each process's peak RSS and CPU time.
-func idle(ctx context.Context, serverURL, binary string, n int, d time.Duration) {
+func idle(ctx context.Context, serverURL, binary string, n int, d time.Duration, serveArgs []string) {
 	type result struct {
 		policies int
 		peakKiB  int
@@ -207,7 +209,7 @@ func idle(ctx context.Context, serverURL, binary string, n int, d time.Duration)
 			if out, err := exec.Command(binary, "keygen", filepath.Join(dir, "secrets.key")).CombinedOutput(); err != nil {
 				log.Fatalf("keygen: %v: %s", err, out)
 			}
-			cmd := exec.Command(binary, "serve", "--config", cfg, "--log-level", "warn")
+			cmd := exec.Command(binary, append([]string{"serve", "--config", cfg, "--log-level", "warn"}, serveArgs...)...)
 			cmd.Env = append(os.Environ(), "SWARMKEY_DATABASE_URL="+dbURL, "IDLE_ADMIN_URL="+dbURL)
 			cmd.Stderr = os.Stderr
 			if err := cmd.Start(); err != nil {

@@ -116,7 +116,8 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 		},
 	}
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 10, "rotations this process runs at once")
-	cmd.Flags().DurationVar(&cfg.PlanInterval, "plan-interval", time.Second, "how often the leader plans")
+	cmd.Flags().DurationVar(&cfg.PlanInterval, "plan-interval", 2*time.Second,
+		"how often the leader plans; jobs are inserted twice this ahead of their slot")
 	cmd.Flags().DurationVar(&cfg.RescueAfter, "rescue-after", time.Minute,
 		"resume a rotation whose replica died after this long (keep it above your longest canary)")
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM waits for running rotations")
