@@ -23,19 +23,14 @@ func newMigrateCommand(g *globals) *cobra.Command {
 		Use:   "migrate",
 		Short: "Apply swarmkey's database migrations",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			sess, err := g.openSession(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
+		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *session) error {
 			n, err := sess.db.Migrate(cmd.Context())
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "applied %d migration(s); the schema is up to date\n", n)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -101,20 +96,10 @@ runs) and prints each step as it completes, with its duration.
 Exit codes: 0 rotated (or asked), 1 failed or refused, 2 bad input, 3 another
 rotation of NAME is in progress (--local).`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *session) error {
 			if !local {
-				sess, err := g.openSession(cmd.Context())
-				if err != nil {
-					return err
-				}
-				defer sess.Close()
 				return rotateThroughDaemon(cmd.Context(), g, sess, args[0], force, wait)
 			}
-			sess, err := g.openSession(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
 			ctx, env, db := cmd.Context(), sess.env, sess.db
 			p, err := env.policy(ctx, args[0])
 			if err != nil {
@@ -153,7 +138,7 @@ rotation of NAME is in progress (--local).`,
 			}
 			fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)%s\n", p.Name, res.Principal, res.Token, resumed)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&local, "local", false, "run the rotation in this process (no daemon needed)")
 	cmd.Flags().BoolVar(&force, "force", false, "rotate even if a Locust run blocks it (recorded in the audit log)")
@@ -166,12 +151,7 @@ func newStatusCommand(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Show each policy: strategy, store, current version, age, last outcome",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			sess, err := g.openSession(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
+		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *session) error {
 			cfg, db := sess.cfg, sess.db
 			states, err := db.PolicyStates(cmd.Context())
 			if err != nil {
@@ -193,7 +173,7 @@ func newStatusCommand(g *globals) *cobra.Command {
 					orDash(s.Principal), age, outcome)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 }
 
@@ -203,12 +183,7 @@ func newHistoryCommand(g *globals) *cobra.Command {
 		Use:   "history NAME",
 		Short: "Show a policy's rotations, newest first",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := g.openSession(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
+		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *session) error {
 			cfg, db := sess.cfg, sess.db
 			rows, err := db.History(cmd.Context(), args[0], limit)
 			if err != nil {
@@ -239,7 +214,7 @@ func newHistoryCommand(g *globals) *cobra.Command {
 					orDash(r.Step), r.Outcome, duration, orDash(r.Principal), detail)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many rotations to show")
 	return cmd

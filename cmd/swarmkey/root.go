@@ -179,6 +179,19 @@ func (g *globals) openSession(ctx context.Context) (*session, error) {
 	return &session{cfg: cfg, logger: logger, env: env, db: db}, nil
 }
 
+// withSession adapts a command body that needs a session: it opens one
+// before the body runs and closes it after.
+func (g *globals) withSession(body func(cmd *cobra.Command, args []string, sess *session) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		sess, err := g.openSession(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer sess.Close()
+		return body(cmd, args, sess)
+	}
+}
+
 func (s *session) Close() {
 	s.db.Close()
 	s.env.Close()

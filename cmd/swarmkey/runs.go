@@ -208,12 +208,7 @@ shows it), its name may be used again, and the cancellation is recorded in the
 audit log with your user name. Exit codes: 0 cancelled, 2 no active run has
 that name.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := g.openSession(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
+		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *session) error {
 			ctx, db := cmd.Context(), sess.db
 			actor := "operator:" + operatorName()
 			r, err := db.CancelRun(ctx, args[0], actor)
@@ -230,7 +225,7 @@ that name.`,
 			}
 			fmt.Fprintf(g.stdout, "cancelled run %q: it no longer blocks rotations of %s\n", r.Name, strings.Join(r.Uses, ", "))
 			return nil
-		},
+		}),
 	}
 }
 

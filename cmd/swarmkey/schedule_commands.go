@@ -31,12 +31,7 @@ a summary, and exits 0, or 1 when any rotation failed or any policy is
 overdue. It takes the daemon's locks and request keys, so it is safe beside a
 running daemon: each fire rotates once.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			sess, err := g.openSession(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
+		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *session) error {
 			ctx := cmd.Context()
 			if _, err := sess.db.Migrate(ctx); err != nil {
 				return err
@@ -74,7 +69,7 @@ running daemon: each fire rotates once.`,
 				return fmt.Errorf("run-due: %d failed %v, %d overdue %v", len(failed), failed, len(overdue), overdue)
 			}
 			return nil
-		},
+		}),
 	}
 }
 

@@ -143,12 +143,7 @@ func newTokensListCommand(g *globals) *cobra.Command {
 (active, expired, revoked). The database holds no token, so none is shown.
 --all includes revoked tokens.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			sess, err := g.openSession(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
+		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *session) error {
 			tokens, err := sess.db.ListTokens(cmd.Context(), all)
 			if err != nil {
 				return err
@@ -172,7 +167,7 @@ func newTokensListCommand(g *globals) *cobra.Command {
 					t.CreatedAt.Local().Format(time.RFC3339), t.CreatedBy, expiryText(t.ExpiresAt), state)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "include revoked tokens")
 	return cmd
@@ -189,12 +184,7 @@ be reused. The revocation is recorded in the audit log with your user name.
 
 Exit codes: 0 revoked, 2 no active token has the name.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := g.openSession(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
+		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *session) error {
 			ctx, db := cmd.Context(), sess.db
 			actor := "operator:" + operatorName()
 			t, err := db.RevokeToken(ctx, args[0], actor)
@@ -210,6 +200,6 @@ Exit codes: 0 revoked, 2 no active token has the name.`,
 			}
 			fmt.Fprintf(g.stdout, "revoked token %q: it is refused from now on\n", t.Name)
 			return nil
-		},
+		}),
 	}
 }
