@@ -4,7 +4,7 @@
 //
 // Every request but /healthz and /readyz carries `Authorization: Bearer
 // TOKEN`, a token made by `swarmkey tokens add` (stored as a hash, see
-// store.AuthenticateToken), on the unix socket as well as over TCP: the
+// state.AuthenticateToken), on the unix socket as well as over TCP: the
 // socket's file mode is a second fence, not the only one. Scopes:
 //
 //   - runner: POST /v1/leases, POST /v1/leases/{id}/heartbeat,
@@ -40,7 +40,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 // Lease TTLs a client may ask for. The default matches `swarmkey exec`;
@@ -66,7 +66,7 @@ type Catalog map[string]Policy
 // expand turns one entry of a lease's uses (a policy name or tag:NAME) into
 // policy names; ok is false for an unknown policy or a tag no policy has.
 func (c Catalog) expand(use string) (names []string, ok bool) {
-	tag, isTag := strings.CutPrefix(use, store.UsesTagPrefix)
+	tag, isTag := strings.CutPrefix(use, state.UsesTagPrefix)
 	if !isTag {
 		_, ok := c[use]
 		return []string{use}, ok
@@ -82,12 +82,12 @@ func (c Catalog) expand(use string) (names []string, ok bool) {
 
 // granted reports whether tok may read policy p: p is granted by name, or
 // one of its tags is granted as tag:NAME.
-func granted(tok store.Token, name string, tags []string) bool {
+func granted(tok state.Token, name string, tags []string) bool {
 	for _, g := range tok.Grants {
 		if g == name {
 			return true
 		}
-		if tag, ok := strings.CutPrefix(g, store.UsesTagPrefix); ok && slices.Contains(tags, tag) {
+		if tag, ok := strings.CutPrefix(g, state.UsesTagPrefix); ok && slices.Contains(tags, tag) {
 			return true
 		}
 	}
@@ -97,7 +97,7 @@ func granted(tok store.Token, name string, tags []string) bool {
 // Options configure a Server.
 type Options struct {
 	// DB is the state database: tokens, leases, audit.
-	DB *store.DB
+	DB *state.DB
 	// Policies returns the policies configured now; it is called per
 	// request, so a reload takes effect at once.
 	Policies func() Catalog
@@ -147,11 +147,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s.handle("GET /healthz", s.healthz)
 	s.handle("GET /readyz", s.readyz)
-	s.handle("GET /metrics", s.auth(store.ScopeAdmin, s.metrics))
-	s.handle("POST /v1/leases", s.auth(store.ScopeRunner, s.startLease))
-	s.handle("POST /v1/leases/{id}/heartbeat", s.auth(store.ScopeRunner, s.heartbeat))
-	s.handle("DELETE /v1/leases/{id}", s.auth(store.ScopeRunner, s.endLease))
-	s.handle("GET /v1/policies/{name}/credential", s.auth(store.ScopeRunner, s.credential))
+	s.handle("GET /metrics", s.auth(state.ScopeAdmin, s.metrics))
+	s.handle("POST /v1/leases", s.auth(state.ScopeRunner, s.startLease))
+	s.handle("POST /v1/leases/{id}/heartbeat", s.auth(state.ScopeRunner, s.heartbeat))
+	s.handle("DELETE /v1/leases/{id}", s.auth(state.ScopeRunner, s.endLease))
+	s.handle("GET /v1/policies/{name}/credential", s.auth(state.ScopeRunner, s.credential))
 	s.handle("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})
@@ -202,10 +202,10 @@ func writeError(w http.ResponseWriter, status int, format string, args ...any) {
 	writeJSON(w, status, map[string]string{"error": fmt.Sprintf(format, args...)})
 }
 
-type tokenHandler func(w http.ResponseWriter, r *http.Request, tok store.Token)
+type tokenHandler func(w http.ResponseWriter, r *http.Request, tok state.Token)
 
 // auth admits requests whose bearer token is valid and has scope.
-func (s *Server) auth(scope store.TokenScope, h tokenHandler) http.HandlerFunc {
+func (s *Server) auth(scope state.TokenScope, h tokenHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		refuse := func(status int, reason, format string, args ...any) {
 			if status == http.StatusUnauthorized {
@@ -222,16 +222,16 @@ func (s *Server) auth(scope store.TokenScope, h tokenHandler) http.HandlerFunc {
 		}
 		tok, err := s.opts.DB.AuthenticateToken(r.Context(), secret.FromString(strings.TrimSpace(presented)))
 		switch {
-		case errors.Is(err, store.ErrTokenUnknown):
+		case errors.Is(err, state.ErrTokenUnknown):
 			refuse(http.StatusUnauthorized, "unknown token",
 				"unknown token: it was never issued here, or it was mistyped; ask an operator for a token (`swarmkey tokens add`)")
 			return
-		case errors.Is(err, store.ErrTokenRevoked):
+		case errors.Is(err, state.ErrTokenRevoked):
 			refuse(http.StatusUnauthorized, "revoked token",
 				"token %q was revoked at %s: ask an operator for a new token (`swarmkey tokens add`)",
 				tok.Name, tok.RevokedAt.Format(time.RFC3339))
 			return
-		case errors.Is(err, store.ErrTokenExpired):
+		case errors.Is(err, state.ErrTokenExpired):
 			refuse(http.StatusUnauthorized, "expired token",
 				"token %q expired at %s: ask an operator for a new token (`swarmkey tokens add --ttl …`)",
 				tok.Name, tok.ExpiresAt.Format(time.RFC3339))
@@ -264,7 +264,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ store.Token) {
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ state.Token) {
 	if s.opts.Metrics == nil {
 		writeError(w, http.StatusNotFound, "metrics are not served by this process")
 		return
@@ -303,7 +303,7 @@ type LeaseResponse struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 }
 
-func (s *Server) startLease(w http.ResponseWriter, r *http.Request, tok store.Token) {
+func (s *Server) startLease(w http.ResponseWriter, r *http.Request, tok state.Token) {
 	var req LeaseRequest
 	if !decode(w, r, &req) {
 		return
@@ -325,7 +325,7 @@ func (s *Server) startLease(w http.ResponseWriter, r *http.Request, tok store.To
 		names, ok := catalog.expand(use)
 		if !ok {
 			// Granted or not, the caller learns only what it could read.
-			if !strings.HasPrefix(use, store.UsesTagPrefix) && !granted(tok, use, nil) {
+			if !strings.HasPrefix(use, state.UsesTagPrefix) && !granted(tok, use, nil) {
 				writeError(w, http.StatusForbidden, "token %q is not granted policy %q", tok.Name, use)
 				return
 			}
@@ -341,9 +341,9 @@ func (s *Server) startLease(w http.ResponseWriter, r *http.Request, tok store.To
 		}
 	}
 	ttl := time.Duration(req.TTLSeconds) * time.Second
-	l, err := s.opts.DB.StartTokenLease(r.Context(), tok.ID, store.LeaseRequest{
+	l, err := s.opts.DB.StartTokenLease(r.Context(), tok.ID, state.LeaseRequest{
 		RunName: req.Run, Uses: req.Uses, Holder: req.Holder, TTL: ttl})
-	var inv *store.InvalidRunError
+	var inv *state.InvalidRunError
 	switch {
 	case errors.As(err, &inv):
 		field := map[string]string{"name": "run", "uses": "uses", "holder": "holder", "ttl": "ttl_seconds"}[inv.Field]
@@ -363,11 +363,11 @@ func (s *Server) startLease(w http.ResponseWriter, r *http.Request, tok store.To
 }
 
 // ownLease answers 404 unless the lease exists and tok took it.
-func (s *Server) ownLease(w http.ResponseWriter, r *http.Request, tok store.Token) (string, bool) {
+func (s *Server) ownLease(w http.ResponseWriter, r *http.Request, tok state.Token) (string, bool) {
 	id := r.PathValue("id")
 	owned, err := s.opts.DB.LeaseOwnedBy(r.Context(), id, tok.ID)
 	switch {
-	case errors.Is(err, store.ErrNotFound) || (err == nil && !owned):
+	case errors.Is(err, state.ErrNotFound) || (err == nil && !owned):
 		// Another token's lease is reported as missing: its id tells a
 		// runner nothing it may act on.
 		writeError(w, http.StatusNotFound, "lease %q: no such lease of token %q", id, tok.Name)
@@ -380,16 +380,16 @@ func (s *Server) ownLease(w http.ResponseWriter, r *http.Request, tok store.Toke
 	return id, true
 }
 
-func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, tok store.Token) {
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, tok state.Token) {
 	id, ok := s.ownLease(w, r, tok)
 	if !ok {
 		return
 	}
 	l, err := s.opts.DB.HeartbeatLease(r.Context(), id)
 	switch {
-	case errors.Is(err, store.ErrLeaseExpired):
+	case errors.Is(err, state.ErrLeaseExpired):
 		writeError(w, http.StatusGone, "lease %s expired: no heartbeat within its TTL, so rotations may have run since; take a new lease and read the credential again", id)
-	case errors.Is(err, store.ErrLeaseEnded):
+	case errors.Is(err, state.ErrLeaseEnded):
 		writeError(w, http.StatusGone, "lease %s has ended; take a new lease", id)
 	case err != nil:
 		s.opts.Logger.Error("api: heartbeat", "error", err)
@@ -399,7 +399,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, tok store.Tok
 	}
 }
 
-func (s *Server) endLease(w http.ResponseWriter, r *http.Request, tok store.Token) {
+func (s *Server) endLease(w http.ResponseWriter, r *http.Request, tok state.Token) {
 	id, ok := s.ownLease(w, r, tok)
 	if !ok {
 		return
@@ -430,7 +430,7 @@ type credentialBody struct {
 	Fields  map[string]json.RawMessage `json:"fields"`
 }
 
-func (s *Server) credential(w http.ResponseWriter, r *http.Request, tok store.Token) {
+func (s *Server) credential(w http.ResponseWriter, r *http.Request, tok state.Token) {
 	name := r.PathValue("name")
 	p, known := s.opts.Policies()[name]
 	if !granted(tok, name, p.Tags) {
@@ -458,7 +458,7 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request, tok store.To
 		return
 	}
 	// The audit row first: a value whose read is not recorded is not sent.
-	if err := s.opts.DB.AppendAudit(r.Context(), store.AuditEntry{
+	if err := s.opts.DB.AppendAudit(r.Context(), state.AuditEntry{
 		Actor: "token:" + tok.Name, Policy: name, Action: "credential.read",
 		Detail: map[string]any{"version": v.ID, "via": "api", "remote": r.RemoteAddr},
 	}); err != nil {
@@ -470,8 +470,8 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request, tok store.To
 	writeJSON(w, http.StatusOK, credentialBody{Policy: name, Version: v.ID, Fields: fields})
 }
 
-func (s *Server) audit(ctx context.Context, tok store.Token, policy, action string, detail map[string]any) {
-	err := s.opts.DB.AppendAudit(ctx, store.AuditEntry{Actor: "token:" + tok.Name, Policy: policy, Action: action, Detail: detail})
+func (s *Server) audit(ctx context.Context, tok state.Token, policy, action string, detail map[string]any) {
+	err := s.opts.DB.AppendAudit(ctx, state.AuditEntry{Actor: "token:" + tok.Name, Policy: policy, Action: action, Detail: detail})
 	if err != nil {
 		s.opts.Logger.Warn("api: audit", "action", action, "error", err)
 	}

@@ -33,16 +33,16 @@ import (
 	"github.com/swarmkey/swarmkey/api"
 	"github.com/swarmkey/swarmkey/internal/pgtest"
 	"github.com/swarmkey/swarmkey/providers"
-	"github.com/swarmkey/swarmkey/providers/memory"
+	"github.com/swarmkey/swarmkey/internal/memstore"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 // The values of the test secrets: none may appear in an audit row or a log.
 var values = []string{"pw-Zq81-checkout", "key-Yx42-reports", "pw-Wv07-billing"}
 
 type bundle struct {
-	db     *store.DB
+	db     *state.DB
 	url    string
 	tokens map[string]secret.Secret // by token name
 	logs   *syncBuffer
@@ -70,13 +70,13 @@ func (s *syncBuffer) String() string {
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, pgtest.New(t).URL)
+	db, err := state.Open(ctx, pgtest.New(t).URL)
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
 	_, err = db.Migrate(ctx)
 	require.NoError(t, err)
 
-	st := memory.New(memory.NewBackend())
+	st := memstore.New(memstore.NewBackend())
 	put := func(id, doc string) {
 		token := uuid.NewString()
 		_, err := st.PutPending(ctx, id, token, secret.FromString(doc))
@@ -112,10 +112,10 @@ func setup(t *testing.T) *bundle {
 	t.Cleanup(ts.Close)
 	b.url = ts.URL
 
-	for _, req := range []store.TokenRequest{
-		{Name: "ci", Scope: store.ScopeRunner, Grants: []string{"checkout-db", "fresh", "aws-marker", "not-configured"}},
-		{Name: "perf", Scope: store.ScopeRunner, Grants: []string{"tag:perf"}},
-		{Name: "ops", Scope: store.ScopeAdmin},
+	for _, req := range []state.TokenRequest{
+		{Name: "ci", Scope: state.ScopeRunner, Grants: []string{"checkout-db", "fresh", "aws-marker", "not-configured"}},
+		{Name: "perf", Scope: state.ScopeRunner, Grants: []string{"tag:perf"}},
+		{Name: "ops", Scope: state.ScopeAdmin},
 	} {
 		req.CreatedBy = "test"
 		_, tok, err := db.AddToken(ctx, req)
@@ -222,7 +222,7 @@ func TestRunnersReadOnlyGrantedPoliciesAndEveryReadIsAudited(t *testing.T) {
 
 	entries, err := b.db.Audit(ctx, "", 100)
 	require.NoError(t, err)
-	var reads []store.AuditEntry
+	var reads []state.AuditEntry
 	for _, e := range entries {
 		if e.Action == "credential.read" {
 			reads = append(reads, e)
@@ -238,7 +238,7 @@ func TestRunnersReadOnlyGrantedPoliciesAndEveryReadIsAudited(t *testing.T) {
 
 // requireAbsent checks that no value and no token appears in the audit log
 // or in the server's log.
-func requireAbsent(t *testing.T, b *bundle, entries []store.AuditEntry) {
+func requireAbsent(t *testing.T, b *bundle, entries []state.AuditEntry) {
 	t.Helper()
 	dump, err := json.Marshal(entries)
 	require.NoError(t, err)

@@ -18,7 +18,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers/aws"
 	"github.com/swarmkey/swarmkey/providers/gcp"
 	"github.com/swarmkey/swarmkey/rotator"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
 )
 
@@ -178,7 +178,7 @@ func TestCloudStoresAlternatingRotations(t *testing.T) {
 					},
 				})
 				require.NoError(t, err, "rotation %d", i)
-				require.Equal(t, store.OutcomeSucceeded, res.Outcome)
+				require.Equal(t, state.OutcomeSucceeded, res.Outcome)
 
 				current, ok := b.cloudStage(c, providers.StageCurrent)
 				require.True(t, ok)
@@ -248,7 +248,7 @@ func TestCloudStoresPromoteConflictRollsBack(t *testing.T) {
 				require.ErrorIs(t, rotErr, providers.ErrConflict)
 				require.True(t, res.RolledBack)
 				require.True(t, stepErr.RolledBack)
-				require.Equal(t, store.OutcomeFailed, res.Outcome)
+				require.Equal(t, state.OutcomeFailed, res.Outcome)
 
 				after, ok := b.cloudStage(c, providers.StageCurrent)
 				require.True(t, ok)
@@ -264,7 +264,7 @@ func TestCloudStoresPromoteConflictRollsBack(t *testing.T) {
 
 				row, err := b.state.Rotation(b.ctx, res.Token)
 				require.NoError(t, err)
-				require.Equal(t, store.OutcomeFailed, row.Outcome)
+				require.Equal(t, state.OutcomeFailed, row.Outcome)
 				require.True(t, row.RolledBack)
 				require.Contains(t, row.Error, "promote")
 

@@ -17,7 +17,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/swarmkey/swarmkey/schedule"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 // QueueRotations is the River queue rotation jobs run in.
@@ -134,7 +134,7 @@ type DaemonConfig struct {
 
 // Daemon plans and runs rotations on River.
 type Daemon struct {
-	db       *store.DB
+	db       *state.DB
 	rot      *Rotator
 	river    *river.Client[pgx.Tx]
 	policies atomic.Pointer[PolicySet]
@@ -155,7 +155,7 @@ type Daemon struct {
 const maxWaiting = 2000
 
 // MigrateRiver applies River's own migrations.
-func MigrateRiver(ctx context.Context, db *store.DB) error {
+func MigrateRiver(ctx context.Context, db *state.DB) error {
 	migrator, err := rivermigrate.New(riverpgxv5.New(db.Pool), nil)
 	if err != nil {
 		return fmt.Errorf("river migrations: %w", err)
@@ -167,7 +167,7 @@ func MigrateRiver(ctx context.Context, db *store.DB) error {
 }
 
 // NewDaemon builds a daemon; Start runs it.
-func NewDaemon(db *store.DB, set *PolicySet, cfg DaemonConfig) (*Daemon, error) {
+func NewDaemon(db *state.DB, set *PolicySet, cfg DaemonConfig) (*Daemon, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 10
 	}
@@ -286,9 +286,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 func (d *Daemon) River() *river.Client[pgx.Tx] { return d.river }
 
 func (d *Daemon) ensurePolicies(ctx context.Context, set *PolicySet) error {
-	states := make([]store.PolicyState, 0, len(set.Policies))
+	states := make([]state.PolicyState, 0, len(set.Policies))
 	for name, p := range set.Policies {
-		states = append(states, store.PolicyState{Policy: name, Strategy: p.Strategy, Store: p.Store, SecretID: p.SecretID})
+		states = append(states, state.PolicyState{Policy: name, Strategy: p.Strategy, Store: p.Store, SecretID: p.SecretID})
 	}
 	return d.db.EnsurePolicies(ctx, states)
 }

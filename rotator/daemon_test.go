@@ -15,7 +15,7 @@ import (
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
 )
 
@@ -53,7 +53,7 @@ func (t *recordingTarget) times() []time.Time {
 type daemonBundle struct {
 	t       *testing.T
 	ctx     context.Context
-	db      *store.DB
+	db      *state.DB
 	files   *file.Store
 	set     *rotator.PolicySet
 	targets map[string]*recordingTarget
@@ -111,7 +111,7 @@ func TestDaemonDefersWhileARunUsesThePolicy(t *testing.T) {
 
 	// A one-off run of 6s that uses the policy through its tag starts now.
 	runStart := time.Now().UTC()
-	_, err := b.db.AddOneOffRun(b.ctx, store.OneOffRunRequest{Name: "soak", Start: runStart, Duration: 6 * time.Second,
+	_, err := b.db.AddOneOffRun(b.ctx, state.OneOffRunRequest{Name: "soak", Start: runStart, Duration: 6 * time.Second,
 		Uses: []string{"tag:load"}, CreatedBy: "test"})
 	require.NoError(t, err)
 	runEnd := runStart.Add(6 * time.Second)
@@ -140,7 +140,7 @@ func TestDaemonRespectsLiveLeasesAndForgetsExpiredOnes(t *testing.T) {
 	b := setupDaemon(t, 1, "@every 1s", 0)
 	target := b.targets["p00"]
 
-	lease, err := b.db.StartLease(b.ctx, store.LeaseRequest{RunName: "live", Uses: []string{"p00"}, Holder: "test", TTL: 3 * time.Second})
+	lease, err := b.db.StartLease(b.ctx, state.LeaseRequest{RunName: "live", Uses: []string{"p00"}, Holder: "test", TTL: 3 * time.Second})
 	require.NoError(t, err)
 	leaseStart := time.Now()
 	b.start("a")
@@ -185,7 +185,7 @@ func TestReplicasRotateEachFireExactlyOnce(t *testing.T) {
 		require.NoError(t, err)
 		fires := map[string]int{}
 		for _, r := range rows {
-			if r.Outcome == store.OutcomeSucceeded {
+			if r.Outcome == state.OutcomeSucceeded {
 				fires[r.RequestKey]++
 			}
 		}
@@ -218,7 +218,7 @@ func TestReplicasRotateEachFireExactlyOnce(t *testing.T) {
 		// must have been recorded as such.
 		failed := 0
 		for _, r := range rows {
-			if r.Outcome != store.OutcomeSucceeded {
+			if r.Outcome != state.OutcomeSucceeded {
 				failed++
 				t.Logf("policy %s: rotation %s %s at %s: %s", name, r.Token, r.Outcome, r.Step, r.Error)
 			}

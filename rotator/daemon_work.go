@@ -9,7 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/swarmkey/swarmkey/schedule"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 // maxRecheck bounds how long the planner leaves a policy alone, so runs
@@ -63,16 +63,16 @@ func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
 	}
 
 	var jobs []river.InsertManyParams
-	var updates []store.PlanUpdate
+	var updates []state.PlanUpdate
 	for _, st := range due {
 		p, ok := set.Policies[st.Policy]
 		if !ok {
 			// Not configured (any more): look again after a reload.
-			updates = append(updates, store.PlanUpdate{Policy: st.Policy, NextCheck: now.Add(maxRecheck)})
+			updates = append(updates, state.PlanUpdate{Policy: st.Policy, NextCheck: now.Add(maxRecheck)})
 			continue
 		}
 		dec := schedule.Plan(p.Plan, schedule.State{LastRotated: deref(st.RotatedAt), LastPlannedFire: deref(st.PlannedFire)}, cal.For(st.Policy), now)
-		update := store.PlanUpdate{Policy: st.Policy, NextCheck: now.Add(maxRecheck)}
+		update := state.PlanUpdate{Policy: st.Policy, NextCheck: now.Add(maxRecheck)}
 		if !dec.Missed.IsZero() && (st.DeferredFire == nil || dec.Missed.Start.After(*st.DeferredFire)) {
 			// Audited once: the missed fire is remembered like a deferred one.
 			d.audit(ctx, st.Policy, "rotation.missed", map[string]any{"window_start": dec.Missed.Start, "window_end": dec.Missed.End})
@@ -196,14 +196,14 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		// A drain: the rotation stays resumable; make the job available
 		// again at once, for another replica or the next start.
 		return res, river.JobSnooze(0)
-	case errors.As(err, &stepErr) && stepErr.Outcome == store.OutcomeFailed && attempt >= maxAttempts:
+	case errors.As(err, &stepErr) && stepErr.Outcome == state.OutcomeFailed && attempt >= maxAttempts:
 		reason := fmt.Sprintf("attempt limit %d reached", maxAttempts)
 		if markErr := d.db.MarkNeedsAttention(context.WithoutCancel(ctx), res.Token, reason); markErr != nil {
 			d.logger.Error("recording needs_attention failed", "policy", args.Policy, "error", markErr)
 		}
 		d.audit(ctx, args.Policy, "rotation.needs_attention", map[string]any{"reason": reason, "rotation": res.Token})
 		d.logger.Error("rotation needs attention", "policy", args.Policy, "token", res.Token, "reason", reason)
-		res.Outcome = store.OutcomeNeedsAttention
+		res.Outcome = state.OutcomeNeedsAttention
 		return res, err
 	}
 	return res, err
@@ -212,7 +212,7 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 // blockCheck asks whether a run, a lease or a deny window blocks a policy
 // now; until is when the last blocker found ends.
 type blockCheck struct {
-	db     *store.DB
+	db     *state.DB
 	set    *PolicySet
 	policy string
 	plan   schedule.Policy
@@ -243,7 +243,7 @@ func (b *blockCheck) check(ctx context.Context) error {
 }
 
 func (d *Daemon) audit(ctx context.Context, policy, action string, detail map[string]any) {
-	err := d.db.AppendAudit(context.WithoutCancel(ctx), store.AuditEntry{Actor: "daemon", Policy: policy, Action: action, Detail: detail})
+	err := d.db.AppendAudit(context.WithoutCancel(ctx), state.AuditEntry{Actor: "daemon", Policy: policy, Action: action, Detail: detail})
 	if err != nil {
 		d.logger.Error("audit write failed", "policy", policy, "action", action, "error", err)
 	}

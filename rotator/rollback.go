@@ -7,7 +7,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
 )
 
@@ -17,7 +17,7 @@ type StepError struct {
 	Policy     string
 	Token      string
 	Step       Step
-	Outcome    store.Outcome
+	Outcome    state.Outcome
 	RolledBack bool
 	// Reason is the scrubbed text of the cause (and of a failed rollback).
 	Reason string
@@ -43,11 +43,11 @@ func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, 
 	if errors.Is(cause, ErrDeferred) {
 		run.audit(ctx, "rotation.deferred", map[string]any{"before_step": string(step), "reason": reason})
 		run.r.logger.Info("rotation deferred", "policy", run.p.Name, "token", run.row.Token, "reason", reason)
-		return run.result, &StepError{Policy: run.p.Name, Token: run.row.Token, Step: step, Outcome: store.OutcomeRunning, Reason: reason, cause: cause}
+		return run.result, &StepError{Policy: run.p.Name, Token: run.row.Token, Step: step, Outcome: state.OutcomeRunning, Reason: reason, cause: cause}
 	}
 	if ctx.Err() != nil {
 		run.r.logger.Warn("rotation interrupted; it stays resumable", "policy", run.p.Name, "token", run.row.Token, "step", step)
-		return run.result, &StepError{Policy: run.p.Name, Token: run.row.Token, Step: step, Outcome: store.OutcomeRunning,
+		return run.result, &StepError{Policy: run.p.Name, Token: run.row.Token, Step: step, Outcome: state.OutcomeRunning,
 			Reason: "interrupted during " + string(step) + "; the rotation stays resumable", cause: ctx.Err()}
 	}
 
@@ -55,14 +55,14 @@ func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, 
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 
-	outcome := store.OutcomeFailed
+	outcome := state.OutcomeFailed
 	rolledBack := false
 	if stepIndex(string(step)) >= stepIndex(string(StepFinish)) {
 		// Promoted already: the new credential is current and works; what
 		// failed is retiring the old one, which needs a person.
-		outcome = store.OutcomeNeedsAttention
+		outcome = state.OutcomeNeedsAttention
 	} else if err := run.rollBack(cctx, step); err != nil {
-		outcome = store.OutcomeNeedsAttention
+		outcome = state.OutcomeNeedsAttention
 		reason += "; rollback failed: " + run.redact(err.Error())
 	} else {
 		rolledBack = true

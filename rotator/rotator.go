@@ -17,7 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/swarmkey/swarmkey/providers"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
 )
 
@@ -136,7 +136,7 @@ type Result struct {
 	// AlreadyDone: a rotation of Options.RequestKey had succeeded before.
 	AlreadyDone bool
 	Token       string
-	Outcome     store.Outcome
+	Outcome     state.Outcome
 	Principal   string
 	Resumed     bool
 	RolledBack  bool
@@ -145,14 +145,14 @@ type Result struct {
 
 // Rotator runs rotations against the state database.
 type Rotator struct {
-	db     *store.DB
+	db     *state.DB
 	logger *slog.Logger
 	// timeNowFunc returns the current time; nil means time.Now().UTC().
 	timeNowFunc func() time.Time
 }
 
 // New returns a Rotator that records its rotations in db.
-func New(db *store.DB, logger *slog.Logger) *Rotator {
+func New(db *state.DB, logger *slog.Logger) *Rotator {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -174,7 +174,7 @@ func (r *Rotator) now() time.Time {
 // cancelled mid-step leaves the rotation resumable instead.
 func (r *Rotator) Rotate(ctx context.Context, p Policy, opts Options) (Result, error) {
 	lock, err := r.db.TryLockPolicy(ctx, p.Name)
-	if errors.Is(err, store.ErrLocked) {
+	if errors.Is(err, state.ErrLocked) {
 		return Result{}, &InProgressError{Policy: p.Name, Token: r.lockHolder(ctx, p.Name)}
 	}
 	if err != nil {
@@ -186,9 +186,9 @@ func (r *Rotator) Rotate(ctx context.Context, p Policy, opts Options) (Result, e
 	if opts.RequestKey != "" {
 		done, err := r.db.SucceededByKey(ctx, opts.RequestKey)
 		if err == nil {
-			return Result{AlreadyDone: true, Token: done.Token, Outcome: store.OutcomeSucceeded, Principal: done.Principal}, nil
+			return Result{AlreadyDone: true, Token: done.Token, Outcome: state.OutcomeSucceeded, Principal: done.Principal}, nil
 		}
-		if !errors.Is(err, store.ErrNotFound) {
+		if !errors.Is(err, state.ErrNotFound) {
 			return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
 		}
 	}

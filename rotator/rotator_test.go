@@ -20,7 +20,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/postgres"
 )
@@ -31,7 +31,7 @@ type bundle struct {
 	t        *testing.T
 	ctx      context.Context
 	db       *pgtest.Database
-	state    *store.DB
+	state    *state.DB
 	store    *file.Store
 	rot      *rotator.Rotator
 	logs     *rotationtest.LogBuffer
@@ -175,7 +175,7 @@ func TestSingleRotationReplacesThePassword(t *testing.T) {
 	for i := range 3 {
 		res, err := b.rotate(p, rotator.Options{})
 		require.NoError(t, err, "rotation %d", i)
-		require.Equal(t, store.OutcomeSucceeded, res.Outcome)
+		require.Equal(t, state.OutcomeSucceeded, res.Outcome)
 		require.Len(t, res.Steps, len(rotator.Steps))
 
 		current, ok := b.stage(providers.StageCurrent)
@@ -240,7 +240,7 @@ func TestCanaryFailureRollsBack(t *testing.T) {
 			require.ErrorAs(t, err, &stepErr)
 			require.Equal(t, rotator.StepTest, stepErr.Step)
 			require.True(t, res.RolledBack)
-			require.Equal(t, store.OutcomeFailed, res.Outcome)
+			require.Equal(t, state.OutcomeFailed, res.Outcome)
 
 			after, _ := b.stage(providers.StageCurrent)
 			require.Equal(t, before, after, "current is untouched")
@@ -253,7 +253,7 @@ func TestCanaryFailureRollsBack(t *testing.T) {
 
 			row, err := b.state.Rotation(b.ctx, res.Token)
 			require.NoError(t, err)
-			require.Equal(t, store.OutcomeFailed, row.Outcome)
+			require.Equal(t, state.OutcomeFailed, row.Outcome)
 			require.True(t, row.RolledBack)
 			require.Contains(t, row.Error, "canary")
 			require.Contains(t, row.Error, "forbidden")

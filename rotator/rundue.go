@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/swarmkey/swarmkey/schedule"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 // Blockers returns what blocks policy from starting a rotation at now, and
 // the next instant from which nothing does (searched up to a year ahead;
 // zero if none).
-func Blockers(ctx context.Context, db *store.DB, set *PolicySet, policy string, now time.Time) ([]schedule.Interval, time.Time, error) {
+func Blockers(ctx context.Context, db *state.DB, set *PolicySet, policy string, now time.Time) ([]schedule.Interval, time.Time, error) {
 	p, ok := set.Policies[policy]
 	if !ok {
 		return nil, time.Time{}, fmt.Errorf("unknown policy %q", policy)
@@ -70,14 +70,14 @@ type DueResult struct {
 // come, one after another, and reports on every policy. It takes the same
 // per-policy locks and request keys as the daemon, so it is safe beside a
 // running daemon: a fire rotates once, whoever gets there first.
-func RunDue(ctx context.Context, db *store.DB, set *PolicySet, logger *slog.Logger, now time.Time) ([]DueResult, error) {
+func RunDue(ctx context.Context, db *state.DB, set *PolicySet, logger *slog.Logger, now time.Time) ([]DueResult, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	states := make([]store.PolicyState, 0, len(set.Policies))
+	states := make([]state.PolicyState, 0, len(set.Policies))
 	names := make([]string, 0, len(set.Policies))
 	for name, p := range set.Policies {
-		states = append(states, store.PolicyState{Policy: name, Strategy: p.Strategy, Store: p.Store, SecretID: p.SecretID})
+		states = append(states, state.PolicyState{Policy: name, Strategy: p.Strategy, Store: p.Store, SecretID: p.SecretID})
 		names = append(names, name)
 	}
 	sort.Strings(names)
@@ -119,7 +119,7 @@ func RunDue(ctx context.Context, db *store.DB, set *PolicySet, logger *slog.Logg
 			r = runDueOne(ctx, db, rot, set, name, p, dec, clock, r)
 			if r.Outcome == DueRotated {
 				handles := dec.Handles
-				if err := db.UpdatePlans(ctx, []store.PlanUpdate{{Policy: name, PlannedFire: &handles, NextCheck: clock()}}); err != nil {
+				if err := db.UpdatePlans(ctx, []state.PlanUpdate{{Policy: name, PlannedFire: &handles, NextCheck: clock()}}); err != nil {
 					return out, err
 				}
 			}
@@ -129,7 +129,7 @@ func RunDue(ctx context.Context, db *store.DB, set *PolicySet, logger *slog.Logg
 	return out, nil
 }
 
-func runDueOne(ctx context.Context, db *store.DB, rot *Rotator, set *PolicySet, name string, p DaemonPolicy,
+func runDueOne(ctx context.Context, db *state.DB, rot *Rotator, set *PolicySet, name string, p DaemonPolicy,
 	dec schedule.Decision, clock func() time.Time, r DueResult) DueResult {
 	policy, err := p.Open(ctx)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
 )
 
@@ -23,8 +23,8 @@ type rotation struct {
 	r      *Rotator
 	p      Policy
 	opts   Options
-	lock   *store.PolicyLock
-	row    store.Rotation
+	lock   *state.PolicyLock
+	row    state.Rotation
 	result Result
 	// secrets collects every value this run handled, so that any error text
 	// recorded or returned is scrubbed of them as a last line of defence.
@@ -59,7 +59,7 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 		run.audit(ctx, "rotation.resumed", map[string]any{"after_step": running.Step})
 		run.r.logger.Info("resuming rotation", "policy", p.Name, "token", running.Token, "after_step", running.Step)
 		return run.result, nil
-	case !errors.Is(err, store.ErrNotFound):
+	case !errors.Is(err, state.ErrNotFound):
 		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
 	}
 
@@ -80,7 +80,7 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	run.row = store.Rotation{
+	run.row = state.Rotation{
 		Token: token, Policy: p.Name, Strategy: string(p.Strategy), Store: p.Store.Name(), SecretID: p.SecretID,
 		ExpectedCurrent: expected, Forced: run.opts.Force, Actor: run.actor(), RequestKey: run.opts.RequestKey,
 	}
@@ -108,7 +108,7 @@ func (run *rotation) steps(ctx context.Context) (Result, error) {
 		note, err := run.runStep(ctx, step)
 		if err == nil {
 			err = run.r.db.CompleteStep(ctx, run.row.Token, string(step), run.result.Principal,
-				store.StepTiming{Step: string(step), Started: started, Duration: run.r.now().Sub(started)})
+				state.StepTiming{Step: string(step), Started: started, Duration: run.r.now().Sub(started)})
 		}
 		if err != nil {
 			return run.fail(ctx, step, err)
@@ -274,7 +274,7 @@ func (run *rotation) promote(ctx context.Context) (string, error) {
 	if run.result.Principal == "" {
 		run.result.Principal = principalOf(current.Value)
 	}
-	return "", run.r.db.RecordPromoted(ctx, store.PolicyState{
+	return "", run.r.db.RecordPromoted(ctx, state.PolicyState{
 		Policy: p.Name, Strategy: string(p.Strategy), Store: p.Store.Name(), SecretID: p.SecretID,
 		CurrentVersion: current.ID, CurrentToken: run.row.Token, Principal: run.result.Principal,
 	})
@@ -305,10 +305,10 @@ func (run *rotation) succeed(ctx context.Context) (Result, error) {
 		run.retireAfter = &now
 	}
 	succeeded := run.auditEntry("rotation.succeeded", map[string]any{"resumed": run.result.Resumed})
-	if err := run.r.db.FinishRotation(ctx, run.row.Token, store.OutcomeSucceeded, "", false, run.retireAfter, run.retired, succeeded); err != nil {
+	if err := run.r.db.FinishRotation(ctx, run.row.Token, state.OutcomeSucceeded, "", false, run.retireAfter, run.retired, succeeded); err != nil {
 		return run.result, fmt.Errorf("rotate policy %q: %w", run.p.Name, err)
 	}
-	run.result.Outcome = store.OutcomeSucceeded
+	run.result.Outcome = state.OutcomeSucceeded
 	run.r.logger.Info("rotation succeeded", "policy", run.p.Name, "token", run.row.Token, "principal", run.result.Principal)
 	return run.result, nil
 }
@@ -448,14 +448,14 @@ func principalOf(doc secret.Secret) string {
 }
 
 // auditEntry is this rotation's audit entry for action.
-func (run *rotation) auditEntry(action string, detail map[string]any) store.AuditEntry {
+func (run *rotation) auditEntry(action string, detail map[string]any) state.AuditEntry {
 	if detail == nil {
 		detail = map[string]any{}
 	}
 	if run.result.Principal != "" {
 		detail["principal"] = run.result.Principal
 	}
-	return store.AuditEntry{Actor: run.actor(), Policy: run.p.Name, Rotation: run.row.Token, Action: action, Detail: detail}
+	return state.AuditEntry{Actor: run.actor(), Policy: run.p.Name, Rotation: run.row.Token, Action: action, Detail: detail}
 }
 
 func (run *rotation) audit(ctx context.Context, action string, detail map[string]any) {

@@ -29,12 +29,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/swarmkey/swarmkey/providers/memory"
+	"github.com/swarmkey/swarmkey/internal/memstore"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
-	"github.com/swarmkey/swarmkey/targets/noop"
+	"github.com/swarmkey/swarmkey/internal/nooptarget"
 )
 
 func main() {
@@ -92,7 +92,7 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	db := store.NewFromPool(pool)
+	db := state.NewFromPool(pool)
 	defer db.Close()
 	if _, err := db.Migrate(ctx); err != nil {
 		log.Fatal(err)
@@ -101,7 +101,7 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 		log.Fatal(err)
 	}
 
-	backend := memory.NewBackend()
+	backend := memstore.NewBackend()
 	every := schedule.MustParse("* * * * *", "UTC")
 	step := 59 * time.Second / time.Duration(n)
 	set := &rotator.PolicySet{Policies: map[string]rotator.DaemonPolicy{}}
@@ -116,8 +116,8 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 		}
 		set.Policies[name] = rotator.DaemonPolicy{Plan: plan, Strategy: "single", Store: "memory", SecretID: name, MaxAttempts: 3,
 			Open: func(context.Context) (rotator.Policy, error) {
-				return rotator.Policy{Name: name, Strategy: targets.Single, Store: memory.New(backend), SecretID: name,
-					Target: noop.Target{}, Canary: rotator.CanaryRetry{Attempts: 1}}, nil
+				return rotator.Policy{Name: name, Strategy: targets.Single, Store: memstore.New(backend), SecretID: name,
+					Target: nooptarget.Target{}, Canary: rotator.CanaryRetry{Attempts: 1}}, nil
 			}}
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -130,11 +130,11 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 	// daemon that ran all along: no start-up catch-up burst.
 	now := time.Now().UTC()
 	current := now.Truncate(time.Minute)
-	var states []store.PolicyState
-	var plans []store.PlanUpdate
+	var states []state.PolicyState
+	var plans []state.PlanUpdate
 	for name := range set.Policies {
-		states = append(states, store.PolicyState{Policy: name, Strategy: "single", Store: "memory", SecretID: name})
-		plans = append(plans, store.PlanUpdate{Policy: name, PlannedFire: &current, NextCheck: current.Add(time.Minute - 3*time.Second)})
+		states = append(states, state.PolicyState{Policy: name, Strategy: "single", Store: "memory", SecretID: name})
+		plans = append(plans, state.PlanUpdate{Policy: name, PlannedFire: &current, NextCheck: current.Add(time.Minute - 3*time.Second)})
 	}
 	if err := db.EnsurePolicies(ctx, states); err != nil {
 		log.Fatal(err)

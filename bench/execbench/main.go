@@ -34,7 +34,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 func main() {
@@ -165,7 +165,7 @@ func createDatabase(ctx context.Context, serverURL string) (string, func(), erro
 // prepare migrates the database, writes a key, n current secrets in a file
 // store and a config naming them, and returns the config's path.
 func prepare(ctx context.Context, dir, dbURL string, n int) (string, error) {
-	db, err := store.Open(ctx, dbURL)
+	db, err := state.Open(ctx, dbURL)
 	if err != nil {
 		return "", err
 	}

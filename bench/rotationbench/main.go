@@ -34,7 +34,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/postgres"
 )
@@ -96,7 +96,7 @@ type environment struct {
 	serverURL     string
 	port          int
 	pool          *pgxpool.Pool
-	state         *store.DB
+	state         *state.DB
 	files         *file.Store
 	dir           string
 	rot           *rotator.Rotator
@@ -121,7 +121,7 @@ func newEnvironment(ctx context.Context, serverURL string, port int) (*environme
 	if err != nil {
 		return nil, err
 	}
-	state := store.NewFromPool(pool)
+	state := state.NewFromPool(pool)
 	if _, err := state.Migrate(ctx); err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/swarmkey/swarmkey/providers"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 // daemonProcess is a `swarmkey serve` child whose log lines are collected.
@@ -67,9 +67,9 @@ func (d *daemonProcess) logged(s string) bool {
 	return false
 }
 
-func (c *cli) stateDB(t *testing.T) *store.DB {
+func (c *cli) stateDB(t *testing.T) *state.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), c.db.URL)
+	db, err := state.Open(context.Background(), c.db.URL)
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
 	return db
@@ -81,7 +81,7 @@ func TestRotateAsksTheDaemonAndRespectsRuns(t *testing.T) {
 	c.serve(t)
 	db := c.stateDB(t)
 
-	_, err := db.AddOneOffRun(context.Background(), store.OneOffRunRequest{Name: "nightly-soak", Start: time.Now().Add(-time.Minute),
+	_, err := db.AddOneOffRun(context.Background(), state.OneOffRunRequest{Name: "nightly-soak", Start: time.Now().Add(-time.Minute),
 		Duration: time.Hour, Uses: []string{"checkout-db"}, CreatedBy: "test"})
 	require.NoError(t, err)
 
@@ -104,7 +104,7 @@ func TestRotateAsksTheDaemonAndRespectsRuns(t *testing.T) {
 
 	entries, err := db.Audit(context.Background(), "checkout-db", 100)
 	require.NoError(t, err)
-	var forced *store.AuditEntry
+	var forced *state.AuditEntry
 	for i := range entries {
 		if entries[i].Action == "rotation.forced" {
 			forced = &entries[i]
@@ -196,7 +196,7 @@ func TestKilledReplicaLeavesARotationAnotherFinishes(t *testing.T) {
 	r := c.run("rotate", "checkout-db")
 	require.Equal(t, 0, r.code, r.stderr)
 
-	var running store.Rotation
+	var running state.Rotation
 	require.Eventually(t, func() bool {
 		var err error
 		running, err = db.RunningRotation(context.Background(), "checkout-db")
@@ -214,7 +214,7 @@ func TestKilledReplicaLeavesARotationAnotherFinishes(t *testing.T) {
 	// the survivor resumes the rotation from its recorded step.
 	finished := assert.Eventually(t, func() bool {
 		row, err := db.Rotation(context.Background(), running.Token)
-		return err == nil && row.Outcome == store.OutcomeSucceeded
+		return err == nil && row.Outcome == state.OutcomeSucceeded
 	}, 90*time.Second, 250*time.Millisecond, "another replica finishes the rotation")
 	if !finished {
 		survivor.mu.Lock()
@@ -267,8 +267,8 @@ func TestThreeServeReplicasRotateEachFireOnce(t *testing.T) {
 		var fires []time.Time
 		actors := map[string]bool{}
 		for _, r := range rows {
-			require.NotEqual(t, store.OutcomeRunning, r.Outcome, "%s: a drained replica left rotation %s running", name, r.Token)
-			if r.Outcome != store.OutcomeSucceeded {
+			require.NotEqual(t, state.OutcomeRunning, r.Outcome, "%s: a drained replica left rotation %s running", name, r.Token)
+			if r.Outcome != state.OutcomeSucceeded {
 				continue
 			}
 			at, err := time.Parse(time.RFC3339, strings.TrimPrefix(r.RequestKey, "fire:"+name+":"))
@@ -305,7 +305,7 @@ func TestPlanShowsSlotsAndWhatPushedThem(t *testing.T) {
 	// holds the first half hour of the next fire, a second one the whole
 	// window of the fire after.
 	next := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-	for _, run := range []store.OneOffRunRequest{
+	for _, run := range []state.OneOffRunRequest{
 		{Name: "midnight-soak", Start: next.Add(-time.Minute), Duration: 31 * time.Minute},
 		{Name: "all-nighter", Start: next.Add(23 * time.Hour), Duration: 3 * time.Hour},
 	} {

@@ -22,7 +22,7 @@ import (
 	"github.com/swarmkey/swarmkey/api"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 // Variables exec sets besides the credentials' fields, for the Locust
@@ -461,8 +461,8 @@ func openStoreSource(ctx context.Context, g *globals, names []string) (*storeSou
 func (s *storeSource) close() { s.sess.Close() }
 
 func (s *storeSource) startLease(ctx context.Context, run string, uses []string, holder string, ttl time.Duration) (string, error) {
-	l, err := s.sess.db.StartLease(ctx, store.LeaseRequest{RunName: run, Uses: uses, Holder: holder, TTL: ttl})
-	var inv *store.InvalidRunError
+	l, err := s.sess.db.StartLease(ctx, state.LeaseRequest{RunName: run, Uses: uses, Holder: holder, TTL: ttl})
+	var inv *state.InvalidRunError
 	if errors.As(err, &inv) {
 		return "", usageError("--%s %q: %s", map[string]string{"name": "run", "ttl": "lease-ttl"}[inv.Field], inv.Value, inv.Reason)
 	}
@@ -474,7 +474,7 @@ func (s *storeSource) startLease(ctx context.Context, run string, uses []string,
 
 func (s *storeSource) heartbeat(ctx context.Context, id string) error {
 	_, err := s.sess.db.HeartbeatLease(ctx, id)
-	if errors.Is(err, store.ErrLeaseExpired) || errors.Is(err, store.ErrLeaseEnded) {
+	if errors.Is(err, state.ErrLeaseExpired) || errors.Is(err, state.ErrLeaseEnded) {
 		return fmt.Errorf("%w: %w", errLeaseGone, err)
 	}
 	return err
@@ -503,7 +503,7 @@ func (s *storeSource) read(ctx context.Context, name, leaseID, run string) (map[
 	if err != nil {
 		return nil, fmt.Errorf("policy %q: %w", name, err)
 	}
-	if err := s.sess.db.AppendAudit(ctx, store.AuditEntry{
+	if err := s.sess.db.AppendAudit(ctx, state.AuditEntry{
 		Actor: "operator:" + operatorName(), Policy: name, Action: "credential.read",
 		Detail: map[string]any{"version": v.ID, "via": "exec", "lease": leaseID, "run": run},
 	}); err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/swarmkey/swarmkey/internal/pgtest"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 // execProcess is a `swarmkey exec` started in the background.
@@ -86,7 +86,7 @@ func readEnvFile(t *testing.T, path string) map[string]string {
 	return env
 }
 
-func liveLeases(t *testing.T, db *store.DB) []string {
+func liveLeases(t *testing.T, db *state.DB) []string {
 	t.Helper()
 	rows, err := db.Pool.Query(context.Background(), `SELECT id::text FROM leases WHERE ended_at IS NULL`)
 	require.NoError(t, err)
@@ -160,7 +160,7 @@ func TestExecGivesTheChildTheValuesAndNothingElseDoes(t *testing.T) {
 	// Every read is audited: who, which policy, which version; never the value.
 	entries, err := db.Audit(context.Background(), "checkout-db", 100)
 	require.NoError(t, err)
-	var read *store.AuditEntry
+	var read *state.AuditEntry
 	for i := range entries {
 		if entries[i].Action == "credential.read" {
 			read = &entries[i]
@@ -193,7 +193,7 @@ func TestExecGivesTheChildTheValuesAndNothingElseDoes(t *testing.T) {
 	c.requireNoLeak(current.Password)
 }
 
-func requireAuditClean(t *testing.T, db *store.DB, values ...string) {
+func requireAuditClean(t *testing.T, db *state.DB, values ...string) {
 	t.Helper()
 	var dump string
 	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT coalesce(string_agg(a::text, E'\n'), '') FROM audit_log a`).Scan(&dump))
@@ -365,7 +365,7 @@ func TestExecThroughTheAPI(t *testing.T) {
 	env := readEnvFile(t, filepath.Join(c.dir, "api.env"))
 	require.Equal(t, current.Password, env["CHECKOUT_DB_PASSWORD"])
 	_, err = db.HeartbeatLease(context.Background(), waitForFile(t, filepath.Join(c.dir, "api.lease")))
-	require.ErrorIs(t, err, store.ErrLeaseEnded, "the API lease ended with the child")
+	require.ErrorIs(t, err, state.ErrLeaseEnded, "the API lease ended with the child")
 	entries, err := db.Audit(context.Background(), "checkout-db", 100)
 	require.NoError(t, err)
 	require.Equal(t, "token:locust", entries[len(entries)-1].Actor)

@@ -41,7 +41,7 @@ import (
 	"github.com/swarmkey/swarmkey/internal/pgtest"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 const (
@@ -93,7 +93,7 @@ type locustRig struct {
 	keys     *keyService
 	file     string // the locustfile
 	plugin   string // the folder of swarmkey_locust.py
-	state    *store.DB
+	state    *state.DB
 }
 
 func newLocustRig(t *testing.T, strategy string) *locustRig {
@@ -368,7 +368,7 @@ func (rig *locustRig) afterNextRotation() {
 	since := time.Now()
 	require.Eventually(t, func() bool {
 		rows, err := rig.state.History(context.Background(), locustPolicy, 1)
-		return err == nil && len(rows) == 1 && rows[0].StartedAt.After(since) && rows[0].Outcome == store.OutcomeSucceeded
+		return err == nil && len(rows) == 1 && rows[0].StartedAt.After(since) && rows[0].Outcome == state.OutcomeSucceeded
 	}, 30*time.Second, 50*time.Millisecond, "the daemon rotates %s every 3s", locustPolicy)
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/swarmkey/swarmkey/config"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 // Exit codes, documented in README.md.
@@ -137,7 +137,7 @@ func (g *globals) loadConfig() (*config.Config, error) {
 }
 
 // openDatabase resolves the config's database reference and connects.
-func openDatabase(ctx context.Context, cfg *config.Config, env *environment) (*store.DB, error) {
+func openDatabase(ctx context.Context, cfg *config.Config, env *environment) (*state.DB, error) {
 	if cfg.Database.IsZero() {
 		return nil, usageError("%s: database: missing: set it to a reference such as env:SWARMKEY_DATABASE_URL", strings.Join(cfg.Files, ", "))
 	}
@@ -145,7 +145,7 @@ func openDatabase(ctx context.Context, cfg *config.Config, env *environment) (*s
 	if err != nil {
 		return nil, usageError("database: %v", err)
 	}
-	db, err := store.Open(ctx, url.RevealString())
+	db, err := state.Open(ctx, url.RevealString())
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ type session struct {
 	cfg    *config.Config
 	logger *slog.Logger
 	env    *environment
-	db     *store.DB
+	db     *state.DB
 }
 
 func (g *globals) openSession(ctx context.Context) (*session, error) {

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/swarmkey/swarmkey/config"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 func newRunsCommand(g *globals) *cobra.Command {
@@ -97,28 +97,28 @@ Exit codes: 0 added, 2 bad input (nothing is written).`,
 				return err
 			}
 			actor := "operator:" + operatorName()
-			var r store.Run
+			var r state.Run
 			if start != "" {
-				r, err = db.AddOneOffRun(ctx, store.OneOffRunRequest{Name: name, Start: at, Duration: d, Uses: uses, CreatedBy: actor})
+				r, err = db.AddOneOffRun(ctx, state.OneOffRunRequest{Name: name, Start: at, Duration: d, Uses: uses, CreatedBy: actor})
 			} else {
-				r, err = db.AddRecurringRun(ctx, store.RecurringRunRequest{Name: name, Every: every, Timezone: zone, Duration: d,
+				r, err = db.AddRecurringRun(ctx, state.RecurringRunRequest{Name: name, Every: every, Timezone: zone, Duration: d,
 					Uses: uses, CreatedBy: actor})
 			}
 			if err != nil {
 				return runUsageError(err, name, raw)
 			}
 			detail := map[string]any{"run": r.Name, "kind": string(r.Kind), "duration": r.Duration.String(), "uses": r.Uses}
-			if r.Kind == store.RunOneOff {
+			if r.Kind == state.RunOneOff {
 				detail["start"] = r.Start.Format(time.RFC3339)
 			} else {
 				detail["every"], detail["timezone"] = r.Every, r.Timezone
 			}
-			if err := db.AppendAudit(ctx, store.AuditEntry{Actor: actor, Action: "run.added", Detail: detail}); err != nil {
+			if err := db.AppendAudit(ctx, state.AuditEntry{Actor: actor, Action: "run.added", Detail: detail}); err != nil {
 				return fmt.Errorf("run %q was added, but its audit entry failed: %w", r.Name, err)
 			}
 			v := viewRun(r, now, display)
 			switch r.Kind {
-			case store.RunOneOff:
+			case state.RunOneOff:
 				fmt.Fprintf(g.stdout, "added one-off run %q: %s to %s (%s), uses %s\n", r.Name,
 					formatRunTime(v.Start), formatRunTime(v.End), formatRunDuration(r.Duration), strings.Join(r.Uses, ", "))
 			default:
@@ -184,7 +184,7 @@ the local zone, or in --timezone.`,
 			fmt.Fprintln(w, "NAME\tKIND\tSTART\tEND\tDURATION\tSCHEDULE\tUSES\tSTATE\tADDED BY")
 			for _, v := range views {
 				kind, schedule := "one-off", "-"
-				if v.Kind == store.RunRecurring {
+				if v.Kind == state.RunRecurring {
 					kind, schedule = "recurring", v.Every+" "+v.Timezone
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, kind, formatRunTime(v.Start), formatRunTime(v.End),
@@ -212,13 +212,13 @@ that name.`,
 			ctx, db := cmd.Context(), sess.db
 			actor := "operator:" + operatorName()
 			r, err := db.CancelRun(ctx, args[0], actor)
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, state.ErrNotFound) {
 				return usageError("run %q: no active run has this name (`swarmkey runs list` shows them)", args[0])
 			}
 			if err != nil {
 				return err
 			}
-			err = db.AppendAudit(ctx, store.AuditEntry{Actor: actor, Action: "run.cancelled",
+			err = db.AppendAudit(ctx, state.AuditEntry{Actor: actor, Action: "run.cancelled",
 				Detail: map[string]any{"run": r.Name, "kind": string(r.Kind), "uses": r.Uses}})
 			if err != nil {
 				return fmt.Errorf("run %q was cancelled, but its audit entry failed: %w", r.Name, err)
@@ -233,7 +233,7 @@ that name.`,
 // it is also the JSON form (`runs list -o json`).
 type runView struct {
 	Name string        `json:"name"`
-	Kind store.RunKind `json:"kind"`
+	Kind state.RunKind `json:"kind"`
 	// Start and End bound the one-off run, or the current or next
 	// occurrence of a recurring one; none for a cancelled recurring run.
 	Start           *time.Time `json:"start,omitempty"`
@@ -253,7 +253,7 @@ type runView struct {
 	duration time.Duration
 }
 
-func viewRun(r store.Run, now time.Time, zone *time.Location) runView {
+func viewRun(r state.Run, now time.Time, zone *time.Location) runView {
 	v := runView{
 		Name: r.Name, Kind: r.Kind, Every: r.Every, Timezone: r.Timezone,
 		Duration: formatRunDuration(r.Duration), DurationSeconds: r.Duration.Seconds(), duration: r.Duration,
@@ -265,9 +265,9 @@ func viewRun(r store.Run, now time.Time, zone *time.Location) runView {
 	}
 	var start time.Time
 	switch r.Kind {
-	case store.RunOneOff:
+	case state.RunOneOff:
 		start = r.Start
-	case store.RunRecurring:
+	case state.RunRecurring:
 		sched, err := r.Schedule()
 		if err != nil {
 			v.State = "invalid: " + err.Error()
@@ -306,7 +306,7 @@ func checkRunUses(cfg *config.Config, uses []string) ([]string, error) {
 		if u == "" {
 			continue
 		}
-		if tag, ok := strings.CutPrefix(u, store.UsesTagPrefix); ok {
+		if tag, ok := strings.CutPrefix(u, state.UsesTagPrefix); ok {
 			if !slices.ContainsFunc(cfg.Policies, func(p config.Policy) bool { return slices.Contains(p.Tags, tag) }) {
 				var tags []string
 				for _, p := range cfg.Policies {
@@ -345,7 +345,7 @@ func listSome(names []string) string {
 // runUsageError turns the store's refusal of a run into a usage error that
 // names the flag and quotes what was typed.
 func runUsageError(err error, name string, raw map[string]string) error {
-	var inv *store.InvalidRunError
+	var inv *state.InvalidRunError
 	switch {
 	case errors.As(err, &inv):
 		value := inv.Value
@@ -353,7 +353,7 @@ func runUsageError(err error, name string, raw map[string]string) error {
 			value = typed
 		}
 		return usageError("--%s %q: %s", inv.Field, value, inv.Reason)
-	case errors.Is(err, store.ErrRunExists):
+	case errors.Is(err, state.ErrRunExists):
 		return usageError("--name %q: an active run already has this name: cancel it first (`swarmkey runs cancel %s`) or pick another name", name, name)
 	}
 	return err

@@ -18,7 +18,7 @@ import (
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 func newRunDueCommand(g *globals) *cobra.Command {
@@ -261,7 +261,7 @@ func rotateThroughDaemon(ctx context.Context, g *globals, sess *session, name st
 		if len(blockers) > 0 {
 			detail["overrides"] = describe(blockers)
 		}
-		if err := sess.db.AppendAudit(ctx, store.AuditEntry{Actor: operator, Policy: name, Action: "rotation.forced", Detail: detail}); err != nil {
+		if err := sess.db.AppendAudit(ctx, state.AuditEntry{Actor: operator, Policy: name, Action: "rotation.forced", Detail: detail}); err != nil {
 			return err
 		}
 	}
@@ -309,7 +309,7 @@ func followRotation(ctx context.Context, g *globals, sess *session, client *rive
 			}
 			return fmt.Errorf("rotate %s failed: %s", key, reason)
 		case rivertype.JobStateRetryable:
-			if len(rows) > 0 && rows[len(rows)-1].Outcome != store.OutcomeRunning {
+			if len(rows) > 0 && rows[len(rows)-1].Outcome != state.OutcomeRunning {
 				fmt.Fprintf(g.stdout, "  attempt %d failed (%s); the daemon retries at %s\n", job.Attempt,
 					rows[len(rows)-1].Error, job.ScheduledAt.Local().Format(time.RFC3339))
 			}

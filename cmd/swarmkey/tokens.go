@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/swarmkey/swarmkey/config"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 func newTokensCommand(g *globals) *cobra.Command {
@@ -63,12 +63,12 @@ Exit codes: 0 added, 2 bad input (nothing is written).`,
 					return usageError("--ttl %q: give a positive duration such as 12h or 30d, or leave it out for a token that does not expire", ttl)
 				}
 			}
-			switch store.TokenScope(scope) {
-			case store.ScopeRunner:
+			switch state.TokenScope(scope) {
+			case state.ScopeRunner:
 				if len(grants) == 0 {
 					return usageError("--grant is required for a runner token: the policies (or tag:NAME) it may read")
 				}
-			case store.ScopeAdmin:
+			case state.ScopeAdmin:
 				if len(grants) > 0 {
 					return usageError("--grant: an admin token reads no credential, so it takes no grant; use --scope runner to read policies")
 				}
@@ -88,12 +88,12 @@ Exit codes: 0 added, 2 bad input (nothing is written).`,
 				}
 			}
 			actor := "operator:" + operatorName()
-			row, token, err := db.AddToken(ctx, store.TokenRequest{Name: name, Scope: store.TokenScope(scope), Grants: grants, TTL: d, CreatedBy: actor})
-			var inv *store.InvalidRunError
+			row, token, err := db.AddToken(ctx, state.TokenRequest{Name: name, Scope: state.TokenScope(scope), Grants: grants, TTL: d, CreatedBy: actor})
+			var inv *state.InvalidRunError
 			switch {
 			case errors.As(err, &inv):
 				return usageError("--%s %q: %s", inv.Field, inv.Value, inv.Reason)
-			case errors.Is(err, store.ErrTokenExists):
+			case errors.Is(err, state.ErrTokenExists):
 				return usageError("--name %q: an active token already has this name: revoke it first (`swarmkey tokens revoke %s`) or pick another name", name, name)
 			case err != nil:
 				return err
@@ -102,7 +102,7 @@ Exit codes: 0 added, 2 bad input (nothing is written).`,
 			if row.ExpiresAt != nil {
 				detail["expires_at"] = row.ExpiresAt.Format(time.RFC3339)
 			}
-			if err := db.AppendAudit(ctx, store.AuditEntry{Actor: actor, Action: "token.added", Detail: detail}); err != nil {
+			if err := db.AppendAudit(ctx, state.AuditEntry{Actor: actor, Action: "token.added", Detail: detail}); err != nil {
 				// Without its audit row the token must not be usable.
 				_, _ = db.RevokeToken(ctx, row.Name, actor)
 				return fmt.Errorf("token %q was not issued: its audit entry failed: %w", row.Name, err)
@@ -188,13 +188,13 @@ Exit codes: 0 revoked, 2 no active token has the name.`,
 			ctx, db := cmd.Context(), sess.db
 			actor := "operator:" + operatorName()
 			t, err := db.RevokeToken(ctx, args[0], actor)
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, state.ErrNotFound) {
 				return usageError("no active token is called %q: `swarmkey tokens list` shows them", args[0])
 			}
 			if err != nil {
 				return err
 			}
-			if err := db.AppendAudit(ctx, store.AuditEntry{Actor: actor, Action: "token.revoked",
+			if err := db.AppendAudit(ctx, state.AuditEntry{Actor: actor, Action: "token.revoked",
 				Detail: map[string]any{"token": t.Name, "scope": string(t.Scope)}}); err != nil {
 				return fmt.Errorf("token %q was revoked, but its audit entry failed: %w", t.Name, err)
 			}

@@ -12,15 +12,15 @@ import (
 
 	"github.com/swarmkey/swarmkey/internal/pgtest"
 	"github.com/swarmkey/swarmkey/providers/file"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
 // State returns a migrated state database for this test (its own database
 // in the test server), closed when the test ends.
-func State(t testing.TB) (*store.DB, *pgtest.Database) {
+func State(t testing.TB) (*state.DB, *pgtest.Database) {
 	t.Helper()
 	pg := pgtest.New(t)
-	db := store.NewFromPool(pg.Pool)
+	db := state.NewFromPool(pg.Pool)
 	t.Cleanup(db.Close)
 	if _, err := db.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrate the test database: %v", err)

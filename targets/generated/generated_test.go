@@ -13,7 +13,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/generated"
 )
@@ -74,19 +74,19 @@ func TestBrokenDocuments(t *testing.T) {
 func TestRotator(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	state, _ := rotationtest.State(t)
+	db, _ := rotationtest.State(t)
 	fs := rotationtest.FileStore(t)
 
 	tg, err := generated.New(generated.Options{Policy: "shared"})
 	require.NoError(t, err)
 	p := rotator.Policy{Name: "shared", Strategy: targets.Alternating, Store: fs, SecretID: "loadtest/shared", Target: tg,
 		Password: rotator.PasswordRules{Length: 40, Characters: "0123456789abcdef"}}
-	rot := rotator.New(state, nil)
+	rot := rotator.New(db, nil)
 	var values []string
 	for range 3 {
 		res, err := rot.Rotate(ctx, p, rotator.Options{Actor: "test"})
 		require.NoError(t, err)
-		require.Equal(t, store.OutcomeSucceeded, res.Outcome)
+		require.Equal(t, state.OutcomeSucceeded, res.Outcome)
 		v, err := fs.Get(ctx, "loadtest/shared", providers.StageCurrent)
 		require.NoError(t, err)
 		var doc struct {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
-	"github.com/swarmkey/swarmkey/targets/httpkey/keyservice"
+	"github.com/swarmkey/swarmkey/internal/keyservice"
 )
 
 // api is one test's key service on 127.0.0.1 and what the tests need to

@@ -17,7 +17,7 @@ import (
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
-	"github.com/swarmkey/swarmkey/targets/httpkey/keyservice"
+	"github.com/swarmkey/swarmkey/internal/keyservice"
 	"github.com/swarmkey/swarmkey/targets/targettest"
 )
 

@@ -17,10 +17,10 @@ import (
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
-	"github.com/swarmkey/swarmkey/targets/httpkey/keyservice"
+	"github.com/swarmkey/swarmkey/internal/keyservice"
 )
 
 // world is a key service, the rotator on its own test database, and a
@@ -28,7 +28,7 @@ import (
 type world struct {
 	*api
 	ctx   context.Context
-	state *store.DB
+	state *state.DB
 	store *file.Store
 	rot   *rotator.Rotator
 	rlogs *syncBuffer
@@ -113,7 +113,7 @@ func TestRotatorAlternating(t *testing.T) {
 			for i := range 4 {
 				res, err := w.rotate(p)
 				require.NoError(t, err, "rotation %d", i+1)
-				require.Equal(t, store.OutcomeSucceeded, res.Outcome)
+				require.Equal(t, state.OutcomeSucceeded, res.Outcome)
 				ids = append(ids, res.Principal)
 				require.Equal(t, res.Principal, w.stageID(providers.StageCurrent))
 				if i == 0 {
@@ -175,7 +175,7 @@ func TestRotatorCanaryFailure(t *testing.T) {
 			w.svc.BreakNewKeys(true)
 			res, err := w.rotate(p)
 			require.Error(t, err)
-			require.Equal(t, store.OutcomeFailed, res.Outcome)
+			require.Equal(t, state.OutcomeFailed, res.Outcome)
 			require.True(t, res.RolledBack)
 			require.Contains(t, err.Error(), "canary failed")
 			keys := w.svc.Keys()
@@ -214,7 +214,7 @@ func TestRotatorOrphanNeedsAttention(t *testing.T) {
 	w.svc.Inject(keyservice.OpRevoke, keyservice.Fault{Status: 500})
 	res, err := w.rotate(p)
 	require.Error(t, err)
-	require.Equal(t, store.OutcomeNeedsAttention, res.Outcome)
+	require.Equal(t, state.OutcomeNeedsAttention, res.Outcome)
 	keys := w.svc.Keys()
 	orphan := keys[len(keys)-1]
 	require.False(t, orphan.Revoked)

@@ -18,7 +18,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/swarmkey/swarmkey/targets/httpkey/keyservice"
+	"github.com/swarmkey/swarmkey/internal/keyservice"
 )
 
 func main() {

@@ -1,10 +1,10 @@
-// Package memory is a secret store that lives in the process's memory: for
+// Package memstore is a secret store that lives in the process's memory: for
 // tests and benchmarks that measure everything but a store's I/O (the
 // daemon's scheduling lag, for one). It keeps the interface's semantics —
 // stages, idempotent writes by token, compare-and-swap promote — and is
 // checked by the same conformance suite as the real stores. It is not
 // selectable in a config file: its values die with the process.
-package memory
+package memstore
 
 import (
 	"context"

@@ -1,19 +1,19 @@
-package memory_test
+package memstore_test
 
 import (
 	"testing"
 
 	"github.com/swarmkey/swarmkey/providers"
-	"github.com/swarmkey/swarmkey/providers/memory"
+	"github.com/swarmkey/swarmkey/internal/memstore"
 	"github.com/swarmkey/swarmkey/providers/providertest"
 )
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	providertest.Run(t, providertest.Harness{NewBackend: func(t *testing.T) providertest.Backend {
-		b := memory.NewBackend()
+		b := memstore.NewBackend()
 		return providertest.Backend{
-			Open:     func(t *testing.T) providers.Store { return memory.New(b) },
+			Open:     func(t *testing.T) providers.Store { return memstore.New(b) },
 			SecretID: func(name string) string { return name },
 		}
 	}})

@@ -1,8 +1,8 @@
-// Package store keeps swarmkey's state in PostgreSQL through pgx: the state
+// Package state keeps swarmkey's state in PostgreSQL through pgx: the state
 // of each policy, the rotations with their steps and outcomes, per-policy
 // advisory locks, and the append-only audit log. It never stores a
 // credential value.
-package store
+package state
 
 import (
 	"context"

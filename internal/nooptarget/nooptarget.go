@@ -1,9 +1,9 @@
-// Package noop is a target with nothing behind it: Create wraps the
+// Package nooptarget is a target with nothing behind it: Create wraps the
 // generated password in a document, and every other verb succeeds at once.
 // It is for tests and benchmarks that measure swarmkey itself (the daemon's
 // scheduling lag) without a system to rotate; it is not selectable in a
 // config file.
-package noop
+package nooptarget
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package store_test
+package state_test
 
 import (
 	"context"
@@ -8,13 +8,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/swarmkey/swarmkey/internal/pgtest"
-	"github.com/swarmkey/swarmkey/store"
+	"github.com/swarmkey/swarmkey/state"
 )
 
-func setup(t *testing.T) (*store.DB, context.Context) {
+func setup(t *testing.T) (*state.DB, context.Context) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, pgtest.New(t).URL)
+	db, err := state.Open(ctx, pgtest.New(t).URL)
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
 	_, err = db.Migrate(ctx)
@@ -35,7 +35,7 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 	t.Parallel()
 	db, ctx := setup(t)
 
-	require.NoError(t, db.AppendAudit(ctx, store.AuditEntry{Actor: "operator:test", Policy: "p", Action: "rotation.started",
+	require.NoError(t, db.AppendAudit(ctx, state.AuditEntry{Actor: "operator:test", Policy: "p", Action: "rotation.started",
 		Detail: map[string]any{"step": "create"}}))
 
 	for _, sql := range []string{
@@ -61,7 +61,7 @@ func TestPolicyLockIsExclusiveAndDiesWithItsSession(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = db.TryLockPolicy(ctx, "checkout-db")
-	require.ErrorIs(t, err, store.ErrLocked)
+	require.ErrorIs(t, err, state.ErrLocked)
 
 	other, err := db.TryLockPolicy(ctx, "other-policy")
 	require.NoError(t, err, "locks are per policy")
@@ -70,7 +70,7 @@ func TestPolicyLockIsExclusiveAndDiesWithItsSession(t *testing.T) {
 	held.Abandon() // as if the process died: the session ends
 	// The server releases the lock when it notices the closed connection,
 	// a moment after the client closed it.
-	var again *store.PolicyLock
+	var again *state.PolicyLock
 	require.Eventually(t, func() bool {
 		again, err = db.TryLockPolicy(ctx, "checkout-db")
 		return err == nil
@@ -86,8 +86,8 @@ func TestOneRunningRotationPerPolicy(t *testing.T) {
 	t.Parallel()
 	db, ctx := setup(t)
 
-	row := store.Rotation{Token: "0190b5a4-0000-7000-8000-000000000001", Policy: "p", Strategy: "single", Store: "file", SecretID: "p", Actor: "test"}
-	started := store.AuditEntry{Actor: "test", Action: "rotation.started"}
+	row := state.Rotation{Token: "0190b5a4-0000-7000-8000-000000000001", Policy: "p", Strategy: "single", Store: "file", SecretID: "p", Actor: "test"}
+	started := state.AuditEntry{Actor: "test", Action: "rotation.started"}
 	require.NoError(t, db.InsertRotation(ctx, row, started))
 	row.Token = "0190b5a4-0000-7000-8000-000000000002"
 	require.Error(t, db.InsertRotation(ctx, row, started), "a second unfinished rotation of one policy is refused")
@@ -96,14 +96,14 @@ func TestOneRunningRotationPerPolicy(t *testing.T) {
 	require.Len(t, entries, 1, "the refused insert wrote no audit entry either")
 
 	require.NoError(t, db.CompleteStep(ctx, "0190b5a4-0000-7000-8000-000000000001", "create", "alice",
-		store.StepTiming{Step: "create", Started: time.Now(), Duration: time.Millisecond}))
-	require.NoError(t, db.FinishRotation(ctx, "0190b5a4-0000-7000-8000-000000000001", store.OutcomeFailed, "set: refused", true, nil, false,
-		store.AuditEntry{Actor: "test", Action: "rotation.failed"}))
+		state.StepTiming{Step: "create", Started: time.Now(), Duration: time.Millisecond}))
+	require.NoError(t, db.FinishRotation(ctx, "0190b5a4-0000-7000-8000-000000000001", state.OutcomeFailed, "set: refused", true, nil, false,
+		state.AuditEntry{Actor: "test", Action: "rotation.failed"}))
 	require.NoError(t, db.InsertRotation(ctx, row, started), "after the first finished, a new one may start")
 
 	got, err := db.Rotation(ctx, "0190b5a4-0000-7000-8000-000000000001")
 	require.NoError(t, err)
-	require.Equal(t, store.OutcomeFailed, got.Outcome)
+	require.Equal(t, state.OutcomeFailed, got.Outcome)
 	require.Equal(t, "create", got.Step)
 	require.Equal(t, "alice", got.Principal)
 	require.True(t, got.RolledBack)
@@ -113,13 +113,13 @@ func TestOneRunningRotationPerPolicy(t *testing.T) {
 func TestOpenUnreachableDatabaseSaysWhereAndHidesPassword(t *testing.T) {
 	t.Parallel()
 
-	_, err := store.Open(context.Background(), "postgres://swarmkey:sup3r-s3cret-pw@127.0.0.1:1/state?connect_timeout=2")
+	_, err := state.Open(context.Background(), "postgres://swarmkey:sup3r-s3cret-pw@127.0.0.1:1/state?connect_timeout=2")
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "127.0.0.1:1")
 	require.Contains(t, err.Error(), "unreachable")
 	require.NotContains(t, err.Error(), "sup3r-s3cret-pw")
 
-	_, err = store.Open(context.Background(), "postgres://swarmkey:sup3r-s3cret-pw@127.0.0.1:notaport/state")
+	_, err = state.Open(context.Background(), "postgres://swarmkey:sup3r-s3cret-pw@127.0.0.1:notaport/state")
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "sup3r-s3cret-pw")
 }
