@@ -31,9 +31,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/swarmkey/swarmkey/api"
+	"github.com/swarmkey/swarmkey/internal/memstore"
 	"github.com/swarmkey/swarmkey/internal/pgtest"
 	"github.com/swarmkey/swarmkey/providers"
-	"github.com/swarmkey/swarmkey/internal/memstore"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/state"
 )

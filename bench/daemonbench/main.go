@@ -30,11 +30,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swarmkey/swarmkey/internal/memstore"
+	"github.com/swarmkey/swarmkey/internal/nooptarget"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
-	"github.com/swarmkey/swarmkey/internal/nooptarget"
 )
 
 func main() {

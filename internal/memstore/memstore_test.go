@@ -3,8 +3,8 @@ package memstore_test
 import (
 	"testing"
 
-	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/internal/memstore"
+	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/providertest"
 )
 

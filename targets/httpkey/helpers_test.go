@@ -15,9 +15,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/swarmkey/swarmkey/internal/keyservice"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
-	"github.com/swarmkey/swarmkey/internal/keyservice"
 )
 
 // api is one test's key service on 127.0.0.1 and what the tests need to

@@ -14,10 +14,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/swarmkey/swarmkey/internal/keyservice"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
-	"github.com/swarmkey/swarmkey/internal/keyservice"
 	"github.com/swarmkey/swarmkey/targets/targettest"
 )
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/swarmkey/swarmkey/internal/keyservice"
 	"github.com/swarmkey/swarmkey/internal/rotationtest"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
@@ -20,7 +21,6 @@ import (
 	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
-	"github.com/swarmkey/swarmkey/internal/keyservice"
 )
 
 // world is a key service, the rotator on its own test database, and a
