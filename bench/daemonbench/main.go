@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/swarmkey/swarmkey/daemon"
 	"github.com/swarmkey/swarmkey/internal/memstore"
 	"github.com/swarmkey/swarmkey/internal/nooptarget"
 	"github.com/swarmkey/swarmkey/rotator"
@@ -97,14 +98,14 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 	if _, err := db.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
-	if err := rotator.MigrateRiver(ctx, db); err != nil {
+	if err := daemon.MigrateRiver(ctx, db); err != nil {
 		log.Fatal(err)
 	}
 
 	backend := memstore.NewBackend()
 	every := schedule.MustParse("* * * * *", "UTC")
 	step := 59 * time.Second / time.Duration(n)
-	set := &rotator.PolicySet{Policies: map[string]rotator.DaemonPolicy{}}
+	set := &daemon.PolicySet{Policies: map[string]daemon.DaemonPolicy{}}
 	offsets := map[string]time.Duration{}
 	for i := range n {
 		name := fmt.Sprintf("lag-%05d", i)
@@ -114,7 +115,7 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 		if offset > 0 {
 			plan.Deny = []schedule.DenyWindow{{Name: "spread", Schedule: every, Duration: offset}}
 		}
-		set.Policies[name] = rotator.DaemonPolicy{Plan: plan, Strategy: "single", Store: "memory", SecretID: name, MaxAttempts: 3,
+		set.Policies[name] = daemon.DaemonPolicy{Plan: plan, Strategy: "single", Store: "memory", SecretID: name, MaxAttempts: 3,
 			Open: func(context.Context) (rotator.Policy, error) {
 				return rotator.Policy{Name: name, Strategy: targets.Single, Store: memstore.New(backend), SecretID: name,
 					Target: nooptarget.Target{}, Canary: rotator.CanaryRetry{Attempts: 1}}, nil
@@ -122,7 +123,7 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// serve's defaults, but for the workers.
-	d, err := rotator.NewDaemon(db, set, rotator.DaemonConfig{Workers: workers, Logger: logger})
+	d, err := daemon.NewDaemon(db, set, daemon.DaemonConfig{Workers: workers, Logger: logger})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -5,14 +5,15 @@ import (
 	"fmt"
 
 	"github.com/swarmkey/swarmkey/config"
+	"github.com/swarmkey/swarmkey/daemon"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
 )
 
 // policySet turns the config into the daemon's policy set. Stores and
 // targets are opened per rotation (Open), through env, which caches stores.
-func (env *environment) policySet() (*rotator.PolicySet, error) {
-	set := &rotator.PolicySet{Policies: map[string]rotator.DaemonPolicy{}}
+func (env *environment) policySet() (*daemon.PolicySet, error) {
+	set := &daemon.PolicySet{Policies: map[string]daemon.DaemonPolicy{}}
 	for _, w := range env.cfg.Deny {
 		dw, err := denyWindow(w)
 		if err != nil {
@@ -26,7 +27,7 @@ func (env *environment) policySet() (*rotator.PolicySet, error) {
 		if err != nil {
 			return nil, err
 		}
-		set.Policies[p.Name] = rotator.DaemonPolicy{
+		set.Policies[p.Name] = daemon.DaemonPolicy{
 			Plan: plan, Strategy: string(p.Strategy), Store: p.Store, SecretID: p.SecretID, Tags: p.Tags,
 			MaxAttempts: p.MaxAttempts,
 			Open:        func(ctx context.Context) (rotator.Policy, error) { return env.openPolicy(ctx, p) },

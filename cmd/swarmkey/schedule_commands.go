@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/swarmkey/swarmkey/config"
-	"github.com/swarmkey/swarmkey/rotator"
+	"github.com/swarmkey/swarmkey/daemon"
 	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/state"
 )
@@ -40,7 +40,7 @@ running daemon: each fire rotates once.`,
 			if err != nil {
 				return usageError("%v", err)
 			}
-			results, err := rotator.RunDue(ctx, sess.db, set, sess.logger, time.Now().UTC())
+			results, err := daemon.RunDue(ctx, sess.db, set, sess.logger, time.Now().UTC())
 			if err != nil {
 				return err
 			}
@@ -57,7 +57,7 @@ running daemon: each fire rotates once.`,
 					outcome += " (overdue)"
 					overdue = append(overdue, r.Policy)
 				}
-				if r.Outcome == rotator.DueFailed {
+				if r.Outcome == daemon.DueFailed {
 					failed = append(failed, r.Policy)
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Policy, outcome, next, r.Detail)
@@ -231,7 +231,7 @@ func rotateThroughDaemon(ctx context.Context, g *globals, sess *session, name st
 		return usageError("unknown policy %q: `swarmkey status` lists the policies of %v", name, sess.cfg.Files)
 	}
 	operator := "operator:" + operatorName()
-	blockers, nextFree, err := rotator.Blockers(ctx, sess.db, set, name, time.Now().UTC())
+	blockers, nextFree, err := daemon.Blockers(ctx, sess.db, set, name, time.Now().UTC())
 	if err != nil {
 		return err
 	}
@@ -249,7 +249,7 @@ func rotateThroughDaemon(ctx context.Context, g *globals, sess *session, name st
 		return err
 	}
 	key := "request:" + uuid.Must(uuid.NewV7()).String()
-	args := rotator.RotateArgs{Policy: name, Key: key, Slot: time.Now().UTC(), Force: force, Actor: operator}
+	args := daemon.RotateArgs{Policy: name, Key: key, Slot: time.Now().UTC(), Force: force, Actor: operator}
 	opts := args.InsertOpts()
 	opts.MaxAttempts = max(p.MaxAttempts, 1)
 	job, err := client.Insert(ctx, args, &opts)

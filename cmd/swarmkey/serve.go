@@ -12,18 +12,19 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
+	systemd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/swarmkey/swarmkey/api"
+	"github.com/swarmkey/swarmkey/daemon"
 	"github.com/swarmkey/swarmkey/rotator"
 )
 
 func newServeCommand(g *globals) *cobra.Command {
 	var (
-		cfg          rotator.DaemonConfig
+		cfg          daemon.DaemonConfig
 		drainTimeout time.Duration
 		httpListen   string
 		apiOpts      apiFlags
@@ -51,7 +52,7 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 			if _, err := sess.db.Migrate(ctx); err != nil {
 				return err
 			}
-			if err := rotator.MigrateRiver(ctx, sess.db); err != nil {
+			if err := daemon.MigrateRiver(ctx, sess.db); err != nil {
 				return err
 			}
 			set, err := sess.env.policySet()
@@ -63,7 +64,7 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 			// footprint is its working set.
 			debug.FreeOSMemory()
 			cfg.Logger = logger
-			d, err := rotator.NewDaemon(sess.db, set, cfg)
+			d, err := daemon.NewDaemon(sess.db, set, cfg)
 			if err != nil {
 				return err
 			}
@@ -88,7 +89,7 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 			}
 			defer stopAPI()
 			logger.Info("swarmkey serving", "policies", len(set.Policies), "workers", cfg.Workers, "files", sess.cfg.Files)
-			_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+			_, _ = systemd.SdNotify(false, systemd.SdNotifyReady)
 
 			stopWatchdog := startWatchdog()
 			defer stopWatchdog()
@@ -102,7 +103,7 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 					reload(ctx, g, sess, d, metrics)
 				case <-ctx.Done():
 					logger.Info("draining", "timeout", drainTimeout)
-					_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+					_, _ = systemd.SdNotify(false, systemd.SdNotifyStopping)
 					drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 					err := d.Stop(drainCtx)
 					cancel()
@@ -131,7 +132,7 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 }
 
 // reload reads the config files again. A bad file keeps the old policies.
-func reload(ctx context.Context, g *globals, sess *session, d *rotator.Daemon, m *metrics) {
+func reload(ctx context.Context, g *globals, sess *session, d *daemon.Daemon, m *metrics) {
 	logger := sess.logger
 	cfg, err := g.loadConfig()
 	if err != nil {
@@ -159,7 +160,7 @@ func reload(ctx context.Context, g *globals, sess *session, d *rotator.Daemon, m
 
 // startWatchdog pings systemd's watchdog at half its interval, when enabled.
 func startWatchdog() func() {
-	interval, err := daemon.SdWatchdogEnabled(false)
+	interval, err := systemd.SdWatchdogEnabled(false)
 	if err != nil || interval == 0 {
 		return func() {}
 	}
@@ -172,7 +173,7 @@ func startWatchdog() func() {
 			case <-done:
 				return
 			case <-t.C:
-				_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+				_, _ = systemd.SdNotify(false, systemd.SdNotifyWatchdog)
 			}
 		}
 	}()
@@ -200,7 +201,7 @@ func newMetrics(policies int) *metrics {
 	return m
 }
 
-func (m *metrics) observe(_ rotator.RotateArgs, res rotator.Result, err error) {
+func (m *metrics) observe(_ daemon.RotateArgs, res rotator.Result, err error) {
 	outcome := string(res.Outcome)
 	if outcome == "" {
 		outcome = "deferred"

@@ -1,4 +1,4 @@
-package rotator_test
+package daemon_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/swarmkey/swarmkey/daemon"
 	"github.com/swarmkey/swarmkey/internal/rotationtest"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
@@ -55,7 +56,7 @@ type daemonBundle struct {
 	ctx     context.Context
 	db      *state.DB
 	files   *file.Store
-	set     *rotator.PolicySet
+	set     *daemon.PolicySet
 	targets map[string]*recordingTarget
 }
 
@@ -67,16 +68,16 @@ func setupDaemonWindow(t *testing.T, policies int, spec string, window, guard ti
 	t.Helper()
 	ctx := context.Background()
 	db, _ := rotationtest.State(t)
-	require.NoError(t, rotator.MigrateRiver(ctx, db))
+	require.NoError(t, daemon.MigrateRiver(ctx, db))
 	files := rotationtest.FileStore(t)
 
-	b := &daemonBundle{t: t, ctx: ctx, db: db, files: files, set: &rotator.PolicySet{Policies: map[string]rotator.DaemonPolicy{}},
+	b := &daemonBundle{t: t, ctx: ctx, db: db, files: files, set: &daemon.PolicySet{Policies: map[string]daemon.DaemonPolicy{}},
 		targets: map[string]*recordingTarget{}}
 	for i := range policies {
 		name := fmt.Sprintf("p%02d", i)
 		target := &recordingTarget{}
 		b.targets[name] = target
-		b.set.Policies[name] = rotator.DaemonPolicy{
+		b.set.Policies[name] = daemon.DaemonPolicy{
 			Plan: schedule.Policy{Name: name, Schedule: schedule.MustParse(spec, "UTC"), Window: window,
 				ExpectedDuration: 500 * time.Millisecond, GuardAfter: guard},
 			Strategy: "single", Store: "file", SecretID: name, MaxAttempts: 3, Tags: []string{"load"},
@@ -89,9 +90,9 @@ func setupDaemonWindow(t *testing.T, policies int, spec string, window, guard ti
 	return b
 }
 
-func (b *daemonBundle) start(id string) *rotator.Daemon {
+func (b *daemonBundle) start(id string) *daemon.Daemon {
 	b.t.Helper()
-	d, err := rotator.NewDaemon(b.db, b.set, rotator.DaemonConfig{ID: id, Workers: 10, PlanInterval: 250 * time.Millisecond,
+	d, err := daemon.NewDaemon(b.db, b.set, daemon.DaemonConfig{ID: id, Workers: 10, PlanInterval: 250 * time.Millisecond,
 		RescueAfter: 5 * time.Second, RetryBase: 100 * time.Millisecond, RetryCap: time.Second})
 	require.NoError(b.t, err)
 	require.NoError(b.t, d.Start(b.ctx))
@@ -166,7 +167,7 @@ func TestReplicasRotateEachFireExactlyOnce(t *testing.T) {
 	// tick may come a second late, and a fire whose window passed is
 	// missed (and audited as such), not rotated.
 	b := setupDaemonWindow(t, 50, "@every 5s", 4900*time.Millisecond, 0)
-	var replicas []*rotator.Daemon
+	var replicas []*daemon.Daemon
 	for _, id := range []string{"a", "b", "c"} {
 		replicas = append(replicas, b.start(id))
 	}

@@ -1,4 +1,4 @@
-package rotator
+package daemon
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/state"
 )
@@ -138,16 +139,16 @@ func (w *rotateWorker) Work(ctx context.Context, job *river.Job[RotateArgs]) err
 // runJob runs one rotation job. It waits for the job's slot, snoozes while
 // a run or deny window blocks the policy (unless forced), rotates, and
 // turns the outcome into what River should do next.
-func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttempts int) (Result, error) {
+func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttempts int) (rotator.Result, error) {
 	set := d.policies.Load()
 	p, ok := set.Policies[args.Policy]
 	if !ok {
-		return Result{}, river.JobCancel(fmt.Errorf("policy %q is no longer configured", args.Policy))
+		return rotator.Result{}, river.JobCancel(fmt.Errorf("policy %q is no longer configured", args.Policy))
 	}
 	if wait := args.Slot.Sub(d.now()); wait > 0 {
 		select {
 		case <-ctx.Done():
-			return Result{}, river.JobSnooze(0)
+			return rotator.Result{}, river.JobSnooze(0)
 		case <-time.After(wait):
 		}
 	}
@@ -156,33 +157,33 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 	case d.rotating <- struct{}{}:
 		defer func() { <-d.rotating }()
 	case <-ctx.Done():
-		return Result{}, river.JobSnooze(0)
+		return rotator.Result{}, river.JobSnooze(0)
 	}
 
 	block := &blockCheck{db: d.db, set: set, policy: args.Policy, plan: p.Plan, now: d.now}
 	if !args.Force {
 		if err := block.check(ctx); err != nil {
-			if errors.Is(err, ErrDeferred) {
+			if errors.Is(err, rotator.ErrDeferred) {
 				d.logger.Info("rotation waits for a run", "policy", args.Policy, "until", block.until)
-				return Result{}, river.JobSnooze(max(block.until.Sub(d.now()), time.Second))
+				return rotator.Result{}, river.JobSnooze(max(block.until.Sub(d.now()), time.Second))
 			}
-			return Result{}, err
+			return rotator.Result{}, err
 		}
 	}
 
 	policy, err := p.Open(ctx)
 	if err != nil {
-		return Result{}, fmt.Errorf("open policy %q: %w", args.Policy, err)
+		return rotator.Result{}, fmt.Errorf("open policy %q: %w", args.Policy, err)
 	}
 	defer policy.Target.Close()
-	opts := Options{Actor: args.Actor, Force: args.Force, RequestKey: args.Key}
+	opts := rotator.Options{Actor: args.Actor, Force: args.Force, RequestKey: args.Key}
 	if !args.Force {
 		opts.BeforeSet = block.check
 	}
 	res, err := d.rot.Rotate(ctx, policy, opts)
 
-	var inProgress *InProgressError
-	var stepErr *StepError
+	var inProgress *rotator.InProgressError
+	var stepErr *rotator.StepError
 	switch {
 	case err == nil:
 		return res, nil
@@ -190,7 +191,7 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		// Another process (run-due, rotate --local, a replica finishing a
 		// rescued job) holds the policy: try again shortly.
 		return res, river.JobSnooze(2 * time.Second)
-	case errors.Is(err, ErrDeferred):
+	case errors.Is(err, rotator.ErrDeferred):
 		return res, river.JobSnooze(max(block.until.Sub(d.now()), time.Second))
 	case ctx.Err() != nil:
 		// A drain: the rotation stays resumable; make the job available
@@ -239,7 +240,7 @@ func (b *blockCheck) check(ctx context.Context) error {
 	for _, iv := range b.blockers {
 		b.until = maxTime(b.until, iv.End)
 	}
-	return fmt.Errorf("%w: %s blocks %q until %s", ErrDeferred, blockerNames(b.blockers), b.policy, b.until.Format(time.RFC3339))
+	return fmt.Errorf("%w: %s blocks %q until %s", rotator.ErrDeferred, blockerNames(b.blockers), b.policy, b.until.Format(time.RFC3339))
 }
 
 func (d *Daemon) audit(ctx context.Context, policy, action string, detail map[string]any) {

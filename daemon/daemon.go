@@ -1,4 +1,4 @@
-package rotator
+package daemon
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/state"
 )
@@ -33,7 +34,7 @@ type DaemonPolicy struct {
 	MaxAttempts int
 	// Open opens the policy's store and target for one rotation; the caller
 	// closes the target.
-	Open func(ctx context.Context) (Policy, error)
+	Open func(ctx context.Context) (rotator.Policy, error)
 }
 
 // PolicySet is the configured policies; the daemon swaps the whole set on
@@ -135,7 +136,7 @@ type DaemonConfig struct {
 // Daemon plans and runs rotations on River.
 type Daemon struct {
 	db       *state.DB
-	rot      *Rotator
+	rot      *rotator.Rotator
 	river    *river.Client[pgx.Tx]
 	policies atomic.Pointer[PolicySet]
 	cfg      DaemonConfig
@@ -143,7 +144,7 @@ type Daemon struct {
 	// timeNowFunc returns the current time; nil means time.Now().UTC().
 	timeNowFunc func() time.Time
 	// OnResult, if set, is called after each rotation job (tests, metrics).
-	OnResult func(args RotateArgs, res Result, err error)
+	OnResult func(args RotateArgs, res rotator.Result, err error)
 	// rotating holds a token per rotation running in this process: at most
 	// DaemonConfig.Workers.
 	rotating chan struct{}
@@ -191,7 +192,7 @@ func NewDaemon(db *state.DB, set *PolicySet, cfg DaemonConfig) (*Daemon, error) 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{db: db, rot: New(db, cfg.Logger), cfg: cfg, logger: cfg.Logger, rotating: make(chan struct{}, cfg.Workers)}
+	d := &Daemon{db: db, rot: rotator.New(db, cfg.Logger), cfg: cfg, logger: cfg.Logger, rotating: make(chan struct{}, cfg.Workers)}
 	d.policies.Store(set)
 
 	workers := river.NewWorkers()

@@ -1,4 +1,4 @@
-package rotator
+package daemon
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/state"
 )
@@ -63,7 +64,7 @@ type DueResult struct {
 	// Next is the next planned slot (not due, deferred).
 	Next   time.Time
 	Detail string
-	Result Result
+	Result rotator.Result
 }
 
 // RunDue rotates, in this process, every policy whose planned slot has
@@ -94,7 +95,7 @@ func RunDue(ctx context.Context, db *state.DB, set *PolicySet, logger *slog.Logg
 	}
 	busy.Deny = append(busy.Deny, set.Deny...)
 	cal := schedule.NewCalendar(busy)
-	rot := New(db, logger)
+	rot := rotator.New(db, logger)
 	clock := func() time.Time { return time.Now().UTC() }
 
 	var out []DueResult
@@ -129,7 +130,7 @@ func RunDue(ctx context.Context, db *state.DB, set *PolicySet, logger *slog.Logg
 	return out, nil
 }
 
-func runDueOne(ctx context.Context, db *state.DB, rot *Rotator, set *PolicySet, name string, p DaemonPolicy,
+func runDueOne(ctx context.Context, db *state.DB, rot *rotator.Rotator, set *PolicySet, name string, p DaemonPolicy,
 	dec schedule.Decision, clock func() time.Time, r DueResult) DueResult {
 	policy, err := p.Open(ctx)
 	if err != nil {
@@ -137,13 +138,13 @@ func runDueOne(ctx context.Context, db *state.DB, rot *Rotator, set *PolicySet, 
 		return r
 	}
 	defer policy.Target.Close()
-	opts := Options{Actor: "run-due", Force: dec.Forced, RequestKey: FireKey(name, dec.Handles)}
+	opts := rotator.Options{Actor: "run-due", Force: dec.Forced, RequestKey: FireKey(name, dec.Handles)}
 	if !dec.Forced {
 		opts.BeforeSet = (&blockCheck{db: db, set: set, policy: name, plan: p.Plan, now: clock}).check
 	}
 	res, err := rot.Rotate(ctx, policy, opts)
 	r.Result = res
-	var inProgress *InProgressError
+	var inProgress *rotator.InProgressError
 	switch {
 	case err == nil:
 		r.Outcome = DueRotated
@@ -152,7 +153,7 @@ func runDueOne(ctx context.Context, db *state.DB, rot *Rotator, set *PolicySet, 
 		}
 	case errors.As(err, &inProgress):
 		r.Outcome, r.Detail = DueBusy, err.Error()
-	case errors.Is(err, ErrDeferred):
+	case errors.Is(err, rotator.ErrDeferred):
 		r.Outcome, r.Detail = DueDeferred, err.Error()
 	default:
 		r.Outcome, r.Detail = DueFailed, err.Error()
