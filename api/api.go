@@ -51,8 +51,8 @@ const (
 	MaxLeaseTTL     = time.Hour
 )
 
-// Policy is one configured policy as the API sees it.
-type Policy struct {
+// Entry is one configured policy as the API sees it.
+type Entry struct {
 	Name string
 	Tags []string
 	// Read returns the current version of the policy's secret (use
@@ -61,7 +61,7 @@ type Policy struct {
 }
 
 // Catalog is the configured policies by name.
-type Catalog map[string]Policy
+type Catalog map[string]Entry
 
 // expand turns one entry of a lease's uses (a policy name or tag:NAME) into
 // policy names; ok is false for an unknown policy or a tag no policy has.

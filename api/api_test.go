@@ -87,8 +87,8 @@ func setup(t *testing.T) *bundle {
 	put("reports-api", `{"api_key":"`+values[1]+`","key_id":"k1"}`)
 	put("billing", `{"username":"bill","password":"`+values[2]+`"}`)
 	put("aws-marker", `{"swarmkey":"no credential yet"}`)
-	policy := func(name string, tags ...string) api.Policy {
-		return api.Policy{Name: name, Tags: tags, Read: func(ctx context.Context) (providers.Version, error) {
+	policy := func(name string, tags ...string) api.Entry {
+		return api.Entry{Name: name, Tags: tags, Read: func(ctx context.Context) (providers.Version, error) {
 			return api.ReadCurrent(ctx, st, name)
 		}}
 	}

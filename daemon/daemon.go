@@ -24,9 +24,9 @@ import (
 // QueueRotations is the River queue rotation jobs run in.
 const QueueRotations = "swarmkey_rotations"
 
-// DaemonPolicy is one configured policy as the daemon sees it.
-type DaemonPolicy struct {
-	Plan        schedule.Policy
+// Scheduled is one configured policy as the daemon sees it.
+type Scheduled struct {
+	Plan        schedule.Timing
 	Strategy    string
 	Store       string
 	SecretID    string
@@ -34,13 +34,13 @@ type DaemonPolicy struct {
 	MaxAttempts int
 	// Open opens the policy's store and target for one rotation; the caller
 	// closes the target.
-	Open func(ctx context.Context) (rotator.Policy, error)
+	Open func(ctx context.Context) (rotator.Credential, error)
 }
 
 // PolicySet is the configured policies; the daemon swaps the whole set on
 // reload, so a rotation sees one consistent configuration.
 type PolicySet struct {
-	Policies map[string]DaemonPolicy
+	Policies map[string]Scheduled
 	// Deny are the global deny windows.
 	Deny []schedule.DenyWindow
 }
@@ -106,8 +106,8 @@ func (planArgs) InsertOpts() river.InsertOpts {
 	}}
 }
 
-// DaemonConfig tunes the daemon.
-type DaemonConfig struct {
+// Config tunes the daemon.
+type Config struct {
 	// Workers is how many rotations one process runs at once (jobs waiting
 	// for their slot do not count); default 10.
 	Workers int
@@ -139,7 +139,7 @@ type Daemon struct {
 	rot      *rotator.Rotator
 	river    *river.Client[pgx.Tx]
 	policies atomic.Pointer[PolicySet]
-	cfg      DaemonConfig
+	cfg      Config
 	logger   *slog.Logger
 	// timeNowFunc returns the current time; nil means time.Now().UTC().
 	timeNowFunc func() time.Time
@@ -167,8 +167,8 @@ func MigrateRiver(ctx context.Context, db *state.DB) error {
 	return nil
 }
 
-// NewDaemon builds a daemon; Start runs it.
-func NewDaemon(db *state.DB, set *PolicySet, cfg DaemonConfig) (*Daemon, error) {
+// New builds a daemon; Start runs it.
+func New(db *state.DB, set *PolicySet, cfg Config) (*Daemon, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 10
 	}

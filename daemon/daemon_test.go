@@ -71,18 +71,18 @@ func setupDaemonWindow(t *testing.T, policies int, spec string, window, guard ti
 	require.NoError(t, daemon.MigrateRiver(ctx, db))
 	files := rotationtest.FileStore(t)
 
-	b := &daemonBundle{t: t, ctx: ctx, db: db, files: files, set: &daemon.PolicySet{Policies: map[string]daemon.DaemonPolicy{}},
+	b := &daemonBundle{t: t, ctx: ctx, db: db, files: files, set: &daemon.PolicySet{Policies: map[string]daemon.Scheduled{}},
 		targets: map[string]*recordingTarget{}}
 	for i := range policies {
 		name := fmt.Sprintf("p%02d", i)
 		target := &recordingTarget{}
 		b.targets[name] = target
-		b.set.Policies[name] = daemon.DaemonPolicy{
-			Plan: schedule.Policy{Name: name, Schedule: schedule.MustParse(spec, "UTC"), Window: window,
+		b.set.Policies[name] = daemon.Scheduled{
+			Plan: schedule.Timing{Name: name, Schedule: schedule.MustParse(spec, "UTC"), Window: window,
 				ExpectedDuration: 500 * time.Millisecond, GuardAfter: guard},
 			Strategy: "single", Store: "file", SecretID: name, MaxAttempts: 3, Tags: []string{"load"},
-			Open: func(context.Context) (rotator.Policy, error) {
-				return rotator.Policy{Name: name, Strategy: targets.Single, Store: files, SecretID: name, Target: target,
+			Open: func(context.Context) (rotator.Credential, error) {
+				return rotator.Credential{Name: name, Strategy: targets.Single, Store: files, SecretID: name, Target: target,
 					Canary: rotator.CanaryRetry{Attempts: 1}}, nil
 			},
 		}
@@ -92,7 +92,7 @@ func setupDaemonWindow(t *testing.T, policies int, spec string, window, guard ti
 
 func (b *daemonBundle) start(id string) *daemon.Daemon {
 	b.t.Helper()
-	d, err := daemon.NewDaemon(b.db, b.set, daemon.DaemonConfig{ID: id, Workers: 10, PlanInterval: 250 * time.Millisecond,
+	d, err := daemon.New(b.db, b.set, daemon.Config{ID: id, Workers: 10, PlanInterval: 250 * time.Millisecond,
 		RescueAfter: 5 * time.Second, RetryBase: 100 * time.Millisecond, RetryCap: time.Second})
 	require.NoError(b.t, err)
 	require.NoError(b.t, d.Start(b.ctx))

@@ -130,7 +130,7 @@ func RunDue(ctx context.Context, db *state.DB, set *PolicySet, logger *slog.Logg
 	return out, nil
 }
 
-func runDueOne(ctx context.Context, db *state.DB, rot *rotator.Rotator, set *PolicySet, name string, p DaemonPolicy,
+func runDueOne(ctx context.Context, db *state.DB, rot *rotator.Rotator, set *PolicySet, name string, p Scheduled,
 	dec schedule.Decision, clock func() time.Time, r DueResult) DueResult {
 	policy, err := p.Open(ctx)
 	if err != nil {

@@ -216,7 +216,7 @@ type blockCheck struct {
 	db     *state.DB
 	set    *PolicySet
 	policy string
-	plan   schedule.Policy
+	plan   schedule.Timing
 	now    func() time.Time
 	until  time.Time
 	// blockers are those the last check found.

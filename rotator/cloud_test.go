@@ -126,7 +126,7 @@ func (b *bundle) cloudStage(c cloud, stage providers.Stage) (login, bool) {
 	return l, true
 }
 
-func (b *bundle) cloudPolicy(c cloud, strategy targets.Strategy) rotator.Policy {
+func (b *bundle) cloudPolicy(c cloud, strategy targets.Strategy) rotator.Credential {
 	p := b.policy(strategy, "SELECT count(*) FROM orders")
 	p.Store, p.SecretID = c.store, c.secretID
 	return p

@@ -54,9 +54,9 @@ type CanaryRetry struct {
 	Interval time.Duration
 }
 
-// Policy is what the rotator needs of one policy, with its store and target
+// Credential is what the rotator needs of one policy, with its store and target
 // already opened.
-type Policy struct {
+type Credential struct {
 	Name     string
 	Strategy targets.Strategy
 	Store    providers.Store
@@ -172,7 +172,7 @@ func (r *Rotator) now() time.Time {
 // error wrapping the cause when the rotation did not succeed; Result tells
 // the outcome either way. Rollback happens before Rotate returns; a context
 // cancelled mid-step leaves the rotation resumable instead.
-func (r *Rotator) Rotate(ctx context.Context, p Policy, opts Options) (Result, error) {
+func (r *Rotator) Rotate(ctx context.Context, p Credential, opts Options) (Result, error) {
 	lock, err := r.db.TryLockPolicy(ctx, p.Name)
 	if errors.Is(err, state.ErrLocked) {
 		return Result{}, &InProgressError{Policy: p.Name, Token: r.lockHolder(ctx, p.Name)}

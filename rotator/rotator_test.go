@@ -84,7 +84,7 @@ func (b *bundle) exec(sql string) {
 
 // policy builds a policy with a postgres target; canaryQuery "" runs only
 // SELECT 1.
-func (b *bundle) policy(strategy targets.Strategy, canaryQuery string) rotator.Policy {
+func (b *bundle) policy(strategy targets.Strategy, canaryQuery string) rotator.Credential {
 	b.t.Helper()
 	opts := postgres.Options{
 		Host: b.host, Port: b.port, DBName: b.db.Name, SSLMode: "disable",
@@ -96,7 +96,7 @@ func (b *bundle) policy(strategy targets.Strategy, canaryQuery string) rotator.P
 	target, err := postgres.New(b.ctx, opts)
 	require.NoError(b.t, err)
 	b.t.Cleanup(func() { _ = target.Close() })
-	return rotator.Policy{
+	return rotator.Credential{
 		Name: "checkout-db", Strategy: strategy, Store: b.store, SecretID: "loadtest/checkout-db", Target: target,
 		Canary: rotator.CanaryRetry{Attempts: 1, Interval: 10 * time.Millisecond},
 	}
@@ -133,7 +133,7 @@ func (b *bundle) logsIn(l login) bool {
 	return conn.Ping(b.ctx) == nil
 }
 
-func (b *bundle) rotate(p rotator.Policy, opts rotator.Options) (rotator.Result, error) {
+func (b *bundle) rotate(p rotator.Credential, opts rotator.Options) (rotator.Result, error) {
 	if opts.Actor == "" {
 		opts.Actor = "test"
 	}
@@ -143,7 +143,7 @@ func (b *bundle) rotate(p rotator.Policy, opts rotator.Options) (rotator.Result,
 // rotateAfterCrash rotates once the crashed session is gone: the server
 // releases its advisory lock when it notices the closed connection, a
 // moment after the client closed it.
-func (b *bundle) rotateAfterCrash(p rotator.Policy) (rotator.Result, error) {
+func (b *bundle) rotateAfterCrash(p rotator.Credential) (rotator.Result, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		res, err := b.rotate(p, rotator.Options{})

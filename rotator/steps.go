@@ -21,7 +21,7 @@ const cleanupTimeout = 30 * time.Second
 // rotation is one run of Rotate: the policy, its row, and what it has seen.
 type rotation struct {
 	r      *Rotator
-	p      Policy
+	p      Credential
 	opts   Options
 	lock   *state.PolicyLock
 	row    state.Rotation

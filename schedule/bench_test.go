@@ -12,7 +12,7 @@ import (
 // planAllFixture builds 10,000 policies and 1,000 runs (700 one-off, 300
 // recurring), each run used by 30 policies, so each policy by about three
 // runs, plus 100 leases and two global deny windows.
-func planAllFixture(tb testing.TB) ([]Policy, Busy, time.Time) {
+func planAllFixture(tb testing.TB) ([]Timing, Busy, time.Time) {
 	tb.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := utc("2026-03-27T10:00:00Z")
@@ -27,10 +27,10 @@ func planAllFixture(tb testing.TB) ([]Policy, Busy, time.Time) {
 		scheds = append(scheds, MustParse(s.spec, s.zone))
 	}
 	const nPolicies = 10000
-	policies := make([]Policy, nPolicies)
+	policies := make([]Timing, nPolicies)
 	for i := range policies {
 		s := scheds[i%len(scheds)]
-		policies[i] = Policy{
+		policies[i] = Timing{
 			Name:             fmt.Sprintf("policy-%05d", i),
 			Schedule:         s,
 			Window:           min(2*time.Hour, s.Period()/2),

@@ -149,7 +149,7 @@ func (w DenyWindow) Intervals(from, to time.Time) []Interval {
 
 // Busy is what can block one policy's rotation: the runs and leases that use
 // its credential and the global deny windows (the policy's own deny windows
-// are in [Policy].Deny). The Policies fields of its runs are not read. Build
+// are in [Timing].Deny). The Policies fields of its runs are not read. Build
 // one by hand for a single [Plan], or take it from a [Calendar], which keeps
 // the one-off runs sorted for binary search.
 type Busy struct {
@@ -321,7 +321,7 @@ type busyIndex struct {
 	buf    *[]Interval // scratch, reused by every collect
 }
 
-func newBusyIndex(p Policy, b Busy, now time.Time, scratch *[]Interval) busyIndex {
+func newBusyIndex(p Timing, b Busy, now time.Time, scratch *[]Interval) busyIndex {
 	if !b.sorted {
 		b.OneOff = slices.Clone(b.OneOff)
 		b.sortOneOff()
@@ -409,7 +409,7 @@ func minTime(a, b time.Time) time.Time {
 // lasting p.ExpectedDuration (at least an instant) would touch, sorted by
 // start. The daemon asks it right before a rotation starts and right before
 // set, the point of no return.
-func BlockersAt(p Policy, b Busy, start time.Time) []Interval {
+func BlockersAt(p Timing, b Busy, start time.Time) []Interval {
 	var scratch []Interval
 	x := newBusyIndex(p, b, start, &scratch)
 	end := start.Add(max(p.ExpectedDuration, time.Nanosecond))

@@ -10,7 +10,7 @@ import (
 // A nightly rotation at 02:30 Berlin time, a Locust soak test over the
 // window, and the plan around it.
 func ExamplePlan() {
-	p := schedule.Policy{
+	p := schedule.Timing{
 		Name:             "checkout-db",
 		Schedule:         schedule.MustParse("30 2 * * *", "Europe/Berlin"),
 		Window:           3 * time.Hour,

@@ -20,8 +20,8 @@ const (
 	MissedASAP       = "asap"        // plan at the earliest free moment from now
 )
 
-// Policy is the planning half of a rotation policy.
-type Policy struct {
+// Timing is the planning half of a rotation policy.
+type Timing struct {
 	Name     string
 	Schedule Schedule
 	// Window is how long after a fire a rotation may start.
@@ -43,7 +43,7 @@ type Policy struct {
 }
 
 // Validate reports every problem with p's planning fields, joined.
-func (p Policy) Validate() error {
+func (p Timing) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("policy %q: %s: %s", p.Name, field, fmt.Sprintf(format, args...)))
@@ -170,7 +170,7 @@ const (
 // policy is searched for 31 days, a monthly one for a year, a yearly one for
 // a year). A policy blocked that long needs an operator, not a later slot:
 // its Decision has no Start and lists every deferred window.
-func Horizon(p Policy) time.Duration {
+func Horizon(p Timing) time.Duration {
 	return min(MaxPlanHorizon, max(MinPlanHorizon, 12*p.Schedule.Period()))
 }
 
@@ -194,8 +194,8 @@ func Horizon(p Policy) time.Duration {
 //     at the first start found, after MaxPlanFires fires or beyond
 //     now+Horizon(p); then Start is zero.
 //
-// p must be valid ([Policy.Validate]).
-func Plan(p Policy, st State, b Busy, now time.Time) Decision {
+// p must be valid ([Timing.Validate]).
+func Plan(p Timing, st State, b Busy, now time.Time) Decision {
 	var scratch []Interval
 	pl := newPlanner(p, b, now, &scratch)
 	return pl.plan(st)
@@ -205,7 +205,7 @@ func Plan(p Policy, st State, b Busy, now time.Time) Decision {
 // their starts or blockers, each window planned independently as if the
 // earlier ones had been deferred. It is what `swarmkey plan` prints; it
 // ignores max_age and missed windows, which [Plan] reports.
-func Upcoming(p Policy, st State, b Busy, now time.Time, n int) []WindowPlan {
+func Upcoming(p Timing, st State, b Busy, now time.Time, n int) []WindowPlan {
 	var scratch []Interval
 	pl := newPlanner(p, b, now, &scratch)
 	out := make([]WindowPlan, 0, n)
@@ -223,7 +223,7 @@ func Upcoming(p Policy, st State, b Busy, now time.Time, n int) []WindowPlan {
 // longest span any policy's plan can query, and the policies are split
 // across GOMAXPROCS goroutines: plans are independent and the Calendar is
 // read-only.
-func PlanAll(policies []Policy, states []State, cal *Calendar, now time.Time) []Decision {
+func PlanAll(policies []Timing, states []State, cal *Calendar, now time.Time) []Decision {
 	if states != nil && len(states) != len(policies) {
 		panic(fmt.Sprintf("schedule.PlanAll: %d states for %d policies", len(states), len(policies)))
 	}
@@ -264,13 +264,13 @@ func PlanAll(policies []Policy, states []State, cal *Calendar, now time.Time) []
 }
 
 type planner struct {
-	p   Policy
+	p   Timing
 	now time.Time
 	dur time.Duration // ExpectedDuration, at least 1ns so a start inside a busy interval overlaps it
 	ix  busyIndex
 }
 
-func newPlanner(p Policy, b Busy, now time.Time, scratch *[]Interval) planner {
+func newPlanner(p Timing, b Busy, now time.Time, scratch *[]Interval) planner {
 	return planner{p: p, now: now, dur: max(p.ExpectedDuration, time.Nanosecond), ix: newBusyIndex(p, b, now, scratch)}
 }
 

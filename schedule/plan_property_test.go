@@ -36,7 +36,7 @@ func genRunSpec(t *rapid.T, label string) Schedule {
 }
 
 type propCase struct {
-	p    Policy
+	p    Timing
 	st   State
 	b    Busy
 	now  time.Time
@@ -49,7 +49,7 @@ func genCase(t *rapid.T) propCase {
 	zone := rapid.SampledFrom(propZones).Draw(t, "zone")
 	sched := MustParse(spec, zone)
 	per := sched.Period()
-	c.p = Policy{
+	c.p = Timing{
 		Name:             "p",
 		Schedule:         sched,
 		Window:           time.Duration(rapid.Int64Range(1, int64(per/time.Minute)).Draw(t, "window")) * time.Minute,
@@ -276,7 +276,7 @@ func TestPlanProperties(t *testing.T) {
 			l.Policies = []string{"other", c.p.Name}
 			all.Leases = append(all.Leases, l)
 		}
-		require.Equal(t, d, PlanAll([]Policy{c.p}, []State{c.st}, NewCalendar(all), c.now)[0], c.desc)
+		require.Equal(t, d, PlanAll([]Timing{c.p}, []State{c.st}, NewCalendar(all), c.now)[0], c.desc)
 
 		// Missed: the latest fire whose window ended, if after LastPlannedFire.
 		if !d.Missed.IsZero() {

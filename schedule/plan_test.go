@@ -9,8 +9,8 @@ import (
 
 // daily returns a policy firing at 03:00 UTC with a 2h window and a 10m
 // rotation.
-func daily() Policy {
-	return Policy{
+func daily() Timing {
+	return Timing{
 		Name:             "checkout-db",
 		Schedule:         MustParse("0 3 * * *", ""),
 		Window:           2 * time.Hour,
@@ -78,8 +78,8 @@ func TestPlanRecurringRunDefers(t *testing.T) {
 	last := d.Deferred[len(d.Deferred)-1].Window.Start
 	require.Equal(t, utc("2026-05-29T03:00:00Z"), last)
 	require.Equal(t, 31*24*time.Hour, Horizon(p))
-	require.Equal(t, 12*28*24*time.Hour, Horizon(Policy{Schedule: MustParse("@monthly", "")}))
-	require.Equal(t, MaxPlanHorizon, Horizon(Policy{Schedule: MustParse("@yearly", "")}))
+	require.Equal(t, 12*28*24*time.Hour, Horizon(Timing{Schedule: MustParse("@monthly", "")}))
+	require.Equal(t, MaxPlanHorizon, Horizon(Timing{Schedule: MustParse("@yearly", "")}))
 	require.Equal(t, last, d.Handles)
 
 	nightly.Duration = 90 * time.Minute // 02:00–03:30
@@ -261,7 +261,7 @@ func TestCalendarMatchesPlan(t *testing.T) {
 		Deny:   []DenyWindow{{Name: "g", Schedule: MustParse("30 4 * * *", ""), Duration: 10 * time.Minute}},
 	}
 	now := utc("2026-05-01T01:00:00Z")
-	got := PlanAll([]Policy{a, b, {Name: "c", Schedule: a.Schedule, Window: time.Hour}}, nil, NewCalendar(runs), now)
+	got := PlanAll([]Timing{a, b, {Name: "c", Schedule: a.Schedule, Window: time.Hour}}, nil, NewCalendar(runs), now)
 	require.Equal(t, utc("2026-05-01T04:00:00Z"), got[0].Start)
 	require.Equal(t, utc("2026-05-01T03:59:00Z"), got[1].Start, "r1 until 03:30, the lease until heartbeat+TTL = 03:59")
 	require.Equal(t, utc("2026-05-01T03:00:00Z"), got[2].Start)
@@ -281,27 +281,27 @@ func TestValidate(t *testing.T) {
 	require.ErrorContains(t, err, "guard_after: must not be negative")
 	require.ErrorContains(t, err, `on_overdue: "panic"`)
 	require.ErrorContains(t, err, `missed: "never"`)
-	require.ErrorContains(t, Policy{Name: "x"}.Validate(), "schedule: missing")
+	require.ErrorContains(t, Timing{Name: "x"}.Validate(), "schedule: missing")
 }
 
 // The shared deny index of PlanAll stops at maxExpand occurrences; beyond
 // that the planner must expand the windows itself, not see a free calendar.
 func TestPlanAllDenyIndexTruncation(t *testing.T) {
 	t.Parallel()
-	p := Policy{Name: "yearly", Schedule: MustParse("0 12 1 6 *", ""), Window: time.Hour, ExpectedDuration: 20 * time.Second}
+	p := Timing{Name: "yearly", Schedule: MustParse("0 12 1 6 *", ""), Window: time.Hour, ExpectedDuration: 20 * time.Second}
 	every := DenyWindow{Name: "every-minute-odd", Schedule: MustParse("* * * * *", ""), Duration: 30 * time.Second}
 	now := utc("2026-01-01T00:00:00Z") // the first window is five months and >200,000 occurrences away
 	cal := NewCalendar(Busy{Deny: []DenyWindow{every}})
 	want := Plan(p, State{}, cal.For(p.Name), now)
 	require.Equal(t, utc("2026-06-01T12:00:30Z"), want.Start)
-	require.Equal(t, want, PlanAll([]Policy{p}, nil, cal, now)[0])
+	require.Equal(t, want, PlanAll([]Timing{p}, nil, cal, now)[0])
 }
 
 func TestBlockersAt(t *testing.T) {
 	t.Parallel()
 
 	start := time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
-	p := Policy{Name: "p", Schedule: MustParse("@hourly", "UTC"), Window: 30 * time.Minute,
+	p := Timing{Name: "p", Schedule: MustParse("@hourly", "UTC"), Window: 30 * time.Minute,
 		ExpectedDuration: 10 * time.Minute, GuardAfter: 5 * time.Minute}
 	run := OneOffRun{Name: "soak", Start: start.Add(-time.Hour), Duration: 58 * time.Minute}
 	b := Busy{OneOff: []OneOffRun{run}}

@@ -105,25 +105,25 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 	backend := memstore.NewBackend()
 	every := schedule.MustParse("* * * * *", "UTC")
 	step := 59 * time.Second / time.Duration(n)
-	set := &daemon.PolicySet{Policies: map[string]daemon.DaemonPolicy{}}
+	set := &daemon.PolicySet{Policies: map[string]daemon.Scheduled{}}
 	offsets := map[string]time.Duration{}
 	for i := range n {
 		name := fmt.Sprintf("lag-%05d", i)
 		offset := time.Duration(i) * step
 		offsets[name] = offset
-		plan := schedule.Policy{Name: name, Schedule: every, Window: 59*time.Second + 500*time.Millisecond}
+		plan := schedule.Timing{Name: name, Schedule: every, Window: 59*time.Second + 500*time.Millisecond}
 		if offset > 0 {
 			plan.Deny = []schedule.DenyWindow{{Name: "spread", Schedule: every, Duration: offset}}
 		}
-		set.Policies[name] = daemon.DaemonPolicy{Plan: plan, Strategy: "single", Store: "memory", SecretID: name, MaxAttempts: 3,
-			Open: func(context.Context) (rotator.Policy, error) {
-				return rotator.Policy{Name: name, Strategy: targets.Single, Store: memstore.New(backend), SecretID: name,
+		set.Policies[name] = daemon.Scheduled{Plan: plan, Strategy: "single", Store: "memory", SecretID: name, MaxAttempts: 3,
+			Open: func(context.Context) (rotator.Credential, error) {
+				return rotator.Credential{Name: name, Strategy: targets.Single, Store: memstore.New(backend), SecretID: name,
 					Target: nooptarget.Target{}, Canary: rotator.CanaryRetry{Attempts: 1}}, nil
 			}}
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// serve's defaults, but for the workers.
-	d, err := daemon.NewDaemon(db, set, daemon.DaemonConfig{Workers: workers, Logger: logger})
+	d, err := daemon.New(db, set, daemon.Config{Workers: workers, Logger: logger})
 	if err != nil {
 		log.Fatal(err)
 	}

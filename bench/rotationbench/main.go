@@ -156,7 +156,7 @@ func (env *environment) close() {
 type worker struct {
 	env    *environment
 	role   string
-	policy rotator.Policy
+	policy rotator.Credential
 	target *postgres.Target
 	admin  *pgx.Conn
 }
@@ -177,7 +177,7 @@ func (env *environment) workers(ctx context.Context, n int) ([]*worker, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, &worker{env: env, role: role, target: target, admin: admin, policy: rotator.Policy{
+		out = append(out, &worker{env: env, role: role, target: target, admin: admin, policy: rotator.Credential{
 			Name: role, Strategy: targets.Single, Store: env.files, SecretID: "bench/" + role, Target: target,
 			Canary: rotator.CanaryRetry{Attempts: 1},
 		}})

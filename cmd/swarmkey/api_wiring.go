@@ -31,7 +31,7 @@ func catalog(env *environment) api.Catalog {
 	c := api.Catalog{}
 	for i := range env.cfg.Policies {
 		p := &env.cfg.Policies[i]
-		c[p.Name] = api.Policy{Name: p.Name, Tags: p.Tags, Read: func(ctx context.Context) (providers.Version, error) {
+		c[p.Name] = api.Entry{Name: p.Name, Tags: p.Tags, Read: func(ctx context.Context) (providers.Version, error) {
 			st, err := env.store(ctx, p.Store)
 			if err != nil {
 				return providers.Version{}, err

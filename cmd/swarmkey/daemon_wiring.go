@@ -13,7 +13,7 @@ import (
 // policySet turns the config into the daemon's policy set. Stores and
 // targets are opened per rotation (Open), through env, which caches stores.
 func (env *environment) policySet() (*daemon.PolicySet, error) {
-	set := &daemon.PolicySet{Policies: map[string]daemon.DaemonPolicy{}}
+	set := &daemon.PolicySet{Policies: map[string]daemon.Scheduled{}}
 	for _, w := range env.cfg.Deny {
 		dw, err := denyWindow(w)
 		if err != nil {
@@ -27,22 +27,22 @@ func (env *environment) policySet() (*daemon.PolicySet, error) {
 		if err != nil {
 			return nil, err
 		}
-		set.Policies[p.Name] = daemon.DaemonPolicy{
+		set.Policies[p.Name] = daemon.Scheduled{
 			Plan: plan, Strategy: string(p.Strategy), Store: p.Store, SecretID: p.SecretID, Tags: p.Tags,
 			MaxAttempts: p.MaxAttempts,
-			Open:        func(ctx context.Context) (rotator.Policy, error) { return env.openPolicy(ctx, p) },
+			Open:        func(ctx context.Context) (rotator.Credential, error) { return env.openPolicy(ctx, p) },
 		}
 	}
 	return set, nil
 }
 
 // schedulePolicy is the planning half of a policy.
-func schedulePolicy(p *config.Policy) (schedule.Policy, error) {
+func schedulePolicy(p *config.Policy) (schedule.Timing, error) {
 	sched, err := schedule.New(p.ScheduleSpec, p.Location)
 	if err != nil {
-		return schedule.Policy{}, fmt.Errorf("%s:%d: policies[%s].schedule: %w", p.File, p.Line, p.Name, err)
+		return schedule.Timing{}, fmt.Errorf("%s:%d: policies[%s].schedule: %w", p.File, p.Line, p.Name, err)
 	}
-	out := schedule.Policy{
+	out := schedule.Timing{
 		Name: p.Name, Schedule: sched, Window: p.Window, ExpectedDuration: p.ExpectedDuration,
 		GuardBefore: p.GuardBefore, GuardAfter: p.GuardAfter, MaxAge: p.MaxAge,
 		OnOverdue: string(p.OnOverdue), Missed: string(p.Missed),
@@ -50,7 +50,7 @@ func schedulePolicy(p *config.Policy) (schedule.Policy, error) {
 	for _, w := range p.Deny {
 		dw, err := denyWindow(w)
 		if err != nil {
-			return schedule.Policy{}, err
+			return schedule.Timing{}, err
 		}
 		out.Deny = append(out.Deny, dw)
 	}

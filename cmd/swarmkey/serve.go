@@ -24,7 +24,7 @@ import (
 
 func newServeCommand(g *globals) *cobra.Command {
 	var (
-		cfg          daemon.DaemonConfig
+		cfg          daemon.Config
 		drainTimeout time.Duration
 		httpListen   string
 		apiOpts      apiFlags
@@ -64,7 +64,7 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 			// footprint is its working set.
 			debug.FreeOSMemory()
 			cfg.Logger = logger
-			d, err := daemon.NewDaemon(sess.db, set, cfg)
+			d, err := daemon.New(sess.db, set, cfg)
 			if err != nil {
 				return err
 			}

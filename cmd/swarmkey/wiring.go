@@ -92,24 +92,24 @@ func (env *environment) readStore(ctx context.Context, provider, secretID string
 
 // policy opens what a policy needs: its store and its target. The caller
 // closes the target.
-func (env *environment) policy(ctx context.Context, name string) (rotator.Policy, error) {
+func (env *environment) policy(ctx context.Context, name string) (rotator.Credential, error) {
 	p, ok := env.cfg.Policy(name)
 	if !ok {
-		return rotator.Policy{}, usageError("unknown policy %q: `swarmkey status` lists the policies of %v", name, env.cfg.Files)
+		return rotator.Credential{}, usageError("unknown policy %q: `swarmkey status` lists the policies of %v", name, env.cfg.Files)
 	}
 	return env.openPolicy(ctx, p)
 }
 
-func (env *environment) openPolicy(ctx context.Context, p *config.Policy) (rotator.Policy, error) {
+func (env *environment) openPolicy(ctx context.Context, p *config.Policy) (rotator.Credential, error) {
 	s, err := env.store(ctx, p.Store)
 	if err != nil {
-		return rotator.Policy{}, fmt.Errorf("policy %q (%s:%d): %w", p.Name, p.File, p.Line, err)
+		return rotator.Credential{}, fmt.Errorf("policy %q (%s:%d): %w", p.Name, p.File, p.Line, err)
 	}
 	target, err := env.target(ctx, p)
 	if err != nil {
-		return rotator.Policy{}, fmt.Errorf("policy %q (%s:%d): %w", p.Name, p.File, p.Line, err)
+		return rotator.Credential{}, fmt.Errorf("policy %q (%s:%d): %w", p.Name, p.File, p.Line, err)
 	}
-	return rotator.Policy{
+	return rotator.Credential{
 		Name:     p.Name,
 		Strategy: p.Strategy,
 		Store:    s,

@@ -79,7 +79,7 @@ func TestRotator(t *testing.T) {
 
 	tg, err := generated.New(generated.Options{Policy: "shared"})
 	require.NoError(t, err)
-	p := rotator.Policy{Name: "shared", Strategy: targets.Alternating, Store: fs, SecretID: "loadtest/shared", Target: tg,
+	p := rotator.Credential{Name: "shared", Strategy: targets.Alternating, Store: fs, SecretID: "loadtest/shared", Target: tg,
 		Password: rotator.PasswordRules{Length: 40, Characters: "0123456789abcdef"}}
 	rot := rotator.New(db, nil)
 	var values []string

@@ -46,15 +46,15 @@ func setupRotator(t *testing.T) *world {
 	return w
 }
 
-func (w *world) policy(strategy targets.Strategy, o httpkey.Options) rotator.Policy {
-	return rotator.Policy{
+func (w *world) policy(strategy targets.Strategy, o httpkey.Options) rotator.Credential {
+	return rotator.Credential{
 		Name: o.Policy, Strategy: strategy, Store: w.store, SecretID: secretID, Target: w.target(o),
 		Password: rotator.PasswordRules{Length: 24},
 		Canary:   rotator.CanaryRetry{Attempts: 2, Interval: 10 * time.Millisecond},
 	}
 }
 
-func (w *world) rotate(p rotator.Policy) (rotator.Result, error) {
+func (w *world) rotate(p rotator.Credential) (rotator.Result, error) {
 	res, err := w.rot.Rotate(w.ctx, p, rotator.Options{Actor: "test"})
 	w.record(err)
 	return res, err
