@@ -126,7 +126,7 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Ready == nil {
-		opts.Ready = func(ctx context.Context) error { return opts.DB.Pool.Ping(ctx) }
+		opts.Ready = func(ctx context.Context) error { return opts.DB.Ping(ctx) }
 	}
 	s := &Server{
 		opts: opts,

@@ -43,6 +43,7 @@ var values = []string{"pw-Zq81-checkout", "key-Yx42-reports", "pw-Wv07-billing"}
 
 type bundle struct {
 	db     *state.DB
+	pg     *pgtest.Database
 	url    string
 	tokens map[string]secret.Secret // by token name
 	logs   *syncBuffer
@@ -70,7 +71,8 @@ func (s *syncBuffer) String() string {
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	ctx := context.Background()
-	db, err := state.Open(ctx, pgtest.New(t).URL)
+	pg := pgtest.New(t)
+	db, err := state.Open(ctx, pg.URL)
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
 	_, err = db.Migrate(ctx)
@@ -100,7 +102,7 @@ func setup(t *testing.T) *bundle {
 		"aws-marker":  policy("aws-marker"),
 	}
 
-	b := &bundle{db: db, tokens: map[string]secret.Secret{}, logs: &syncBuffer{}}
+	b := &bundle{db: db, pg: pg, tokens: map[string]secret.Secret{}, logs: &syncBuffer{}}
 	reg := prometheus.NewRegistry()
 	srv, err := api.New(api.Options{
 		DB: db, Policies: func() api.Catalog { return catalog },
@@ -256,7 +258,7 @@ func TestExpiredAndRevokedTokensAreRefusedSayingWhich(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 
-	_, err := b.db.Pool.Exec(ctx, `UPDATE tokens SET expires_at = now() - interval '1 minute' WHERE name = 'ci'`)
+	_, err := b.pg.Pool.Exec(ctx, `UPDATE tokens SET expires_at = now() - interval '1 minute' WHERE name = 'ci'`)
 	require.NoError(t, err)
 	_, err = b.client(t, "ci").Credential(ctx, "checkout-db")
 	require.Equal(t, 401, status(t, err))
@@ -279,7 +281,7 @@ func TestTokensAreStoredOnlyAsHashes(t *testing.T) {
 	b := setup(t)
 	for name, tok := range b.tokens {
 		var hits int
-		require.NoError(t, b.db.Pool.QueryRow(context.Background(),
+		require.NoError(t, b.pg.Pool.QueryRow(context.Background(),
 			`SELECT count(*) FROM tokens t WHERE t::text LIKE '%' || $1 || '%'`, tok.RevealString()).Scan(&hits))
 		require.Zero(t, hits, name)
 	}
@@ -322,7 +324,7 @@ func TestLeaseLifecycle(t *testing.T) {
 	// A lease whose heartbeats stopped has expired for good.
 	l2, err := ci.StartLease(ctx, "smoke", []string{"checkout-db"}, "locust-2:1", 5*time.Second)
 	require.NoError(t, err)
-	_, err = b.db.Pool.Exec(ctx, `UPDATE leases SET last_heartbeat = last_heartbeat - interval '1 minute' WHERE id = $1`, l2.ID)
+	_, err = b.pg.Pool.Exec(ctx, `UPDATE leases SET last_heartbeat = last_heartbeat - interval '1 minute' WHERE id = $1`, l2.ID)
 	require.NoError(t, err)
 	_, err = ci.Heartbeat(ctx, l2.ID)
 	require.Equal(t, 410, status(t, err))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
@@ -156,8 +157,8 @@ type Daemon struct {
 const maxWaiting = 2000
 
 // MigrateRiver applies River's own migrations.
-func MigrateRiver(ctx context.Context, db *state.DB) error {
-	migrator, err := rivermigrate.New(riverpgxv5.New(db.Pool), nil)
+func MigrateRiver(ctx context.Context, pool *pgxpool.Pool) error {
+	migrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
 	if err != nil {
 		return fmt.Errorf("river migrations: %w", err)
 	}
@@ -167,8 +168,9 @@ func MigrateRiver(ctx context.Context, db *state.DB) error {
 	return nil
 }
 
-// New builds a daemon; Start runs it.
-func New(db *state.DB, set *PolicySet, cfg Config) (*Daemon, error) {
+// New builds a daemon; Start runs it. River keeps its jobs in the state
+// database: pool is the pool db was made from (state.Connect).
+func New(pool *pgxpool.Pool, db *state.DB, set *PolicySet, cfg Config) (*Daemon, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 10
 	}
@@ -198,7 +200,7 @@ func New(db *state.DB, set *PolicySet, cfg Config) (*Daemon, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &rotateWorker{d: d})
 	river.AddWorker(workers, &planWorker{d: d})
-	client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		ID:     cfg.ID,
 		Logger: quietRiverLogger(cfg.Logger),
 		// River's workers mostly wait for their job's slot (see Lookahead);

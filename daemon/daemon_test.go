@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/swarmkey/swarmkey/daemon"
@@ -58,6 +59,7 @@ type daemonBundle struct {
 	files   *file.Store
 	set     *daemon.PolicySet
 	targets map[string]*recordingTarget
+	pool    *pgxpool.Pool
 }
 
 func setupDaemon(t *testing.T, policies int, spec string, guard time.Duration) *daemonBundle {
@@ -67,11 +69,11 @@ func setupDaemon(t *testing.T, policies int, spec string, guard time.Duration) *
 func setupDaemonWindow(t *testing.T, policies int, spec string, window, guard time.Duration) *daemonBundle {
 	t.Helper()
 	ctx := context.Background()
-	db, _ := rotationtest.State(t)
-	require.NoError(t, daemon.MigrateRiver(ctx, db))
+	db, pg := rotationtest.State(t)
+	require.NoError(t, daemon.MigrateRiver(ctx, pg.Pool))
 	files := rotationtest.FileStore(t)
 
-	b := &daemonBundle{t: t, ctx: ctx, db: db, files: files, set: &daemon.PolicySet{Policies: map[string]daemon.Scheduled{}},
+	b := &daemonBundle{t: t, ctx: ctx, db: db, pool: pg.Pool, files: files, set: &daemon.PolicySet{Policies: map[string]daemon.Scheduled{}},
 		targets: map[string]*recordingTarget{}}
 	for i := range policies {
 		name := fmt.Sprintf("p%02d", i)
@@ -92,7 +94,7 @@ func setupDaemonWindow(t *testing.T, policies int, spec string, window, guard ti
 
 func (b *daemonBundle) start(id string) *daemon.Daemon {
 	b.t.Helper()
-	d, err := daemon.New(b.db, b.set, daemon.Config{ID: id, Workers: 10, PlanInterval: 250 * time.Millisecond,
+	d, err := daemon.New(b.pool, b.db, b.set, daemon.Config{ID: id, Workers: 10, PlanInterval: 250 * time.Millisecond,
 		RescueAfter: 5 * time.Second, RetryBase: 100 * time.Millisecond, RetryCap: time.Second})
 	require.NoError(b.t, err)
 	require.NoError(b.t, d.Start(b.ctx))

@@ -21,12 +21,11 @@ func Blockers(ctx context.Context, db *state.DB, set *PolicySet, policy string, 
 	if !ok {
 		return nil, time.Time{}, fmt.Errorf("unknown policy %q", policy)
 	}
-	busy, err := db.Calendar(ctx, now, set.Expand)
+	cal, err := set.Calendar(ctx, db, now)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	busy.Deny = append(busy.Deny, set.Deny...)
-	b := schedule.NewCalendar(busy).For(policy)
+	b := cal.For(policy)
 	blockers := schedule.BlockersAt(p.Plan, b, now)
 	t := now
 	for range 1000 {
@@ -89,12 +88,10 @@ func RunDue(ctx context.Context, db *state.DB, set *PolicySet, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	busy, err := db.Calendar(ctx, now, set.Expand)
+	cal, err := set.Calendar(ctx, db, now)
 	if err != nil {
 		return nil, err
 	}
-	busy.Deny = append(busy.Deny, set.Deny...)
-	cal := schedule.NewCalendar(busy)
 	rot := rotator.New(db, logger)
 	clock := func() time.Time { return time.Now().UTC() }
 

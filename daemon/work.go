@@ -31,14 +31,15 @@ func (w *planWorker) Work(ctx context.Context, _ *river.Job[planArgs]) error {
 	return err
 }
 
-// Calendar loads the runs and leases from the database as busy intervals,
-// with the policy set's global deny windows.
-func (d *Daemon) Calendar(ctx context.Context, set *PolicySet, now time.Time) (*schedule.Calendar, error) {
-	busy, err := d.db.Calendar(ctx, now, set.Expand)
+// Calendar is the one assembly of what blocks rotations: the runs and
+// leases in the state database as busy intervals, with the set's global
+// deny windows. Every planner, check and report reads it through here.
+func (s *PolicySet) Calendar(ctx context.Context, db *state.DB, now time.Time) (*schedule.Calendar, error) {
+	busy, err := db.Calendar(ctx, now, s.Expand)
 	if err != nil {
 		return nil, err
 	}
-	busy.Deny = append(busy.Deny, set.Deny...)
+	busy.Deny = append(busy.Deny, s.Deny...)
 	return schedule.NewCalendar(busy), nil
 }
 
@@ -58,7 +59,7 @@ func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
 	if err != nil || len(due) == 0 {
 		return 0, err
 	}
-	cal, err := d.Calendar(ctx, set, now)
+	cal, err := set.Calendar(ctx, d.db, now)
 	if err != nil {
 		return 0, err
 	}
@@ -227,12 +228,11 @@ type blockCheck struct {
 // when the policy is free for its expected duration from now.
 func (b *blockCheck) check(ctx context.Context) error {
 	now := b.now()
-	busy, err := b.db.Calendar(ctx, now, b.set.Expand)
+	cal, err := b.set.Calendar(ctx, b.db, now)
 	if err != nil {
 		return err
 	}
-	busy.Deny = append(busy.Deny, b.set.Deny...)
-	b.blockers = schedule.BlockersAt(b.plan, schedule.NewCalendar(busy).For(b.policy), now)
+	b.blockers = schedule.BlockersAt(b.plan, cal.For(b.policy), now)
 	if len(b.blockers) == 0 {
 		return nil
 	}

@@ -26,7 +26,7 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) error {
 	if err != nil {
 		return err
 	}
-	_, err = db.Pool.Exec(ctx, `
+	_, err = db.pool.Exec(ctx, `
 		INSERT INTO audit_log (at, actor, policy, rotation, action, detail)
 		VALUES ($1, $2, nullif($3, ''), nullif($4, '')::uuid, $5, $6)`,
 		db.now(), e.Actor, e.Policy, e.Rotation, e.Action, detail)
@@ -49,7 +49,7 @@ func auditDetail(e AuditEntry) ([]byte, error) {
 
 // Audit returns the entries of policy ("" for all), oldest first.
 func (db *DB) Audit(ctx context.Context, policy string, limit int) ([]AuditEntry, error) {
-	rows, err := db.Pool.Query(ctx, `
+	rows, err := db.pool.Query(ctx, `
 		SELECT id, at, actor, coalesce(policy, ''), coalesce(rotation::text, ''), action, detail
 		FROM audit_log WHERE $1 = '' OR policy = $1 ORDER BY id LIMIT $2`, policy, limit)
 	if err != nil {

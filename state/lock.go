@@ -29,7 +29,7 @@ const maxHeldLocks = 64
 
 func (db *DB) lockPool() (*pgxpool.Pool, error) {
 	db.locksOnce.Do(func() {
-		cfg := db.Pool.Config().Copy()
+		cfg := db.pool.Config().Copy()
 		cfg.MaxConns = maxHeldLocks
 		cfg.MinConns = 0
 		cfg.MaxConnIdleTime = time.Minute
@@ -48,11 +48,11 @@ func lockKey(policy string) string { return "swarmkey/policy/" + policy }
 func (db *DB) TryLockPolicy(ctx context.Context, policy string) (*PolicyLock, error) {
 	pool, err := db.lockPool()
 	if err != nil {
-		return nil, fmt.Errorf("lock policy %q: %w", policy, scrub(err, db.Pool.Config().ConnConfig.Password))
+		return nil, fmt.Errorf("lock policy %q: %w", policy, scrub(err, db.pool.Config().ConnConfig.Password))
 	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("lock policy %q: connect: %w", policy, scrub(err, db.Pool.Config().ConnConfig.Password))
+		return nil, fmt.Errorf("lock policy %q: connect: %w", policy, scrub(err, db.pool.Config().ConnConfig.Password))
 	}
 	var ok bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, lockKey(policy)).Scan(&ok); err != nil {

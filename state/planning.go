@@ -28,7 +28,7 @@ func (db *DB) EnsurePolicies(ctx context.Context, states []PolicyState) error {
 	for i, s := range states {
 		names[i], strategies[i], storeNames[i], secretIDs[i] = s.Policy, s.Strategy, s.Store, s.SecretID
 	}
-	_, err := db.Pool.Exec(ctx, `
+	_, err := db.pool.Exec(ctx, `
 		INSERT INTO policy_state (policy, strategy, store, secret_id, updated_at)
 		SELECT * , $5::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
 		ON CONFLICT (policy) DO NOTHING`, names, strategies, storeNames, secretIDs, db.now())
@@ -41,7 +41,7 @@ func (db *DB) EnsurePolicies(ctx context.Context, states []PolicyState) error {
 // DuePlans returns the plan state of policies whose next check is at or
 // before until (or was never set), at most limit of them.
 func (db *DB) DuePlans(ctx context.Context, until time.Time, limit int) ([]PlanState, error) {
-	rows, err := db.Pool.Query(ctx, `
+	rows, err := db.pool.Query(ctx, `
 		SELECT policy, rotated_at, planned_fire, next_check, deferred_fire FROM policy_state
 		WHERE next_check IS NULL OR next_check <= $1
 		ORDER BY next_check NULLS FIRST LIMIT $2`, until, limit)
@@ -62,7 +62,7 @@ func (db *DB) DuePlans(ctx context.Context, until time.Time, limit int) ([]PlanS
 
 // PlanStates returns the plan state of every policy, by name.
 func (db *DB) PlanStates(ctx context.Context) (map[string]PlanState, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT policy, rotated_at, planned_fire, next_check, deferred_fire FROM policy_state`)
+	rows, err := db.pool.Query(ctx, `SELECT policy, rotated_at, planned_fire, next_check, deferred_fire FROM policy_state`)
 	if err != nil {
 		return nil, fmt.Errorf("read plan state: %w", err)
 	}
@@ -100,7 +100,7 @@ func (db *DB) UpdatePlans(ctx context.Context, updates []PlanUpdate) error {
 	for i, u := range updates {
 		names[i], planned[i], deferred[i], next[i] = u.Policy, u.PlannedFire, u.DeferredFire, u.NextCheck
 	}
-	_, err := db.Pool.Exec(ctx, `
+	_, err := db.pool.Exec(ctx, `
 		UPDATE policy_state p SET
 			planned_fire = coalesce(u.planned, p.planned_fire),
 			deferred_fire = coalesce(u.deferred, p.deferred_fire),

@@ -24,7 +24,7 @@ type PolicyState struct {
 // RecordPromoted records that the version of token became current.
 func (db *DB) RecordPromoted(ctx context.Context, s PolicyState) error {
 	now := db.now()
-	_, err := db.Pool.Exec(ctx, `
+	_, err := db.pool.Exec(ctx, `
 		INSERT INTO policy_state (policy, strategy, store, secret_id, current_version, current_token, principal,
 			rotated_at, last_rotation, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6, $8)
@@ -39,7 +39,7 @@ func (db *DB) RecordPromoted(ctx context.Context, s PolicyState) error {
 
 // PolicyStates returns the state of every policy that has one, by name.
 func (db *DB) PolicyStates(ctx context.Context) (map[string]PolicyState, error) {
-	rows, err := db.Pool.Query(ctx, `
+	rows, err := db.pool.Query(ctx, `
 		SELECT policy, strategy, store, secret_id, coalesce(current_version, ''), coalesce(current_token::text, ''),
 			coalesce(principal, ''), rotated_at, coalesce(last_rotation::text, ''), coalesce(last_outcome, ''),
 			coalesce(last_error, '')

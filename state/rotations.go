@@ -85,7 +85,7 @@ func (db *DB) InsertRotation(ctx context.Context, r Rotation, started AuditEntry
 		return err
 	}
 	now := db.now()
-	_, err = db.Pool.Exec(ctx, `
+	_, err = db.pool.Exec(ctx, `
 		WITH ensured AS (
 			INSERT INTO policy_state (policy, strategy, store, secret_id, updated_at) VALUES ($2, $3, $4, $5, $10)
 			ON CONFLICT (policy) DO NOTHING
@@ -109,7 +109,7 @@ func (db *DB) CompleteStep(ctx context.Context, token, step, principal string, t
 	if err != nil {
 		return err
 	}
-	tag, err := db.Pool.Exec(ctx, `
+	tag, err := db.pool.Exec(ctx, `
 		UPDATE rotations SET step = $2, principal = coalesce(nullif($3, ''), principal),
 			steps = steps || $4::jsonb, updated_at = $5
 		WHERE token = $1 AND outcome = 'running'`,
@@ -125,7 +125,7 @@ func (db *DB) CompleteStep(ctx context.Context, token, step, principal string, t
 
 // MarkResumed counts a resumption of an unfinished rotation.
 func (db *DB) MarkResumed(ctx context.Context, token string) error {
-	_, err := db.Pool.Exec(ctx, `UPDATE rotations SET resumes = resumes + 1, updated_at = $2 WHERE token = $1`, token, db.now())
+	_, err := db.pool.Exec(ctx, `UPDATE rotations SET resumes = resumes + 1, updated_at = $2 WHERE token = $1`, token, db.now())
 	return err
 }
 
@@ -139,7 +139,7 @@ func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome,
 	if err != nil {
 		return err
 	}
-	_, err = db.Pool.Exec(ctx, `
+	_, err = db.pool.Exec(ctx, `
 		WITH finished AS (
 			UPDATE rotations SET outcome = $2, error = nullif($3, ''), rolled_back = $4, retire_after = $5,
 				retired_at = CASE WHEN $6 THEN $7::timestamptz END, finished_at = $7, updated_at = $7
@@ -160,18 +160,18 @@ func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome,
 
 // MarkRetired records that the finish step retired what fell off.
 func (db *DB) MarkRetired(ctx context.Context, token string) error {
-	_, err := db.Pool.Exec(ctx, `UPDATE rotations SET retired_at = $2, updated_at = $2 WHERE token = $1`, token, db.now())
+	_, err := db.pool.Exec(ctx, `UPDATE rotations SET retired_at = $2, updated_at = $2 WHERE token = $1`, token, db.now())
 	return err
 }
 
 // Rotation returns one rotation by token.
 func (db *DB) Rotation(ctx context.Context, token string) (Rotation, error) {
-	return scanRotation(db.Pool.QueryRow(ctx, `SELECT `+rotationColumns+` FROM rotations WHERE token = $1`, token))
+	return scanRotation(db.pool.QueryRow(ctx, `SELECT `+rotationColumns+` FROM rotations WHERE token = $1`, token))
 }
 
 // RunningRotation returns the unfinished rotation of policy, or ErrNotFound.
 func (db *DB) RunningRotation(ctx context.Context, policy string) (Rotation, error) {
-	return scanRotation(db.Pool.QueryRow(ctx,
+	return scanRotation(db.pool.QueryRow(ctx,
 		`SELECT `+rotationColumns+` FROM rotations WHERE policy = $1 AND outcome = 'running'`, policy))
 }
 
@@ -186,7 +186,7 @@ func (db *DB) RetireDue(ctx context.Context, policy string, now time.Time) ([]Ro
 // SucceededByKey returns the succeeded rotation of a request key, or
 // ErrNotFound.
 func (db *DB) SucceededByKey(ctx context.Context, key string) (Rotation, error) {
-	return scanRotation(db.Pool.QueryRow(ctx,
+	return scanRotation(db.pool.QueryRow(ctx,
 		`SELECT `+rotationColumns+` FROM rotations WHERE request_key = $1 AND outcome = 'succeeded'`, key))
 }
 
@@ -198,7 +198,7 @@ func (db *DB) ByKey(ctx context.Context, key string) ([]Rotation, error) {
 // MarkNeedsAttention turns a failed rotation into needs_attention: its
 // policy's attempt limit is spent.
 func (db *DB) MarkNeedsAttention(ctx context.Context, token, reason string) error {
-	_, err := db.Pool.Exec(ctx, `
+	_, err := db.pool.Exec(ctx, `
 		WITH marked AS (
 			UPDATE rotations SET outcome = 'needs_attention', error = coalesce(error || '; ', '') || $2, updated_at = $3
 			WHERE token = $1 AND outcome = 'failed'
@@ -220,7 +220,7 @@ func (db *DB) History(ctx context.Context, policy string, limit int) ([]Rotation
 }
 
 func (db *DB) queryRotations(ctx context.Context, sql string, args ...any) ([]Rotation, error) {
-	rows, err := db.Pool.Query(ctx, sql, args...)
+	rows, err := db.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}

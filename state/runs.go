@@ -205,7 +205,7 @@ func (db *DB) AddRecurringRun(ctx context.Context, req RecurringRunRequest) (Run
 }
 
 func (db *DB) insertRun(ctx context.Context, name, sql string, args ...any) (Run, error) {
-	r, err := scanRun(db.Pool.QueryRow(ctx, sql, args...))
+	r, err := scanRun(db.pool.QueryRow(ctx, sql, args...))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "runs_active_name" {
 		return Run{}, fmt.Errorf("run %q: %w", name, ErrRunExists)
@@ -267,7 +267,7 @@ func checkUses(uses []string) ([]string, error) {
 // ListRuns returns the active runs, and the cancelled ones too when
 // includeCancelled is set, oldest first.
 func (db *DB) ListRuns(ctx context.Context, includeCancelled bool) ([]Run, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT `+runColumns+` FROM runs
+	rows, err := db.pool.Query(ctx, `SELECT `+runColumns+` FROM runs
 		WHERE $1 OR cancelled_at IS NULL ORDER BY id`, includeCancelled)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
@@ -295,7 +295,7 @@ func (db *DB) CancelRun(ctx context.Context, name, by string) (Run, error) {
 	if strings.TrimSpace(by) == "" {
 		return Run{}, invalid("created_by", by, "missing: say who cancels the run")
 	}
-	r, err := scanRun(db.Pool.QueryRow(ctx, `
+	r, err := scanRun(db.pool.QueryRow(ctx, `
 		UPDATE runs SET cancelled_at = $2, cancelled_by = $3
 		WHERE name = $1 AND cancelled_at IS NULL
 		RETURNING `+runColumns, name, db.now(), by))
@@ -366,7 +366,7 @@ func (db *DB) StartLease(ctx context.Context, req LeaseRequest) (Lease, error) {
 		return Lease{}, fmt.Errorf("start lease for run %q: %w", req.RunName, err)
 	}
 	now := db.now()
-	l, err := scanLease(db.Pool.QueryRow(ctx, `
+	l, err := scanLease(db.pool.QueryRow(ctx, `
 		INSERT INTO leases (id, run_name, uses, holder, started_at, last_heartbeat, ttl)
 		VALUES ($1, $2, $3, $4, $5, $5, $6)
 		RETURNING `+leaseColumns, id, req.RunName, uses, req.Holder, now, req.TTL))
@@ -386,12 +386,12 @@ func (db *DB) HeartbeatLease(ctx context.Context, id string) (Lease, error) {
 		return Lease{}, fmt.Errorf("heartbeat lease %q: %w", id, ErrNotFound)
 	}
 	now := db.now()
-	l, err := scanLease(db.Pool.QueryRow(ctx, `
+	l, err := scanLease(db.pool.QueryRow(ctx, `
 		UPDATE leases SET last_heartbeat = $2
 		WHERE id = $1 AND ended_at IS NULL AND last_heartbeat + ttl > $2
 		RETURNING `+leaseColumns, id, now))
 	if errors.Is(err, ErrNotFound) {
-		l, err = scanLease(db.Pool.QueryRow(ctx, `SELECT `+leaseColumns+` FROM leases WHERE id = $1`, id))
+		l, err = scanLease(db.pool.QueryRow(ctx, `SELECT `+leaseColumns+` FROM leases WHERE id = $1`, id))
 		switch {
 		case err != nil:
 		case l.EndedAt != nil:
@@ -415,11 +415,11 @@ func (db *DB) EndLease(ctx context.Context, id string) (Lease, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return Lease{}, fmt.Errorf("end lease %q: %w", id, ErrNotFound)
 	}
-	l, err := scanLease(db.Pool.QueryRow(ctx, `
+	l, err := scanLease(db.pool.QueryRow(ctx, `
 		UPDATE leases SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL
 		RETURNING `+leaseColumns, id, db.now()))
 	if errors.Is(err, ErrNotFound) {
-		l, err = scanLease(db.Pool.QueryRow(ctx, `SELECT `+leaseColumns+` FROM leases WHERE id = $1`, id))
+		l, err = scanLease(db.pool.QueryRow(ctx, `SELECT `+leaseColumns+` FROM leases WHERE id = $1`, id))
 	}
 	if err != nil {
 		return Lease{}, fmt.Errorf("end lease %s: %w", id, err)
@@ -443,7 +443,7 @@ func (db *DB) Calendar(ctx context.Context, now time.Time, expand func(uses []st
 	}
 	since := now.Add(-CalendarLookback)
 	var busy schedule.Busy
-	err := pgx.BeginTxFunc(ctx, db.Pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT `+runColumns+` FROM runs
 			WHERE cancelled_at IS NULL AND (kind = 'recurring' OR start_at + duration > $1)
 			ORDER BY id`, since)

@@ -169,7 +169,7 @@ func TestInvalidRunsAreRefusedAndWriteNothing(t *testing.T) {
 		require.NotEmpty(t, inv.Reason, tc.name)
 	}
 	var n int
-	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM runs`).Scan(&n))
+	require.NoError(t, db.pool.QueryRow(ctx, `SELECT count(*) FROM runs`).Scan(&n))
 	require.Zero(t, n)
 
 	_, err := db.AddRecurringRun(ctx, RecurringRunRequest{Name: "r", Every: "0 * * * *", Duration: time.Hour, Uses: []string{"p"}, CreatedBy: "operator:a"})

@@ -25,7 +25,9 @@ var ErrNotFound = errors.New("not found")
 
 // DB is swarmkey's state database.
 type DB struct {
-	Pool *pgxpool.Pool
+	// pool is the connection pool; whoever opened it (Connect) may share it
+	// with River, which keeps its jobs in the same database.
+	pool *pgxpool.Pool
 	// locks is a second pool for the sessions that hold advisory locks,
 	// opened on first use (see PolicyLock).
 	locks     *pgxpool.Pool
@@ -38,6 +40,17 @@ type DB struct {
 // Open connects to the state database at url and checks that it answers.
 // Errors name the host and the cause, never the password of the URL.
 func Open(ctx context.Context, url string) (*DB, error) {
+	pool, err := Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return NewFromPool(pool), nil
+}
+
+// Connect opens a pool on the state database at url and checks that it
+// answers, with Open's errors. The caller that also runs River on the same
+// database (the daemon) shares this pool with NewFromPool.
+func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's parse errors quote the connection string; ours does not.
@@ -58,23 +71,26 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		return nil, fmt.Errorf("database %s is unreachable (check `database:` in the config, that the server runs and accepts this user): %w",
 			describeHost(cfg.ConnConfig), scrub(err, cfg.ConnConfig.Password))
 	}
-	return &DB{Pool: pool}, nil
+	return pool, nil
 }
 
-// NewFromPool wraps an existing pool (tests, benchmarks).
-func NewFromPool(pool *pgxpool.Pool) *DB { return &DB{Pool: pool} }
+// NewFromPool wraps a pool from Connect (or a test's); Close closes it.
+func NewFromPool(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
+
+// Ping checks that the database answers (readiness probes).
+func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
 
 // Close closes the pools.
 func (db *DB) Close() {
 	if db.locks != nil {
 		db.locks.Close()
 	}
-	db.Pool.Close()
+	db.pool.Close()
 }
 
 // Migrate applies swarmkey's pending migrations and returns how many ran.
 func (db *DB) Migrate(ctx context.Context) (int, error) {
-	sqlDB := stdlib.OpenDBFromPool(db.Pool)
+	sqlDB := stdlib.OpenDBFromPool(db.pool)
 	defer sqlDB.Close()
 	return migrations.Up(ctx, sqlDB)
 }

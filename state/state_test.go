@@ -43,7 +43,7 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 		`DELETE FROM audit_log`,
 		`TRUNCATE audit_log`,
 	} {
-		_, err := db.Pool.Exec(ctx, sql)
+		_, err := db.Pool().Exec(ctx, sql)
 		require.ErrorContains(t, err, "append-only", sql)
 	}
 	entries, err := db.Audit(ctx, "p", 10)

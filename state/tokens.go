@@ -162,7 +162,7 @@ func (db *DB) AddToken(ctx context.Context, req TokenRequest) (Token, secret.Sec
 		e := now.Add(req.TTL)
 		expires = &e
 	}
-	t, err := scanToken(db.Pool.QueryRow(ctx, `
+	t, err := scanToken(db.pool.QueryRow(ctx, `
 		INSERT INTO tokens (name, scope, grants, token_hash, created_by, created_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		RETURNING `+tokenColumns,
@@ -181,7 +181,7 @@ func (db *DB) AddToken(ctx context.Context, req TokenRequest) (Token, secret.Sec
 // still rows an operator may want to revoke or replace), and the revoked
 // ones too when includeRevoked is set, oldest first.
 func (db *DB) ListTokens(ctx context.Context, includeRevoked bool) ([]Token, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT `+tokenColumns+` FROM tokens
+	rows, err := db.pool.Query(ctx, `SELECT `+tokenColumns+` FROM tokens
 		WHERE $1 OR revoked_at IS NULL ORDER BY id`, includeRevoked)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
@@ -201,7 +201,7 @@ func (db *DB) RevokeToken(ctx context.Context, name, by string) (Token, error) {
 	if strings.TrimSpace(by) == "" {
 		return Token{}, invalid("created_by", by, "missing: say who revokes the token")
 	}
-	t, err := scanToken(db.Pool.QueryRow(ctx, `
+	t, err := scanToken(db.pool.QueryRow(ctx, `
 		UPDATE tokens SET revoked_at = $2, revoked_by = $3
 		WHERE name = $1 AND revoked_at IS NULL
 		RETURNING `+tokenColumns, name, db.now(), by))
@@ -227,7 +227,7 @@ func (db *DB) AuthenticateToken(ctx context.Context, presented secret.Secret) (T
 	want := HashToken(presented)
 	var stored []byte
 	var t Token
-	err := db.Pool.QueryRow(ctx, `SELECT token_hash, `+tokenColumns+` FROM tokens WHERE token_hash = $1`, want).Scan(
+	err := db.pool.QueryRow(ctx, `SELECT token_hash, `+tokenColumns+` FROM tokens WHERE token_hash = $1`, want).Scan(
 		&stored, &t.ID, &t.Name, &t.Scope, &t.Grants, &t.CreatedBy, &t.CreatedAt, &t.ExpiresAt, &t.RevokedAt, &t.RevokedBy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Token{}, ErrTokenUnknown
@@ -257,7 +257,7 @@ func (db *DB) StartTokenLease(ctx context.Context, tokenID int64, req LeaseReque
 	if err != nil {
 		return Lease{}, err
 	}
-	if _, err := db.Pool.Exec(ctx, `UPDATE leases SET token_id = $2 WHERE id = $1`, l.ID, tokenID); err != nil {
+	if _, err := db.pool.Exec(ctx, `UPDATE leases SET token_id = $2 WHERE id = $1`, l.ID, tokenID); err != nil {
 		// Without an owner nobody could heartbeat it over the API: end it now
 		// rather than let it block rotations until its TTL.
 		_, _ = db.EndLease(context.WithoutCancel(ctx), l.ID)
@@ -273,7 +273,7 @@ func (db *DB) LeaseOwnedBy(ctx context.Context, id string, tokenID int64) (bool,
 		return false, fmt.Errorf("lease %q: %w", id, ErrNotFound)
 	}
 	var owner *int64
-	err := db.Pool.QueryRow(ctx, `SELECT token_id FROM leases WHERE id = $1`, id).Scan(&owner)
+	err := db.pool.QueryRow(ctx, `SELECT token_id FROM leases WHERE id = $1`, id).Scan(&owner)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("lease %s: %w", id, ErrNotFound)
 	}

@@ -25,7 +25,7 @@ func TestTokensAreStoredAsHashesAndAuthenticate(t *testing.T) {
 
 	// Nowhere in the table, in any column's text.
 	var hits int
-	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM tokens t WHERE t::text LIKE '%' || $1 || '%'`,
+	require.NoError(t, db.pool.QueryRow(ctx, `SELECT count(*) FROM tokens t WHERE t::text LIKE '%' || $1 || '%'`,
 		strings.TrimPrefix(token.RevealString(), TokenPrefix)).Scan(&hits))
 	require.Zero(t, hits)
 

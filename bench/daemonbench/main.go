@@ -98,7 +98,7 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 	if _, err := db.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
-	if err := daemon.MigrateRiver(ctx, db); err != nil {
+	if err := daemon.MigrateRiver(ctx, pool); err != nil {
 		log.Fatal(err)
 	}
 
@@ -123,7 +123,7 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// serve's defaults, but for the workers.
-	d, err := daemon.New(db, set, daemon.Config{Workers: workers, Logger: logger})
+	d, err := daemon.New(pool, db, set, daemon.Config{Workers: workers, Logger: logger})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
@@ -23,8 +24,8 @@ func newMigrateCommand(g *globals) *cobra.Command {
 		Use:   "migrate",
 		Short: "Apply swarmkey's database migrations",
 		Args:  cobra.NoArgs,
-		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *session) error {
-			n, err := sess.db.Migrate(cmd.Context())
+		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *app.Session) error {
+			n, err := sess.DB.Migrate(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -96,19 +97,19 @@ runs) and prints each step as it completes, with its duration.
 Exit codes: 0 rotated (or asked), 1 failed or refused, 2 bad input, 3 another
 rotation of NAME is in progress (--local).`,
 		Args: cobra.ExactArgs(1),
-		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *session) error {
+		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *app.Session) error {
 			if !local {
 				return rotateThroughDaemon(cmd.Context(), g, sess, args[0], force, wait)
 			}
-			ctx, env, db := cmd.Context(), sess.env, sess.db
-			p, err := env.policy(ctx, args[0])
+			ctx, db := cmd.Context(), sess.DB
+			p, err := sess.Credential(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			defer p.Target.Close()
 
 			fmt.Fprintf(g.stdout, "rotating %s (%s, %s:%s)\n", p.Name, p.Strategy, p.Store.Name(), p.SecretID)
-			res, err := rotator.New(db, sess.logger).Rotate(ctx, p, rotator.Options{
+			res, err := rotator.New(db, sess.Logger).Rotate(ctx, p, rotator.Options{
 				Actor: "operator:" + operatorName(),
 				Force: force,
 				OnStep: func(e rotator.StepEvent) {
@@ -151,8 +152,8 @@ func newStatusCommand(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Show each policy: strategy, store, current version, age, last outcome",
 		Args:  cobra.NoArgs,
-		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *session) error {
-			cfg, db := sess.cfg, sess.db
+		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *app.Session) error {
+			cfg, db := sess.Config, sess.DB
 			states, err := db.PolicyStates(cmd.Context())
 			if err != nil {
 				return err
@@ -183,8 +184,8 @@ func newHistoryCommand(g *globals) *cobra.Command {
 		Use:   "history NAME",
 		Short: "Show a policy's rotations, newest first",
 		Args:  cobra.ExactArgs(1),
-		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *session) error {
-			cfg, db := sess.cfg, sess.db
+		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *app.Session) error {
+			cfg, db := sess.Config, sess.DB
 			rows, err := db.History(cmd.Context(), args[0], limit)
 			if err != nil {
 				return err
@@ -240,18 +241,13 @@ target's canary with it: exit 0 when it logs in, 1 when it is refused.`,
 			if !slices.Contains(providers.Stages, st) {
 				return usageError("--stage %q: use current, pending or previous", stage)
 			}
-			cfg, err := g.loadConfig()
+			rt, err := g.openRuntime()
 			if err != nil {
 				return err
 			}
-			logger, err := g.logger()
-			if err != nil {
-				return err
-			}
-			env := newEnvironment(cfg, logger)
-			defer env.Close()
+			defer rt.Close()
 			ctx := cmd.Context()
-			p, err := env.policy(ctx, args[0])
+			p, err := rt.Credential(ctx, args[0])
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -67,12 +68,19 @@ func (d *daemonProcess) logged(s string) bool {
 	return false
 }
 
-func (c *cli) stateDB(t *testing.T) *state.DB {
+// testState is the state database as the CLI tests read it: the state
+// package's API, and the test database's pool for checks in plain SQL.
+type testState struct {
+	*state.DB
+	Pool *pgxpool.Pool
+}
+
+func (c *cli) stateDB(t *testing.T) *testState {
 	t.Helper()
 	db, err := state.Open(context.Background(), c.db.URL)
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
-	return db
+	return &testState{DB: db, Pool: c.db.Pool}
 }
 
 func TestRotateAsksTheDaemonAndRespectsRuns(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/swarmkey/swarmkey/api"
+	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/state"
@@ -417,7 +418,7 @@ func childEnv(base []string, set map[string]secret.Secret) []string {
 // storeSource reads the stores the configuration names and leases in the
 // state database.
 type storeSource struct {
-	sess *session
+	sess *app.Session
 }
 
 func openStoreSource(ctx context.Context, g *globals, names []string) (*storeSource, error) {
@@ -441,27 +442,27 @@ func openStoreSource(ctx context.Context, g *globals, names []string) (*storeSou
 	if err != nil {
 		return nil, err
 	}
-	env := newEnvironment(cfg, logger)
+	rt := app.NewRuntime(cfg, logger)
 	// The stores before the database: a store that refuses (a key file
 	// others may read, missing permissions) is the first thing to report.
 	for _, p := range policies {
-		if _, err := env.store(ctx, p.Store); err != nil {
-			env.Close()
+		if _, err := rt.Store(ctx, p.Store); err != nil {
+			rt.Close()
 			return nil, fmt.Errorf("policy %q (%s:%d): %w", p.Name, p.File, p.Line, err)
 		}
 	}
-	db, err := openDatabase(ctx, cfg, env)
+	sess, err := app.Open(ctx, rt)
 	if err != nil {
-		env.Close()
+		rt.Close()
 		return nil, err
 	}
-	return &storeSource{sess: &session{cfg: cfg, logger: logger, env: env, db: db}}, nil
+	return &storeSource{sess: sess}, nil
 }
 
 func (s *storeSource) close() { s.sess.Close() }
 
 func (s *storeSource) startLease(ctx context.Context, run string, uses []string, holder string, ttl time.Duration) (string, error) {
-	l, err := s.sess.db.StartLease(ctx, state.LeaseRequest{RunName: run, Uses: uses, Holder: holder, TTL: ttl})
+	l, err := s.sess.DB.StartLease(ctx, state.LeaseRequest{RunName: run, Uses: uses, Holder: holder, TTL: ttl})
 	var inv *state.InvalidRunError
 	if errors.As(err, &inv) {
 		return "", usageError("--%s %q: %s", map[string]string{"name": "run", "ttl": "lease-ttl"}[inv.Field], inv.Value, inv.Reason)
@@ -473,7 +474,7 @@ func (s *storeSource) startLease(ctx context.Context, run string, uses []string,
 }
 
 func (s *storeSource) heartbeat(ctx context.Context, id string) error {
-	_, err := s.sess.db.HeartbeatLease(ctx, id)
+	_, err := s.sess.DB.HeartbeatLease(ctx, id)
 	if errors.Is(err, state.ErrLeaseExpired) || errors.Is(err, state.ErrLeaseEnded) {
 		return fmt.Errorf("%w: %w", errLeaseGone, err)
 	}
@@ -481,13 +482,13 @@ func (s *storeSource) heartbeat(ctx context.Context, id string) error {
 }
 
 func (s *storeSource) endLease(ctx context.Context, id string) error {
-	_, err := s.sess.db.EndLease(ctx, id)
+	_, err := s.sess.DB.EndLease(ctx, id)
 	return err
 }
 
 func (s *storeSource) read(ctx context.Context, name, leaseID, run string) (map[string]secret.Secret, error) {
-	p, _ := s.sess.cfg.Policy(name)
-	st, err := s.sess.env.store(ctx, p.Store)
+	p, _ := s.sess.Config.Policy(name)
+	st, err := s.sess.Store(ctx, p.Store)
 	if err != nil {
 		return nil, err
 	}
@@ -503,7 +504,7 @@ func (s *storeSource) read(ctx context.Context, name, leaseID, run string) (map[
 	if err != nil {
 		return nil, fmt.Errorf("policy %q: %w", name, err)
 	}
-	if err := s.sess.db.AppendAudit(ctx, state.AuditEntry{
+	if err := s.sess.DB.AppendAudit(ctx, state.AuditEntry{
 		Actor: "operator:" + operatorName(), Policy: name, Action: "credential.read",
 		Detail: map[string]any{"version": v.ID, "via": "exec", "lease": leaseID, "run": run},
 	}); err != nil {

@@ -86,7 +86,7 @@ func readEnvFile(t *testing.T, path string) map[string]string {
 	return env
 }
 
-func liveLeases(t *testing.T, db *state.DB) []string {
+func liveLeases(t *testing.T, db *testState) []string {
 	t.Helper()
 	rows, err := db.Pool.Query(context.Background(), `SELECT id::text FROM leases WHERE ended_at IS NULL`)
 	require.NoError(t, err)
@@ -193,7 +193,7 @@ func TestExecGivesTheChildTheValuesAndNothingElseDoes(t *testing.T) {
 	c.requireNoLeak(current.Password)
 }
 
-func requireAuditClean(t *testing.T, db *state.DB, values ...string) {
+func requireAuditClean(t *testing.T, db *testState, values ...string) {
 	t.Helper()
 	var dump string
 	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT coalesce(string_agg(a::text, E'\n'), '') FROM audit_log a`).Scan(&dump))

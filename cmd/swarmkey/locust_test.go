@@ -142,7 +142,7 @@ policies:
 	require.NoError(t, err)
 
 	rig := &locustRig{cli: c, strategy: strategy, token: token, apiURL: "http://127.0.0.1:" + port, daemon: d,
-		file: filepath.Join(c.dir, "locustfile.py"), plugin: plugin, state: c.stateDB(t)}
+		file: filepath.Join(c.dir, "locustfile.py"), plugin: plugin, state: c.stateDB(t).DB}
 	c.write(rig.file, locustfile)
 	rig.keys = &keyService{t: t, store: c.fileStore(), secretID: "loadtest/" + locustPolicy,
 		acceptPrevious: strategy == "alternating", pids: map[string]int{}, seen: map[string]bool{}}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
-	"github.com/swarmkey/swarmkey/state"
 )
 
 // Exit codes, documented in README.md.
@@ -94,6 +94,10 @@ proves it with a canary, promotes it, and never rotates under a running test.`,
 	if errors.As(err, &ee) {
 		return ee.code
 	}
+	var input *app.InputError
+	if errors.As(err, &input) {
+		return exitUsage
+	}
 	if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") ||
 		strings.Contains(err.Error(), "arg(s)") {
 		return exitUsage
@@ -136,32 +140,23 @@ func (g *globals) loadConfig() (*config.Config, error) {
 	return cfg, nil
 }
 
-// openDatabase resolves the config's database reference and connects.
-func openDatabase(ctx context.Context, cfg *config.Config, env *environment) (*state.DB, error) {
-	if cfg.Database.IsZero() {
-		return nil, usageError("%s: database: missing: set it to a reference such as env:SWARMKEY_DATABASE_URL", strings.Join(cfg.Files, ", "))
-	}
-	url, err := cfg.Database.Resolve(ctx, env.readStore)
-	if err != nil {
-		return nil, usageError("database: %v", err)
-	}
-	db, err := state.Open(ctx, url.RevealString())
+// openSession loads the config and opens the state database.
+func (g *globals) openSession(ctx context.Context) (*app.Session, error) {
+	rt, err := g.openRuntime()
 	if err != nil {
 		return nil, err
 	}
-	return db, nil
+	sess, err := app.Open(ctx, rt)
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
+	return sess, nil
 }
 
-// session is what most commands need: the config, a logger, the stores and
-// the state database.
-type session struct {
-	cfg    *config.Config
-	logger *slog.Logger
-	env    *environment
-	db     *state.DB
-}
-
-func (g *globals) openSession(ctx context.Context) (*session, error) {
+// openRuntime loads the config with a logger; no store or database is
+// opened yet.
+func (g *globals) openRuntime() (*app.Runtime, error) {
 	cfg, err := g.loadConfig()
 	if err != nil {
 		return nil, err
@@ -170,18 +165,12 @@ func (g *globals) openSession(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := newEnvironment(cfg, logger)
-	db, err := openDatabase(ctx, cfg, env)
-	if err != nil {
-		env.Close()
-		return nil, err
-	}
-	return &session{cfg: cfg, logger: logger, env: env, db: db}, nil
+	return app.NewRuntime(cfg, logger), nil
 }
 
 // withSession adapts a command body that needs a session: it opens one
 // before the body runs and closes it after.
-func (g *globals) withSession(body func(cmd *cobra.Command, args []string, sess *session) error) func(*cobra.Command, []string) error {
+func (g *globals) withSession(body func(cmd *cobra.Command, args []string, sess *app.Session) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		sess, err := g.openSession(cmd.Context())
 		if err != nil {
@@ -190,9 +179,4 @@ func (g *globals) withSession(body func(cmd *cobra.Command, args []string, sess 
 		defer sess.Close()
 		return body(cmd, args, sess)
 	}
-}
-
-func (s *session) Close() {
-	s.db.Close()
-	s.env.Close()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/state"
 )
@@ -91,8 +92,8 @@ Exit codes: 0 added, 2 bad input (nothing is written).`,
 				return err
 			}
 			defer sess.Close()
-			ctx, db := cmd.Context(), sess.db
-			uses, err := checkRunUses(sess.cfg, uses)
+			ctx, db := cmd.Context(), sess.DB
+			uses, err := checkRunUses(sess.Config, uses)
 			if err != nil {
 				return err
 			}
@@ -162,7 +163,7 @@ the local zone, or in --timezone.`,
 				return err
 			}
 			defer sess.Close()
-			runs, err := sess.db.ListRuns(cmd.Context(), all)
+			runs, err := sess.DB.ListRuns(cmd.Context(), all)
 			if err != nil {
 				return err
 			}
@@ -208,8 +209,8 @@ shows it), its name may be used again, and the cancellation is recorded in the
 audit log with your user name. Exit codes: 0 cancelled, 2 no active run has
 that name.`,
 		Args: cobra.ExactArgs(1),
-		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *session) error {
-			ctx, db := cmd.Context(), sess.db
+		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *app.Session) error {
+			ctx, db := cmd.Context(), sess.DB
 			actor := "operator:" + operatorName()
 			r, err := db.CancelRun(ctx, args[0], actor)
 			if errors.Is(err, state.ErrNotFound) {

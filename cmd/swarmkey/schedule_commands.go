@@ -3,22 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/spf13/cobra"
 
+	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/daemon"
 	"github.com/swarmkey/swarmkey/schedule"
-	"github.com/swarmkey/swarmkey/state"
 )
 
 func newRunDueCommand(g *globals) *cobra.Command {
@@ -31,16 +27,16 @@ a summary, and exits 0, or 1 when any rotation failed or any policy is
 overdue. It takes the daemon's locks and request keys, so it is safe beside a
 running daemon: each fire rotates once.`,
 		Args: cobra.NoArgs,
-		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *session) error {
+		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *app.Session) error {
 			ctx := cmd.Context()
-			if _, err := sess.db.Migrate(ctx); err != nil {
+			if _, err := sess.DB.Migrate(ctx); err != nil {
 				return err
 			}
-			set, err := sess.env.policySet()
+			set, err := sess.PolicySet()
 			if err != nil {
 				return usageError("%v", err)
 			}
-			results, err := daemon.RunDue(ctx, sess.db, set, sess.logger, time.Now().UTC())
+			results, err := daemon.RunDue(ctx, sess.DB, set, sess.Logger, time.Now().UTC())
 			if err != nil {
 				return err
 			}
@@ -134,13 +130,12 @@ func newPlanCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer sess.Close()
-			ctx := cmd.Context()
-			set, err := sess.env.policySet()
+			set, err := sess.PolicySet()
 			if err != nil {
 				return usageError("%v", err)
 			}
-			names := make([]string, 0, len(set.Policies))
-			for _, p := range sess.cfg.Policies {
+			var names []string
+			for _, p := range sess.Config.Policies {
 				if policy == "" || p.Name == policy {
 					names = append(names, p.Name)
 				}
@@ -148,36 +143,14 @@ func newPlanCommand(g *globals) *cobra.Command {
 			if len(names) == 0 {
 				return usageError("--policy %q: unknown policy", policy)
 			}
-			states, err := sess.db.PlanStates(ctx)
+			upcoming, err := daemon.Upcoming(cmd.Context(), sess.DB, set, names, fromT, toT)
 			if err != nil {
 				return err
 			}
-			busy, err := sess.db.Calendar(ctx, fromT, set.Expand)
-			if err != nil {
-				return err
-			}
-			busy.Deny = append(busy.Deny, set.Deny...)
-			cal := schedule.NewCalendar(busy)
-			var rows []planRow
-			for _, name := range names {
-				p := set.Policies[name]
-				st := states[name]
-				for _, w := range schedule.Upcoming(p.Plan, schedule.State{LastRotated: derefTime(st.RotatedAt)}, cal.For(name), fromT, 200) {
-					if !w.Window.Start.Before(toT) {
-						break
-					}
-					row := planRow{Policy: name, WindowStart: w.Window.Start, WindowEnd: w.Window.End}
-					if w.Deferred() {
-						row.BlockedBy = describe(w.Blockers)
-					} else {
-						slot := w.Start
-						row.Slot = &slot
-						if slot.After(w.Window.Start) {
-							row.PushedBy = describe(schedule.BlockersAt(p.Plan, cal.For(name), w.Window.Start))
-						}
-					}
-					rows = append(rows, row)
-				}
+			rows := make([]planRow, len(upcoming))
+			for i, u := range upcoming {
+				rows[i] = planRow{Policy: u.Policy, WindowStart: u.WindowStart, WindowEnd: u.WindowEnd, Slot: u.Slot,
+					BlockedBy: describe(u.BlockedBy), PushedBy: describe(u.PushedBy)}
 			}
 			if output == "json" {
 				enc := json.NewEncoder(g.stdout)
@@ -219,105 +192,35 @@ func derefTime(t *time.Time) time.Time {
 	return *t
 }
 
-// rotateThroughDaemon inserts a rotation job for the daemon (only database
-// access needed) and, with wait, follows it step by step.
-func rotateThroughDaemon(ctx context.Context, g *globals, sess *session, name string, force, wait bool) error {
-	set, err := sess.env.policySet()
-	if err != nil {
-		return usageError("%v", err)
+// rotateThroughDaemon asks the daemon for a rotation (only database access
+// needed) and, with wait, follows it step by step.
+func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, name string, force, wait bool) error {
+	ticket, err := sess.Enqueue(ctx, daemon.Request{Policy: name, Force: force, Actor: "operator:" + operatorName()})
+	var blocked *daemon.BlockedError
+	if errors.As(err, &blocked) {
+		return &exitError{code: exitFailed, err: err}
 	}
-	p, ok := set.Policies[name]
-	if !ok {
-		return usageError("unknown policy %q: `swarmkey status` lists the policies of %v", name, sess.cfg.Files)
-	}
-	operator := "operator:" + operatorName()
-	blockers, nextFree, err := daemon.Blockers(ctx, sess.db, set, name, time.Now().UTC())
 	if err != nil {
 		return err
 	}
-	if len(blockers) > 0 && !force {
-		next := "no free slot within a year"
-		if !nextFree.IsZero() {
-			next = "the next allowed slot is " + nextFree.Local().Format(time.RFC3339)
-		}
-		return &exitError{code: exitFailed, err: fmt.Errorf("rotate %s refused: %s; %s (or pass --force, which is audited)",
-			name, strings.Join(describe(blockers), "; "), next)}
-	}
-
-	client, err := river.NewClient(riverpgxv5.New(sess.db.Pool), &river.Config{})
-	if err != nil {
-		return err
-	}
-	key := "request:" + uuid.Must(uuid.NewV7()).String()
-	args := daemon.RotateArgs{Policy: name, Key: key, Slot: time.Now().UTC(), Force: force, Actor: operator}
-	opts := args.InsertOpts()
-	opts.MaxAttempts = max(p.MaxAttempts, 1)
-	job, err := client.Insert(ctx, args, &opts)
-	if err != nil {
-		return fmt.Errorf("ask the daemon: %w", err)
-	}
-	if force {
-		detail := map[string]any{"request": key}
-		if len(blockers) > 0 {
-			detail["overrides"] = describe(blockers)
-		}
-		if err := sess.db.AppendAudit(ctx, state.AuditEntry{Actor: operator, Policy: name, Action: "rotation.forced", Detail: detail}); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(g.stdout, "asked the daemon to rotate %s (request %s)\n", name, key)
+	fmt.Fprintf(g.stdout, "asked the daemon to rotate %s (request %s)\n", name, ticket.Key)
 	if !wait {
 		return nil
 	}
-	return followRotation(ctx, g, sess, client, job.Job.ID, key)
-}
-
-// followRotation prints each step of the request's rotations as it
-// completes and returns when the job is done.
-func followRotation(ctx context.Context, g *globals, sess *session, client *river.Client[pgx.Tx], jobID int64, key string) error {
-	printed := map[string]int{}
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		rows, err := sess.db.ByKey(ctx, key)
-		if err != nil {
-			return err
+	last, err := sess.Follow(ctx, ticket, func(p daemon.Progress) {
+		if p.Retry {
+			fmt.Fprintf(g.stdout, "  attempt %d failed (%s); the daemon retries at %s\n", p.Attempt, p.Reason, p.At.Local().Format(time.RFC3339))
+			return
 		}
-		for _, r := range rows {
-			for _, s := range r.Steps[printed[r.Token]:] {
-				fmt.Fprintf(g.stdout, "  %-8s %8s\n", s.Step, s.Duration.Round(time.Millisecond))
-			}
-			printed[r.Token] = len(r.Steps)
-		}
-		job, err := client.JobGet(ctx, jobID)
-		if err != nil {
-			return err
-		}
-		switch job.State {
-		case rivertype.JobStateCompleted:
-			if len(rows) == 0 {
-				fmt.Fprintf(g.stdout, "the daemon finished request %s\n", key)
-				return nil
-			}
-			last := rows[len(rows)-1]
-			fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)\n", last.Policy, orDash(last.Principal), last.Token)
-			return nil
-		case rivertype.JobStateDiscarded, rivertype.JobStateCancelled:
-			reason := "the daemon gave up"
-			if len(rows) > 0 {
-				reason = fmt.Sprintf("rotation %s %s: %s", rows[len(rows)-1].Token, rows[len(rows)-1].Outcome, rows[len(rows)-1].Error)
-			}
-			return fmt.Errorf("rotate %s failed: %s", key, reason)
-		case rivertype.JobStateRetryable:
-			if len(rows) > 0 && rows[len(rows)-1].Outcome != state.OutcomeRunning {
-				fmt.Fprintf(g.stdout, "  attempt %d failed (%s); the daemon retries at %s\n", job.Attempt,
-					rows[len(rows)-1].Error, job.ScheduledAt.Local().Format(time.RFC3339))
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("stopped following; the daemon carries on with request %s", key)
-		case <-tick.C:
-		}
+		fmt.Fprintf(g.stdout, "  %-8s %8s\n", p.Step.Step, p.Step.Duration.Round(time.Millisecond))
+	})
+	if err != nil {
+		return err
 	}
+	if last == nil {
+		fmt.Fprintf(g.stdout, "the daemon finished request %s\n", ticket.Key)
+		return nil
+	}
+	fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)\n", last.Policy, orDash(last.Principal), last.Token)
+	return nil
 }

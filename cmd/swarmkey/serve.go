@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -13,13 +11,11 @@ import (
 	"time"
 
 	systemd "github.com/coreos/go-systemd/v22/daemon"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/swarmkey/swarmkey/api"
+	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/daemon"
-	"github.com/swarmkey/swarmkey/rotator"
 )
 
 func newServeCommand(g *globals) *cobra.Command {
@@ -27,7 +23,7 @@ func newServeCommand(g *globals) *cobra.Command {
 		cfg          daemon.Config
 		drainTimeout time.Duration
 		httpListen   string
-		apiOpts      apiFlags
+		apiListen    app.APIListen
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -48,14 +44,11 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 				return err
 			}
 			defer sess.Close()
-			ctx, logger := cmd.Context(), sess.logger
-			if _, err := sess.db.Migrate(ctx); err != nil {
+			ctx, logger := cmd.Context(), sess.Logger
+			if err := sess.MigrateAll(ctx); err != nil {
 				return err
 			}
-			if err := daemon.MigrateRiver(ctx, sess.db); err != nil {
-				return err
-			}
-			set, err := sess.env.policySet()
+			set, err := sess.PolicySet()
 			if err != nil {
 				return usageError("%v", err)
 			}
@@ -63,32 +56,31 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 			// thousand policies): hand them back, so the idle daemon's
 			// footprint is its working set.
 			debug.FreeOSMemory()
-			cfg.Logger = logger
-			d, err := daemon.New(sess.db, set, cfg)
+			d, err := sess.NewDaemon(set, cfg)
 			if err != nil {
 				return err
 			}
-			metrics := newMetrics(len(set.Policies))
-			d.OnResult = metrics.observe
+			metrics := daemon.NewMetrics(len(set.Policies))
+			d.OnResult = metrics.Observe
 			if err := d.Start(context.WithoutCancel(ctx)); err != nil {
 				return fmt.Errorf("start daemon: %w", err)
 			}
 			if httpListen != "" {
-				stopHTTP, err := serveHTTP(httpListen, metrics.registry, sess)
+				stopHTTP, err := sess.ServeHealth(httpListen, metrics.Registry)
 				if err != nil {
 					_ = d.Stop(context.Background())
 					return err
 				}
 				defer stopHTTP()
 			}
-			apiOpts.explicit = cmd.Flags().Changed("api-listen")
-			stopAPI, err := startAPI(g, sess, metrics.registry, apiOpts)
+			apiListen.Explicit = cmd.Flags().Changed("api-listen")
+			apiServer, err := sess.ServeAPI(apiListen, metrics.Registry)
 			if err != nil {
 				_ = d.Stop(context.Background())
 				return err
 			}
-			defer stopAPI()
-			logger.Info("swarmkey serving", "policies", len(set.Policies), "workers", cfg.Workers, "files", sess.cfg.Files)
+			defer apiServer.Close()
+			logger.Info("swarmkey serving", "policies", len(set.Policies), "workers", cfg.Workers, "files", sess.Config.Files)
 			_, _ = systemd.SdNotify(false, systemd.SdNotifyReady)
 
 			stopWatchdog := startWatchdog()
@@ -100,7 +92,14 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 			for {
 				select {
 				case <-hup:
-					reload(ctx, g, sess, d, metrics)
+					// The daemon and the API reload from the same files,
+					// read once: a bad file keeps the old policies in both.
+					if rt := reload(ctx, g, logger, d); rt != nil {
+						metrics.Reloaded(len(rt.Config.Policies), true)
+						apiServer.Reload(rt)
+					} else {
+						metrics.Reloaded(0, false)
+					}
 				case <-ctx.Done():
 					logger.Info("draining", "timeout", drainTimeout)
 					_, _ = systemd.SdNotify(false, systemd.SdNotifyStopping)
@@ -123,39 +122,36 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 		"resume a rotation whose replica died after this long (keep it above your longest canary)")
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM waits for running rotations")
 	cmd.Flags().StringVar(&cfg.ID, "id", "", "this replica's name in River and logs (default: host and pid)")
-	cmd.Flags().StringVar(&apiOpts.listen, "api-listen", api.DefaultListen,
+	cmd.Flags().StringVar(&apiListen.Address, "api-listen", api.DefaultListen,
 		`the HTTP API: unix:/path or tcp:HOST:PORT (TLS required unless HOST is loopback); "" serves none`)
-	cmd.Flags().StringVar(&apiOpts.tlsCert, "api-tls-cert", "", "TLS certificate (PEM) of a tcp: --api-listen")
-	cmd.Flags().StringVar(&apiOpts.tlsKey, "api-tls-key", "", "TLS private key (PEM) of --api-tls-cert")
+	cmd.Flags().StringVar(&apiListen.TLSCert, "api-tls-cert", "", "TLS certificate (PEM) of a tcp: --api-listen")
+	cmd.Flags().StringVar(&apiListen.TLSKey, "api-tls-key", "", "TLS private key (PEM) of --api-tls-cert")
 	cmd.Flags().StringVar(&httpListen, "http-listen", "", "address for /metrics, /healthz and /readyz (e.g. 127.0.0.1:9184); off by default")
 	return cmd
 }
 
-// reload reads the config files again. A bad file keeps the old policies.
-func reload(ctx context.Context, g *globals, sess *session, d *daemon.Daemon, m *metrics) {
-	logger := sess.logger
+// reload reads the config files again and hands the daemon the new
+// policies; it returns the new runtime, or nil when a bad file keeps the
+// old policies. The old runtime's stores stay open for rotations still
+// running with the old set; they are few and small, and close at exit.
+func reload(ctx context.Context, g *globals, logger *slog.Logger, d *daemon.Daemon) *app.Runtime {
 	cfg, err := g.loadConfig()
 	if err != nil {
 		logger.Error("reload failed; keeping the old policies", "error", err)
-		m.reloadFailures.Inc()
-		return
+		return nil
 	}
-	env := newEnvironment(cfg, logger)
-	set, err := env.policySet()
+	rt := app.NewRuntime(cfg, logger)
+	set, err := rt.PolicySet()
 	if err == nil {
 		err = d.Reload(ctx, set)
 	}
 	if err != nil {
-		env.Close()
+		rt.Close()
 		logger.Error("reload failed; keeping the old policies", "error", err)
-		m.reloadFailures.Inc()
-		return
+		return nil
 	}
-	// The old environment's stores stay open for rotations still running
-	// with the old set; they are few and small, and close at exit.
-	sess.cfg, sess.env = cfg, env
-	m.policies.Set(float64(len(set.Policies)))
 	logger.Info("reloaded", "policies", len(set.Policies), "files", cfg.Files)
+	return rt
 }
 
 // startWatchdog pings systemd's watchdog at half its interval, when enabled.
@@ -178,68 +174,4 @@ func startWatchdog() func() {
 		}
 	}()
 	return func() { close(done) }
-}
-
-type metrics struct {
-	registry       *prometheus.Registry
-	rotations      *prometheus.CounterVec
-	policies       prometheus.Gauge
-	reloadFailures prometheus.Counter
-}
-
-func newMetrics(policies int) *metrics {
-	m := &metrics{
-		registry: prometheus.NewRegistry(),
-		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmkey_rotations_total", Help: "Rotation jobs run, by outcome.",
-		}, []string{"outcome"}),
-		policies:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "swarmkey_policies", Help: "Configured policies."}),
-		reloadFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "swarmkey_reload_failures_total", Help: "SIGHUP reloads that kept the old policies."}),
-	}
-	m.registry.MustRegister(m.rotations, m.policies, m.reloadFailures)
-	m.policies.Set(float64(policies))
-	return m
-}
-
-func (m *metrics) observe(_ daemon.RotateArgs, res rotator.Result, err error) {
-	outcome := string(res.Outcome)
-	if outcome == "" {
-		outcome = "deferred"
-		if err == nil {
-			outcome = "succeeded"
-		}
-	}
-	m.rotations.WithLabelValues(outcome).Inc()
-}
-
-// serveHTTP serves /metrics, /healthz (the process runs) and /readyz (the
-// database answers).
-func serveHTTP(addr string, reg *prometheus.Registry, sess *session) (func(), error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := sess.db.Pool.Ping(ctx); err != nil {
-			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, usageError("--http-listen %q: %v", addr, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			sess.logger.Error("http server stopped", "error", err)
-		}
-	}()
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}, nil
 }

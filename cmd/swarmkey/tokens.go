@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/state"
 )
@@ -80,10 +81,10 @@ Exit codes: 0 added, 2 bad input (nothing is written).`,
 				return err
 			}
 			defer sess.Close()
-			ctx, db := cmd.Context(), sess.db
+			ctx, db := cmd.Context(), sess.DB
 			if len(grants) > 0 {
 				// The same rules as a run's --uses: a policy, or a tag some policy has.
-				if grants, err = checkRunUses(sess.cfg, grants); err != nil {
+				if grants, err = checkRunUses(sess.Config, grants); err != nil {
 					return usageError("%s", strings.Replace(err.Error(), "--uses", "--grant", 1))
 				}
 			}
@@ -143,8 +144,8 @@ func newTokensListCommand(g *globals) *cobra.Command {
 (active, expired, revoked). The database holds no token, so none is shown.
 --all includes revoked tokens.`,
 		Args: cobra.NoArgs,
-		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *session) error {
-			tokens, err := sess.db.ListTokens(cmd.Context(), all)
+		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *app.Session) error {
+			tokens, err := sess.DB.ListTokens(cmd.Context(), all)
 			if err != nil {
 				return err
 			}
@@ -184,8 +185,8 @@ be reused. The revocation is recorded in the audit log with your user name.
 
 Exit codes: 0 revoked, 2 no active token has the name.`,
 		Args: cobra.ExactArgs(1),
-		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *session) error {
-			ctx, db := cmd.Context(), sess.db
+		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *app.Session) error {
+			ctx, db := cmd.Context(), sess.DB
 			actor := "operator:" + operatorName()
 			t, err := db.RevokeToken(ctx, args[0], actor)
 			if errors.Is(err, state.ErrNotFound) {

@@ -1,11 +1,9 @@
-package main
+package app
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"sync"
 
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers"
@@ -35,77 +33,23 @@ var storeOpeners = map[string]func(ctx context.Context, s config.Stores) (provid
 	},
 }
 
-// environment opens stores on first use and closes them at the end.
-type environment struct {
-	cfg    *config.Config
-	logger *slog.Logger
-	// mu guards stores: the daemon's workers open policies concurrently.
-	mu     sync.Mutex
-	stores map[string]providers.Store
-}
-
-func newEnvironment(cfg *config.Config, logger *slog.Logger) *environment {
-	return &environment{cfg: cfg, logger: logger, stores: map[string]providers.Store{}}
-}
-
-func (env *environment) Close() {
-	env.mu.Lock()
-	defer env.mu.Unlock()
-	for _, s := range env.stores {
-		_ = s.Close()
-	}
-}
-
-func (env *environment) store(ctx context.Context, name string) (providers.Store, error) {
-	env.mu.Lock()
-	defer env.mu.Unlock()
-	if s, ok := env.stores[name]; ok {
-		return s, nil
-	}
-	open, ok := storeOpeners[name]
-	if !ok || !env.cfg.Stores.Configured(name) {
-		return nil, usageError("store %q is not configured: add a stores.%s block to the config", name, name)
-	}
-	s, err := open(ctx, env.cfg.Stores)
+// Credential opens what the step machine needs of the policy called name:
+// its store and its target. The caller closes the target.
+func (r *Runtime) Credential(ctx context.Context, name string) (rotator.Credential, error) {
+	p, err := r.Policy(name)
 	if err != nil {
-		return nil, fmt.Errorf("open store %q: %w", name, err)
+		return rotator.Credential{}, err
 	}
-	env.stores[name] = s
-	return s, nil
+	return r.OpenCredential(ctx, p)
 }
 
-// readStore resolves store: references: the current version of a secret.
-func (env *environment) readStore(ctx context.Context, provider, secretID string) (secret.Secret, error) {
-	if env == nil {
-		return secret.Secret{}, errors.New("store references are not available here")
-	}
-	s, err := env.store(ctx, provider)
-	if err != nil {
-		return secret.Secret{}, err
-	}
-	v, err := s.Get(ctx, secretID, providers.StageCurrent)
-	if err != nil {
-		return secret.Secret{}, err
-	}
-	return v.Value, nil
-}
-
-// policy opens what a policy needs: its store and its target. The caller
-// closes the target.
-func (env *environment) policy(ctx context.Context, name string) (rotator.Credential, error) {
-	p, ok := env.cfg.Policy(name)
-	if !ok {
-		return rotator.Credential{}, usageError("unknown policy %q: `swarmkey status` lists the policies of %v", name, env.cfg.Files)
-	}
-	return env.openPolicy(ctx, p)
-}
-
-func (env *environment) openPolicy(ctx context.Context, p *config.Policy) (rotator.Credential, error) {
-	s, err := env.store(ctx, p.Store)
+// OpenCredential opens p's store and target. The caller closes the target.
+func (r *Runtime) OpenCredential(ctx context.Context, p *config.Policy) (rotator.Credential, error) {
+	s, err := r.Store(ctx, p.Store)
 	if err != nil {
 		return rotator.Credential{}, fmt.Errorf("policy %q (%s:%d): %w", p.Name, p.File, p.Line, err)
 	}
-	target, err := env.target(ctx, p)
+	target, err := r.target(ctx, p)
 	if err != nil {
 		return rotator.Credential{}, fmt.Errorf("policy %q (%s:%d): %w", p.Name, p.File, p.Line, err)
 	}
@@ -118,19 +62,19 @@ func (env *environment) openPolicy(ctx context.Context, p *config.Policy) (rotat
 		Password: rotator.PasswordRules{Length: p.Password.Length, Characters: p.Password.Characters},
 		Grace:    p.Grace,
 		Canary:   rotator.CanaryRetry{Attempts: p.Canary.Attempts, Interval: p.Canary.Interval},
-		DestroyRetired: env.cfg.Stores.GCP != nil && env.cfg.Stores.GCP.DestroyRetired &&
+		DestroyRetired: r.Config.Stores.GCP != nil && r.Config.Stores.GCP.DestroyRetired &&
 			p.Store == config.ProviderGCP,
 	}, nil
 }
 
-func (env *environment) target(ctx context.Context, p *config.Policy) (targets.Target, error) {
+func (r *Runtime) target(ctx context.Context, p *config.Policy) (targets.Target, error) {
 	switch {
 	case p.Target.Postgres != nil:
 		pg := p.Target.Postgres
 		var admin secret.Secret
 		if !pg.Admin.IsZero() {
 			var err error
-			if admin, err = pg.Admin.Resolve(ctx, env.readStore); err != nil {
+			if admin, err = pg.Admin.Resolve(ctx, r.ReadStore); err != nil {
 				return nil, fmt.Errorf("target.postgres.admin: %w", err)
 			}
 		}
@@ -143,11 +87,11 @@ func (env *environment) target(ctx context.Context, p *config.Policy) (targets.T
 		opts := p.Target.HTTP.Options
 		if ref := p.Target.HTTP.AuthSecret; !ref.IsZero() {
 			var err error
-			if opts.Auth.Secret, err = ref.Resolve(ctx, env.readStore); err != nil {
+			if opts.Auth.Secret, err = ref.Resolve(ctx, r.ReadStore); err != nil {
 				return nil, fmt.Errorf("target.http.auth.secret: %w", err)
 			}
 		}
-		opts.Logger = env.logger
+		opts.Logger = r.Logger
 		return httpkey.New(opts)
 	case p.Target.Generated != nil:
 		return generated.New(generated.Options{Policy: p.Name, Field: p.Target.Generated.Field})
