@@ -1,6 +1,7 @@
 # swarmkey — one Makefile is the entry point.
 #   make demo   a throwaway PostgreSQL, a demo role, three rotations per strategy
-#   make test   the whole suite against a real PostgreSQL (scripts/with-postgres)
+#   make test   the whole suite against a real PostgreSQL and a real Locust,
+#               provisioned by scripts/test-deps and scripts/with-postgres
 #   make bench  benchmarks, as ratios against baselines measured in the same run
 #   make lint   gofmt, go vet, staticcheck
 #   make fuzz   short fuzzing runs of the parsers
@@ -18,7 +19,10 @@ all: build
 build:
 	$(GO) build -o bin/swarmkey ./cmd/swarmkey
 
+# test-deps installs Debian's Locust (and the unit-check tools) when missing;
+# with-postgres starts a throwaway PostgreSQL for the run.
 test:
+	scripts/test-deps
 	scripts/with-postgres $(MAKE) --no-print-directory test-go
 
 test-go:
