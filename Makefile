@@ -48,6 +48,7 @@ bench-idle: build
 	scripts/with-postgres $(GO) run ./bench/daemonbench -mode idle -policies 10000 -duration $(IDLE_DURATION)
 
 lint:
+	$(GO) mod tidy -diff
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" >&2; exit 1)
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)

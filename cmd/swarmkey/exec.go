@@ -434,7 +434,7 @@ func openStoreSource(ctx context.Context, g *globals, names []string) (*storeSou
 			for i, p := range cfg.Policies {
 				known[i] = p.Name
 			}
-			return nil, usageError("--policy %q: unknown policy: the configuration (%s) has %s", n, strings.Join(cfg.Files, ", "), listSome(known))
+			return nil, usageError("--policy %q: unknown policy: the configuration (%s) has %s", n, strings.Join(cfg.Files, ", "), app.ListSome(known))
 		}
 		policies = append(policies, p)
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -92,30 +91,13 @@ Exit codes: 0 added, 2 bad input (nothing is written).`,
 				return err
 			}
 			defer sess.Close()
-			ctx, db := cmd.Context(), sess.DB
-			uses, err := checkRunUses(sess.Config, uses)
-			if err != nil {
-				return err
+			req := app.RunRequest{Name: name, Start: at, Duration: d, Uses: uses, Actor: "operator:" + operatorName()}
+			if start == "" {
+				req.Every, req.Timezone = every, zone
 			}
-			actor := "operator:" + operatorName()
-			var r state.Run
-			if start != "" {
-				r, err = db.AddOneOffRun(ctx, state.OneOffRunRequest{Name: name, Start: at, Duration: d, Uses: uses, CreatedBy: actor})
-			} else {
-				r, err = db.AddRecurringRun(ctx, state.RecurringRunRequest{Name: name, Every: every, Timezone: zone, Duration: d,
-					Uses: uses, CreatedBy: actor})
-			}
+			r, err := sess.AddRun(cmd.Context(), req)
 			if err != nil {
 				return runUsageError(err, name, raw)
-			}
-			detail := map[string]any{"run": r.Name, "kind": string(r.Kind), "duration": r.Duration.String(), "uses": r.Uses}
-			if r.Kind == state.RunOneOff {
-				detail["start"] = r.Start.Format(time.RFC3339)
-			} else {
-				detail["every"], detail["timezone"] = r.Every, r.Timezone
-			}
-			if err := db.AppendAudit(ctx, state.AuditEntry{Actor: actor, Action: "run.added", Detail: detail}); err != nil {
-				return fmt.Errorf("run %q was added, but its audit entry failed: %w", r.Name, err)
 			}
 			v := viewRun(r, now, display)
 			switch r.Kind {
@@ -210,19 +192,12 @@ audit log with your user name. Exit codes: 0 cancelled, 2 no active run has
 that name.`,
 		Args: cobra.ExactArgs(1),
 		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *app.Session) error {
-			ctx, db := cmd.Context(), sess.DB
-			actor := "operator:" + operatorName()
-			r, err := db.CancelRun(ctx, args[0], actor)
+			r, err := sess.CancelRun(cmd.Context(), args[0], "operator:"+operatorName())
 			if errors.Is(err, state.ErrNotFound) {
 				return usageError("run %q: no active run has this name (`swarmkey runs list` shows them)", args[0])
 			}
 			if err != nil {
 				return err
-			}
-			err = db.AppendAudit(ctx, state.AuditEntry{Actor: actor, Action: "run.cancelled",
-				Detail: map[string]any{"run": r.Name, "kind": string(r.Kind), "uses": r.Uses}})
-			if err != nil {
-				return fmt.Errorf("run %q was cancelled, but its audit entry failed: %w", r.Name, err)
 			}
 			fmt.Fprintf(g.stdout, "cancelled run %q: it no longer blocks rotations of %s\n", r.Name, strings.Join(r.Uses, ", "))
 			return nil
@@ -295,52 +270,6 @@ func viewRun(r state.Run, now time.Time, zone *time.Location) runView {
 		v.State = "ended"
 	}
 	return v
-}
-
-// checkRunUses checks --uses against the configuration: each entry names a
-// policy, or is tag:NAME with a policy tagged NAME. Entries are trimmed;
-// empty ones are dropped.
-func checkRunUses(cfg *config.Config, uses []string) ([]string, error) {
-	var out []string
-	for _, u := range uses {
-		u = strings.TrimSpace(u)
-		if u == "" {
-			continue
-		}
-		if tag, ok := strings.CutPrefix(u, state.UsesTagPrefix); ok {
-			if !slices.ContainsFunc(cfg.Policies, func(p config.Policy) bool { return slices.Contains(p.Tags, tag) }) {
-				var tags []string
-				for _, p := range cfg.Policies {
-					tags = append(tags, p.Tags...)
-				}
-				slices.Sort(tags)
-				if tags = slices.Compact(tags); len(tags) == 0 {
-					return nil, usageError("--uses: no policy has tag %q: no policy has any tag (tags: in the policy files)", tag)
-				}
-				return nil, usageError("--uses: no policy has tag %q: known tags are %s", tag, listSome(tags))
-			}
-		} else if _, ok := cfg.Policy(u); !ok {
-			names := make([]string, len(cfg.Policies))
-			for i, p := range cfg.Policies {
-				names[i] = p.Name
-			}
-			return nil, usageError("--uses: unknown policy %q: known policies are %s (or use tag:NAME)", u, listSome(names))
-		}
-		out = append(out, u)
-	}
-	if len(out) == 0 {
-		return nil, usageError("--uses is required: the policies (or tag:NAME) whose credentials the run uses")
-	}
-	return out, nil
-}
-
-// listSome joins up to ten names, then says how many more there are.
-func listSome(names []string) string {
-	const most = 10
-	if len(names) <= most {
-		return strings.Join(names, ", ")
-	}
-	return strings.Join(names[:most], ", ") + fmt.Sprintf(" and %d more", len(names)-most)
 }
 
 // runUsageError turns the store's refusal of a run into a usage error that

@@ -81,15 +81,8 @@ Exit codes: 0 added, 2 bad input (nothing is written).`,
 				return err
 			}
 			defer sess.Close()
-			ctx, db := cmd.Context(), sess.DB
-			if len(grants) > 0 {
-				// The same rules as a run's --uses: a policy, or a tag some policy has.
-				if grants, err = checkRunUses(sess.Config, grants); err != nil {
-					return usageError("%s", strings.Replace(err.Error(), "--uses", "--grant", 1))
-				}
-			}
-			actor := "operator:" + operatorName()
-			row, token, err := db.AddToken(ctx, state.TokenRequest{Name: name, Scope: state.TokenScope(scope), Grants: grants, TTL: d, CreatedBy: actor})
+			row, token, err := sess.AddToken(cmd.Context(), state.TokenRequest{Name: name, Scope: state.TokenScope(scope), Grants: grants,
+				TTL: d, CreatedBy: "operator:" + operatorName()})
 			var inv *state.InvalidRunError
 			switch {
 			case errors.As(err, &inv):
@@ -98,15 +91,6 @@ Exit codes: 0 added, 2 bad input (nothing is written).`,
 				return usageError("--name %q: an active token already has this name: revoke it first (`swarmkey tokens revoke %s`) or pick another name", name, name)
 			case err != nil:
 				return err
-			}
-			detail := map[string]any{"token": row.Name, "scope": string(row.Scope), "grants": row.Grants}
-			if row.ExpiresAt != nil {
-				detail["expires_at"] = row.ExpiresAt.Format(time.RFC3339)
-			}
-			if err := db.AppendAudit(ctx, state.AuditEntry{Actor: actor, Action: "token.added", Detail: detail}); err != nil {
-				// Without its audit row the token must not be usable.
-				_, _ = db.RevokeToken(ctx, row.Name, actor)
-				return fmt.Errorf("token %q was not issued: its audit entry failed: %w", row.Name, err)
 			}
 			fmt.Fprintln(g.stdout, token.RevealString())
 			fmt.Fprintf(g.stderr, "added %s token %q%s, expires %s: the line above is the token, shown only now\n",
@@ -186,18 +170,12 @@ be reused. The revocation is recorded in the audit log with your user name.
 Exit codes: 0 revoked, 2 no active token has the name.`,
 		Args: cobra.ExactArgs(1),
 		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *app.Session) error {
-			ctx, db := cmd.Context(), sess.DB
-			actor := "operator:" + operatorName()
-			t, err := db.RevokeToken(ctx, args[0], actor)
+			t, err := sess.RevokeToken(cmd.Context(), args[0], "operator:"+operatorName())
 			if errors.Is(err, state.ErrNotFound) {
 				return usageError("no active token is called %q: `swarmkey tokens list` shows them", args[0])
 			}
 			if err != nil {
 				return err
-			}
-			if err := db.AppendAudit(ctx, state.AuditEntry{Actor: actor, Action: "token.revoked",
-				Detail: map[string]any{"token": t.Name, "scope": string(t.Scope)}}); err != nil {
-				return fmt.Errorf("token %q was revoked, but its audit entry failed: %w", t.Name, err)
 			}
 			fmt.Fprintf(g.stdout, "revoked token %q: it is refused from now on\n", t.Name)
 			return nil
