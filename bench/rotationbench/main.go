@@ -30,12 +30,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/swarmkey/swarmkey/app"
+	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/state"
-	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
@@ -91,6 +92,10 @@ func main() {
 	fmt.Printf("%-12s %10s %10s\n", "Promote", pct(promote, 50), pct(promote, 99))
 }
 
+// adminURLVariable holds the benchmark database's superuser URL: the
+// policies' admin reference reads it, as a real config reads env:NAME.
+const adminURLVariable = "SWARMKEY_BENCH_ADMIN_URL"
+
 type environment struct {
 	dbName, dbURL string
 	serverURL     string
@@ -100,6 +105,8 @@ type environment struct {
 	files         *file.Store
 	dir           string
 	rot           *rotator.Rotator
+	// runtimes are the loaded configs of the workers, closed at the end.
+	runtimes []*app.Runtime
 }
 
 func newEnvironment(ctx context.Context, serverURL string, port int) (*environment, error) {
@@ -137,11 +144,17 @@ func newEnvironment(ctx context.Context, serverURL string, port int) (*environme
 	if err != nil {
 		return nil, err
 	}
+	if err := os.Setenv(adminURLVariable, u.String()); err != nil {
+		return nil, err
+	}
 	return &environment{dbName: name, dbURL: u.String(), serverURL: serverURL, port: port, pool: pool, state: state,
 		files: files, dir: dir, rot: rotator.New(state, nil)}, nil
 }
 
 func (env *environment) close() {
+	for _, rt := range env.runtimes {
+		rt.Close()
+	}
 	env.files.Close()
 	env.pool.Close()
 	os.RemoveAll(env.dir)
@@ -157,19 +170,43 @@ type worker struct {
 	env    *environment
 	role   string
 	policy rotator.Credential
-	target *postgres.Target
 	admin  *pgx.Conn
 }
 
+// workers creates n roles and builds their policies the way swarmkey does:
+// a config file, loaded and opened through app, as serve and rotate do.
 func (env *environment) workers(ctx context.Context, n int) ([]*worker, error) {
-	var out []*worker
+	var roles []string
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "database: env:%s\nstores:\n  file:\n    dir: %s\n    key_file: %s\npolicies:\n", adminURLVariable, filepath.Join(env.dir, "secrets"), filepath.Join(env.dir, "key"))
 	for i := range n {
 		role := fmt.Sprintf("bench_%s_%d", randomHex(3), i)
 		if _, err := env.pool.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
 			return nil, err
 		}
-		target, err := postgres.New(ctx, postgres.Options{Host: "127.0.0.1", Port: env.port, DBName: env.dbName,
-			SSLMode: "disable", Username: role, Admin: secret.FromString(env.dbURL)})
+		roles = append(roles, role)
+		fmt.Fprintf(&cfg, `  - name: %s
+    strategy: single
+    secret: bench/%s
+    schedule: "@daily"
+    canary: { attempts: 1 }
+    target:
+      postgres: { host: 127.0.0.1, port: %d, dbname: %s, sslmode: disable, username: %s, admin: env:%s }
+`, strings.ReplaceAll(role, "_", "-"), role, env.port, env.dbName, role, adminURLVariable)
+	}
+	path := filepath.Join(env.dir, fmt.Sprintf("policies-%d.yaml", n))
+	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
+		return nil, err
+	}
+	loaded, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	rt := app.NewRuntime(loaded, nil)
+	env.runtimes = append(env.runtimes, rt)
+	var out []*worker
+	for _, role := range roles {
+		policy, err := rt.Credential(ctx, strings.ReplaceAll(role, "_", "-"))
 		if err != nil {
 			return nil, err
 		}
@@ -177,10 +214,7 @@ func (env *environment) workers(ctx context.Context, n int) ([]*worker, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, &worker{env: env, role: role, target: target, admin: admin, policy: rotator.Credential{
-			Name: role, Strategy: targets.Single, Store: env.files, SecretID: "bench/" + role, Target: target,
-			Canary: rotator.CanaryRetry{Attempts: 1},
-		}})
+		out = append(out, &worker{env: env, role: role, admin: admin, policy: policy})
 	}
 	return out, nil
 }
