@@ -1,5 +1,5 @@
 // Package rotator runs rotations: the step machine create → set → test →
-// promote → finish of DESIGN.md, with rollback on a failure before promote
+// promote → finish (docs/design.md, "The step machine"), with rollback on a failure before promote
 // and resumption from the recorded step after a crash.
 //
 // A rotation holds the policy's advisory lock for its whole run, writes its

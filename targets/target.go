@@ -11,7 +11,7 @@
 //	Retire  — the finish step: retire a credential that fell off previous.
 //
 // Credentials travel as secret documents: the JSON object stored as a secret
-// version (DESIGN.md "The versioned secret"). Each target parses its own.
+// version (docs/design.md, "The secret model"). Each target parses its own.
 package targets
 
 import (

@@ -1,7 +1,7 @@
 // Command swarmkey rotates the credentials that load tests use.
 //
 // main wires the commands and exits with the code the command chose; the
-// logic lives in the packages (see DESIGN.md "Layout").
+// logic lives in the packages (docs/design.md, "Layout and why").
 package main
 
 import (
