@@ -1,6 +1,6 @@
 // Package rotator runs rotations: the step machine create → set → test →
-// promote → finish (docs/design.md, "The step machine"), with rollback on a failure before promote
-// and resumption from the recorded step after a crash.
+// promote → finish (docs/design.md, "The step machine"), with rollback on a
+// failure before promote and resumption from the recorded step after a crash.
 //
 // A rotation holds the policy's advisory lock for its whole run, writes its
 // row in `rotations` before it touches the target, records each step as it
