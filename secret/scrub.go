@@ -41,8 +41,8 @@ var publicFields = map[string]bool{
 // a secret. Only the fields AddDocument finds inside a document are
 // filtered (see AddDocument).
 //
-// The zero Scrubber scrubs nothing and is ready to use; a nil *Scrubber
-// scrubs nothing either. A Scrubber is safe for concurrent use: a target
+// The zero Scrubber scrubs nothing and is ready to use; Text, Err and With
+// take a nil *Scrubber as one that scrubs nothing. A Scrubber is safe for concurrent use: a target
 // shared by goroutines may keep one of its configured secrets and hand out
 // copies (With) to each call.
 type Scrubber struct {
