@@ -38,7 +38,7 @@ func (e *StepError) Unwrap() error { return e.cause }
 // caller's timeout) or a deferral is not a failure: the rotation stays
 // resumable from the last recorded step.
 func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, error) {
-	reason := run.redact(fmt.Sprintf("%s: %v", step, cause))
+	reason := run.scrub.Text(fmt.Sprintf("%s: %v", step, cause))
 
 	if errors.Is(cause, ErrDeferred) {
 		run.audit(ctx, "rotation.deferred", map[string]any{"before_step": string(step), "reason": reason})
@@ -63,7 +63,7 @@ func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, 
 		outcome = state.OutcomeNeedsAttention
 	} else if err := run.rollBack(cctx, step); err != nil {
 		outcome = state.OutcomeNeedsAttention
-		reason += "; rollback failed: " + run.redact(err.Error())
+		reason += "; rollback failed: " + run.scrub.Text(err.Error())
 	} else {
 		rolledBack = true
 	}
@@ -91,7 +91,7 @@ func (run *rotation) rollBack(ctx context.Context, step Step) error {
 	case pending.Token != run.row.Token:
 		return nil // not ours: leave it to its owner
 	}
-	run.remember(pending.Value)
+	run.scrub.AddDocument(pending.Value)
 
 	// Restore even when set never began: a target whose Create had an
 	// effect (an API that issued a key) undoes it; the others do nothing.
@@ -134,7 +134,7 @@ func (run *rotation) stageValue(ctx context.Context, stage providers.Stage) (sec
 	if err != nil {
 		return secret.Secret{}, fmt.Errorf("read %s version: %w", stage, err)
 	}
-	run.remember(v.Value)
+	run.scrub.AddDocument(v.Value)
 	return v.Value, nil
 }
 
@@ -153,14 +153,14 @@ func (run *rotation) reconcileStalePending(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read pending version: %w", err)
 	}
-	run.remember(pending.Value)
+	run.scrub.AddDocument(pending.Value)
 
 	current, err := p.Store.Get(ctx, p.SecretID, providers.StageCurrent)
 	currentID := ""
 	switch {
 	case err == nil:
 		currentID = current.ID
-		run.remember(current.Value)
+		run.scrub.AddDocument(current.Value)
 		if p.Target.Verify(ctx, targets.VerifyRequest{Credential: current.Value}) == nil {
 			// Whether the stale pending was applied is unknown: undo it as
 			// if it was (restoring a credential that is already in place

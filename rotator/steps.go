@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/swarmkey/swarmkey/providers"
@@ -26,9 +25,9 @@ type rotation struct {
 	lock   *state.PolicyLock
 	row    state.Rotation
 	result Result
-	// secrets collects every value this run handled, so that any error text
+	// scrub learns every value this run handled, so that any error text
 	// recorded or returned is scrubbed of them as a last line of defence.
-	secrets []string
+	scrub secret.Scrubber
 	// retireAfter is when the finish step's retiring is due; retired says
 	// it already ran.
 	retireAfter *time.Time
@@ -161,7 +160,7 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 		if pending.Token != run.row.Token {
 			return "", fmt.Errorf("%w: pending version %s of another rotation (token %q) is in the way", providers.ErrConflict, pending.ID, pending.Token)
 		}
-		run.remember(pending.Value)
+		run.scrub.AddDocument(pending.Value)
 		run.result.Principal = principalOf(pending.Value)
 		return "pending version already written", nil
 	} else if !errors.Is(err, providers.ErrNotFound) {
@@ -176,12 +175,12 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	run.remember(password)
+	run.scrub.Add(password)
 	resp, err := p.Target.Create(ctx, targets.CreateRequest{Token: run.row.Token, Strategy: p.Strategy, Current: current, Password: password})
 	if err != nil {
 		return "", err
 	}
-	run.remember(resp.Pending)
+	run.scrub.AddDocument(resp.Pending)
 	run.result.Principal = resp.Principal
 	if _, err := p.Store.PutPending(ctx, p.SecretID, run.row.Token, resp.Pending); err != nil {
 		return "", fmt.Errorf("write pending version: %w", err)
@@ -248,7 +247,7 @@ func (run *rotation) promote(ctx context.Context) (string, error) {
 	// What is previous now falls off at promote; finish retires it, and
 	// stores like the file store forget it at once.
 	if previous, err := p.Store.Get(ctx, p.SecretID, providers.StagePrevious); err == nil {
-		run.remember(previous.Value)
+		run.scrub.AddDocument(previous.Value)
 		run.fellOff = previous.Value
 	} else if !errors.Is(err, providers.ErrNotFound) {
 		return "", fmt.Errorf("read previous version: %w", err)
@@ -326,11 +325,11 @@ func (run *rotation) retire(ctx context.Context) error {
 	if current.Token != run.row.Token {
 		return nil
 	}
-	run.remember(current.Value)
+	run.scrub.AddDocument(current.Value)
 	previous, err := p.Store.Get(ctx, p.SecretID, providers.StagePrevious)
 	switch {
 	case err == nil:
-		run.remember(previous.Value)
+		run.scrub.AddDocument(previous.Value)
 		if err := p.Target.Retire(ctx, targets.RetireRequest{Strategy: p.Strategy, Retired: previous.Value,
 			FellOff: run.fellOff, Current: current.Value}); err != nil {
 			return err
@@ -354,7 +353,7 @@ func (run *rotation) retireDue(ctx context.Context) error {
 	for _, earlier := range due {
 		prior := &rotation{r: run.r, p: run.p, opts: run.opts, row: earlier}
 		if err := prior.retire(ctx); err != nil {
-			return fmt.Errorf("rotation %s: %s", earlier.Token, prior.redact(err.Error()))
+			return fmt.Errorf("rotation %s: %s", earlier.Token, prior.scrub.Text(err.Error()))
 		}
 		if err := run.r.db.MarkRetired(ctx, earlier.Token); err != nil {
 			return err
@@ -377,7 +376,7 @@ func (run *rotation) current(ctx context.Context) (secret.Secret, error) {
 	if v.ID != run.row.ExpectedCurrent {
 		return secret.Secret{}, fmt.Errorf("%w: current version moved from %q to %q while the rotation ran", providers.ErrConflict, run.row.ExpectedCurrent, v.ID)
 	}
-	run.remember(v.Value)
+	run.scrub.AddDocument(v.Value)
 	return v.Value, nil
 }
 
@@ -390,47 +389,8 @@ func (run *rotation) pending(ctx context.Context) (secret.Secret, error) {
 	if v.Token != run.row.Token {
 		return secret.Secret{}, fmt.Errorf("%w: pending version %s belongs to token %q", providers.ErrConflict, v.ID, v.Token)
 	}
-	run.remember(v.Value)
+	run.scrub.AddDocument(v.Value)
 	return v.Value, nil
-}
-
-// remember notes a value's strings so that redact can scrub them.
-func (run *rotation) remember(s secret.Secret) {
-	if s.IsZero() {
-		return
-	}
-	run.secrets = append(run.secrets, s.RevealString())
-	var doc map[string]any
-	if json.Unmarshal(s.Reveal(), &doc) != nil {
-		return
-	}
-	for k, v := range doc {
-		// Short fields (a port, "postgres") are not secrets and would
-		// mangle the text; credentials are long. Fields that name who a
-		// credential is (a role, a key id) are public and must stay
-		// readable in reasons: "key 7f3… could not be revoked".
-		if str, ok := v.(string); ok && len(str) >= 8 && !publicFields[k] {
-			run.secrets = append(run.secrets, str)
-		}
-	}
-}
-
-// publicFields are document fields that identify a credential without
-// being one (DESIGN.md "The versioned secret" and the http target's).
-var publicFields = map[string]bool{
-	"engine": true, "host": true, "dbname": true, "username": true,
-	"key_id": true, "key_name": true, "previous_key_id": true, "expires_at": true,
-}
-
-// redact scrubs every value this run handled from text. Targets and stores
-// already keep values out of their errors; this is the second line.
-func (run *rotation) redact(text string) string {
-	for _, s := range run.secrets {
-		if s != "" {
-			text = strings.ReplaceAll(text, s, secret.Redacted)
-		}
-	}
-	return text
 }
 
 func principalOf(doc secret.Secret) string {

@@ -3,6 +3,10 @@
 // JSON and text marshalling, slog. The only way to the bytes is Reveal, which
 // providers and targets call at the point where the value must leave the
 // process (an encrypted write, a SCRAM verifier, an HTTP header).
+//
+// Once revealed, a value can find its way into a message (a driver that
+// quotes a connection string, an API that echoes a request): Scrubber is the
+// one place that cuts known values out of text and errors again.
 package secret
 
 import (

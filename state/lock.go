@@ -48,11 +48,11 @@ func lockKey(policy string) string { return "swarmkey/policy/" + policy }
 func (db *DB) TryLockPolicy(ctx context.Context, policy string) (*PolicyLock, error) {
 	pool, err := db.lockPool()
 	if err != nil {
-		return nil, fmt.Errorf("lock policy %q: %w", policy, scrub(err, db.pool.Config().ConnConfig.Password))
+		return nil, fmt.Errorf("lock policy %q: %w", policy, db.scrub.Err(err))
 	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("lock policy %q: connect: %w", policy, scrub(err, db.pool.Config().ConnConfig.Password))
+		return nil, fmt.Errorf("lock policy %q: connect: %w", policy, db.scrub.Err(err))
 	}
 	var ok bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, lockKey(policy)).Scan(&ok); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/swarmkey/swarmkey/migrations"
+	"github.com/swarmkey/swarmkey/secret"
 )
 
 // ErrNotFound is returned when a policy or rotation has no row.
@@ -33,6 +34,9 @@ type DB struct {
 	locks     *pgxpool.Pool
 	locksErr  error
 	locksOnce sync.Once
+	// scrub cuts the pool's password out of connection errors of the lock
+	// pool, which pgx may give with the connection string quoted.
+	scrub *secret.Scrubber
 	// timeNowFunc returns the current time; nil means time.Now().UTC().
 	timeNowFunc func() time.Time
 }
@@ -60,22 +64,26 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "swarmkey"
+	// pgx may quote the connection string, password included, in its errors.
+	scrub := secret.NewScrubber(secret.FromString(cfg.ConnConfig.Password))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", describeHost(cfg.ConnConfig), scrub(err, cfg.ConnConfig.Password))
+		return nil, fmt.Errorf("open database %s: %w", describeHost(cfg.ConnConfig), scrub.Err(err))
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, cfg.ConnConfig.ConnectTimeout+time.Second)
 	defer cancel()
 	if err := pool.Ping(pingCtx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("database %s is unreachable (check `database:` in the config, that the server runs and accepts this user): %w",
-			describeHost(cfg.ConnConfig), scrub(err, cfg.ConnConfig.Password))
+			describeHost(cfg.ConnConfig), scrub.Err(err))
 	}
 	return pool, nil
 }
 
 // NewFromPool wraps a pool from Connect (or a test's); Close closes it.
-func NewFromPool(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
+func NewFromPool(pool *pgxpool.Pool) *DB {
+	return &DB{pool: pool, scrub: secret.NewScrubber(secret.FromString(pool.Config().ConnConfig.Password))}
+}
 
 // Ping checks that the database answers (readiness probes).
 func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
@@ -108,17 +116,4 @@ func describeHost(cfg *pgx.ConnConfig) string {
 		return fmt.Sprintf("%q (socket %s, port %d)", cfg.Database, host, cfg.Port)
 	}
 	return fmt.Sprintf("%q at %s", cfg.Database, net.JoinHostPort(host, fmt.Sprint(cfg.Port)))
-}
-
-// scrub removes the password from an error text, in case a driver quoted
-// the connection string. The cause stays visible in the text but is no
-// longer unwrappable; the callers only print it.
-func scrub(err error, password string) error {
-	if err == nil || password == "" {
-		return err
-	}
-	if !strings.Contains(err.Error(), password) {
-		return err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), password, "[REDACTED]"))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
@@ -30,11 +29,12 @@ func (s *Store) translate(secretID, op string, err error, value *secret.Secret) 
 // guard. Context cancellation and deadlines stay reachable with errors.Is.
 func translate(secretID, region, op string, err error, value *secret.Secret) error {
 	subject := fmt.Sprintf("aws secret %q: %s", secretID, op)
-	clean := func(s string) string {
-		if value != nil && !value.IsZero() {
-			s = strings.ReplaceAll(s, value.RevealString(), secret.Redacted)
-		}
-		return s
+	// Only texts go through the scrubber, never the errors built here:
+	// they wrap providers.ErrNotFound / ErrConflict, which a scrubbed error
+	// would no longer unwrap to.
+	var sc secret.Scrubber
+	if value != nil {
+		sc.Add(*value)
 	}
 
 	for _, ctxErr := range []error{context.Canceled, context.DeadlineExceeded} {
@@ -47,7 +47,7 @@ func translate(secretID, region, op string, err error, value *secret.Secret) err
 	if !errors.As(err, &ae) {
 		// Transport errors (DNS, TCP, TLS, retries exhausted on them): their
 		// text names the endpoint, never the request body.
-		return errors.New(clean(fmt.Sprintf("%s: Secrets Manager in region %s did not answer: check the region, endpoint_url if set, and the network path (proxy, VPC endpoint): %v", subject, region, err)))
+		return errors.New(sc.Text(fmt.Sprintf("%s: Secrets Manager in region %s did not answer: check the region, endpoint_url if set, and the network path (proxy, VPC endpoint): %v", subject, region, err)))
 	}
 	code := ae.ErrorCode()
 	detail := code
@@ -57,7 +57,7 @@ func translate(secretID, region, op string, err error, value *secret.Secret) err
 	if id := requestID(err); id != "" {
 		detail += " (request id " + id + ")"
 	}
-	detail = clean(detail)
+	detail = sc.Text(detail)
 
 	switch code {
 	case "ResourceNotFoundException":

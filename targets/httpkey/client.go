@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -116,7 +114,7 @@ type call struct {
 	body   []byte
 	// idempotent requests are retried on 5xx and network errors too.
 	idempotent bool
-	scrub      *scrubber
+	scrub      *secret.Scrubber
 }
 
 // where names the request in errors and logs: method and URL without
@@ -126,7 +124,7 @@ func (k call) where() string {
 	if err != nil {
 		return k.name + " request"
 	}
-	return fmt.Sprintf("%s request %s %s", k.name, k.method, k.scrub.text(u.Scheme+"://"+u.Host+u.EscapedPath()))
+	return fmt.Sprintf("%s request %s %s", k.name, k.method, k.scrub.Text(u.Scheme+"://"+u.Host+u.EscapedPath()))
 }
 
 type response struct {
@@ -186,7 +184,7 @@ func (c *client) do(ctx context.Context, k call) (response, error) {
 			wait = retryAfter
 		}
 		c.logger.Warn("retrying request", "policy", c.opts.Policy, "request", k.where(),
-			"attempt", attempt, "reason", k.scrub.text(why), "wait", wait)
+			"attempt", attempt, "reason", k.scrub.Text(why), "wait", wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -244,7 +242,7 @@ func (c *client) transportError(rctx, ctx context.Context, k call, err error) er
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return errors.New(k.scrub.text(err.Error()))
+	return errors.New(k.scrub.Text(err.Error()))
 }
 
 func (c *client) backoff(attempt int) time.Duration {
@@ -276,84 +274,4 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false
-}
-
-// scrubber replaces known secrets in text, in the forms a request may
-// carry them: as is, URL-encoded, JSON-escaped and, for basic auth, base64.
-type scrubber struct {
-	values []string
-}
-
-func (s *scrubber) add(vals ...secret.Secret) *scrubber {
-	for _, v := range vals {
-		s.addString(v.RevealString())
-	}
-	return s
-}
-
-func (s *scrubber) addString(v string) {
-	// Very short values would mangle every message and are not credentials.
-	if len(v) < 6 {
-		return
-	}
-	forms := []string{v, url.QueryEscape(v), url.PathEscape(v), base64.StdEncoding.EncodeToString([]byte(v))}
-	if b, err := json.Marshal(v); err == nil {
-		forms = append(forms, string(b[1:len(b)-1]))
-	}
-	for _, f := range forms {
-		if f != "" && !contains(s.values, f) {
-			s.values = append(s.values, f)
-		}
-	}
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// with returns a copy of s that also scrubs vals.
-func (s *scrubber) with(vals ...secret.Secret) *scrubber {
-	c := &scrubber{values: append([]string(nil), s.values...)}
-	return c.add(vals...)
-}
-
-func (s *scrubber) text(t string) string {
-	if s == nil {
-		return t
-	}
-	for _, v := range s.values {
-		t = strings.ReplaceAll(t, v, secret.Redacted)
-	}
-	return t
-}
-
-func (s *scrubber) err(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &scrubbedError{msg: s.text(err.Error()), cause: err}
-}
-
-// scrubbedError carries a scrubbed message; Unwrap keeps errors.Is working
-// (context.DeadlineExceeded) without exposing the original text.
-type scrubbedError struct {
-	msg   string
-	cause error
-}
-
-func (e *scrubbedError) Error() string { return e.msg }
-
-func (e *scrubbedError) Unwrap() error {
-	// Only sentinel-style causes: the chain's own messages are not scrubbed.
-	for _, s := range []error{context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(e.cause, s) {
-			return s
-		}
-	}
-	return nil
 }

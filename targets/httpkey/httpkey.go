@@ -65,7 +65,7 @@ const cleanupTimeout = 30 * time.Second
 type Target struct {
 	opts   Options
 	c      *client
-	scrub  *scrubber
+	scrub  *secret.Scrubber
 	fields []string
 
 	issue, verify, revoke   *compiled
@@ -101,10 +101,9 @@ func New(opts Options) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http target of policy %q: %w", opts.Policy, err)
 	}
-	t := &Target{opts: opts, c: c, scrub: &scrubber{}, fieldPtrs: map[string]pointer{}}
-	t.scrub.add(opts.Auth.Secret)
+	t := &Target{opts: opts, c: c, scrub: secret.NewScrubber(opts.Auth.Secret), fieldPtrs: map[string]pointer{}}
 	if opts.Auth.Type == AuthBasic {
-		t.scrub.addString(opts.Auth.Username + ":" + opts.Auth.Secret.RevealString())
+		t.scrub.Add(secret.FromString(opts.Auth.Username + ":" + opts.Auth.Secret.RevealString()))
 	}
 	for name := range opts.Issue.Fields {
 		t.fields = append(t.fields, name)
@@ -180,13 +179,13 @@ func (t *Target) Close() error {
 
 // errorf builds the target's errors: `http target of policy "p": VERB: …`,
 // scrubbed.
-func (t *Target) errorf(sc *scrubber, verb, format string, args ...any) error {
-	return sc.err(fmt.Errorf("http target of policy %q: %s: %w", t.opts.Policy, verb, fmt.Errorf(format, args...)))
+func (t *Target) errorf(sc *secret.Scrubber, verb, format string, args ...any) error {
+	return sc.Err(fmt.Errorf("http target of policy %q: %s: %w", t.opts.Policy, verb, fmt.Errorf(format, args...)))
 }
 
 // build renders r. key backs the key function: nil where the request has
 // no key (issue, list), a zero Secret where the key is known only by id.
-func (t *Target) build(r *compiled, d Data, key *secret.Secret, sc *scrubber) (call, error) {
+func (t *Target) build(r *compiled, d Data, key *secret.Secret, sc *secret.Scrubber) (call, error) {
 	d.Policy, d.Vars = t.opts.Policy, t.opts.Vars
 	if d.Current.Fields == nil {
 		d.Current.Fields = t.opts.emptyKey("").Fields
@@ -203,19 +202,19 @@ func (t *Target) build(r *compiled, d Data, key *secret.Secret, sc *scrubber) (c
 	k := call{name: r.name, method: r.method, header: http.Header{}, idempotent: r.name != "issue", scrub: sc}
 	var err error
 	if k.url, err = render(r.url, d, keyValue); err != nil {
-		return k, fmt.Errorf("%s.url: %s", r.name, sc.text(err.Error()))
+		return k, fmt.Errorf("%s.url: %s", r.name, sc.Text(err.Error()))
 	}
 	for h, tmpl := range r.headers {
 		v, err := render(tmpl, d, keyValue)
 		if err != nil {
-			return k, fmt.Errorf("%s.headers.%s: %s", r.name, h, sc.text(err.Error()))
+			return k, fmt.Errorf("%s.headers.%s: %s", r.name, h, sc.Text(err.Error()))
 		}
 		k.header.Set(h, v)
 	}
 	if r.body != nil {
 		b, err := render(r.body, d, keyValue)
 		if err != nil {
-			return k, fmt.Errorf("%s.body: %s", r.name, sc.text(err.Error()))
+			return k, fmt.Errorf("%s.body: %s", r.name, sc.Text(err.Error()))
 		}
 		k.body = []byte(b)
 	}
@@ -275,7 +274,7 @@ func (t *Target) optional(s secret.Secret, what string) (Document, bool, error) 
 // A key the API issued but whose answer is unusable (a field missing) is
 // revoked before Create returns its error.
 func (t *Target) Create(ctx context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
-	sc := t.scrub.with()
+	sc := t.scrub.With()
 	if err := checkStrategy(req.Strategy); err != nil {
 		return targets.CreateResponse{}, t.errorf(sc, "create", "%w", err)
 	}
@@ -283,7 +282,7 @@ func (t *Target) Create(ctx context.Context, req targets.CreateRequest) (targets
 	if err != nil {
 		return targets.CreateResponse{}, t.errorf(sc, "create", "%w", err)
 	}
-	sc.add(cur.APIKey)
+	sc.Add(cur.APIKey)
 	name := t.opts.KeyNamePrefix + req.Token
 
 	if t.list != nil {
@@ -341,7 +340,7 @@ func (t *Target) Create(ctx context.Context, req targets.CreateRequest) (targets
 		return fail(err)
 	}
 	doc.APIKey = secret.FromString(rawKey)
-	sc.add(doc.APIKey)
+	sc.Add(doc.APIKey)
 	if rawKey == id {
 		return fail(errors.New("issue response: issue.id points at the key's value; the id is public, so it must be another field"))
 	}
@@ -393,7 +392,7 @@ func (t *Target) field(v any, p pointer, field, ptr string) (string, error) {
 // pending document whose key is the current one, and does nothing beyond
 // checking the document when the policy has no enable request.
 func (t *Target) Apply(ctx context.Context, req targets.ApplyRequest) error {
-	sc := t.scrub.with()
+	sc := t.scrub.With()
 	if err := checkStrategy(req.Strategy); err != nil {
 		return t.errorf(sc, "apply", "%w", err)
 	}
@@ -405,7 +404,7 @@ func (t *Target) Apply(ctx context.Context, req targets.ApplyRequest) error {
 	if err != nil {
 		return t.errorf(sc, "apply", "%w", err)
 	}
-	sc.add(pending.APIKey, cur.APIKey)
+	sc.Add(pending.APIKey, cur.APIKey)
 	if hasCur && cur.KeyID == pending.KeyID {
 		return t.errorf(sc, "apply", "refusing: the pending key %q is the current key", pending.KeyID)
 	}
@@ -434,12 +433,12 @@ func (t *Target) Apply(ctx context.Context, req targets.ApplyRequest) error {
 // Verify sends the verify request with the credential's key and checks the
 // status and, with req.Canary, the JSON pointer's value.
 func (t *Target) Verify(ctx context.Context, req targets.VerifyRequest) error {
-	sc := t.scrub.with()
+	sc := t.scrub.With()
 	doc, err := t.parse(req.Credential, "credential")
 	if err != nil {
 		return t.errorf(sc, "verify", "%w", err)
 	}
-	sc.add(doc.APIKey)
+	sc.Add(doc.APIKey)
 	d := Data{KeyID: doc.KeyID, KeyName: doc.KeyName, Current: doc.Public()}
 	k, err := t.build(t.verify, d, &doc.APIKey, sc)
 	if err != nil {
@@ -461,7 +460,7 @@ func (t *Target) Verify(ctx context.Context, req targets.VerifyRequest) error {
 	case KeyInBasic:
 		r := &http.Request{Header: k.header}
 		r.SetBasicAuth(t.opts.Verify.KeyName, key)
-		sc.addString(t.opts.Verify.KeyName + ":" + key)
+		sc.Add(secret.FromString(t.opts.Verify.KeyName + ":" + key))
 	}
 	resp, err := t.c.do(ctx, k)
 	if err != nil {
@@ -504,7 +503,7 @@ func (t *Target) Verify(ctx context.Context, req targets.VerifyRequest) error {
 // pending key is revoked (retried; 404 counts as revoked). Both are tried;
 // the error names every key it could not handle.
 func (t *Target) Restore(ctx context.Context, req targets.RestoreRequest) error {
-	sc := t.scrub.with()
+	sc := t.scrub.With()
 	if err := checkStrategy(req.Strategy); err != nil {
 		return t.errorf(sc, "restore", "%w", err)
 	}
@@ -512,7 +511,7 @@ func (t *Target) Restore(ctx context.Context, req targets.RestoreRequest) error 
 	if err != nil {
 		return t.errorf(sc, "restore", "%w", err)
 	}
-	sc.add(pending.APIKey)
+	sc.Add(pending.APIKey)
 	cur, hasCur, err := t.optional(req.Current, "current")
 	if err != nil {
 		return t.errorf(sc, "restore", "%w", err)
@@ -521,7 +520,7 @@ func (t *Target) Restore(ctx context.Context, req targets.RestoreRequest) error 
 	if err != nil {
 		return t.errorf(sc, "restore", "%w", err)
 	}
-	sc.add(cur.APIKey, prev.APIKey)
+	sc.Add(cur.APIKey, prev.APIKey)
 	if hasCur && cur.KeyID == pending.KeyID {
 		return t.errorf(sc, "restore", "refusing: the pending key %q is the current key", pending.KeyID)
 	}
@@ -553,7 +552,7 @@ func (t *Target) Restore(ctx context.Context, req targets.RestoreRequest) error 
 // revokes the current key, nor, with alternating, the retired (previous)
 // one.
 func (t *Target) Retire(ctx context.Context, req targets.RetireRequest) error {
-	sc := t.scrub.with()
+	sc := t.scrub.With()
 	if err := checkStrategy(req.Strategy); err != nil {
 		return t.errorf(sc, "retire", "%w", err)
 	}
@@ -569,7 +568,7 @@ func (t *Target) Retire(ctx context.Context, req targets.RetireRequest) error {
 	if err != nil {
 		return t.errorf(sc, "retire", "%w", err)
 	}
-	sc.add(cur.APIKey, retired.APIKey, fell.APIKey)
+	sc.Add(cur.APIKey, retired.APIKey, fell.APIKey)
 
 	keep := map[string]bool{}
 	if cur.KeyID != "" {
@@ -620,7 +619,7 @@ func (t *Target) Retire(ctx context.Context, req targets.RetireRequest) error {
 
 // switchKey sends enable or disable for id; gone404 counts a 404 or 410 as
 // done (disabling a key that no longer exists).
-func (t *Target) switchKey(ctx context.Context, sc *scrubber, r *compiled, id string, key *secret.Secret, cur Key, gone404 bool) error {
+func (t *Target) switchKey(ctx context.Context, sc *secret.Scrubber, r *compiled, id string, key *secret.Secret, cur Key, gone404 bool) error {
 	if key == nil {
 		key = &secret.Secret{}
 	}
@@ -642,12 +641,12 @@ func (t *Target) switchKey(ctx context.Context, sc *scrubber, r *compiled, id st
 }
 
 // revokeID revokes one key; 2xx, 404 and 410 count as revoked.
-func (t *Target) revokeID(ctx context.Context, sc *scrubber, id string, key *secret.Secret, cur Key) error {
+func (t *Target) revokeID(ctx context.Context, sc *secret.Scrubber, id string, key *secret.Secret, cur Key) error {
 	return t.switchKey(ctx, sc, t.revoke, id, key, cur, true)
 }
 
 // revokeWhere lists the API's keys and revokes those match accepts.
-func (t *Target) revokeWhere(ctx context.Context, sc *scrubber, match func(id, name string) bool) error {
+func (t *Target) revokeWhere(ctx context.Context, sc *secret.Scrubber, match func(id, name string) bool) error {
 	k, err := t.build(t.list, Data{}, nil, sc)
 	if err != nil {
 		return err

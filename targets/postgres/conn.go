@@ -37,7 +37,7 @@ func (t *Target) login(ctx context.Context, user string, password secret.Secret)
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, scrub(err, password.RevealString())
+		return nil, secret.NewScrubber(password).Err(err)
 	}
 	return conn, nil
 }
@@ -57,35 +57,6 @@ func (t *Target) logsIn(ctx context.Context, user string, password secret.Secret
 func dsnQuote(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
-
-// scrub returns err with every non-empty secret in secrets replaced by
-// [REDACTED]. When something was replaced the result does not unwrap to err,
-// whose text still holds the value; otherwise it does, so errors.Is and
-// errors.As keep working.
-func scrub(err error, secrets ...string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	clean := msg
-	for _, s := range secrets {
-		if s != "" {
-			clean = strings.ReplaceAll(clean, s, secret.Redacted)
-		}
-	}
-	if clean == msg {
-		return &scrubbedError{msg: msg, cause: err}
-	}
-	return &scrubbedError{msg: clean}
-}
-
-type scrubbedError struct {
-	msg   string
-	cause error
-}
-
-func (e *scrubbedError) Error() string { return e.msg }
-func (e *scrubbedError) Unwrap() error { return e.cause }
 
 // closeConn closes a login connection, also when ctx is already done, but
 // waits at most a second for the server.

@@ -39,9 +39,9 @@ type Target struct {
 	mu sync.Mutex
 	// admin is nil when Options.Admin is zero, and after Close.
 	admin *pgxpool.Pool
-	// adminPassword is the password inside Options.Admin, scrubbed from
-	// errors of the admin connection along with the whole URL.
-	adminPassword secret.Secret
+	// adminScrub scrubs errors of the admin connection of the whole URL
+	// and of the password inside it.
+	adminScrub *secret.Scrubber
 }
 
 var _ targets.Target = (*Target)(nil)
@@ -73,10 +73,10 @@ func New(ctx context.Context, opts Options) (*Target, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "swarmkey"
 	}
-	t.adminPassword = secret.FromString(cfg.ConnConfig.Password)
+	t.adminScrub = secret.NewScrubber(opts.Admin, secret.FromString(cfg.ConnConfig.Password))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres target: admin pool: %w", t.scrubAdmin(err))
+		return nil, fmt.Errorf("postgres target: admin pool: %w", t.adminScrub.Err(err))
 	}
 	t.admin = pool
 	return t, nil
@@ -234,7 +234,7 @@ func (t *Target) Verify(ctx context.Context, req targets.VerifyRequest) error {
 	if err != nil {
 		return fmt.Errorf("postgres target: verify: %w", err)
 	}
-	pw := doc.Password.RevealString()
+	sc := secret.NewScrubber(doc.Password)
 	conn, err := t.login(ctx, doc.Username, doc.Password)
 	if err != nil {
 		return fmt.Errorf("postgres role %q: verify: log in: %w", doc.Username, err)
@@ -242,11 +242,11 @@ func (t *Target) Verify(ctx context.Context, req targets.VerifyRequest) error {
 	defer closeConn(ctx, conn)
 	var one int
 	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
-		return fmt.Errorf("postgres role %q: verify: SELECT 1: %w", doc.Username, scrub(err, pw))
+		return fmt.Errorf("postgres role %q: verify: SELECT 1: %w", doc.Username, sc.Err(err))
 	}
 	if req.Canary && t.opts.CanaryQuery != "" {
 		if _, err := conn.Exec(ctx, t.opts.CanaryQuery); err != nil {
-			return fmt.Errorf("postgres role %q: verify: canary query: %w", doc.Username, scrub(err, pw))
+			return fmt.Errorf("postgres role %q: verify: canary query: %w", doc.Username, sc.Err(err))
 		}
 	}
 	return nil
@@ -446,7 +446,7 @@ func (t *Target) adminTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		}
 		return errors.New("the target is closed")
 	}
-	return t.scrubAdmin(pgx.BeginFunc(ctx, pool, fn))
+	return t.adminScrub.Err(pgx.BeginFunc(ctx, pool, fn))
 }
 
 // adminSetPassword sets role's password verifier as admin; attrs ("LOGIN",
@@ -484,13 +484,9 @@ func (t *Target) selfSetPassword(ctx context.Context, role string, doc secret.Se
 		return err
 	}
 	if _, err := conn.Exec(ctx, "ALTER ROLE "+ident(role)+" PASSWORD "+lit); err != nil {
-		return fmt.Errorf("alter own password: %w", scrub(err, d.Password.RevealString()))
+		return fmt.Errorf("alter own password: %w", secret.NewScrubber(d.Password).Err(err))
 	}
 	return nil
-}
-
-func (t *Target) scrubAdmin(err error) error {
-	return scrub(err, t.opts.Admin.RevealString(), t.adminPassword.RevealString())
 }
 
 // roleState reads whether role exists and whether it may log in.
