@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
-	"slices"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -22,16 +18,7 @@ import (
 	"github.com/swarmkey/swarmkey/api"
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
-	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/state"
-)
-
-// Variables exec sets besides the credentials' fields, for the Locust
-// plugin and for scripts: the lease it holds, and each policy with its
-// prefix (name=PREFIX, comma-separated).
-const (
-	envLeaseID  = "SWARMKEY_LEASE_ID"
-	envPolicies = "SWARMKEY_POLICIES"
+	"github.com/swarmkey/swarmkey/lease"
 )
 
 type execOptions struct {
@@ -110,72 +97,14 @@ API); the message names which and why, and COMMAND does not run.`,
 	return cmd
 }
 
-// policySpec is one --policy.
-type policySpec struct {
-	name, prefix string
-}
-
-// envMapping is one --env-map; policy "" means every policy.
-type envMapping struct {
-	policy, field, variable string
-	used                    bool
-}
-
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// envName turns a policy or field name into the part of a variable name
-// it stands for: upper case, every character but A-Z and 0-9 as _, and a
-// leading _ before a digit.
-func envName(s string) string {
-	b := []byte(strings.ToUpper(s))
-	for i, c := range b {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			b[i] = '_'
-		}
+func parseExecFlags(o execOptions) ([]lease.Policy, []lease.Mapping, error) {
+	policies, err := lease.ParsePolicies(o.policies)
+	if err != nil {
+		return nil, nil, err
 	}
-	if len(b) > 0 && b[0] >= '0' && b[0] <= '9' {
-		return "_" + string(b)
-	}
-	return string(b)
-}
-
-func parseExecFlags(o execOptions) ([]policySpec, []*envMapping, error) {
-	if len(o.policies) == 0 {
-		return nil, nil, usageError("--policy is required: the policies whose credentials the command gets")
-	}
-	var specs []policySpec
-	for _, p := range o.policies {
-		name, prefix, hasPrefix := strings.Cut(p, "=")
-		if name == "" {
-			return nil, nil, usageError("--policy %q: give a policy name, as NAME or NAME=PREFIX", p)
-		}
-		if !hasPrefix {
-			prefix = envName(name)
-		} else if !envNameRE.MatchString(prefix) {
-			return nil, nil, usageError("--policy %q: the prefix %q is not a variable name: use letters, digits and _, not starting with a digit", p, prefix)
-		}
-		if slices.ContainsFunc(specs, func(s policySpec) bool { return s.name == name }) {
-			return nil, nil, usageError("--policy %q: the policy is given twice", p)
-		}
-		specs = append(specs, policySpec{name: name, prefix: prefix})
-	}
-	var maps []*envMapping
-	for _, m := range o.envMap {
-		lhs, variable, ok := strings.Cut(m, "=")
-		if !ok || lhs == "" {
-			return nil, nil, usageError("--env-map %q: use FIELD=VAR or POLICY:FIELD=VAR (FIELD= leaves the field out)", m)
-		}
-		if variable != "" && !envNameRE.MatchString(variable) {
-			return nil, nil, usageError("--env-map %q: %q is not a variable name: use letters, digits and _, not starting with a digit", m, variable)
-		}
-		mp := &envMapping{field: lhs, variable: variable}
-		if policy, field, qualified := strings.Cut(lhs, ":"); qualified {
-			if !slices.ContainsFunc(specs, func(s policySpec) bool { return s.name == policy }) {
-				return nil, nil, usageError("--env-map %q: policy %q is not one of the --policy flags", m, policy)
-			}
-			mp.policy, mp.field = policy, field
-		}
-		maps = append(maps, mp)
+	maps, err := lease.ParseMappings(o.envMap, policies)
+	if err != nil {
+		return nil, nil, err
 	}
 	if o.leaseTTL < time.Second || o.leaseTTL > api.MaxLeaseTTL {
 		return nil, nil, usageError("--lease-ttl %s: give a duration from 1s to %s, such as 30s", o.leaseTTL, api.MaxLeaseTTL)
@@ -183,24 +112,11 @@ func parseExecFlags(o execOptions) ([]policySpec, []*envMapping, error) {
 	if (o.apiURL == "") != (o.tokenFile == "") {
 		return nil, nil, usageError("--api and --token-file go together: the API needs a runner token, and the token is for the API")
 	}
-	return specs, maps, nil
+	return policies, maps, nil
 }
-
-// credentialSource is where exec takes its lease and reads credentials:
-// the stores and the database, or the HTTP API.
-type credentialSource interface {
-	startLease(ctx context.Context, run string, uses []string, holder string, ttl time.Duration) (string, error)
-	// heartbeat returns errLeaseGone when the lease expired or ended.
-	heartbeat(ctx context.Context, id string) error
-	endLease(ctx context.Context, id string) error
-	read(ctx context.Context, policy, leaseID, run string) (map[string]secret.Secret, error)
-	close()
-}
-
-var errLeaseGone = errors.New("the lease expired or ended")
 
 func runExec(ctx context.Context, g *globals, o execOptions, command []string) error {
-	specs, maps, err := parseExecFlags(o)
+	policies, maps, err := parseExecFlags(o)
 	if err != nil {
 		return err
 	}
@@ -208,67 +124,45 @@ func runExec(ctx context.Context, g *globals, o execOptions, command []string) e
 	if err != nil {
 		return usageError("command %q: %v", command[0], errors.Unwrap(err))
 	}
-	names := make([]string, len(specs))
-	for i, s := range specs {
-		names[i] = s.name
-	}
-	var src credentialSource
-	if o.apiURL != "" {
-		src, err = openAPISource(o.apiURL, o.tokenFile)
-	} else {
-		src, err = openStoreSource(ctx, g, names)
-	}
+	src, err := openLeaseSource(ctx, g, o, policies)
 	if err != nil {
 		return err
 	}
-	defer src.close()
+	defer src.Close()
 
 	host, _ := os.Hostname()
-	holder := fmt.Sprintf("%s@%s:%d", operatorName(), host, os.Getpid())
-	run := o.run
-	if run == "" {
-		run = "exec:" + filepath.Base(command[0]) + "@" + host
+	req := lease.Request{Run: o.run, Uses: lease.Names(policies), TTL: o.leaseTTL,
+		Holder: fmt.Sprintf("%s@%s:%d", operatorName(), host, os.Getpid())}
+	if req.Run == "" {
+		req.Run = "exec:" + filepath.Base(command[0]) + "@" + host
 	}
 	// The lease first, then the reads: a rotation that starts after the
 	// lease cannot replace what is read under it.
-	leaseID, err := src.startLease(ctx, run, names, holder, o.leaseTTL)
+	held, err := lease.Take(ctx, src, req, func(msg string) { fmt.Fprintln(g.stderr, "swarmkey exec: "+msg) })
 	if err != nil {
 		return err
 	}
-	endLease := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := src.endLease(ctx, leaseID); err != nil {
-			fmt.Fprintf(g.stderr, "swarmkey exec: warning: could not end lease %s (it expires by its TTL, %s): %v\n", leaseID, o.leaseTTL, err)
-		}
-	}
-	env, err := readCredentials(ctx, src, specs, maps, leaseID, run)
+	env, err := held.ReadEnv(ctx, policies, maps)
 	if err != nil {
-		endLease()
+		held.End()
 		return err
 	}
 
 	child := exec.Command(path, command[1:]...)
 	child.Args[0] = command[0]
 	child.Stdin, child.Stdout, child.Stderr = os.Stdin, os.Stdout, os.Stderr
-	child.Env = childEnv(os.Environ(), env)
+	child.Env = lease.ChildEnv(os.Environ(), env)
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if err := child.Start(); err != nil {
-		endLease()
+		held.End()
 		return usageError("start %q: %v", command[0], err)
 	}
 	// From here on exec only relays: cancelling ctx (SIGINT/SIGTERM to
 	// exec) must not stop the heartbeats while the child still runs.
-	hbCtx, stopHeartbeats := context.WithCancel(context.WithoutCancel(ctx))
-	heartbeatsDone := make(chan struct{})
-	leaseIDs := make(chan string, 1)
-	go func() {
-		defer close(heartbeatsDone)
-		leaseIDs <- keepLease(hbCtx, g.stderr, src, leaseID, run, names, holder, o.leaseTTL)
-	}()
+	stopHeartbeats := held.Keep(context.WithoutCancel(ctx))
 	waited := make(chan error, 1)
 	go func() { waited <- child.Wait() }()
 	foreground := inTerminalForeground()
@@ -286,52 +180,52 @@ wait:
 		}
 	}
 	stopHeartbeats()
-	<-heartbeatsDone
-	leaseID = <-leaseIDs
-	endLease()
+	held.End()
 	return childStatus(command[0], child.ProcessState, waitErr)
 }
 
-// keepLease heartbeats every ttl/3 until ctx ends and returns the lease it
-// holds then. A lease found expired or ended is replaced by a new one, with
-// a warning: rotations may have run meanwhile.
-func keepLease(ctx context.Context, stderr io.Writer, src credentialSource, id, run string, uses []string, holder string, ttl time.Duration) string {
-	t := time.NewTicker(ttl / 3)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return id
-		case <-t.C:
-		}
-		err := src.heartbeat(ctx, id)
-		if errors.Is(err, errLeaseGone) {
-			newID, startErr := src.startLease(ctx, run, uses, holder, ttl)
-			if startErr == nil {
-				fmt.Fprintf(stderr, "swarmkey exec: warning: lease %s expired (no heartbeat got through within %s), so rotations may have run and the command may hold an old credential; took lease %s\n",
-					id, ttl, newID)
-				id, failing = newID, false
-				continue
-			}
-			err = startErr
-		}
+// openLeaseSource opens the HTTP API with --api, else the policies' stores
+// and the state database; an unknown policy is a usage error that lists the
+// configured ones.
+func openLeaseSource(ctx context.Context, g *globals, o execOptions, policies []lease.Policy) (lease.Source, error) {
+	if o.apiURL != "" {
+		token, err := lease.ReadTokenFile(o.tokenFile)
 		if err != nil {
-			if ctx.Err() != nil {
-				return id
-			}
-			if !failing {
-				fmt.Fprintf(stderr, "swarmkey exec: warning: heartbeat of lease %s failed (retrying every %s; the lease expires %s after the last success): %v\n",
-					id, ttl/3, ttl, err)
-			}
-			failing = true
-			continue
+			return nil, err
 		}
-		if failing {
-			fmt.Fprintf(stderr, "swarmkey exec: lease %s heartbeats again\n", id)
+		src, err := lease.NewAPISource(o.apiURL, token)
+		if err != nil {
+			return nil, err // not src: a nil *APISource is a non-nil Source
 		}
-		failing = false
+		return src, nil
 	}
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	var resolved []*config.Policy
+	for _, p := range policies {
+		c, ok := cfg.Policy(p.Name)
+		if !ok {
+			known := make([]string, len(cfg.Policies))
+			for i, p := range cfg.Policies {
+				known[i] = p.Name
+			}
+			return nil, usageError("--policy %q: unknown policy: the configuration (%s) has %s", p.Name, strings.Join(cfg.Files, ", "), app.ListSome(known))
+		}
+		resolved = append(resolved, c)
+	}
+	logger, err := g.logger()
+	if err != nil {
+		return nil, err
+	}
+	rt := app.NewRuntime(cfg, logger)
+	src, err := rt.LeaseSource(ctx, resolved, "operator:"+operatorName())
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
+	return src, nil
 }
 
 // inTerminalForeground reports whether exec runs in the foreground process
@@ -354,246 +248,4 @@ func childStatus(name string, ps *os.ProcessState, waitErr error) error {
 		return &exitError{code: code, err: fmt.Errorf("exec: %s exited with status %d", name, code)}
 	}
 	return nil
-}
-
-// readCredentials reads every policy and returns the variables to set.
-func readCredentials(ctx context.Context, src credentialSource, specs []policySpec, maps []*envMapping, leaseID, run string) (map[string]secret.Secret, error) {
-	env := map[string]secret.Secret{envLeaseID: secret.FromString(leaseID)}
-	from := map[string]string{envLeaseID: "exec itself", envPolicies: "exec itself"}
-	var listed []string
-	for _, s := range specs {
-		fields, err := src.read(ctx, s.name, leaseID, run)
-		if err != nil {
-			return nil, err
-		}
-		listed = append(listed, s.name+"="+s.prefix)
-		names := make([]string, 0, len(fields))
-		for f := range fields {
-			names = append(names, f)
-		}
-		sort.Strings(names)
-		for _, f := range names {
-			variable := s.prefix + "_" + envName(f)
-			for _, m := range maps {
-				if m.field == f && (m.policy == "" || m.policy == s.name) {
-					variable, m.used = m.variable, true
-				}
-			}
-			if variable == "" {
-				continue
-			}
-			source := fmt.Sprintf("field %q of policy %q", f, s.name)
-			if other, taken := from[variable]; taken {
-				return nil, usageError("%s and %s would both set %s: choose another prefix (--policy NAME=PREFIX) or --env-map", other, source, variable)
-			}
-			from[variable] = source
-			env[variable] = fields[f]
-		}
-	}
-	for _, m := range maps {
-		if !m.used {
-			return nil, usageError("--env-map: no policy given has a field %q%s", m.field, map[bool]string{true: " (policy " + m.policy + ")"}[m.policy != ""])
-		}
-	}
-	env[envPolicies] = secret.FromString(strings.Join(listed, ","))
-	return env, nil
-}
-
-// childEnv is base without the variables exec sets, then those.
-func childEnv(base []string, set map[string]secret.Secret) []string {
-	out := make([]string, 0, len(base)+len(set))
-	for _, kv := range base {
-		name, _, _ := strings.Cut(kv, "=")
-		if _, ours := set[name]; !ours {
-			out = append(out, kv)
-		}
-	}
-	for name, v := range set {
-		// The one place the values leave swarmkey: the child's environment.
-		out = append(out, name+"="+v.RevealString())
-	}
-	return out
-}
-
-// storeSource reads the stores the configuration names and leases in the
-// state database.
-type storeSource struct {
-	sess *app.Session
-}
-
-func openStoreSource(ctx context.Context, g *globals, names []string) (*storeSource, error) {
-	cfg, err := g.loadConfig()
-	if err != nil {
-		return nil, err
-	}
-	var policies []*config.Policy
-	for _, n := range names {
-		p, ok := cfg.Policy(n)
-		if !ok {
-			known := make([]string, len(cfg.Policies))
-			for i, p := range cfg.Policies {
-				known[i] = p.Name
-			}
-			return nil, usageError("--policy %q: unknown policy: the configuration (%s) has %s", n, strings.Join(cfg.Files, ", "), app.ListSome(known))
-		}
-		policies = append(policies, p)
-	}
-	logger, err := g.logger()
-	if err != nil {
-		return nil, err
-	}
-	rt := app.NewRuntime(cfg, logger)
-	// The stores before the database: a store that refuses (a key file
-	// others may read, missing permissions) is the first thing to report.
-	for _, p := range policies {
-		if _, err := rt.Store(ctx, p.Store); err != nil {
-			rt.Close()
-			return nil, fmt.Errorf("policy %q (%s:%d): %w", p.Name, p.File, p.Line, err)
-		}
-	}
-	sess, err := app.Open(ctx, rt)
-	if err != nil {
-		rt.Close()
-		return nil, err
-	}
-	return &storeSource{sess: sess}, nil
-}
-
-func (s *storeSource) close() { s.sess.Close() }
-
-func (s *storeSource) startLease(ctx context.Context, run string, uses []string, holder string, ttl time.Duration) (string, error) {
-	l, err := s.sess.DB.StartLease(ctx, state.LeaseRequest{RunName: run, Uses: uses, Holder: holder, TTL: ttl})
-	var inv *state.InvalidRunError
-	if errors.As(err, &inv) {
-		return "", usageError("--%s %q: %s", map[string]string{"name": "run", "ttl": "lease-ttl"}[inv.Field], inv.Value, inv.Reason)
-	}
-	if err != nil {
-		return "", fmt.Errorf("take the lease in the state database: %w", err)
-	}
-	return l.ID, nil
-}
-
-func (s *storeSource) heartbeat(ctx context.Context, id string) error {
-	_, err := s.sess.DB.HeartbeatLease(ctx, id)
-	if errors.Is(err, state.ErrLeaseExpired) || errors.Is(err, state.ErrLeaseEnded) {
-		return fmt.Errorf("%w: %w", errLeaseGone, err)
-	}
-	return err
-}
-
-func (s *storeSource) endLease(ctx context.Context, id string) error {
-	_, err := s.sess.DB.EndLease(ctx, id)
-	return err
-}
-
-func (s *storeSource) read(ctx context.Context, name, leaseID, run string) (map[string]secret.Secret, error) {
-	p, _ := s.sess.Config.Policy(name)
-	st, err := s.sess.Store(ctx, p.Store)
-	if err != nil {
-		return nil, err
-	}
-	v, err := api.ReadCurrent(ctx, st, p.SecretID)
-	if errors.Is(err, api.ErrNothingCurrent) {
-		return nil, usageError("policy %q: no current credential yet in store %q (secret %q): it has not been rotated; rotate it first (`swarmkey rotate %s`)",
-			name, p.Store, p.SecretID, name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("policy %q: %w", name, err)
-	}
-	fields, err := api.Fields(v.Value)
-	if err != nil {
-		return nil, fmt.Errorf("policy %q: %w", name, err)
-	}
-	if err := s.sess.DB.AppendAudit(ctx, state.AuditEntry{
-		Actor: "operator:" + operatorName(), Policy: name, Action: "credential.read",
-		Detail: map[string]any{"version": v.ID, "via": "exec", "lease": leaseID, "run": run},
-	}); err != nil {
-		return nil, fmt.Errorf("policy %q: the read could not be audited, so the command does not start: %w", name, err)
-	}
-	return fields, nil
-}
-
-// apiSource goes through the HTTP API.
-type apiSource struct {
-	client *api.Client
-	url    string
-}
-
-func openAPISource(url, tokenFile string) (*apiSource, error) {
-	token, err := readTokenFile(tokenFile)
-	if err != nil {
-		return nil, err
-	}
-	c, err := api.NewClient(url, token)
-	if err != nil {
-		return nil, usageError("--api %v", err)
-	}
-	return &apiSource{client: c, url: url}, nil
-}
-
-// readTokenFile reads a token from a file that only its owner may access,
-// as the file store's key file: a token readable by others is no secret.
-func readTokenFile(path string) (secret.Secret, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return secret.Secret{}, usageError("--token-file %s: %v", path, errors.Unwrap(err))
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return secret.Secret{}, usageError("--token-file %s: %v", path, err)
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return secret.Secret{}, usageError("--token-file %s has mode %04o, which lets group or others read the token; run: chmod 600 %s", path, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 4096))
-	if err != nil {
-		return secret.Secret{}, usageError("--token-file %s: %v", path, err)
-	}
-	token := secret.New([]byte(strings.TrimSpace(string(data))))
-	if token.IsZero() {
-		return secret.Secret{}, usageError("--token-file %s is empty: put the token `swarmkey tokens add` printed in it", path)
-	}
-	return token, nil
-}
-
-func (s *apiSource) close() {}
-
-// apiError classifies an API failure: an answer 4xx means the input must
-// change (exit 2), anything else (no answer, 5xx) exit 1.
-func (s *apiSource) apiError(what string, err error) error {
-	var e *api.Error
-	if errors.As(err, &e) && e.Status/100 == 4 {
-		return usageError("API %s: %s: %s", s.url, what, e.Message)
-	}
-	return fmt.Errorf("API %s: %s: %w", s.url, what, err)
-}
-
-func (s *apiSource) startLease(ctx context.Context, run string, uses []string, holder string, ttl time.Duration) (string, error) {
-	l, err := s.client.StartLease(ctx, run, uses, holder, ttl)
-	if err != nil {
-		return "", s.apiError("take the lease", err)
-	}
-	return l.ID, nil
-}
-
-func (s *apiSource) heartbeat(ctx context.Context, id string) error {
-	_, err := s.client.Heartbeat(ctx, id)
-	var e *api.Error
-	if errors.As(err, &e) && e.Status == 410 {
-		return fmt.Errorf("%w: %w", errLeaseGone, err)
-	}
-	return err
-}
-
-func (s *apiSource) endLease(ctx context.Context, id string) error {
-	return s.client.EndLease(ctx, id)
-}
-
-func (s *apiSource) read(ctx context.Context, name, _, _ string) (map[string]secret.Secret, error) {
-	c, err := s.client.Credential(ctx, name)
-	if err != nil {
-		return nil, s.apiError(fmt.Sprintf("read policy %q", name), err)
-	}
-	return c.Fields, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
+	"github.com/swarmkey/swarmkey/lease"
 )
 
 // Exit codes, documented in README.md.
@@ -95,7 +96,8 @@ proves it with a canary, promotes it, and never rotates under a running test.`,
 		return ee.code
 	}
 	var input *app.InputError
-	if errors.As(err, &input) {
+	var leaseInput *lease.InputError
+	if errors.As(err, &input) || errors.As(err, &leaseInput) {
 		return exitUsage
 	}
 	if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") ||

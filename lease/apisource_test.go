@@ -1,0 +1,85 @@
+package lease_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/swarmkey/swarmkey/lease"
+	"github.com/swarmkey/swarmkey/secret"
+)
+
+func TestReadTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string, mode os.FileMode) string {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, []byte(data), mode))
+		require.NoError(t, os.Chmod(path, mode))
+		return path
+	}
+	tok, err := lease.ReadTokenFile(write("ok", " swk_abc\n", 0o400))
+	require.NoError(t, err)
+	require.Equal(t, "swk_abc", tok.RevealString())
+
+	open := write("open", "swk_abc\n", 0o640)
+	empty := write("empty", "\n", 0o600)
+	for path, want := range map[string]string{
+		open:                       "--token-file " + open + " has mode 0640, which lets group or others read the token; run: chmod 600 " + open,
+		empty:                      "--token-file " + empty + " is empty: put the token `swarmkey tokens add` printed in it",
+		filepath.Join(dir, "none"): "--token-file " + filepath.Join(dir, "none") + ": no such file or directory",
+	} {
+		_, err := lease.ReadTokenFile(path)
+		var input *lease.InputError
+		require.ErrorAs(t, err, &input, path)
+		require.EqualError(t, err, want)
+		require.NotContains(t, err.Error(), "swk_abc")
+	}
+}
+
+// TestAPISourceClassifiesAnswers checks what each answer of the API becomes:
+// a 4xx an InputError, a 410 heartbeat ErrGone, a 5xx neither.
+func TestAPISourceClassifiesAnswers(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.Method + " " + r.URL.Path {
+		case "POST /v1/leases":
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"error":"token \"reports\" is not granted policy \"checkout-db\""}`))
+		case "POST /v1/leases/l-1/heartbeat":
+			w.WriteHeader(http.StatusGone)
+			_, _ = w.Write([]byte(`{"error":"lease l-1 expired"}`))
+		default:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"the state database is unreachable; try again"}`))
+		}
+	}))
+	defer srv.Close()
+	src, err := lease.NewAPISource(srv.URL, secret.FromString("swk_token"))
+	require.NoError(t, err)
+	defer src.Close()
+	ctx := context.Background()
+	var input *lease.InputError
+
+	_, err = src.Start(ctx, lease.Request{Run: "r", Uses: []string{"checkout-db"}, TTL: time.Second})
+	require.ErrorAs(t, err, &input)
+	require.EqualError(t, err, "API "+srv.URL+`: take the lease: token "reports" is not granted policy "checkout-db"`)
+
+	err = src.Heartbeat(ctx, "l-1")
+	require.ErrorIs(t, err, lease.ErrGone)
+
+	_, err = src.Read(ctx, "checkout-db", "l-1", "r")
+	require.NotErrorAs(t, err, &input)
+	require.EqualError(t, err, "API "+srv.URL+`: read policy "checkout-db": the state database is unreachable; try again (HTTP 503)`)
+	err = src.Heartbeat(ctx, "l-2")
+	require.NotErrorIs(t, err, lease.ErrGone)
+
+	_, err = lease.NewAPISource("http://192.0.2.1:8080", secret.FromString("swk_token"))
+	require.ErrorAs(t, err, &input, "clear-text http beyond loopback")
+	require.Contains(t, err.Error(), "--api ")
+}

@@ -1,0 +1,98 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/swarmkey/swarmkey/api"
+	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/state"
+)
+
+// StoredSecret is where a policy's credential lives: a secret of an open
+// store.
+type StoredSecret struct {
+	Store    providers.Store
+	SecretID string
+}
+
+// StoreSource holds leases in the state database and reads credentials
+// straight from the policies' stores, auditing every read in the database
+// before the value is handed on.
+type StoreSource struct {
+	// DB is the state database: leases and the audit log.
+	DB *state.DB
+	// Secrets are the policies Read may read, by name.
+	Secrets map[string]StoredSecret
+	// Actor is who reads, as the audit log records it (operator:NAME).
+	Actor string
+	// Closer, if set, is what Close calls: it closes DB and the stores.
+	Closer func()
+}
+
+// Close calls Closer.
+func (s *StoreSource) Close() {
+	if s.Closer != nil {
+		s.Closer()
+	}
+}
+
+// Start takes a lease in the database; a run name or TTL the database
+// refuses is an InputError naming its flag.
+func (s *StoreSource) Start(ctx context.Context, req Request) (string, error) {
+	l, err := s.DB.StartLease(ctx, state.LeaseRequest{RunName: req.Run, Uses: req.Uses, Holder: req.Holder, TTL: req.TTL})
+	var inv *state.InvalidRunError
+	if errors.As(err, &inv) {
+		return "", Inputf("--%s %q: %s", map[string]string{"name": "run", "ttl": "lease-ttl"}[inv.Field], inv.Value, inv.Reason)
+	}
+	if err != nil {
+		return "", fmt.Errorf("take the lease in the state database: %w", err)
+	}
+	return l.ID, nil
+}
+
+// Heartbeat renews the lease; an expired or ended one is ErrGone.
+func (s *StoreSource) Heartbeat(ctx context.Context, id string) error {
+	_, err := s.DB.HeartbeatLease(ctx, id)
+	if errors.Is(err, state.ErrLeaseExpired) || errors.Is(err, state.ErrLeaseEnded) {
+		return fmt.Errorf("%w: %w", ErrGone, err)
+	}
+	return err
+}
+
+// End ends the lease.
+func (s *StoreSource) End(ctx context.Context, id string) error {
+	_, err := s.DB.EndLease(ctx, id)
+	return err
+}
+
+// Read reads the current version of the policy's secret and audits the read
+// (who, which version, under which lease); a read that cannot be audited is
+// not returned. A policy never rotated is an InputError.
+func (s *StoreSource) Read(ctx context.Context, name, leaseID, run string) (map[string]secret.Secret, error) {
+	sec, ok := s.Secrets[name]
+	if !ok {
+		return nil, fmt.Errorf("policy %q: not one of the policies this source was opened for", name)
+	}
+	v, err := api.ReadCurrent(ctx, sec.Store, sec.SecretID)
+	if errors.Is(err, api.ErrNothingCurrent) {
+		return nil, Inputf("policy %q: no current credential yet in store %q (secret %q): it has not been rotated; rotate it first (`swarmkey rotate %s`)",
+			name, sec.Store.Name(), sec.SecretID, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("policy %q: %w", name, err)
+	}
+	fields, err := api.Fields(v.Value)
+	if err != nil {
+		return nil, fmt.Errorf("policy %q: %w", name, err)
+	}
+	if err := s.DB.AppendAudit(ctx, state.AuditEntry{
+		Actor: s.Actor, Policy: name, Action: "credential.read",
+		Detail: map[string]any{"version": v.ID, "via": "exec", "lease": leaseID, "run": run},
+	}); err != nil {
+		return nil, fmt.Errorf("policy %q: the read could not be audited, so the command does not start: %w", name, err)
+	}
+	return fields, nil
+}
