@@ -98,3 +98,36 @@ func (r *Runtime) target(ctx context.Context, p *config.Policy) (targets.Target,
 	}
 	return nil, errors.New("target: no supported target configured")
 }
+
+// RefusedError is a stored credential that the target refused.
+type RefusedError struct {
+	Policy    string
+	Stage     providers.Stage
+	VersionID string
+	Err       error
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%s %s credential is refused: %v", e.Policy, e.Stage, e.Err)
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Verify reads the policy's version at stage and runs the target's canary
+// with it. It returns the version id it checked; a *RefusedError when the
+// target refused the credential.
+func (r *Runtime) Verify(ctx context.Context, name string, stage providers.Stage) (string, error) {
+	p, err := r.Credential(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	defer p.Target.Close()
+	v, err := p.Store.Get(ctx, p.SecretID, stage)
+	if err != nil {
+		return "", fmt.Errorf("%s: read %s version: %w", p.Name, stage, err)
+	}
+	if err := p.Target.Verify(ctx, targets.VerifyRequest{Credential: v.Value, Canary: true}); err != nil {
+		return v.ID, &RefusedError{Policy: p.Name, Stage: stage, VersionID: v.ID, Err: err}
+	}
+	return v.ID, nil
+}

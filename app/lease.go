@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/lease"
@@ -12,9 +13,23 @@ import (
 // API: their stores, then the state database, where the source takes its
 // leases and audits its reads as actor. The stores come first because a
 // store that refuses (a key file others may read, missing permissions) is
-// the first thing to report. Closing the source closes the database and
-// r's stores; on an error the caller closes r.
-func (r *Runtime) LeaseSource(ctx context.Context, policies []*config.Policy, actor string) (*lease.StoreSource, error) {
+// the first thing to report. A name the configuration lacks is an
+// InputError about exec's --policy that lists the known names. Closing the
+// source closes the database and r's stores; on an error the caller closes r.
+func (r *Runtime) LeaseSource(ctx context.Context, names []string, actor string) (*lease.StoreSource, error) {
+	cfg := r.Config
+	var policies []*config.Policy
+	for _, name := range names {
+		p, ok := cfg.Policy(name)
+		if !ok {
+			known := make([]string, len(cfg.Policies))
+			for i, p := range cfg.Policies {
+				known[i] = p.Name
+			}
+			return nil, Inputf("--policy %q: unknown policy: the configuration (%s) has %s", name, strings.Join(cfg.Files, ", "), ListSome(known))
+		}
+		policies = append(policies, p)
+	}
 	secrets := make(map[string]lease.StoredSecret, len(policies))
 	for _, p := range policies {
 		st, err := r.Store(ctx, p.Store)

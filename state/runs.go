@@ -97,6 +97,52 @@ func (r Run) Schedule() (schedule.Schedule, error) {
 	return schedule.Parse(r.Every, r.Timezone)
 }
 
+// Occurrence is where a run stands at one instant: the one-off run, or the
+// occurrence of a recurring run that is under way, else the next one.
+type Occurrence struct {
+	// Start and End bound it; both zero when there is none (a cancelled
+	// recurring run, or a spec with no fire left).
+	Start, End time.Time
+	// State is scheduled, running, ended (one-off only), cancelled, never
+	// (a recurring spec with no fire left) or "invalid: …".
+	State string
+}
+
+// At returns where r stands at now.
+func (r Run) At(now time.Time) Occurrence {
+	var start time.Time
+	switch r.Kind {
+	case RunOneOff:
+		start = r.Start
+	case RunRecurring:
+		sched, err := r.Schedule()
+		if err != nil {
+			return Occurrence{State: "invalid: " + err.Error()}
+		}
+		if r.CancelledAt == nil {
+			// The occurrence under way, if any, else the next one.
+			start = sched.Next(now.Add(-r.Duration))
+		}
+	}
+	o := Occurrence{}
+	if !start.IsZero() {
+		o.Start, o.End = start, start.Add(r.Duration)
+	}
+	switch {
+	case r.CancelledAt != nil:
+		o.State = "cancelled"
+	case start.IsZero():
+		o.State = "never"
+	case now.Before(start):
+		o.State = "scheduled"
+	case now.Before(o.End):
+		o.State = "running"
+	default:
+		o.State = "ended"
+	}
+	return o
+}
+
 // OneOffRunRequest describes a run that happens once.
 type OneOffRunRequest struct {
 	Name      string

@@ -16,7 +16,6 @@ import (
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
-	"github.com/swarmkey/swarmkey/targets"
 )
 
 func newMigrateCommand(g *globals) *cobra.Command {
@@ -246,21 +245,15 @@ target's canary with it: exit 0 when it logs in, 1 when it is refused.`,
 				return err
 			}
 			defer rt.Close()
-			ctx := cmd.Context()
-			p, err := rt.Credential(ctx, args[0])
+			id, err := rt.Verify(cmd.Context(), args[0], st)
+			var refused *app.RefusedError
+			if errors.As(err, &refused) {
+				fmt.Fprintf(g.stdout, "%s %s (version %s): refused\n", args[0], st, id)
+			}
 			if err != nil {
 				return err
 			}
-			defer p.Target.Close()
-			v, err := p.Store.Get(ctx, p.SecretID, st)
-			if err != nil {
-				return fmt.Errorf("%s: read %s version: %w", p.Name, st, err)
-			}
-			if err := p.Target.Verify(ctx, targets.VerifyRequest{Credential: v.Value, Canary: true}); err != nil {
-				fmt.Fprintf(g.stdout, "%s %s (version %s): refused\n", p.Name, st, v.ID)
-				return fmt.Errorf("%s %s credential is refused: %w", p.Name, st, err)
-			}
-			fmt.Fprintf(g.stdout, "%s %s (version %s): logs in\n", p.Name, st, v.ID)
+			fmt.Fprintf(g.stdout, "%s %s (version %s): logs in\n", args[0], st, id)
 			return nil
 		},
 	}

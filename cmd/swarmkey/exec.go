@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -16,8 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/swarmkey/swarmkey/api"
-	"github.com/swarmkey/swarmkey/app"
-	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/lease"
 )
 
@@ -199,28 +196,15 @@ func openLeaseSource(ctx context.Context, g *globals, o execOptions, policies []
 		}
 		return src, nil
 	}
-	cfg, err := g.loadConfig()
+	rt, err := g.openRuntime()
 	if err != nil {
 		return nil, err
 	}
-	var resolved []*config.Policy
-	for _, p := range policies {
-		c, ok := cfg.Policy(p.Name)
-		if !ok {
-			known := make([]string, len(cfg.Policies))
-			for i, p := range cfg.Policies {
-				known[i] = p.Name
-			}
-			return nil, usageError("--policy %q: unknown policy: the configuration (%s) has %s", p.Name, strings.Join(cfg.Files, ", "), app.ListSome(known))
-		}
-		resolved = append(resolved, c)
+	names := make([]string, len(policies))
+	for i, p := range policies {
+		names[i] = p.Name
 	}
-	logger, err := g.logger()
-	if err != nil {
-		return nil, err
-	}
-	rt := app.NewRuntime(cfg, logger)
-	src, err := rt.LeaseSource(ctx, resolved, "operator:"+operatorName())
+	src, err := rt.LeaseSource(ctx, names, "operator:"+operatorName())
 	if err != nil {
 		rt.Close()
 		return nil, err

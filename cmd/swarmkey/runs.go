@@ -239,36 +239,11 @@ func viewRun(r state.Run, now time.Time, zone *time.Location) runView {
 	if r.CancelledAt != nil {
 		v.CancelledAt = in(*r.CancelledAt)
 	}
-	var start time.Time
-	switch r.Kind {
-	case state.RunOneOff:
-		start = r.Start
-	case state.RunRecurring:
-		sched, err := r.Schedule()
-		if err != nil {
-			v.State = "invalid: " + err.Error()
-			return v
-		}
-		if r.CancelledAt == nil {
-			// The occurrence under way, if any, else the next one.
-			start = sched.Next(now.Add(-r.Duration))
-		}
+	o := r.At(now)
+	if !o.Start.IsZero() {
+		v.Start, v.End = in(o.Start), in(o.End)
 	}
-	if !start.IsZero() {
-		v.Start, v.End = in(start), in(start.Add(r.Duration))
-	}
-	switch {
-	case r.CancelledAt != nil:
-		v.State = "cancelled"
-	case start.IsZero():
-		v.State = "never" // a recurring spec with no fire left
-	case now.Before(start):
-		v.State = "scheduled"
-	case now.Before(start.Add(r.Duration)):
-		v.State = "running"
-	default:
-		v.State = "ended"
-	}
+	v.State = o.State
 	return v
 }
 
