@@ -33,18 +33,26 @@ type DB struct {
 	locks     *pgxpool.Pool
 	locksErr  error
 	locksOnce sync.Once
-	// timeNowFunc returns the current time; nil means time.Now().UTC().
-	timeNowFunc func() time.Time
+	now       func() time.Time
 }
 
-// Open connects to the state database at url and checks that it answers.
-// Errors name the host and the cause, never the password of the URL.
+// Options configures NewFromPool.
+type Options struct {
+	// Now is the clock of the times the database records (created, updated,
+	// audited) and of what is live now (leases, runs, tokens); nil means
+	// time.Now().UTC().
+	Now func() time.Time
+}
+
+// Open connects to the state database at url and checks that it answers;
+// the DB has the default Options. Errors name the host and the cause, never
+// the password of the URL.
 func Open(ctx context.Context, url string) (*DB, error) {
 	pool, err := Connect(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	return NewFromPool(pool), nil
+	return NewFromPool(pool, Options{}), nil
 }
 
 // Connect opens a pool on the state database at url and checks that it
@@ -75,7 +83,12 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 }
 
 // NewFromPool wraps a pool from Connect (or a test's); Close closes it.
-func NewFromPool(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
+func NewFromPool(pool *pgxpool.Pool, opts Options) *DB {
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return time.Now().UTC() }
+	}
+	return &DB{pool: pool, now: opts.Now}
+}
 
 // Ping checks that the database answers (readiness probes).
 func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
@@ -93,13 +106,6 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	sqlDB := stdlib.OpenDBFromPool(db.pool)
 	defer sqlDB.Close()
 	return migrations.Up(ctx, sqlDB)
-}
-
-func (db *DB) now() time.Time {
-	if db.timeNowFunc != nil {
-		return db.timeNowFunc()
-	}
-	return time.Now().UTC()
 }
 
 func describeHost(cfg *pgx.ConnConfig) string {

@@ -121,7 +121,7 @@ func newEnvironment(ctx context.Context, serverURL string, port int) (*environme
 	if err != nil {
 		return nil, err
 	}
-	state := state.NewFromPool(pool)
+	state := state.NewFromPool(pool, state.Options{})
 	if _, err := state.Migrate(ctx); err != nil {
 		return nil, err
 	}
