@@ -94,9 +94,21 @@ func setupDaemonWindow(t *testing.T, policies int, spec string, window, guard ti
 
 func (b *daemonBundle) start(id string) *daemon.Daemon {
 	b.t.Helper()
-	d, err := daemon.New(b.pool, b.db, b.set, daemon.Config{ID: id, Workers: 10, PlanInterval: 250 * time.Millisecond,
-		RescueAfter: 5 * time.Second, RetryBase: 100 * time.Millisecond, RetryCap: time.Second})
+	return b.startWith(id, nil, nil)
+}
+
+// startWith starts replica id with the tests' config changed by edit, and
+// with onResult as its OnResult (either may be nil).
+func (b *daemonBundle) startWith(id string, edit func(*daemon.Config), onResult func(daemon.RotateArgs, rotator.Result, error)) *daemon.Daemon {
+	b.t.Helper()
+	cfg := daemon.Config{ID: id, Workers: 10, PlanInterval: 250 * time.Millisecond,
+		RescueAfter: 5 * time.Second, RetryBase: 100 * time.Millisecond, RetryCap: time.Second}
+	if edit != nil {
+		edit(&cfg)
+	}
+	d, err := daemon.New(b.pool, b.db, b.set, cfg)
 	require.NoError(b.t, err)
+	d.OnResult = onResult
 	require.NoError(b.t, d.Start(b.ctx))
 	b.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -104,6 +116,30 @@ func (b *daemonBundle) start(id string) *daemon.Daemon {
 		_ = d.Stop(ctx)
 	})
 	return d
+}
+
+// TestDaemonRunsOnItsClock: planning, the wait for the slot and the
+// rotator read Config.Now. A daemon whose clock stands four minutes into a
+// fire of 2030 rotates that fire at once, and times its steps on that clock.
+func TestDaemonRunsOnItsClock(t *testing.T) {
+	t.Parallel()
+	b := setupDaemonWindow(t, 1, "@hourly", 30*time.Minute, 0)
+	fire := time.Date(2030, 1, 2, 3, 0, 0, 0, time.UTC)
+	at := fire.Add(4 * time.Minute)
+	b.startWith("a", func(cfg *daemon.Config) { cfg.Now = func() time.Time { return at } }, nil)
+
+	var rows []state.Rotation
+	require.Eventually(t, func() bool {
+		var err error
+		rows, err = b.db.History(b.ctx, "p00", 10)
+		return err == nil && len(rows) > 0 && rows[0].Outcome == state.OutcomeSucceeded
+	}, 30*time.Second, 50*time.Millisecond, "the fire of the daemon's clock rotates")
+	require.Len(t, rows, 1)
+	require.Equal(t, daemon.FireKey("p00", fire), rows[0].RequestKey)
+	require.Len(t, rows[0].Steps, len(rotator.Steps))
+	for _, step := range rows[0].Steps {
+		require.True(t, step.Started.Equal(at), "step %s started at %s on the rotator's clock", step.Step, step.Started)
+	}
 }
 
 func TestDaemonDefersWhileARunUsesThePolicy(t *testing.T) {
