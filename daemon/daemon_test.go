@@ -201,15 +201,57 @@ func TestDaemonRespectsLiveLeasesAndForgetsExpiredOnes(t *testing.T) {
 
 func TestReplicasRotateEachFireExactlyOnce(t *testing.T) {
 	t.Parallel()
+	const period, wantFires = 2 * time.Second, 6
 	// The window is most of the period: on a loaded machine a planning
 	// tick may come a second late, and a fire whose window passed is
 	// missed (and audited as such), not rotated.
-	b := setupDaemonWindow(t, 50, "@every 5s", 4900*time.Millisecond, 0)
+	b := setupDaemonWindow(t, 50, fmt.Sprintf("@every %s", period), period-100*time.Millisecond, 0)
+	// The replicas report each rotation; the test ends once every policy
+	// has rotated wantFires fires.
+	var mu sync.Mutex
+	rotated := map[string]map[string]bool{}
+	enough := make(chan struct{})
+	onResult := func(args daemon.RotateArgs, res rotator.Result, err error) {
+		if err != nil || res.Outcome != state.OutcomeSucceeded {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if rotated[args.Policy] == nil {
+			rotated[args.Policy] = map[string]bool{}
+		}
+		// Only the result that brings its policy to wantFires may end the
+		// wait: one that repeats a key (AlreadyDone) adds nothing.
+		if rotated[args.Policy][args.Key] {
+			return
+		}
+		rotated[args.Policy][args.Key] = true
+		if len(rotated[args.Policy]) != wantFires {
+			return
+		}
+		for name := range b.set.Policies {
+			if len(rotated[name]) < wantFires {
+				return
+			}
+		}
+		close(enough)
+	}
 	var replicas []*daemon.Daemon
 	for _, id := range []string{"a", "b", "c"} {
-		replicas = append(replicas, b.start(id))
+		replicas = append(replicas, b.startWith(id, nil, onResult))
 	}
-	time.Sleep(40 * time.Second)
+	select {
+	case <-enough:
+	case <-time.After(2 * time.Minute):
+		mu.Lock()
+		defer mu.Unlock()
+		for name := range b.set.Policies {
+			if len(rotated[name]) < wantFires {
+				t.Errorf("policy %s rotated %d fires", name, len(rotated[name]))
+			}
+		}
+		t.Fatalf("not every policy rotated %d fires within 2m", wantFires)
+	}
 	// Drain all three, so no rotation is in flight while the rows are read.
 	for _, d := range replicas {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -228,7 +270,7 @@ func TestReplicasRotateEachFireExactlyOnce(t *testing.T) {
 				fires[r.RequestKey]++
 			}
 		}
-		require.GreaterOrEqual(t, len(fires), 6, "policy %s rotated on schedule", name)
+		require.GreaterOrEqual(t, len(fires), wantFires, "policy %s rotated on schedule", name)
 		var times []time.Time
 		for key, n := range fires {
 			require.Equal(t, 1, n, "fire %s rotated more than once", key)
@@ -245,7 +287,7 @@ func TestReplicasRotateEachFireExactlyOnce(t *testing.T) {
 				last = at
 			}
 		}
-		if skipped := int(last.Sub(first)/(5*time.Second)) + 1 - len(times); skipped != 0 {
+		if skipped := int(last.Sub(first)/period) + 1 - len(times); skipped != 0 {
 			entries, err := b.db.Audit(b.ctx, name, 1000)
 			require.NoError(t, err)
 			for _, e := range entries {
