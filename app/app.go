@@ -125,7 +125,7 @@ func Open(ctx context.Context, rt *Runtime) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Session{Runtime: rt, DB: state.NewFromPool(pool), pool: pool}, nil
+	return &Session{Runtime: rt, DB: state.NewFromPool(pool, state.Options{}), pool: pool}, nil
 }
 
 // Close closes the database and the stores.

@@ -132,6 +132,11 @@ type Config struct {
 	Logger   *slog.Logger
 	// ID names this replica in River and in logs.
 	ID string
+	// Now is the clock of planning, of the wait for a job's slot and of the
+	// rotations the daemon runs (it is handed to the rotator); default
+	// time.Now().UTC(). River's own timers (the planning tick, snoozes,
+	// retries, rescues) keep the real time.
+	Now func() time.Time
 }
 
 // Daemon plans and runs rotations on River.
@@ -142,8 +147,6 @@ type Daemon struct {
 	policies atomic.Pointer[PolicySet]
 	cfg      Config
 	logger   *slog.Logger
-	// timeNowFunc returns the current time; nil means time.Now().UTC().
-	timeNowFunc func() time.Time
 	// OnResult, if set, is called after each rotation job (tests, metrics).
 	OnResult func(args RotateArgs, res rotator.Result, err error)
 	// rotating holds a token per rotation running in this process: at most
@@ -194,7 +197,11 @@ func New(pool *pgxpool.Pool, db *state.DB, set *PolicySet, cfg Config) (*Daemon,
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{db: db, rot: rotator.New(db, cfg.Logger), cfg: cfg, logger: cfg.Logger, rotating: make(chan struct{}, cfg.Workers)}
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return time.Now().UTC() }
+	}
+	d := &Daemon{db: db, rot: rotator.New(db, rotator.Config{Logger: cfg.Logger, Now: cfg.Now}), cfg: cfg, logger: cfg.Logger,
+		rotating: make(chan struct{}, cfg.Workers)}
 	d.policies.Store(set)
 
 	workers := river.NewWorkers()
@@ -245,13 +252,6 @@ type levelFloor struct {
 
 func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.floor && h.Handler.Enabled(ctx, l)
-}
-
-func (d *Daemon) now() time.Time {
-	if d.timeNowFunc != nil {
-		return d.timeNowFunc()
-	}
-	return time.Now().UTC()
 }
 
 // Start records every configured policy and starts River.

@@ -94,9 +94,21 @@ func setupDaemonWindow(t *testing.T, policies int, spec string, window, guard ti
 
 func (b *daemonBundle) start(id string) *daemon.Daemon {
 	b.t.Helper()
-	d, err := daemon.New(b.pool, b.db, b.set, daemon.Config{ID: id, Workers: 10, PlanInterval: 250 * time.Millisecond,
-		RescueAfter: 5 * time.Second, RetryBase: 100 * time.Millisecond, RetryCap: time.Second})
+	return b.startWith(id, nil, nil)
+}
+
+// startWith starts replica id with the tests' config changed by edit, and
+// with onResult as its OnResult (either may be nil).
+func (b *daemonBundle) startWith(id string, edit func(*daemon.Config), onResult func(daemon.RotateArgs, rotator.Result, error)) *daemon.Daemon {
+	b.t.Helper()
+	cfg := daemon.Config{ID: id, Workers: 10, PlanInterval: 250 * time.Millisecond,
+		RescueAfter: 5 * time.Second, RetryBase: 100 * time.Millisecond, RetryCap: time.Second}
+	if edit != nil {
+		edit(&cfg)
+	}
+	d, err := daemon.New(b.pool, b.db, b.set, cfg)
 	require.NoError(b.t, err)
+	d.OnResult = onResult
 	require.NoError(b.t, d.Start(b.ctx))
 	b.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -104,6 +116,30 @@ func (b *daemonBundle) start(id string) *daemon.Daemon {
 		_ = d.Stop(ctx)
 	})
 	return d
+}
+
+// TestDaemonRunsOnItsClock: planning, the wait for the slot and the
+// rotator read Config.Now. A daemon whose clock stands four minutes into a
+// fire of 2030 rotates that fire at once, and times its steps on that clock.
+func TestDaemonRunsOnItsClock(t *testing.T) {
+	t.Parallel()
+	b := setupDaemonWindow(t, 1, "@hourly", 30*time.Minute, 0)
+	fire := time.Date(2030, 1, 2, 3, 0, 0, 0, time.UTC)
+	at := fire.Add(4 * time.Minute)
+	b.startWith("a", func(cfg *daemon.Config) { cfg.Now = func() time.Time { return at } }, nil)
+
+	var rows []state.Rotation
+	require.Eventually(t, func() bool {
+		var err error
+		rows, err = b.db.History(b.ctx, "p00", 10)
+		return err == nil && len(rows) > 0 && rows[0].Outcome == state.OutcomeSucceeded
+	}, 30*time.Second, 50*time.Millisecond, "the fire of the daemon's clock rotates")
+	require.Len(t, rows, 1)
+	require.Equal(t, daemon.FireKey("p00", fire), rows[0].RequestKey)
+	require.Len(t, rows[0].Steps, len(rotator.Steps))
+	for _, step := range rows[0].Steps {
+		require.True(t, step.Started.Equal(at), "step %s started at %s on the rotator's clock", step.Step, step.Started)
+	}
 }
 
 func TestDaemonDefersWhileARunUsesThePolicy(t *testing.T) {
@@ -165,15 +201,57 @@ func TestDaemonRespectsLiveLeasesAndForgetsExpiredOnes(t *testing.T) {
 
 func TestReplicasRotateEachFireExactlyOnce(t *testing.T) {
 	t.Parallel()
+	const period, wantFires = 2 * time.Second, 6
 	// The window is most of the period: on a loaded machine a planning
 	// tick may come a second late, and a fire whose window passed is
 	// missed (and audited as such), not rotated.
-	b := setupDaemonWindow(t, 50, "@every 5s", 4900*time.Millisecond, 0)
+	b := setupDaemonWindow(t, 50, fmt.Sprintf("@every %s", period), period-100*time.Millisecond, 0)
+	// The replicas report each rotation; the test ends once every policy
+	// has rotated wantFires fires.
+	var mu sync.Mutex
+	rotated := map[string]map[string]bool{}
+	enough := make(chan struct{})
+	onResult := func(args daemon.RotateArgs, res rotator.Result, err error) {
+		if err != nil || res.Outcome != state.OutcomeSucceeded {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if rotated[args.Policy] == nil {
+			rotated[args.Policy] = map[string]bool{}
+		}
+		// Only the result that brings its policy to wantFires may end the
+		// wait: one that repeats a key (AlreadyDone) adds nothing.
+		if rotated[args.Policy][args.Key] {
+			return
+		}
+		rotated[args.Policy][args.Key] = true
+		if len(rotated[args.Policy]) != wantFires {
+			return
+		}
+		for name := range b.set.Policies {
+			if len(rotated[name]) < wantFires {
+				return
+			}
+		}
+		close(enough)
+	}
 	var replicas []*daemon.Daemon
 	for _, id := range []string{"a", "b", "c"} {
-		replicas = append(replicas, b.start(id))
+		replicas = append(replicas, b.startWith(id, nil, onResult))
 	}
-	time.Sleep(40 * time.Second)
+	select {
+	case <-enough:
+	case <-time.After(2 * time.Minute):
+		mu.Lock()
+		defer mu.Unlock()
+		for name := range b.set.Policies {
+			if len(rotated[name]) < wantFires {
+				t.Errorf("policy %s rotated %d fires", name, len(rotated[name]))
+			}
+		}
+		t.Fatalf("not every policy rotated %d fires within 2m", wantFires)
+	}
 	// Drain all three, so no rotation is in flight while the rows are read.
 	for _, d := range replicas {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -192,7 +270,7 @@ func TestReplicasRotateEachFireExactlyOnce(t *testing.T) {
 				fires[r.RequestKey]++
 			}
 		}
-		require.GreaterOrEqual(t, len(fires), 6, "policy %s rotated on schedule", name)
+		require.GreaterOrEqual(t, len(fires), wantFires, "policy %s rotated on schedule", name)
 		var times []time.Time
 		for key, n := range fires {
 			require.Equal(t, 1, n, "fire %s rotated more than once", key)
@@ -209,7 +287,7 @@ func TestReplicasRotateEachFireExactlyOnce(t *testing.T) {
 				last = at
 			}
 		}
-		if skipped := int(last.Sub(first)/(5*time.Second)) + 1 - len(times); skipped != 0 {
+		if skipped := int(last.Sub(first)/period) + 1 - len(times); skipped != 0 {
 			entries, err := b.db.Audit(b.ctx, name, 1000)
 			require.NoError(t, err)
 			for _, e := range entries {

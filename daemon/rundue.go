@@ -92,8 +92,8 @@ func RunDue(ctx context.Context, db *state.DB, set *PolicySet, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	rot := rotator.New(db, logger)
 	clock := func() time.Time { return time.Now().UTC() }
+	rot := rotator.New(db, rotator.Config{Logger: logger, Now: clock})
 
 	var out []DueResult
 	for _, name := range names {

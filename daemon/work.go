@@ -50,7 +50,7 @@ func (s *PolicySet) Calendar(ctx context.Context, db *state.DB, now time.Time) (
 // PlanInterval; it is safe to run anywhere (jobs are unique per fire).
 func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
 	set := d.policies.Load()
-	now := d.now()
+	now := d.cfg.Now()
 	until := now.Add(d.cfg.Lookahead)
 	// A policy's next check is when its slot comes within the lookahead:
 	// each tick plans only the policies whose time has come, not every
@@ -146,7 +146,7 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 	if !ok {
 		return rotator.Result{}, river.JobCancel(fmt.Errorf("policy %q is no longer configured", args.Policy))
 	}
-	if wait := args.Slot.Sub(d.now()); wait > 0 {
+	if wait := args.Slot.Sub(d.cfg.Now()); wait > 0 {
 		select {
 		case <-ctx.Done():
 			return rotator.Result{}, river.JobSnooze(0)
@@ -161,12 +161,12 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		return rotator.Result{}, river.JobSnooze(0)
 	}
 
-	block := &blockCheck{db: d.db, set: set, policy: args.Policy, plan: p.Plan, now: d.now}
+	block := &blockCheck{db: d.db, set: set, policy: args.Policy, plan: p.Plan, now: d.cfg.Now}
 	if !args.Force {
 		if err := block.check(ctx); err != nil {
 			if errors.Is(err, rotator.ErrDeferred) {
 				d.logger.Info("rotation waits for a run", "policy", args.Policy, "until", block.until)
-				return rotator.Result{}, river.JobSnooze(max(block.until.Sub(d.now()), time.Second))
+				return rotator.Result{}, river.JobSnooze(max(block.until.Sub(d.cfg.Now()), time.Second))
 			}
 			return rotator.Result{}, err
 		}
@@ -193,7 +193,7 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		// rescued job) holds the policy: try again shortly.
 		return res, river.JobSnooze(2 * time.Second)
 	case errors.Is(err, rotator.ErrDeferred):
-		return res, river.JobSnooze(max(block.until.Sub(d.now()), time.Second))
+		return res, river.JobSnooze(max(block.until.Sub(d.cfg.Now()), time.Second))
 	case ctx.Err() != nil:
 		// A drain: the rotation stays resumable; make the job available
 		// again at once, for another replica or the next start.

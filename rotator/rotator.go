@@ -143,27 +143,31 @@ type Result struct {
 	Steps       []StepEvent
 }
 
+// Config configures New.
+type Config struct {
+	// Logger receives the rotator's logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock of step timings and grace periods; nil means
+	// time.Now().UTC().
+	Now func() time.Time
+}
+
 // Rotator runs rotations against the state database.
 type Rotator struct {
 	db     *state.DB
 	logger *slog.Logger
-	// timeNowFunc returns the current time; nil means time.Now().UTC().
-	timeNowFunc func() time.Time
+	now    func() time.Time
 }
 
 // New returns a Rotator that records its rotations in db.
-func New(db *state.DB, logger *slog.Logger) *Rotator {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+func New(db *state.DB, cfg Config) *Rotator {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Rotator{db: db, logger: logger}
-}
-
-func (r *Rotator) now() time.Time {
-	if r.timeNowFunc != nil {
-		return r.timeNowFunc()
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return time.Now().UTC() }
 	}
-	return time.Now().UTC()
+	return &Rotator{db: db, logger: cfg.Logger, now: cfg.Now}
 }
 
 // Rotate runs one rotation of p, or resumes the one a crashed process left

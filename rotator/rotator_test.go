@@ -56,7 +56,7 @@ func setup(t *testing.T) *bundle {
 		initialPassword: "initial-" + pgtest.RoleName(t, "pw") + "-password",
 	}
 	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b.rot = rotator.New(state, logger)
+	b.rot = rotator.New(state, rotator.Config{Logger: logger})
 
 	b.exec(`CREATE ROLE ` + ident(b.group) + ` NOLOGIN`)
 	b.exec(`CREATE ROLE ` + ident(b.username) + ` LOGIN PASSWORD '` + b.initialPassword + `'`)

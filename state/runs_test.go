@@ -12,7 +12,7 @@ import (
 	"github.com/swarmkey/swarmkey/schedule"
 )
 
-// clock is a settable time for DB.timeNowFunc.
+// clock is a settable time for Options.Now.
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -36,13 +36,13 @@ var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 func setupRuns(t *testing.T) (*DB, context.Context, *clock) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := Open(ctx, pgtest.New(t).URL)
+	pool, err := Connect(ctx, pgtest.New(t).URL)
 	require.NoError(t, err)
+	c := &clock{t: t0}
+	db := NewFromPool(pool, Options{Now: c.now})
 	t.Cleanup(db.Close)
 	_, err = db.Migrate(ctx)
 	require.NoError(t, err)
-	c := &clock{t: t0}
-	db.timeNowFunc = c.now
 	return db, ctx, c
 }
 

@@ -37,18 +37,26 @@ type DB struct {
 	// scrub cuts the pool's password out of connection errors of the lock
 	// pool, which pgx may give with the connection string quoted.
 	scrub *secret.Scrubber
-	// timeNowFunc returns the current time; nil means time.Now().UTC().
-	timeNowFunc func() time.Time
+	now   func() time.Time
 }
 
-// Open connects to the state database at url and checks that it answers.
-// Errors name the host and the cause, never the password of the URL.
+// Options configures NewFromPool.
+type Options struct {
+	// Now is the clock of the times the database records (created, updated,
+	// audited) and of what is live now (leases, runs, tokens); nil means
+	// time.Now().UTC().
+	Now func() time.Time
+}
+
+// Open connects to the state database at url and checks that it answers;
+// the DB has the default Options. Errors name the host and the cause, never
+// the password of the URL.
 func Open(ctx context.Context, url string) (*DB, error) {
 	pool, err := Connect(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	return NewFromPool(pool), nil
+	return NewFromPool(pool, Options{}), nil
 }
 
 // Connect opens a pool on the state database at url and checks that it
@@ -81,8 +89,11 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 }
 
 // NewFromPool wraps a pool from Connect (or a test's); Close closes it.
-func NewFromPool(pool *pgxpool.Pool) *DB {
-	return &DB{pool: pool, scrub: secret.NewScrubber(secret.FromString(pool.Config().ConnConfig.Password))}
+func NewFromPool(pool *pgxpool.Pool, opts Options) *DB {
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return time.Now().UTC() }
+	}
+	return &DB{pool: pool, now: opts.Now, scrub: secret.NewScrubber(secret.FromString(pool.Config().ConnConfig.Password))}
 }
 
 // Ping checks that the database answers (readiness probes).
@@ -101,13 +112,6 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	sqlDB := stdlib.OpenDBFromPool(db.pool)
 	defer sqlDB.Close()
 	return migrations.Up(ctx, sqlDB)
-}
-
-func (db *DB) now() time.Time {
-	if db.timeNowFunc != nil {
-		return db.timeNowFunc()
-	}
-	return time.Now().UTC()
 }
 
 func describeHost(cfg *pgx.ConnConfig) string {

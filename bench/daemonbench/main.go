@@ -93,7 +93,7 @@ func lag(ctx context.Context, serverURL string, n, workers int) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	db := state.NewFromPool(pool)
+	db := state.NewFromPool(pool, state.Options{})
 	defer db.Close()
 	if _, err := db.Migrate(ctx); err != nil {
 		log.Fatal(err)

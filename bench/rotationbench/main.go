@@ -128,7 +128,7 @@ func newEnvironment(ctx context.Context, serverURL string, port int) (*environme
 	if err != nil {
 		return nil, err
 	}
-	state := state.NewFromPool(pool)
+	state := state.NewFromPool(pool, state.Options{})
 	if _, err := state.Migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func newEnvironment(ctx context.Context, serverURL string, port int) (*environme
 		return nil, err
 	}
 	return &environment{dbName: name, dbURL: u.String(), serverURL: serverURL, port: port, pool: pool, state: state,
-		files: files, dir: dir, rot: rotator.New(state, nil)}, nil
+		files: files, dir: dir, rot: rotator.New(state, rotator.Config{})}, nil
 }
 
 func (env *environment) close() {

@@ -108,7 +108,7 @@ rotation of NAME is in progress (--local).`,
 			defer p.Target.Close()
 
 			fmt.Fprintf(g.stdout, "rotating %s (%s, %s:%s)\n", p.Name, p.Strategy, p.Store.Name(), p.SecretID)
-			res, err := rotator.New(db, sess.Logger).Rotate(ctx, p, rotator.Options{
+			res, err := rotator.New(db, rotator.Config{Logger: sess.Logger}).Rotate(ctx, p, rotator.Options{
 				Actor: "operator:" + operatorName(),
 				Force: force,
 				OnStep: func(e rotator.StepEvent) {

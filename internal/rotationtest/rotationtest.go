@@ -20,7 +20,7 @@ import (
 func State(t testing.TB) (*state.DB, *pgtest.Database) {
 	t.Helper()
 	pg := pgtest.New(t)
-	db := state.NewFromPool(pg.Pool)
+	db := state.NewFromPool(pg.Pool, state.Options{})
 	t.Cleanup(db.Close)
 	if _, err := db.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrate the test database: %v", err)

@@ -49,6 +49,8 @@ type Options struct {
 	// KeyFile holds the 32-byte AES-256 key as base64 text (see GenerateKey).
 	// It must not be accessible to group or others (mode 0600 or 0400).
 	KeyFile string
+	// Now is the clock of a version's Created; nil means time.Now().UTC().
+	Now func() time.Time
 }
 
 // Store is the file secret store. It is safe for concurrent use, and several
@@ -57,10 +59,7 @@ type Store struct {
 	dir     string
 	keyFile string
 	aead    cipher.AEAD
-
-	// timeNowFunc returns the time recorded as a version's Created; nil
-	// means time.Now().UTC().
-	timeNowFunc func() time.Time
+	now     func() time.Time
 
 	locksMu sync.Mutex
 	locks   map[string]*sync.Mutex // by state file name
@@ -102,10 +101,14 @@ func Open(opts Options) (*Store, error) {
 	if !info.IsDir() {
 		return nil, fmt.Errorf("file: store directory %q is not a directory", opts.Dir)
 	}
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return time.Now().UTC() }
+	}
 	return &Store{
 		dir:     opts.Dir,
 		keyFile: opts.KeyFile,
 		aead:    aead,
+		now:     opts.Now,
 		locks:   map[string]*sync.Mutex{},
 	}, nil
 }
@@ -320,13 +323,6 @@ func (s *Store) begin(ctx context.Context, secretID string) (paths, error) {
 		return paths{}, fmt.Errorf("file: secret %q: %w", secretID, err)
 	}
 	return s.pathsFor(secretID)
-}
-
-func (s *Store) now() time.Time {
-	if s.timeNowFunc != nil {
-		return s.timeNowFunc()
-	}
-	return time.Now().UTC()
 }
 
 // update runs fn on the secret's state under the in-process mutex and the

@@ -467,11 +467,12 @@ func TestConcurrentWritersFromTwoStores(t *testing.T) {
 	require.LessOrEqual(t, len(st.Versions), 2, "unstaged versions were kept")
 }
 
-func TestCreatedUsesInjectedClock(t *testing.T) {
+func TestCreatedUsesOptionsNow(t *testing.T) {
 	t.Parallel()
-	s := openStore(t, newOptions(t))
+	opts := newOptions(t)
 	at := time.Date(2031, 3, 4, 5, 6, 7, 8, time.UTC)
-	s.timeNowFunc = func() time.Time { return at }
+	opts.Now = func() time.Time { return at }
+	s := openStore(t, opts)
 
 	v, _ := value(t)
 	put, err := s.PutPending(t.Context(), "x", token(t), v)

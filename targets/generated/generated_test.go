@@ -81,7 +81,7 @@ func TestRotator(t *testing.T) {
 	require.NoError(t, err)
 	p := rotator.Credential{Name: "shared", Strategy: targets.Alternating, Store: fs, SecretID: "loadtest/shared", Target: tg,
 		Password: rotator.PasswordRules{Length: 40, Characters: "0123456789abcdef"}}
-	rot := rotator.New(db, nil)
+	rot := rotator.New(db, rotator.Config{})
 	var values []string
 	for range 3 {
 		res, err := rot.Rotate(ctx, p, rotator.Options{Actor: "test"})

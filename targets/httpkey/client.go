@@ -30,8 +30,6 @@ type client struct {
 	opts   Options
 	hc     *http.Client
 	logger *slog.Logger
-	// timeNowFunc returns the current time; nil means time.Now().
-	timeNowFunc func() time.Time
 }
 
 func newClient(o Options) (*client, error) {
@@ -95,13 +93,6 @@ func tlsConfig(o TLSOptions) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
-}
-
-func (c *client) now() time.Time {
-	if c.timeNowFunc != nil {
-		return c.timeNowFunc()
-	}
-	return time.Now()
 }
 
 // call is one request to send.
@@ -226,7 +217,7 @@ func (c *client) once(ctx context.Context, k call) (resp response, retryAfter ti
 	if int64(len(data)) > c.opts.MaxResponseBytes {
 		return resp, retryAfter, fmt.Errorf("HTTP %d: the response is larger than max_response_bytes (%d)", r.StatusCode, c.opts.MaxResponseBytes)
 	}
-	if d, ok := parseRetryAfter(r.Header.Get("Retry-After"), c.now()); ok {
+	if d, ok := parseRetryAfter(r.Header.Get("Retry-After"), time.Now()); ok {
 		retryAfter = d
 	}
 	return response{status: r.StatusCode, body: data}, retryAfter, nil

@@ -42,7 +42,7 @@ func setupRotator(t *testing.T) *world {
 	state, _ := rotationtest.State(t)
 	fs := rotationtest.FileStore(t)
 	w := &world{api: newAPI(t), ctx: ctx, state: state, store: fs, rlogs: &syncBuffer{}}
-	w.rot = rotator.New(state, slog.New(slog.NewJSONHandler(w.rlogs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	w.rot = rotator.New(state, rotator.Config{Logger: slog.New(slog.NewJSONHandler(w.rlogs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	return w
 }
 
