@@ -1,0 +1,95 @@
+package chaos_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/swarmkey/swarmkey/internal/chaos"
+	"github.com/swarmkey/swarmkey/internal/mototest"
+)
+
+func TestMain(m *testing.M) { os.Exit(mototest.Run(m)) }
+
+// The short run is part of `make test`; `make chaos` passes -chaos.long
+// (and may change any count).
+var (
+	long       = flag.Bool("chaos.long", false, "the long run of `make chaos` (1,000 kills and more)")
+	seed       = flag.Uint64("chaos.seed", 0, "random seed (0: from the clock); printed, to repeat a run's choices")
+	duration   = flag.Duration("chaos.duration", 0, "time bound of the run (default 4m short, 45m long)")
+	localKills = flag.Int("chaos.local-kills", -1, "kill -9 of rotate --local")
+	serveKills = flag.Int("chaos.serve-kills", -1, "kill -9 of serve replicas")
+	pgRestarts = flag.Int("chaos.pg-restarts", -1, "PostgreSQL restarts")
+	readOnly   = flag.Int("chaos.read-only", -1, "read-only store folder rounds")
+	awsFaults  = flag.Int("chaos.aws-faults", -1, "AWS proxy faults and another writer's label changes")
+	gcpFaults  = flag.Int("chaos.gcp-faults", -1, "GCP faults and crashes (in process)")
+	replicas   = flag.Int("chaos.replicas", 3, "serve replicas")
+	report     = flag.String("chaos.report", "", "also write the report to this file")
+)
+
+func plan() chaos.Plan {
+	p := chaos.Plan{LocalKills: 12, ServeKills: 6, PGRestarts: 2, ReadOnly: 2, AWSFaults: 12, GCPFaults: 12,
+		Duration: 4 * time.Minute}
+	if *long {
+		p = chaos.Plan{LocalKills: 700, ServeKills: 300, PGRestarts: 30, ReadOnly: 30, AWSFaults: 400, GCPFaults: 400,
+			Duration: 45 * time.Minute}
+	}
+	for _, o := range []struct {
+		flag int
+		dst  *int
+	}{{*localKills, &p.LocalKills}, {*serveKills, &p.ServeKills}, {*pgRestarts, &p.PGRestarts},
+		{*readOnly, &p.ReadOnly}, {*awsFaults, &p.AWSFaults}, {*gcpFaults, &p.GCPFaults}} {
+		if o.flag >= 0 {
+			*o.dst = o.flag
+		}
+	}
+	if *duration > 0 {
+		p.Duration = *duration
+	}
+	return p
+}
+
+// TestChaos injects faults into a real installation and requires every
+// invariant to hold after each: no lockout, no foreign promotion, no stuck
+// policy, no double rotation.
+func TestChaos(t *testing.T) {
+	s := *seed
+	if s == 0 {
+		s = uint64(time.Now().UnixNano())
+	}
+	p := plan()
+	t.Logf("seed %d (repeat with -chaos.seed %d), plan %+v", s, s, p)
+	h := chaos.New(t, chaos.Options{Seed: s, Replicas: *replicas, Logf: t.Logf})
+	t.Logf("set up in %s", h.Stats.Elapsed().Round(time.Millisecond))
+	h.Run(context.Background(), p)
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d\n", s)
+	h.Stats.Report(&b)
+	t.Log("\n" + b.String())
+	if *report != "" {
+		require.NoError(t, os.WriteFile(*report, []byte(b.String()), 0o644))
+	}
+
+	// Every kind of injection happened (a run cut short by its time bound
+	// says so in the report).
+	require.Positive(t, h.Stats.Injections(chaos.KillLocal), "kills of rotate --local")
+	if p.ServeKills > 0 {
+		require.Positive(t, h.Stats.Injections(chaos.KillServe), "kills of serve replicas")
+	}
+	if p.PGRestarts > 0 {
+		require.Positive(t, h.Stats.Injections(chaos.PGRestart+"*"), "PostgreSQL restarts")
+	}
+	if p.ReadOnly > 0 {
+		require.Positive(t, h.Stats.Injections(chaos.ReadOnly), "read-only store folder")
+	}
+	for _, inv := range chaos.Invariants {
+		require.Zero(t, h.Stats.Count(inv), "violations of %q: see the report above", inv)
+	}
+}
