@@ -22,29 +22,32 @@ func TestMain(m *testing.M) { os.Exit(mototest.Run(m)) }
 var (
 	long       = flag.Bool("chaos.long", false, "the long run of `make chaos` (1,000 kills and more)")
 	seed       = flag.Uint64("chaos.seed", 0, "random seed (0: from the clock); printed, to repeat a run's choices")
-	duration   = flag.Duration("chaos.duration", 0, "time bound of the run (default 4m short, 45m long)")
+	duration   = flag.Duration("chaos.duration", 0, "time bound of the run (default 5m short, 50m long)")
 	localKills = flag.Int("chaos.local-kills", -1, "kill -9 of rotate --local")
 	serveKills = flag.Int("chaos.serve-kills", -1, "kill -9 of serve replicas")
 	pgRestarts = flag.Int("chaos.pg-restarts", -1, "PostgreSQL restarts")
 	readOnly   = flag.Int("chaos.read-only", -1, "read-only store folder rounds")
 	awsFaults  = flag.Int("chaos.aws-faults", -1, "AWS proxy faults and another writer's label changes")
 	gcpFaults  = flag.Int("chaos.gcp-faults", -1, "GCP faults and crashes (in process)")
+	serveHolds = flag.Int("chaos.serve-holds", -1, "AWS answers held past a serve job's timeout")
+	hangProbes = flag.Int("chaos.hang-probes", -1, "AWS answers held 90s under rotate --local")
 	replicas   = flag.Int("chaos.replicas", 3, "serve replicas")
 	report     = flag.String("chaos.report", "", "also write the report to this file")
 )
 
 func plan() chaos.Plan {
-	p := chaos.Plan{LocalKills: 12, ServeKills: 6, PGRestarts: 2, ReadOnly: 2, AWSFaults: 12, GCPFaults: 12,
-		Duration: 4 * time.Minute}
+	p := chaos.Plan{LocalKills: 12, ServeKills: 6, PGRestarts: 2, ReadOnly: 2, AWSFaults: 12, GCPFaults: 12, ServeHolds: 1,
+		Duration: 5 * time.Minute}
 	if *long {
-		p = chaos.Plan{LocalKills: 700, ServeKills: 300, PGRestarts: 30, ReadOnly: 30, AWSFaults: 400, GCPFaults: 400,
-			Duration: 45 * time.Minute}
+		p = chaos.Plan{LocalKills: 750, ServeKills: 250, PGRestarts: 25, ReadOnly: 25, AWSFaults: 300, GCPFaults: 300,
+			ServeHolds: 15, HangProbes: 1, Duration: 50 * time.Minute}
 	}
 	for _, o := range []struct {
 		flag int
 		dst  *int
 	}{{*localKills, &p.LocalKills}, {*serveKills, &p.ServeKills}, {*pgRestarts, &p.PGRestarts},
-		{*readOnly, &p.ReadOnly}, {*awsFaults, &p.AWSFaults}, {*gcpFaults, &p.GCPFaults}} {
+		{*readOnly, &p.ReadOnly}, {*awsFaults, &p.AWSFaults}, {*gcpFaults, &p.GCPFaults}, {*serveHolds, &p.ServeHolds},
+		{*hangProbes, &p.HangProbes}} {
 		if o.flag >= 0 {
 			*o.dst = o.flag
 		}

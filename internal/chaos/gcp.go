@@ -42,6 +42,7 @@ type GCP struct {
 	reader   *gcpstore.Store // the checks' (used while no fault is armed)
 	creds    map[string]rotator.Credential
 	Policies []*Policy
+	gen      int
 }
 
 // StartGCP sets up the in-process GCP part.
@@ -72,29 +73,54 @@ func (h *Harness) StartGCP() *GCP {
 		{Name: "gcp-single", Strategy: Single, Store: StoreGCP, SecretID: "gcp-single", Role: "chaos_gcp_single"},
 	}
 	for _, p := range g.Policies {
-		if err := h.PG.Exec(ctx, stateDB, "CREATE ROLE "+p.Role+" LOGIN"); err != nil {
-			t.Fatalf("chaos: %v", err)
-		}
-		g.fake.Seed(p.SecretID)
-		strategy := targets.Alternating
-		groupRole := group
-		if p.Strategy == Single {
-			strategy, groupRole = targets.Single, ""
-		}
-		target, err := postgres.New(ctx, postgres.Options{Host: "127.0.0.1", Port: h.PG.Port, DBName: stateDB,
-			SSLMode: "disable", Username: p.Role, GroupRole: groupRole, Admin: secret.FromString(h.PG.URL(stateDB))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = target.Close() })
-		g.creds[p.Name] = rotator.Credential{Name: p.Name, Strategy: strategy, Store: g.store, SecretID: p.SecretID,
-			Target: target, Canary: rotator.CanaryRetry{Attempts: 1, Interval: 10 * time.Millisecond}}
-		if _, err := g.rot.Rotate(ctx, g.creds[p.Name], rotator.Options{Actor: "chaos"}); err != nil {
-			t.Fatalf("chaos: first rotation of %s: %v", p.Name, err)
-		}
+		g.add(ctx, p)
 	}
 	h.gcp = g
 	return g
+}
+
+// add sets up p: its role, its secret in the fake, its target, and a first
+// rotation.
+func (g *GCP) add(ctx context.Context, p *Policy) {
+	h, t := g.h, g.h.t
+	if err := h.PG.Exec(ctx, stateDB, "CREATE ROLE "+p.Role+" LOGIN"); err != nil {
+		t.Fatalf("chaos: %v", err)
+	}
+	g.fake.Seed(p.SecretID)
+	strategy := targets.Alternating
+	groupRole := group
+	if p.Strategy == Single {
+		strategy, groupRole = targets.Single, ""
+	}
+	target, err := postgres.New(ctx, postgres.Options{Host: "127.0.0.1", Port: h.PG.Port, DBName: stateDB,
+		SSLMode: "disable", Username: p.Role, GroupRole: groupRole, Admin: secret.FromString(h.PG.URL(stateDB))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = target.Close() })
+	g.creds[p.Name] = rotator.Credential{Name: p.Name, Strategy: strategy, Store: g.store, SecretID: p.SecretID,
+		Target: target, Canary: rotator.CanaryRetry{Attempts: 1, Interval: 10 * time.Millisecond}}
+	if _, err := g.rot.Rotate(ctx, g.creds[p.Name], rotator.Options{Actor: "chaos"}); err != nil {
+		t.Fatalf("chaos: first rotation of %s: %v", p.Name, err)
+	}
+	h.Stats.Track(p.Name)
+}
+
+// replace puts a fresh policy (new secret, new role) in the place of a
+// stuck one, so that the run goes on injecting into GCP rotations.
+func (g *GCP) replace(ctx context.Context, stuck *Policy) {
+	g.gen++
+	base, _, _ := strings.Cut(stuck.Name, "~")
+	p := &Policy{Name: fmt.Sprintf("%s~%d", base, g.gen), Strategy: stuck.Strategy, Store: StoreGCP}
+	p.SecretID = strings.ReplaceAll(p.Name, "~", "-")
+	p.Role = "chaos_" + strings.ReplaceAll(p.SecretID, "-", "_")
+	g.add(ctx, p)
+	for i, q := range g.Policies {
+		if q == stuck {
+			g.Policies[i] = p
+		}
+	}
+	g.h.Stats.Outcome("gcp: a stuck policy was replaced by a fresh one")
 }
 
 // gcpMethods are the calls the GCP store makes, with how many of each one
@@ -165,8 +191,14 @@ func (g *GCP) Round(ctx context.Context) {
 		h.Stats.Inject(name, where, p.Name, "rotation: "+outcome)
 		h.Stats.Outcome(name + ": " + outcome)
 	}
+	// What clients see once the faulty rotation has ended, before anyone
+	// recovers (a crash leaves it unfinished; then single's current may
+	// not work between set and promote).
+	g.h.Check(ctx, p, true)
 	if g.recover(ctx, p, name+" at "+where) {
-		g.check(ctx, p)
+		g.h.Check(ctx, p, false)
+	} else {
+		g.replace(ctx, p)
 	}
 }
 
@@ -216,7 +248,7 @@ func (g *GCP) recover(ctx context.Context, p *Policy, cause string) bool {
 		g.h.Stats.Outcome("recovery: gcp rotation " + gcpOutcome(res, err))
 		errs = append(errs, err.Error())
 	}
-	g.h.Stats.Violate(Stuck, p.Name, "after %s, 4 rotations did not give a fresh successful one: %s", cause, strings.Join(errs, " | "))
+	g.h.Violate(ctx, Stuck, p, "after %s, 4 rotations did not give a fresh successful one: %s", cause, strings.Join(errs, " | "))
 	return false
 }
 
@@ -241,50 +273,12 @@ func (g *GCP) stage(ctx context.Context, p *Policy, stage providers.Stage) (Logi
 	return l, true, nil
 }
 
-// check is Harness.Check for a GCP policy.
-func (g *GCP) check(ctx context.Context, p *Policy) {
-	h := g.h
-	logins := 0
-	defer func() { h.Stats.Checked(logins) }()
-	cur, ok, err := g.stage(ctx, p, providers.StageCurrent)
-	switch {
-	case err != nil && !ok:
-		h.Stats.Outcome("check: store unreadable")
-		return
-	case !ok:
-		h.Stats.Violate(Lockout, p.Name, "no current version")
-		return
-	case err == nil:
-		logins++
-		if lerr := h.LogsIn(ctx, cur); lerr != nil {
-			h.Stats.Violate(Lockout, p.Name, "current version %s (%s) does not log in: %s", cur.ID, cur.Username, scrub(lerr, cur))
-		}
-	}
-	passed, why, qerr := canaryPassed(ctx, g.pool, p.Name, cur.Token, cur.ID)
-	switch {
-	case qerr != nil:
-		h.Stats.Outcome("check: state unreadable")
-	case !passed:
-		h.Stats.Violate(ForeignPromotion, p.Name, "%s", why)
-	}
-	if p.Strategy != Alternating {
-		return
-	}
-	prev, ok, err := g.stage(ctx, p, providers.StagePrevious)
-	if ok && err == nil {
-		logins++
-		if lerr := h.LogsIn(ctx, prev); lerr != nil {
-			h.Stats.Violate(Lockout, p.Name, "previous version %s (%s) of alternating does not log in: %s", prev.ID, prev.Username, scrub(lerr, prev))
-		}
-	}
-}
-
 // Final rotates and checks every GCP policy once more.
 func (g *GCP) Final(ctx context.Context) {
 	g.fake.ClearFaults()
-	for _, p := range g.Policies {
+	for _, p := range append([]*Policy(nil), g.Policies...) {
 		if g.recover(ctx, p, "the end of the run") {
-			g.check(ctx, p)
+			g.h.Check(ctx, p, false)
 		}
 	}
 }

@@ -109,9 +109,10 @@ type Harness struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
-	// rounds serialises rounds that need the installation to themselves
-	// (every round, today), so a violation is found right after its cause.
-	rounds sync.Mutex
+	// stuck holds the policies found stuck: they get no more injections
+	// (one stuck policy is one violation, not one per later round).
+	stuckMu sync.Mutex
+	stuck   map[string]bool
 }
 
 // Options bound a run.
@@ -133,7 +134,7 @@ func New(t testing.TB, opts Options) *Harness {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	h := &Harness{t: t, opts: opts, Stats: NewStats(), rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed))}
+	h := &Harness{t: t, opts: opts, Stats: NewStats(), stuck: map[string]bool{}, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed))}
 	dir, err := os.MkdirTemp("", "swarmkey-chaos-")
 	if err != nil {
 		t.Fatal(err)
@@ -182,8 +183,11 @@ func New(t testing.TB, opts Options) *Harness {
 		{Name: "alt-aws", Strategy: Alternating, Store: StoreAWS},
 		{Name: "single-aws", Strategy: Single, Store: StoreAWS},
 		{Name: "svc-alt-file", Strategy: Alternating, Store: StoreFile, Serve: true},
+		{Name: "svc-alt-file2", Strategy: Alternating, Store: StoreFile, Serve: true},
 		{Name: "svc-single-file", Strategy: Single, Store: StoreFile, Serve: true},
+		{Name: "svc-single-file2", Strategy: Single, Store: StoreFile, Serve: true},
 		{Name: "svc-alt-aws", Strategy: Alternating, Store: StoreAWS, Serve: true},
+		{Name: "svc-single-aws", Strategy: Single, Store: StoreAWS, Serve: true},
 	}
 	stmts := []string{"CREATE ROLE " + group + " NOLOGIN"}
 	for _, p := range h.Policies {
@@ -303,6 +307,20 @@ policies:
 `, p.Name, p.Strategy, p.Store, p.SecretID, schedule, h.PG.Port, stateDB, p.Role, groupRole)
 	}
 	return b.String()
+}
+
+// Quarantine marks p stuck: it gets no more injections.
+func (h *Harness) Quarantine(p *Policy) {
+	h.stuckMu.Lock()
+	defer h.stuckMu.Unlock()
+	h.stuck[p.Name] = true
+}
+
+// Quarantined reports whether p was found stuck.
+func (h *Harness) Quarantined(p *Policy) bool {
+	h.stuckMu.Lock()
+	defer h.stuckMu.Unlock()
+	return h.stuck[p.Name]
 }
 
 // Local returns the policies rotated by `rotate --local` only.

@@ -209,8 +209,9 @@ func (h *Harness) RecoverLocal(ctx context.Context, p *Policy, cause string) boo
 		outputs = append(outputs, lastLines(r.Output, 3))
 		try++
 	}
-	h.Stats.Violate(Stuck, p.Name, "after %s, %d `rotate --local` runs did not give a fresh successful rotation: %s",
+	h.Violate(ctx, Stuck, p, "after %s, %d `rotate --local` runs did not give a fresh successful rotation: %s",
 		cause, attempts, strings.Join(outputs, " | "))
+	h.Quarantine(p)
 	return false
 }
 

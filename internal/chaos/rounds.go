@@ -30,12 +30,18 @@ var killDelay = map[string]time.Duration{"create": 40 * time.Millisecond, "set":
 	"test": 15 * time.Millisecond, "promote": 20 * time.Millisecond, "finish": 10 * time.Millisecond,
 	"succeed": 2 * time.Millisecond}
 
+// pickLocal picks a local policy of store ("" for any) that is not stuck;
+// nil when there is none left.
 func (h *Harness) pickLocal(store string) *Policy {
 	var ps []*Policy
 	for _, p := range h.Local() {
-		if store == "" || p.Store == store {
+		if (store == "" || p.Store == store) && !h.Quarantined(p) {
 			ps = append(ps, p)
 		}
+	}
+	if len(ps) == 0 {
+		h.Stats.Outcome("round skipped: every policy it could use is stuck")
+		return nil
 	}
 	return ps[h.intn(len(ps))]
 }
@@ -46,6 +52,9 @@ func (h *Harness) pickLocal(store string) *Policy {
 // call landed, the process never learns it). Then it recovers and checks.
 func (h *Harness) LocalKillRound(ctx context.Context) {
 	p := h.pickLocal("")
+	if p == nil {
+		return
+	}
 	target := killTargets[h.intn(len(killTargets))]
 	since := time.Now()
 	var (
@@ -89,6 +98,10 @@ func (h *Harness) LocalKillRound(ctx context.Context) {
 		}
 		h.Stats.Inject(KillLocal, where, p.Name, note+" token "+token)
 	}
+	// What clients see before anyone recovers: a rotation killed between
+	// set and promote may leave single's current not working (pending
+	// does); nothing else may be broken.
+	h.Check(ctx, p, true)
 	if h.RecoverLocal(ctx, p, "a kill of rotate --local") {
 		h.Check(ctx, p, false)
 	}
@@ -118,7 +131,7 @@ func outcomeOf(r LocalResult) string {
 // served ones under their locks, relaxed).
 func (h *Harness) RecoverAll(ctx context.Context, rs *Replicas, cause string) {
 	for _, p := range h.Local() {
-		if h.RecoverLocal(ctx, p, cause) {
+		if !h.Quarantined(p) && h.RecoverLocal(ctx, p, cause) {
 			h.Check(ctx, p, false)
 		}
 	}
@@ -133,6 +146,9 @@ func (h *Harness) RecoverAll(ctx context.Context, rs *Replicas, cause string) {
 // serve replicas run, then recovers and checks every policy.
 func (h *Harness) PGRestartRound(ctx context.Context, rs *Replicas) {
 	p := h.pickLocal("")
+	if p == nil {
+		return
+	}
 	target := killTargets[h.intn(len(killTargets))]
 	mode := []string{"fast", "immediate"}[h.intn(2)]
 	done := make(chan error, 1)
@@ -152,6 +168,7 @@ func (h *Harness) PGRestartRound(ctx context.Context, rs *Replicas) {
 	}
 	h.Stats.Inject(PGRestart+" -m "+mode, where, "", fmt.Sprintf("during rotate --local of %s, which ended: %s", p.Name, outcomeOf(r)))
 	h.Stats.Outcome("rotate --local across a PostgreSQL restart: " + outcomeOf(r))
+	h.Check(ctx, p, true)
 	h.RecoverAll(ctx, rs, "a PostgreSQL restart")
 }
 
@@ -162,6 +179,9 @@ func (h *Harness) PGRestartRound(ctx context.Context, rs *Replicas) {
 // checks.
 func (h *Harness) ReadOnlyRound(ctx context.Context, rs *Replicas) {
 	p := h.pickLocal(StoreFile)
+	if p == nil {
+		return
+	}
 	target := killTargets[h.intn(len(killTargets))]
 	dir := filepath.Join(h.Dir, "secrets")
 	since := time.Now()
@@ -192,6 +212,7 @@ func (h *Harness) ReadOnlyRound(ctx context.Context, rs *Replicas) {
 	h.Stats.Inject(ReadOnly, where, "", fmt.Sprintf("%s for %s, during rotate --local of %s, which ended: %s",
 		dir, hold.Round(time.Millisecond), p.Name, outcomeOf(r)))
 	h.Stats.Outcome("rotate --local with the store folder read-only: " + outcomeOf(r))
+	h.Check(ctx, p, true)
 	h.RecoverAll(ctx, rs, "a read-only store folder")
 }
 
@@ -213,6 +234,9 @@ var awsCalls = []struct {
 // label change between two calls. Then it recovers and checks.
 func (h *Harness) ProxyRound(ctx context.Context) {
 	p := h.pickLocal(StoreAWS)
+	if p == nil {
+		return
+	}
 	kinds := []faultproxy.Kind{faultproxy.Throttle, faultproxy.ServerError, faultproxy.Unavailable, faultproxy.Lost,
 		faultproxy.Hold, faultproxy.Hook}
 	kind := kinds[h.intn(len(kinds))]
@@ -261,7 +285,31 @@ func (h *Harness) ProxyRound(ctx context.Context) {
 		h.Stats.Inject(name, where, p.Name, "rotate --local: "+outcomeOf(r))
 		h.Stats.Outcome(name + ": " + outcomeOf(r))
 	}
+	// What clients see once the faulty rotation has ended, before anyone
+	// recovers.
+	h.Check(ctx, p, true)
 	if h.RecoverLocal(ctx, p, name+" at "+where) {
+		h.Check(ctx, p, false)
+	}
+}
+
+// HangProbe holds the answer of the first GetSecretValue of a `rotate
+// --local` of an AWS policy for 90s. The AWS store sets no timeout on its
+// calls and rotate --local none on its run, so the process waits as long
+// as the answer is held; the harness gives it 60s, kills it and counts it.
+func (h *Harness) HangProbe(ctx context.Context) {
+	p := h.pickLocal(StoreAWS)
+	if p == nil {
+		return
+	}
+	id := h.Proxy.Add(faultproxy.Rule{Call: "secretsmanager.GetSecretValue", Nth: 1, Kind: faultproxy.Hold, Hold: 90 * time.Second,
+		Match: func(c faultproxy.Call) bool { return c.SecretID == p.SecretID }})
+	r := h.RotateLocal(p, nil, time.Minute)
+	h.Proxy.Remove(id)
+	h.Stats.Inject(ProxyPrefix+"answer held for 90s", "GetSecretValue #1", p.Name, "rotate --local: "+outcomeOf(r))
+	h.Stats.Outcome("rotate --local with an answer held for 90s: " + outcomeOf(r))
+	h.Check(ctx, p, true)
+	if h.RecoverLocal(ctx, p, "an answer held for 90s") {
 		h.Check(ctx, p, false)
 	}
 }

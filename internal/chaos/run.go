@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -15,10 +16,20 @@ type Plan struct {
 	ReadOnly   int // read-only store folder
 	AWSFaults  int // proxy faults and another writer, on `rotate --local` of AWS policies
 	GCPFaults  int // faults and crashes of the in-process GCP rotations
+	// ServeHolds hold an AWS answer of a served policy past the serve
+	// job's timeout (by the replicas' killer, between its kills).
+	ServeHolds int
+	// HangProbes hold an AWS answer of `rotate --local` for 90s: the
+	// store sets no timeout of its own, so the process waits (the harness
+	// kills it after 60s and counts it).
+	HangProbes int
 	Duration   time.Duration
 	// StuckAfter: a served policy that has not rotated for this long while
-	// replicas run is stuck.
+	// replicas run (and faults go on) is stuck; default 5m.
 	StuckAfter time.Duration
+	// SettleWithin: once the faults stop, the replicas must rotate every
+	// served policy within this; default 2m.
+	SettleWithin time.Duration
 }
 
 // Run runs the plan: serve replicas rotate their policies throughout and
@@ -30,7 +41,10 @@ type Plan struct {
 func (h *Harness) Run(ctx context.Context, plan Plan) {
 	deadline := time.Now().Add(plan.Duration)
 	if plan.StuckAfter == 0 {
-		plan.StuckAfter = 90 * time.Second
+		plan.StuckAfter = 5 * time.Minute
+	}
+	if plan.SettleWithin == 0 {
+		plan.SettleWithin = 2 * time.Minute
 	}
 	for _, p := range h.Policies {
 		h.Stats.Track(p.Name)
@@ -51,8 +65,13 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 	serveDone := make(chan struct{})
 	go func() {
 		defer close(serveDone)
+		holds := plan.ServeHolds
 		for i := 0; i < plan.ServeKills && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 			global.RLock()
+			if holds > 0 && h.intn(max(1, plan.ServeKills/plan.ServeHolds)) == 0 {
+				holds--
+				rs.HoldRound(ctx)
+			}
 			rs.KillRound(ctx)
 			if i%10 == 9 {
 				rs.CheckServed(ctx)
@@ -66,8 +85,8 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 	}()
 
 	left := map[string]int{"local": plan.LocalKills, "pg": plan.PGRestarts, "ro": plan.ReadOnly, "aws": plan.AWSFaults,
-		"gcp": plan.GCPFaults}
-	order := []string{"local", "pg", "ro", "aws", "gcp"}
+		"gcp": plan.GCPFaults, "hang": plan.HangProbes}
+	order := []string{"local", "pg", "ro", "aws", "gcp", "hang"}
 	for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
 		total := 0
 		for _, k := range order {
@@ -93,6 +112,8 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 			h.ProxyRound(ctx)
 		case "gcp":
 			gcp.Round(ctx)
+		case "hang":
+			h.HangProbe(ctx)
 		case "pg", "ro":
 			global.Lock()
 			if kind == "pg" {
@@ -113,11 +134,17 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 	}
 	<-serveDone
 
-	// The end: stop the replicas, then every policy rotates once more.
+	// The end: the replicas must get every served policy going again by
+	// themselves; then they stop and every policy rotates once more.
+	rs.Settle(ctx, plan.SettleWithin)
+	rs.CheckServed(ctx)
+	for policy, gap := range rs.MaxGaps() {
+		h.Stats.Outcome(fmt.Sprintf("longest gap between two successful rotations of %s: %s", policy, gap.Round(time.Second)))
+	}
 	rs.Stop()
 	rs.CheckServed(ctx)
 	for _, p := range h.Policies {
-		if h.RecoverLocal(ctx, p, "the end of the run") {
+		if !h.Quarantined(p) && h.RecoverLocal(ctx, p, "the end of the run") {
 			h.Check(ctx, p, false)
 		}
 	}

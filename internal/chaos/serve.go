@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/swarmkey/swarmkey/internal/faultproxy"
 )
 
 // logEvent is a line of serve's JSON log that the harness acts on.
@@ -35,20 +37,22 @@ type Replicas struct {
 	monitorDone chan struct{}
 	lastOK      map[string]time.Time // policy → last success seen
 	stuckSince  map[string]bool
+	maxGap      map[string]time.Duration
 }
 
 // serveArgs: plan often, rescue a dead replica's job after 10s (a rotation
 // here takes well under a second), drain quickly, no API socket.
-var serveArgs = []string{"serve", "--log-format", "json", "--plan-interval", "500ms", "--rescue-after", "10s",
+var serveArgs = []string{"serve", "--log-format", "json", "--plan-interval", "500ms", "--rescue-after", jobTimeout.String(),
 	"--drain-timeout", "2s", "--api-listen", ""}
 
 // StartReplicas starts n serve replicas and a monitor that counts a served
-// policy as stuck when it has not rotated for stuckAfter while replicas ran.
+// policy as stuck when it has not rotated for stuckAfter while replicas ran
+// (the faults go on meanwhile; Settle judges the daemon once they stop).
 // They are all killed when the test ends.
 func (h *Harness) StartReplicas(n int, stuckAfter time.Duration) *Replicas {
 	rs := &Replicas{h: h, procs: make([]*Proc, n), gens: make([]int, n), ready: make([]chan struct{}, n),
 		stopMonitor: make(chan struct{}), monitorDone: make(chan struct{}), lastOK: map[string]time.Time{},
-		stuckSince: map[string]bool{}}
+		stuckSince: map[string]bool{}, maxGap: map[string]time.Duration{}}
 	// All at once, as systemd starts replicas on several hosts; one that
 	// exits (River's migrations race on a fresh database) is started again
 	// and counted.
@@ -172,7 +176,8 @@ func (rs *Replicas) monitor(stuckAfter time.Duration) {
 				var at time.Time
 				if rows.Scan(&policy, &at) == nil {
 					rs.mu.Lock()
-					if at.After(rs.lastOK[policy]) {
+					if last := rs.lastOK[policy]; at.After(last) {
+						rs.maxGap[policy] = max(rs.maxGap[policy], at.Sub(last))
 						rs.lastOK[policy] = at
 						rs.stuckSince[policy] = false
 					}
@@ -186,11 +191,85 @@ func (rs *Replicas) monitor(stuckAfter time.Duration) {
 		for policy, at := range rs.lastOK {
 			if time.Since(at) > stuckAfter && !rs.stuckSince[policy] {
 				rs.stuckSince[policy] = true
-				h.Stats.Violate(Stuck, policy, "no rotation succeeded for %s while serve replicas ran", stuckAfter)
+				h.Violate(context.Background(), Stuck, h.Policy(policy), "no rotation succeeded for %s while serve replicas ran\n%s",
+					stuckAfter, rs.grepLocked(policy, 8))
 			}
 		}
 		rs.mu.Unlock()
 	}
+}
+
+// grepLocked returns each replica's last n log lines about policy; rs.mu
+// is held.
+func (rs *Replicas) grepLocked(policy string, n int) string {
+	var b strings.Builder
+	b.WriteString("    the replicas' last log lines about it:")
+	for _, p := range rs.procs {
+		var lines []string
+		for _, l := range strings.Split(p.Output(), "\n") {
+			if strings.Contains(l, `"policy":"`+policy+`"`) {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		for _, l := range lines {
+			if len(l) > 400 {
+				l = l[:400] + "…"
+			}
+			b.WriteString("\n      " + p.Name + ": " + l)
+		}
+	}
+	return b.String()
+}
+
+// MaxGaps returns, per served policy, the longest time between two
+// successful rotations that the monitor saw.
+func (rs *Replicas) MaxGaps() map[string]time.Duration {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	out := map[string]time.Duration{}
+	for k, v := range rs.maxGap {
+		out[k] = v
+	}
+	return out
+}
+
+// Settle waits, with no more faults, until every served policy that is not
+// stuck already has rotated successfully since now, at most limit; a policy
+// that has not is stuck: the daemon did not get it going again by itself.
+func (rs *Replicas) Settle(ctx context.Context, limit time.Duration) {
+	h := rs.h
+	rs.Revive()
+	since := time.Now()
+	deadline := since.Add(limit)
+	for _, p := range h.Served() {
+		rs.mu.Lock()
+		already := rs.stuckSince[p.Name]
+		rs.mu.Unlock()
+		if already {
+			continue
+		}
+		for {
+			var ok bool
+			err := h.query(ctx, func(ctx context.Context) error {
+				return h.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rotations WHERE policy = $1 AND outcome = 'succeeded'
+					AND finished_at > $2)`, p.Name, since).Scan(&ok)
+			})
+			if err == nil && ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				rs.mu.Lock()
+				h.Violate(ctx, Stuck, p, "the serve replicas did not rotate it within %s after the faults stopped\n%s", limit, rs.grepLocked(p.Name, 8))
+				rs.mu.Unlock()
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	h.Stats.Outcome(fmt.Sprintf("serve replicas settled in %s after the faults stopped", time.Since(since).Round(time.Second)))
 }
 
 // Pause tells the monitor to start counting afresh (after the harness held
@@ -287,4 +366,38 @@ func (rs *Replicas) CheckServed(ctx context.Context) {
 		h.Check(ctx, p, true)
 		release()
 	}
+}
+
+// jobTimeout is serve's --rescue-after in serveArgs: a rotation job is
+// cancelled after it (and resumable).
+const jobTimeout = 10 * time.Second
+
+// HoldRound holds the answer of one store call of a served AWS policy's
+// rotation past the rotation job's timeout: the job is cancelled in the
+// middle of the call (the call lands), the rotation stays resumable, and a
+// later job must finish it.
+func (rs *Replicas) HoldRound(ctx context.Context) {
+	h := rs.h
+	var ps []*Policy
+	for _, p := range h.Served() {
+		if p.Store == StoreAWS {
+			ps = append(ps, p)
+		}
+	}
+	p := ps[h.intn(len(ps))]
+	c := awsCalls[h.intn(len(awsCalls))]
+	fired := make(chan struct{})
+	var once sync.Once
+	id := h.Proxy.Add(faultproxy.Rule{Call: c.name, Nth: 1, Kind: faultproxy.Hold, Hold: jobTimeout + 2*time.Second,
+		Match:  func(call faultproxy.Call) bool { return call.SecretID == p.SecretID },
+		OnFire: func(faultproxy.Call) { once.Do(func() { close(fired) }) }})
+	select {
+	case <-fired:
+	case <-time.After(30 * time.Second):
+		h.Proxy.Remove(id)
+		h.Stats.Outcome("aws fault: the call it waited for never came")
+		return
+	}
+	time.Sleep(jobTimeout + 3*time.Second)
+	h.Stats.Inject(ProxyPrefix+"hold past the serve job's timeout", strings.TrimPrefix(c.name, "secretsmanager."), p.Name, "")
 }

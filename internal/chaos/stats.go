@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -175,6 +176,25 @@ func (s *Stats) Landings(kind string) map[string]int {
 // Elapsed is the time since the run began.
 func (s *Stats) Elapsed() time.Duration { return time.Since(s.start) }
 
+var (
+	uuidRe   = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	numberRe = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)
+	pathRe   = regexp.MustCompile(`/tmp/[^ ]*`)
+)
+
+// signature is a violation's first line with tokens, numbers and paths
+// taken out, so that one bug met many times is one group.
+func signature(detail string) string {
+	line, _, _ := strings.Cut(detail, "\n")
+	line = uuidRe.ReplaceAllString(line, "<token>")
+	line = pathRe.ReplaceAllString(line, "<path>")
+	line = numberRe.ReplaceAllString(line, "<n>")
+	if len(line) > 260 {
+		line = line[:260] + "…"
+	}
+	return line
+}
+
 // landingOrder sorts landings by step.
 var landingOrder = map[string]int{"start": 0, "create": 1, "set": 2, "test": 3, "promote": 4, "finish": 5, "succeed": 6, "exit": 7}
 
@@ -236,10 +256,29 @@ func (s *Stats) Report(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %d |\n", inv, n)
 	}
+	if len(s.violations) > 0 {
+		// The same bug shows many times: group by what was said.
+		groups := map[string]int{}
+		var order []string
+		for _, v := range s.violations {
+			g := v.Invariant + ": " + signature(v.Detail)
+			if groups[g] == 0 {
+				order = append(order, g)
+			}
+			groups[g]++
+		}
+		fmt.Fprintf(w, "\n| violations grouped by what was found | count |\n| --- | --- |\n")
+		for _, g := range order {
+			fmt.Fprintf(w, "| %s | %d |\n", strings.ReplaceAll(g, "|", "/"), groups[g])
+		}
+	}
 	for _, v := range s.violations {
 		fmt.Fprintf(w, "\n%s: %s at %s: %s\n", v.Invariant, v.Policy, v.At.Round(time.Millisecond), v.Detail)
+		if len(v.Recent) > 0 {
+			fmt.Fprintf(w, "    the policy's last injections:\n")
+		}
 		for _, r := range v.Recent {
-			fmt.Fprintf(w, "    after %s\n", r)
+			fmt.Fprintf(w, "      %s\n", r)
 		}
 	}
 }
