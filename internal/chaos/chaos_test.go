@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -35,11 +36,20 @@ var (
 	report     = flag.String("chaos.report", "", "also write the report to this file")
 )
 
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage(t *testing.T) string {
+	b, err := os.ReadFile("/proc/loadavg")
+	require.NoError(t, err)
+	f := strings.Fields(string(b))
+	require.GreaterOrEqual(t, len(f), 3)
+	return strings.Join(f[:3], " ")
+}
+
 func plan() chaos.Plan {
 	p := chaos.Plan{LocalKills: 12, ServeKills: 6, PGRestarts: 2, ReadOnly: 2, AWSFaults: 12, GCPFaults: 12, ServeHolds: 1,
 		Duration: 5 * time.Minute}
 	if *long {
-		p = chaos.Plan{LocalKills: 750, ServeKills: 250, PGRestarts: 25, ReadOnly: 25, AWSFaults: 300, GCPFaults: 300,
+		p = chaos.Plan{LocalKills: 850, ServeKills: 250, PGRestarts: 25, ReadOnly: 25, AWSFaults: 300, GCPFaults: 300,
 			ServeHolds: 15, HangProbes: 1, Duration: 50 * time.Minute}
 	}
 	for _, o := range []struct {
@@ -67,13 +77,15 @@ func TestChaos(t *testing.T) {
 		s = uint64(time.Now().UnixNano())
 	}
 	p := plan()
-	t.Logf("seed %d (repeat with -chaos.seed %d), plan %+v", s, s, p)
+	loadBefore := loadAverage(t)
+	t.Logf("seed %d (repeat with -chaos.seed %d), plan %+v, load average %s", s, s, p, loadBefore)
 	h := chaos.New(t, chaos.Options{Seed: s, Replicas: *replicas, Logf: t.Logf})
 	t.Logf("set up in %s", h.Stats.Elapsed().Round(time.Millisecond))
 	h.Run(context.Background(), p)
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d\n", s)
+	fmt.Fprintf(&b, "seed %d, %s; load average (1, 5, 15 min) before %s, after %s on %d CPUs\n", s, time.Now().UTC().Format(time.RFC3339),
+		loadBefore, loadAverage(t), runtime.NumCPU())
 	h.Stats.Report(&b)
 	t.Log("\n" + b.String())
 	if *report != "" {

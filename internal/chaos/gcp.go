@@ -144,7 +144,8 @@ func (g *GCP) Round(ctx context.Context) {
 	p := g.Policies[h.intn(len(g.Policies))]
 	opts := rotator.Options{Actor: "chaos"}
 	limit := time.Minute
-	var name, where, did string
+	var name, where string
+	didCh := make(chan string, 1)
 	fired := true
 	if h.intn(4) == 0 {
 		step := rotator.Steps[h.intn(len(rotator.Steps))]
@@ -172,7 +173,7 @@ func (g *GCP) Round(ctx context.Context) {
 				actions = append(actions, WriterRollBack)
 			}
 			action := actions[h.intn(len(actions))]
-			f.Hook = func() { did = g.anotherWriter(p, action) }
+			f.Hook = func() { didCh <- g.anotherWriter(p, action) }
 		}
 		g.fake.Inject(f)
 	}
@@ -184,6 +185,11 @@ func (g *GCP) Round(ctx context.Context) {
 		g.fake.ClearFaults()
 	}
 	outcome := gcpOutcome(res, err)
+	did := ""
+	select {
+	case did = <-didCh:
+	default:
+	}
 	g.settle(&name, &fired, did)
 	if !fired {
 		h.Stats.Outcome("gcp fault: the call it waited for never came")

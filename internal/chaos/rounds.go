@@ -246,7 +246,7 @@ func (h *Harness) ProxyRound(ctx context.Context) {
 	name := ProxyPrefix + string(kind)
 	where := fmt.Sprintf("%s #%d", strings.TrimPrefix(c.name, "secretsmanager."), rule.Nth)
 	var (
-		did   string
+		didCh = make(chan string, 1)
 		storm time.Duration
 	)
 	switch kind {
@@ -264,7 +264,7 @@ func (h *Harness) ProxyRound(ctx context.Context) {
 	case faultproxy.Hook:
 		actions := writerActions(p.Strategy)
 		action := actions[h.intn(len(actions))]
-		rule.Hook = func() { did = h.anotherWriter(p, action) }
+		rule.Hook = func() { didCh <- h.anotherWriter(p, action) }
 	}
 	id := h.Proxy.Add(rule)
 	if storm > 0 {
@@ -274,6 +274,11 @@ func (h *Harness) ProxyRound(ctx context.Context) {
 	fired := rule.Nth == 0 || !h.Proxy.Armed(id)
 	h.Proxy.Remove(id)
 	if kind == faultproxy.Hook {
+		did := ""
+		select {
+		case did = <-didCh:
+		default:
+		}
 		name = AnotherWrite + did
 		if did == "" {
 			fired = false

@@ -65,11 +65,14 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 	serveDone := make(chan struct{})
 	go func() {
 		defer close(serveDone)
-		holds := plan.ServeHolds
+		// Holds come evenly spread between the kills.
+		every := 0
+		if plan.ServeHolds > 0 {
+			every = max(1, plan.ServeKills/plan.ServeHolds)
+		}
 		for i := 0; i < plan.ServeKills && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 			global.RLock()
-			if holds > 0 && h.intn(max(1, plan.ServeKills/plan.ServeHolds)) == 0 {
-				holds--
+			if every > 0 && i%every == every-1 {
 				rs.HoldRound(ctx)
 			}
 			rs.KillRound(ctx)
