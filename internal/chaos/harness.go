@@ -467,5 +467,15 @@ func (h *Harness) LogsIn(ctx context.Context, l Login) error {
 	if l.Username == "" {
 		return errors.New("the document names no user")
 	}
-	return h.PG.LogsIn(ctx, stateDB, l.Username, l.password)
+	// A server that is restarting is not a lockout: try again for a
+	// while; a refused password is one at once.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := h.PG.LogsIn(ctx, stateDB, l.Username, l.password)
+		if err == nil || strings.Contains(err.Error(), "28P01") || strings.Contains(err.Error(), "28000") ||
+			!transient(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
