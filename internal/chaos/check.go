@@ -204,7 +204,7 @@ func (h *Harness) CheckDoubleRotations(ctx context.Context, seen map[string]bool
 // promotion that a later one replaced before a check is judged too.
 func (h *Harness) CheckProxyPromotions(ctx context.Context) {
 	byName := map[string]*Policy{}
-	for _, p := range h.Policies {
+	for _, p := range h.All() {
 		if p.Store == StoreAWS {
 			byName[p.SecretID] = p
 		}

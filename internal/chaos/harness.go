@@ -102,7 +102,10 @@ type Harness struct {
 	files *file.Store            // the harness's reads of the file store
 	gcp   *GCP                   // the in-process GCP part, once started
 
-	Policies []*Policy
+	polMu    sync.RWMutex
+	policies []*Policy // under polMu; grows when a stuck policy is replaced
+	awsPre   string    // prefix of the AWS secrets of this run
+	gen      int       // replacements so far
 	kids     children
 	Stats    *Stats
 
@@ -179,8 +182,8 @@ func New(t testing.TB, opts Options) *Harness {
 	h.aws = secretsmanager.NewFromConfig(mototest.Config(t))
 
 	h.childUser()
-	prefix := strings.TrimSuffix(mototest.Prefix(t), "/")
-	h.Policies = []*Policy{
+	h.awsPre = strings.TrimSuffix(mototest.Prefix(t), "/")
+	h.policies = []*Policy{
 		{Name: "alt-file", Strategy: Alternating, Store: StoreFile},
 		{Name: "single-file", Strategy: Single, Store: StoreFile},
 		{Name: "alt-aws", Strategy: Alternating, Store: StoreAWS},
@@ -193,15 +196,11 @@ func New(t testing.TB, opts Options) *Harness {
 		{Name: "svc-single-aws", Strategy: Single, Store: StoreAWS, Serve: true},
 	}
 	for _, p := range opts.Extra {
-		h.Policies = append(h.Policies, &Policy{Name: p.Name, Strategy: p.Strategy, Store: p.Store, Serve: p.Serve})
+		h.policies = append(h.policies, &Policy{Name: p.Name, Strategy: p.Strategy, Store: p.Store, Serve: p.Serve})
 	}
 	stmts := []string{"CREATE ROLE " + group + " NOLOGIN"}
-	for _, p := range h.Policies {
-		p.Role = "chaos_" + strings.ReplaceAll(p.Name, "-", "_")
-		p.SecretID = "chaos/" + p.Name
-		if p.Store == StoreAWS {
-			p.SecretID = prefix + "/" + p.Name
-		}
+	for _, p := range h.policies {
+		h.name(p)
 		stmts = append(stmts, "CREATE ROLE "+p.Role+" LOGIN")
 	}
 	if err := h.PG.Exec(ctx, stateDB, stmts...); err != nil {
@@ -223,9 +222,7 @@ func New(t testing.TB, opts Options) *Harness {
 	}
 	h.mustRun("keygen", "secrets.key")
 	h.config = filepath.Join(dir, "swarmkey.yaml")
-	if err := os.WriteFile(h.config, []byte(h.configYAML()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	h.writeConfig()
 	h.mustRun("--config", h.config, "migrate")
 
 	// The store's folder belongs to the children's user; the harness
@@ -272,6 +269,57 @@ func (h *Harness) childUser() {
 	}
 }
 
+// name sets p's role and secret from its name.
+func (h *Harness) name(p *Policy) {
+	p.Role = "chaos_" + strings.NewReplacer("-", "_", ".", "_").Replace(p.Name)
+	p.SecretID = "chaos/" + p.Name
+	if p.Store == StoreAWS {
+		p.SecretID = h.awsPre + "/" + p.Name
+	}
+}
+
+// writeConfig writes the config file whole (a new file renamed over the
+// old one: a process that reads it meanwhile reads one or the other).
+func (h *Harness) writeConfig() {
+	tmp := h.config + ".new"
+	if err := os.WriteFile(tmp, []byte(h.configYAML()), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.config); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// Replace puts a fresh local policy (its own role and secret, same
+// strategy and store) beside a stuck one, so that the run goes on
+// injecting into that kind of policy; the stuck one stays quarantined.
+func (h *Harness) Replace(ctx context.Context, stuck *Policy) *Policy {
+	h.polMu.Lock()
+	h.gen++
+	base, _, _ := strings.Cut(stuck.Name, ".r")
+	p := &Policy{Name: fmt.Sprintf("%s.r%d", base, h.gen), Strategy: stuck.Strategy, Store: stuck.Store}
+	h.name(p)
+	h.policies = append(h.policies, p)
+	h.polMu.Unlock()
+	if err := h.PG.Exec(ctx, stateDB, "CREATE ROLE "+p.Role+" LOGIN"); err != nil {
+		h.t.Fatalf("chaos: %v", err)
+	}
+	h.writeConfig()
+	h.Stats.Track(p.Name)
+	if r := h.RotateLocal(p, nil, 2*time.Minute); r.Code != 0 {
+		h.t.Fatalf("chaos: first rotation of %s: exit %d\n%s", p.Name, r.Code, r.Output)
+	}
+	h.Stats.Outcome("a stuck policy was replaced by a fresh one")
+	return p
+}
+
+// All returns every policy of the config, the stuck ones included.
+func (h *Harness) All() []*Policy {
+	h.polMu.RLock()
+	defer h.polMu.RUnlock()
+	return append([]*Policy(nil), h.policies...)
+}
+
 func (h *Harness) configYAML() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `database: env:SWARMKEY_DATABASE_URL
@@ -285,7 +333,7 @@ stores:
     create: true
 policies:
 `, mototest.Region, h.Proxy.URL())
-	for _, p := range h.Policies {
+	for _, p := range h.All() {
 		schedule := `schedule: "@yearly"`
 		if p.Serve {
 			// A fire every 2s whose window is most of the period, as the
@@ -332,7 +380,7 @@ func (h *Harness) Quarantined(p *Policy) bool {
 // Local returns the policies rotated by `rotate --local` only.
 func (h *Harness) Local() []*Policy {
 	var out []*Policy
-	for _, p := range h.Policies {
+	for _, p := range h.All() {
 		if !p.Serve {
 			out = append(out, p)
 		}
@@ -343,7 +391,7 @@ func (h *Harness) Local() []*Policy {
 // Served returns the policies the serve replicas rotate.
 func (h *Harness) Served() []*Policy {
 	var out []*Policy
-	for _, p := range h.Policies {
+	for _, p := range h.All() {
 		if p.Serve {
 			out = append(out, p)
 		}
@@ -353,7 +401,7 @@ func (h *Harness) Served() []*Policy {
 
 // Policy returns the policy called name.
 func (h *Harness) Policy(name string) *Policy {
-	for _, p := range h.Policies {
+	for _, p := range h.All() {
 		if p.Name == name {
 			return p
 		}

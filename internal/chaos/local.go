@@ -212,6 +212,9 @@ func (h *Harness) RecoverLocal(ctx context.Context, p *Policy, cause string) boo
 	h.Violate(ctx, Stuck, p, "after %s, %d `rotate --local` runs did not give a fresh successful rotation: %s",
 		cause, attempts, strings.Join(outputs, " | "))
 	h.Quarantine(p)
+	if !p.Serve {
+		h.Replace(ctx, p)
+	}
 	return false
 }
 

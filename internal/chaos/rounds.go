@@ -50,10 +50,11 @@ func (h *Harness) pickLocal(store string) *Policy {
 // it (kill -9) a moment after a chosen step completed, or, on an AWS policy
 // now and then, while the answer of one of its store calls is held (the
 // call landed, the process never learns it). Then it recovers and checks.
-func (h *Harness) LocalKillRound(ctx context.Context) {
+// killed is false when the process ended before the kill.
+func (h *Harness) LocalKillRound(ctx context.Context) (killed bool) {
 	p := h.pickLocal("")
 	if p == nil {
-		return
+		return false
 	}
 	target := killTargets[h.intn(len(killTargets))]
 	since := time.Now()
@@ -105,6 +106,7 @@ func (h *Harness) LocalKillRound(ctx context.Context) {
 	if h.RecoverLocal(ctx, p, "a kill of rotate --local") {
 		h.Check(ctx, p, false)
 	}
+	return r.Fired
 }
 
 // outcomeOf names how a `rotate --local` under a fault ended.

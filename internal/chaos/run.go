@@ -46,7 +46,7 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 	if plan.SettleWithin == 0 {
 		plan.SettleWithin = 2 * time.Minute
 	}
-	for _, p := range h.Policies {
+	for _, p := range h.All() {
 		h.Stats.Track(p.Name)
 	}
 	var gcp *GCP
@@ -70,19 +70,26 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 		if plan.ServeHolds > 0 {
 			every = max(1, plan.ServeKills/plan.ServeHolds)
 		}
-		for i := 0; i < plan.ServeKills && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+		// A round that saw no rotation to kill is tried again (at most
+		// as many times as the plan has kills).
+		kills, misses := 0, 0
+		for i := 0; kills < plan.ServeKills && misses <= plan.ServeKills && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 			global.RLock()
 			if every > 0 && i%every == every-1 {
 				rs.HoldRound(ctx)
 			}
-			rs.KillRound(ctx)
+			if rs.KillRound(ctx) {
+				kills++
+			} else {
+				misses++
+			}
 			if i%10 == 9 {
 				rs.CheckServed(ctx)
 				h.CheckDoubleRotations(ctx, doubles)
 			}
 			global.RUnlock()
 			if i%25 == 24 {
-				h.opts.Logf("%s: %d serve kills", h.Stats.Elapsed().Round(time.Second), i+1)
+				h.opts.Logf("%s: %d serve kills", h.Stats.Elapsed().Round(time.Second), kills)
 			}
 		}
 	}()
@@ -90,6 +97,10 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 	left := map[string]int{"local": plan.LocalKills, "pg": plan.PGRestarts, "ro": plan.ReadOnly, "aws": plan.AWSFaults,
 		"gcp": plan.GCPFaults, "hang": plan.HangProbes}
 	order := []string{"local", "pg", "ro", "aws", "gcp", "hang"}
+	// A kill that came after its process ended is tried again (at most as
+	// many times as the plan has kills), so the plan counts kills that
+	// landed.
+	misses := 0
 	for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
 		total := 0
 		for _, k := range order {
@@ -110,7 +121,10 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 		left[kind]--
 		switch kind {
 		case "local":
-			h.LocalKillRound(ctx)
+			if !h.LocalKillRound(ctx) && misses < plan.LocalKills {
+				misses++
+				left["local"]++
+			}
 		case "aws":
 			h.ProxyRound(ctx)
 		case "gcp":
@@ -146,7 +160,7 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 	}
 	rs.Stop()
 	rs.CheckServed(ctx)
-	for _, p := range h.Policies {
+	for _, p := range h.All() {
 		if !h.Quarantined(p) && h.RecoverLocal(ctx, p, "the end of the run") {
 			h.Check(ctx, p, false)
 		}

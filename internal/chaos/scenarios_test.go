@@ -84,6 +84,18 @@ func TestScenarios(t *testing.T) {
 		})
 	}
 
+	// The same on GCP with alternating: the role that set changed is
+	// previous's, and previous no longer logs in.
+	t.Run("gcp alternating stray pending alias after set", func(t *testing.T) {
+		p := g.Policy("gcp-alt")
+		require.NoError(t, g.Rotate(ctx, p))
+		noNewViolations(t, chaos.AnotherWrite+"gcp stray pending alias", func() {
+			g.Inject(ctx, p, chaos.GCPFault{
+				Fault:  gcpfake.Fault{Method: "AccessSecretVersion", Nth: 5, Kind: gcpfake.FaultHook},
+				Writer: chaos.WriterStrayPending})
+		})
+	})
+
 	// Another writer puts a version of its own under AWSPENDING (naming the
 	// role that is not current) just before swarmkey's promote: the
 	// promote makes that role current, and the stray pending version names

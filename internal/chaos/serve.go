@@ -284,8 +284,8 @@ func (rs *Replicas) Pause(d time.Duration) {
 
 // KillRound kills (kill -9) the replica that runs a served policy's
 // rotation a moment after the chosen step completed, replaces it, and
-// counts where the kill landed.
-func (rs *Replicas) KillRound(ctx context.Context) {
+// counts where the kill landed. killed is false when no rotation came.
+func (rs *Replicas) KillRound(ctx context.Context) (killed bool) {
 	h := rs.h
 	target := killTargets[h.intn(len(killTargets))]
 	delay := h.duration(0, killDelay[target])
@@ -331,7 +331,7 @@ func (rs *Replicas) KillRound(ctx context.Context) {
 		rs.mu.Unlock()
 		h.Stats.Outcome("kill -9 serve replica: no rotation seen within 30s")
 		rs.Revive()
-		return
+		return false
 	}
 	rs.mu.Lock()
 	victim := rs.procs[got.slot]
@@ -350,6 +350,7 @@ func (rs *Replicas) KillRound(ctx context.Context) {
 	if !rs.waitReady(got.slot, 60*time.Second) {
 		h.Stats.Outcome("serve replica not ready within 60s of its start")
 	}
+	return true
 }
 
 // CheckServed checks each served policy under its lock (so that no rotation
