@@ -95,7 +95,7 @@ func New(spec string, loc *time.Location) (s Schedule, err error) {
 			dow:    p.Dow &^ starBit,
 			either: p.Dom&starBit == 0 && p.Dow&starBit == 0,
 		}
-		per, ok := s.cal.period()
+		per, ok := s.cal.memoPeriod()
 		if !ok {
 			return Schedule{}, &SpecError{Spec: spec, Err: fmt.Errorf("%w (at most one fire in %d years)", ErrNoFires, periodYears)}
 		}
@@ -398,6 +398,26 @@ const (
 	periodYears = 9
 	periodFires = 512
 )
+
+// periods memoizes calendar.period by calendar: New runs once per policy and
+// deny window, and a file of thousands of policies usually holds a handful
+// of distinct specs.
+var periods sync.Map // calendar → periodResult
+
+type periodResult struct {
+	period time.Duration
+	ok     bool
+}
+
+func (k calendar) memoPeriod() (time.Duration, bool) {
+	if v, ok := periods.Load(k); ok {
+		r := v.(periodResult)
+		return r.period, r.ok
+	}
+	per, ok := k.period()
+	periods.Store(k, periodResult{per, ok})
+	return per, ok
+}
 
 // period measures the shortest wall-clock gap between consecutive matches,
 // from 2001-01-01 (a Monday) over at most periodFires fires or periodYears
