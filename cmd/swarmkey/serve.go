@@ -48,10 +48,7 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 			if err := sess.MigrateAll(ctx); err != nil {
 				return err
 			}
-			set, err := sess.PolicySet()
-			if err != nil {
-				return usageError("%v", err)
-			}
+			set := sess.PolicySet()
 			// The config's YAML trees are garbage now (tens of MiB for ten
 			// thousand policies): hand them back, so the idle daemon's
 			// footprint is its working set.
@@ -141,11 +138,8 @@ func reload(ctx context.Context, g *globals, logger *slog.Logger, d *daemon.Daem
 		return nil
 	}
 	rt := app.NewRuntime(cfg, logger)
-	set, err := rt.PolicySet()
-	if err == nil {
-		err = d.Reload(ctx, set)
-	}
-	if err != nil {
+	set := rt.PolicySet()
+	if err := d.Reload(ctx, set); err != nil {
 		rt.Close()
 		logger.Error("reload failed; keeping the old policies", "error", err)
 		return nil
