@@ -98,14 +98,30 @@ func (x *nodeIndex) walk(path string, n *yaml.Node) {
 			delete(x.expanding, n.Alias)
 		}
 	case yaml.MappingNode:
+		var merges []*yaml.Node
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+				merges = append(merges, v)
+				continue
+			}
 			p := k.Value
 			if path != "" {
 				p = path + "." + k.Value
 			}
 			x.add(&nodeEntry{path: p, key: k, value: v})
 			x.walk(p, v)
+		}
+		// Merged keys ("<<: *defaults") are this mapping's own; its explicit
+		// keys win, as in decoding, so they were indexed first.
+		for _, m := range merges {
+			if m.Kind == yaml.SequenceNode {
+				for _, item := range m.Content {
+					x.walk(path, item)
+				}
+				continue
+			}
+			x.walk(path, m)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
