@@ -44,7 +44,7 @@ func TestLoadExample(t *testing.T) {
 	require.Equal(t, Reference{Scheme: SchemeEnv, Name: "SWARMKEY_DATABASE_URL"}, cfg.Database)
 	require.Equal(t, &file.Options{Dir: "/var/lib/swarmkey/secrets", KeyFile: "/etc/swarmkey/secrets.key"}, cfg.Stores.File)
 	require.Equal(t, &aws.Options{Region: "eu-west-1", Tags: map[string]string{"team": "perf"}}, cfg.Stores.AWS)
-	require.Equal(t, &gcp.Options{Project: "my-project"}, cfg.Stores.GCP)
+	require.Equal(t, &gcp.Options{Project: "my-project", Labels: map[string]string{"team": "perf"}}, cfg.Stores.GCP)
 
 	require.Len(t, cfg.Deny, 2)
 	require.Equal(t, "release-freeze", cfg.Deny[0].Name)
@@ -93,7 +93,7 @@ func TestLoadExample(t *testing.T) {
 	require.Len(t, p.Deny, 1)
 	require.Equal(t, 9*time.Hour, p.Deny[0].Duration)
 	require.Equal(t, "testdata/example.yaml", p.File)
-	require.Equal(t, 61, p.Line)
+	require.Equal(t, 64, p.Line)
 
 	// The schedule fires at 03:00 Berlin whatever the zone of its argument.
 	berlin3am := time.Date(2025, time.March, 10, 3, 0, 0, 0, p.Schedule.Location())
@@ -128,6 +128,22 @@ func TestLoadExample(t *testing.T) {
 	require.Equal(t, 6, reports.Line)
 
 	require.NoError(t, ValidateFiles("testdata/example.yaml"))
+}
+
+// TestLoadStores: every key of every store reaches the provider's Options.
+func TestLoadStores(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("testdata/stores.yaml")
+	require.NoError(t, err)
+	require.Equal(t, &file.Options{Dir: "/var/lib/swarmkey/secrets", KeyFile: "/etc/swarmkey/secrets.key"}, cfg.Stores.File)
+	require.Equal(t, &aws.Options{
+		Region: "eu-central-1", EndpointURL: "http://localhost:5000", Create: true, KMSKeyID: "alias/swarmkey",
+		Description: "rotated by swarmkey", Tags: map[string]string{"team": "perf"}, Profile: "loadtest",
+	}, cfg.Stores.AWS)
+	require.Equal(t, &gcp.Options{
+		Project: "perf-project", Endpoint: "localhost:8081", Create: true,
+		Labels: map[string]string{"team": "perf", "managed-by": "swarmkey"}, DestroyRetired: true,
+	}, cfg.Stores.GCP)
 }
 
 func TestLoadDefaults(t *testing.T) {
@@ -257,6 +273,13 @@ func TestLoadErrors(t *testing.T) {
 			"testdata/errors/include_main.yaml:4: include[1]: no such file: testdata/errors/missing.yaml",
 			"testdata/errors/include_bad.d/bad.yaml:2: database: not allowed in an included file; an included file holds only policies: and deny:",
 			"testdata/errors/include_bad.d/bad.yaml:3: stores: not allowed in an included file",
+		}},
+		{"stores.yaml", []string{
+			"testdata/errors/stores.yaml:3: stores.file.dir: required: the directory that holds one file per secret",
+			`testdata/errors/stores.yaml:4: stores.aws.profil: unknown field "profil"; did you mean "profile"?`,
+			"testdata/errors/stores.yaml:4: stores.aws.endpoint_url: not an absolute URL",
+			`testdata/errors/stores.yaml:6: stores.gcp.project: "projects/perf-project": give the project id alone, not a resource name`,
+			`testdata/errors/stores.yaml:7: stores.gcp.labels: "Team" is not a label key`,
 		}},
 		{"deny.yaml", []string{
 			"testdata/errors/deny.yaml:5: deny[0].duration: required",
