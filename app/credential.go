@@ -22,9 +22,15 @@ import (
 // checked them: a new provider is one folder plus one line here (and its
 // field in config.Stores).
 var storeOpeners = map[string]func(ctx context.Context, s config.Stores) (providers.Store, error){
-	config.ProviderFile: func(_ context.Context, s config.Stores) (providers.Store, error) { return file.Open(*s.File) },
-	config.ProviderAWS:  func(ctx context.Context, s config.Stores) (providers.Store, error) { return aws.New(ctx, *s.AWS) },
-	config.ProviderGCP:  func(ctx context.Context, s config.Stores) (providers.Store, error) { return gcp.New(ctx, *s.GCP) },
+	config.ProviderFile: func(_ context.Context, s config.Stores) (providers.Store, error) {
+		return file.Open(*s.File)
+	},
+	config.ProviderAWS: func(ctx context.Context, s config.Stores) (providers.Store, error) {
+		return aws.New(ctx, *s.AWS)
+	},
+	config.ProviderGCP: func(ctx context.Context, s config.Stores) (providers.Store, error) {
+		return gcp.New(ctx, *s.GCP)
+	},
 }
 
 // Credential opens what the step machine needs of the policy called name:
