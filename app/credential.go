@@ -18,18 +18,18 @@ import (
 	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
-// storeOpeners opens each provider from its settings: a new provider is one
-// folder plus one line here (and its settings block in config).
+// storeOpeners opens each provider from its Options, as config decoded and
+// checked them: a new provider is one folder plus one line here (and its
+// field in config.Stores).
 var storeOpeners = map[string]func(ctx context.Context, s config.Stores) (providers.Store, error){
 	config.ProviderFile: func(_ context.Context, s config.Stores) (providers.Store, error) {
-		return file.Open(file.Options{Dir: s.File.Dir, KeyFile: s.File.KeyFile})
+		return file.Open(*s.File)
 	},
 	config.ProviderAWS: func(ctx context.Context, s config.Stores) (providers.Store, error) {
-		return aws.New(ctx, aws.Options{Region: s.AWS.Region, EndpointURL: s.AWS.EndpointURL, Create: s.AWS.Create,
-			KMSKeyID: s.AWS.KMSKeyID, Description: s.AWS.Description, Tags: s.AWS.Tags})
+		return aws.New(ctx, *s.AWS)
 	},
 	config.ProviderGCP: func(ctx context.Context, s config.Stores) (providers.Store, error) {
-		return gcp.New(ctx, gcp.Options{Project: s.GCP.Project, Endpoint: s.GCP.Endpoint, DestroyRetired: s.GCP.DestroyRetired})
+		return gcp.New(ctx, *s.GCP)
 	},
 }
 
@@ -59,42 +59,35 @@ func (r *Runtime) OpenCredential(ctx context.Context, p *config.Policy) (rotator
 		Store:    s,
 		SecretID: p.SecretID,
 		Target:   target,
-		Password: rotator.PasswordRules{Length: p.Password.Length, Characters: p.Password.Characters},
+		Password: p.Password.PasswordRules,
 		Grace:    p.Grace,
-		Canary:   rotator.CanaryRetry{Attempts: p.Canary.Attempts, Interval: p.Canary.Interval},
+		Canary:   p.Canary,
 		DestroyRetired: r.Config.Stores.GCP != nil && r.Config.Stores.GCP.DestroyRetired &&
 			p.Store == config.ProviderGCP,
 	}, nil
 }
 
+// target opens p's target from the Options config decoded, with the
+// references it holds resolved.
 func (r *Runtime) target(ctx context.Context, p *config.Policy) (targets.Target, error) {
 	switch {
 	case p.Target.Postgres != nil:
-		pg := p.Target.Postgres
-		var admin secret.Secret
-		if !pg.Admin.IsZero() {
-			var err error
-			if admin, err = pg.Admin.Resolve(ctx, r.ReadStore); err != nil {
-				return nil, fmt.Errorf("target.postgres.admin: %w", err)
-			}
+		opts := p.Target.Postgres.Options
+		var err error
+		if opts.Admin, err = r.resolve(ctx, p.Target.Postgres.Admin); err != nil {
+			return nil, fmt.Errorf("target.postgres.admin: %w", err)
 		}
-		return postgres.New(ctx, postgres.Options{
-			Host: pg.Host, Port: pg.Port, DBName: pg.DBName, SSLMode: pg.SSLMode,
-			Username: pg.Username, AlternateUsername: pg.AlternateUsername, GroupRole: pg.GroupRole,
-			Admin: admin, CanaryQuery: pg.CanaryQuery, RetireNoLogin: pg.RetireNoLogin,
-		})
+		return postgres.New(ctx, opts)
 	case p.Target.HTTP != nil:
 		opts := p.Target.HTTP.Options
-		if ref := p.Target.HTTP.AuthSecret; !ref.IsZero() {
-			var err error
-			if opts.Auth.Secret, err = ref.Resolve(ctx, r.ReadStore); err != nil {
-				return nil, fmt.Errorf("target.http.auth.secret: %w", err)
-			}
+		var err error
+		if opts.Auth.Secret, err = r.resolve(ctx, p.Target.HTTP.AuthSecret); err != nil {
+			return nil, fmt.Errorf("target.http.auth.secret: %w", err)
 		}
 		opts.Logger = r.Logger
 		return httpkey.New(opts)
 	case p.Target.Generated != nil:
-		return generated.New(generated.Options{Policy: p.Name, Field: p.Target.Generated.Field})
+		return generated.New(*p.Target.Generated)
 	}
 	return nil, errors.New("target: no supported target configured")
 }
@@ -130,4 +123,13 @@ func (r *Runtime) Verify(ctx context.Context, name string, stage providers.Stage
 		return v.ID, &RefusedError{Policy: p.Name, Stage: stage, VersionID: v.ID, Err: err}
 	}
 	return v.ID, nil
+}
+
+// resolve fetches the value ref points at; a zero ref (an optional
+// credential the file leaves out) is the zero Secret.
+func (r *Runtime) resolve(ctx context.Context, ref config.Reference) (secret.Secret, error) {
+	if ref.IsZero() {
+		return secret.Secret{}, nil
+	}
+	return ref.Resolve(ctx, r.ReadStore)
 }

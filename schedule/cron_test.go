@@ -284,3 +284,39 @@ func TestNextInvariantsWithDST(t *testing.T) {
 		}
 	})
 }
+
+func TestShortestGap(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		spec, zone string
+		gap        time.Duration
+	}{
+		{"0 3 * * *", "UTC", 24 * time.Hour},
+		{"0 3 * * *", "Europe/Berlin", 23 * time.Hour}, // the spring-forward day
+		{"59 1,2 * * *", "Europe/Berlin", time.Minute}, // 01:59 CET, then 03:00 CEST by the gap rule
+		{"30 2 * * *", "Europe/Berlin", 23*time.Hour + 30*time.Minute},
+		{"@weekly", "UTC", 7 * 24 * time.Hour},
+		{"@every 12h", "Europe/Berlin", 12 * time.Hour},
+		{"@hourly", "UTC", time.Hour},
+		{"0 0 29 2 *", "UTC", 1461 * 24 * time.Hour},
+	} {
+		s := MustParse(c.spec, c.zone)
+		require.Equal(t, c.gap, s.ShortestGap(), "%s in %s", c.spec, c.zone)
+		require.Equal(t, c.gap, s.ShortestGap(), "%s in %s, memoized", c.spec, c.zone)
+	}
+	require.Zero(t, Schedule{}.ShortestGap())
+}
+
+func TestSpecErrors(t *testing.T) {
+	t.Parallel()
+	var se *SpecError
+	_, err := New("0 3 * *", nil)
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, "0 3 * *", se.Spec)
+	require.ErrorContains(t, se.Err, "expected exactly 5 fields")
+	_, err = New("CRON_TZ=Europe/Berlin 0 3 * * *", nil)
+	require.ErrorIs(t, err, ErrZoneInSpec)
+	_, err = New("0 0 30 2 *", nil)
+	require.ErrorIs(t, err, ErrNoFires)
+	require.ErrorContains(t, err, `schedule "0 0 30 2 *": matches no date`)
+}

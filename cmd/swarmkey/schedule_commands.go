@@ -32,10 +32,7 @@ running daemon: each fire rotates once.`,
 			if _, err := sess.DB.Migrate(ctx); err != nil {
 				return err
 			}
-			set, err := sess.PolicySet()
-			if err != nil {
-				return usageError("%v", err)
-			}
+			set := sess.PolicySet()
 			results, err := daemon.RunDue(ctx, sess.DB, set, sess.Logger, time.Now().UTC())
 			if err != nil {
 				return err
@@ -130,10 +127,7 @@ func newPlanCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer sess.Close()
-			set, err := sess.PolicySet()
-			if err != nil {
-				return usageError("%v", err)
-			}
+			set := sess.PolicySet()
 			var names []string
 			for _, p := range sess.Config.Policies {
 				if policy == "" || p.Name == policy {

@@ -46,6 +46,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"time"
 	"unicode/utf8"
@@ -59,6 +60,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/validation"
 )
 
 // AWS staging labels for the three stages.
@@ -97,26 +99,43 @@ const maxSecretString = 65536
 // (RotationEnabled, or a managing service): swarmkey refuses to write to it.
 var ErrNativeRotation = errors.New("secret is rotated by AWS itself")
 
-// Options configures a Store.
+// Options configures a Store. The yaml tags are the keys of a policy file's
+// stores.aws block, which package config decodes into Options; every field
+// is optional.
 type Options struct {
 	// Region overrides the region of the SDK's default chain (AWS_REGION,
 	// the profile's region, instance metadata).
-	Region string
+	Region string `yaml:"region"`
 	// EndpointURL overrides the Secrets Manager endpoint, for a VPC
-	// interface endpoint or an emulator such as moto.
-	EndpointURL string
+	// interface endpoint or an emulator such as moto: an absolute http or
+	// https URL.
+	EndpointURL string `yaml:"endpoint_url"`
 	// Create lets PutPending create a missing secret (CreateSecret without a
 	// value, then the pending version). Without it a missing secret is
 	// ErrNotFound.
-	Create bool
+	Create bool `yaml:"create"`
 	// KMSKeyID, Description and Tags apply to secrets that Create makes;
 	// existing secrets are never changed.
-	KMSKeyID    string
-	Description string
-	Tags        map[string]string
+	KMSKeyID    string            `yaml:"kms_key_id"`
+	Description string            `yaml:"description"`
+	Tags        map[string]string `yaml:"tags"`
 	// Profile selects a shared config/credentials profile instead of
 	// AWS_PROFILE or "default".
-	Profile string
+	Profile string `yaml:"profile"`
+}
+
+// Validate checks the one field the SDK would only refuse on every request:
+// an EndpointURL that is not an absolute http or https URL. It returns a
+// *validation.Error.
+func (o Options) Validate() error {
+	ve := &validation.Error{Subject: "aws store"}
+	if o.EndpointURL != "" {
+		u, err := url.Parse(o.EndpointURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			ve.Add("endpoint_url", "not an absolute URL: give one such as https://secretsmanager.eu-west-1.amazonaws.com or http://localhost:5000")
+		}
+	}
+	return ve.Err()
 }
 
 // Store is a providers.Store on AWS Secrets Manager. It is safe for
@@ -139,7 +158,7 @@ var _ providers.Store = (*Store)(nil)
 // default chain: environment variables, the shared config and credentials
 // files (opts.Profile or AWS_PROFILE), web identity (EKS IRSA), ECS task and
 // EC2 instance roles. It makes no request; wrong credentials show on first
-// use.
+// use. It checks opts as NewFromConfig does.
 func New(ctx context.Context, opts Options) (*Store, error) {
 	var loadOpts []func(*config.LoadOptions) error
 	if opts.Region != "" {
@@ -155,10 +174,14 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	return NewFromConfig(cfg, opts)
 }
 
-// NewFromConfig returns a Store that uses cfg as it is (tests pass static
-// credentials and moto's endpoint here). opts.Region and opts.EndpointURL
-// still override cfg; opts.Profile is ignored.
+// NewFromConfig checks opts (see Validate) and returns a Store that uses cfg
+// as it is (tests pass static credentials and moto's endpoint here).
+// opts.Region and opts.EndpointURL still override cfg; opts.Profile is
+// ignored.
 func NewFromConfig(cfg awsv2.Config, opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	if opts.Region != "" {
 		cfg.Region = opts.Region
 	}

@@ -30,27 +30,43 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/validation"
 )
 
 // Name is the provider name policies use for this store.
 const Name = "file"
 
-// Options configures Open.
+// Options configures Open. The yaml tags are the keys of a policy file's
+// stores.file block, which package config decodes into Options.
 type Options struct {
 	// Dir holds one state file and one lock file per secret. Open creates it
 	// with mode 0700 when it is missing.
-	Dir string
+	Dir string `yaml:"dir"`
 	// KeyFile holds the 32-byte AES-256 key as base64 text (see GenerateKey).
 	// It must not be accessible to group or others (mode 0600 or 0400).
-	KeyFile string
+	KeyFile string `yaml:"key_file"`
 	// Now is the clock of a version's Created; nil means time.Now().UTC().
-	Now func() time.Time
+	Now func() time.Time `yaml:"-"`
+}
+
+// Validate checks that Dir and KeyFile are given; it returns a
+// *validation.Error. What the files hold is Open's to check.
+func (o Options) Validate() error {
+	ve := &validation.Error{Subject: "file store"}
+	if strings.TrimSpace(o.Dir) == "" {
+		ve.Add("dir", "required: the directory that holds one file per secret")
+	}
+	if strings.TrimSpace(o.KeyFile) == "" {
+		ve.Add("key_file", "required: the file that holds the AES-256 key (swarmkey keygen writes one)")
+	}
+	return ve.Err()
 }
 
 // Store is the file secret store. It is safe for concurrent use, and several
@@ -69,14 +85,14 @@ type Store struct {
 
 var _ providers.Store = (*Store)(nil)
 
-// Open loads the key file, checks its mode, and creates Dir (mode 0700) if it
-// does not exist. It fails with an error naming the key file and what to do
-// when the key file is missing, readable by group or others, or does not hold
+// Open checks opts (see Validate), loads the key file, checks its mode, and
+// creates Dir (mode 0700) if it does not exist. It fails with an error naming
+// the key file and what to do when the key file is missing, readable by group or others, or does not hold
 // a base64 32-byte key. A key that does not match the values already in Dir
 // is only noticed when a value is read.
 func Open(opts Options) (*Store, error) {
-	if opts.Dir == "" {
-		return nil, errors.New("file: no store directory configured: set the directory that holds the secrets")
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	key, err := readKey(opts.KeyFile)
 	if err != nil {

@@ -536,3 +536,11 @@ func TestErrorsNameSubject(t *testing.T) {
 	_, err := s.Get(t.Context(), "loadtest/checkout-db", providers.StageCurrent)
 	require.EqualError(t, err, fmt.Sprintf("file: secret %q does not exist: not found", "loadtest/checkout-db"))
 }
+
+func TestOptionsValidate(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, Options{Dir: "d", KeyFile: "k"}.Validate())
+	_, err := Open(Options{Dir: " "})
+	require.EqualError(t, err, "file store: dir: required: the directory that holds one file per secret; "+
+		"key_file: required: the file that holds the AES-256 key (swarmkey keygen writes one)")
+}

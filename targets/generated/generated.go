@@ -18,6 +18,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/targets"
+	"github.com/swarmkey/swarmkey/validation"
 )
 
 // DefaultField is the document's field when Options.Field is empty.
@@ -25,12 +26,33 @@ const DefaultField = "value"
 
 var fieldRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
-// Options configure a generated target.
+// Options configure a generated target. The yaml tags are the keys of a
+// policy file's target.generated block, which package config decodes into
+// Options.
 type Options struct {
 	// Policy names the policy in errors.
-	Policy string
+	Policy string `yaml:"-"`
 	// Field is the document's only field; default "value".
-	Field string
+	Field string `yaml:"field"`
+}
+
+// WithDefaults returns o with Field "value" when it is empty.
+func (o Options) WithDefaults() Options {
+	if o.Field == "" {
+		o.Field = DefaultField
+	}
+	return o
+}
+
+// Validate checks o after defaults: Field must be a ValidField. It returns
+// a *validation.Error.
+func (o Options) Validate() error {
+	o = o.WithDefaults()
+	ve := &validation.Error{Subject: fmt.Sprintf("generated target of policy %q", o.Policy)}
+	if !ValidField(o.Field) {
+		ve.Add("field", "%q is not a valid field name: use lower case letters, digits and _, starting with a letter", o.Field)
+	}
+	return ve.Err()
 }
 
 // Target stores generated values. It has no state.
@@ -44,15 +66,12 @@ var _ targets.Target = (*Target)(nil)
 // letters, digits and _, starting with a letter, at most 63 bytes.
 func ValidField(name string) bool { return fieldRE.MatchString(name) }
 
-// New checks opts and fills in the default field.
+// New checks opts (see Validate) and fills in the default field.
 func New(opts Options) (*Target, error) {
-	if opts.Field == "" {
-		opts.Field = DefaultField
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	if !ValidField(opts.Field) {
-		return nil, fmt.Errorf("generated target of policy %q: field: %q is not a valid field name: use lower case letters, digits and _, starting with a letter", opts.Policy, opts.Field)
-	}
-	return &Target{opts: opts}, nil
+	return &Target{opts: opts.WithDefaults()}, nil
 }
 
 // Create returns the document {"<field>": <the generated password>}.

@@ -326,6 +326,10 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			"auth.type", `unknown auth type "digest"`},
 		{"credentials in URL", func(o *httpkey.Options) { o.Verify.URL = strings.Replace(a.srv.URL, "//", "//u:p@", 1) },
 			"verify.url", "credentials in the URL are not allowed"},
+		{"huge responses", func(o *httpkey.Options) { o.MaxResponseBytes = httpkey.MaxMaxResponseBytes + 1 },
+			"max_response_bytes", "must be between 1024 and 67108864 (64 MiB)"},
+		{"no admin secret", func(o *httpkey.Options) { o.Auth.Secret = secret.Secret{} },
+			"auth.secret", "required: the admin token, header value or password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -375,4 +379,22 @@ func TestTLS(t *testing.T) {
 	require.NoError(t, err)
 	_, err = create(t, untrusting, targets.Single, secret.Secret{})
 	require.ErrorContains(t, err, "certificate")
+}
+
+// TestMethodsAreUpperCased: a policy file may say "post"; the wire needs
+// POST, and the caller's optional requests are left as they were.
+func TestMethodsAreUpperCased(t *testing.T) {
+	t.Parallel()
+	enable := &httpkey.Request{Method: "put", URL: "https://k.example.com/keys/{{.KeyID}}/on"}
+	o := httpkey.Options{
+		Policy: "p",
+		Issue:  httpkey.IssueRequest{Request: httpkey.Request{Method: "post"}},
+		Verify: httpkey.VerifyRequest{Request: httpkey.Request{Method: "Get"}},
+		Enable: enable,
+	}.WithDefaults()
+	require.Equal(t, "POST", o.Issue.Method)
+	require.Equal(t, "GET", o.Verify.Method)
+	require.Equal(t, "DELETE", o.Revoke.Method)
+	require.Equal(t, "PUT", o.Enable.Method)
+	require.Equal(t, "put", enable.Method)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/postgres"
 	"github.com/swarmkey/swarmkey/targets/targettest"
+	"github.com/swarmkey/swarmkey/validation"
 )
 
 var strategies = []targets.Strategy{targets.Alternating, targets.Single}
@@ -481,4 +482,78 @@ func TestAdminErrorsDoNotLeakTheAdminPassword(t *testing.T) {
 	err = tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: resp.Pending})
 	require.Error(t, err)
 	require.NotContains(t, fmt.Sprintf("%v %+v %#v", err, err, err), adminPW)
+}
+
+// TestValidateDeclared: a policy file is held to every rule of
+// ValidateStrategy and more, and hears of every problem at once, by its
+// yaml key.
+func TestValidateDeclared(t *testing.T) {
+	t.Parallel()
+	admin := secret.FromString("postgres://admin:hunter2@127.0.0.1/app")
+	alt := postgres.Options{Host: "db", Port: 5432, DBName: "app", Username: "app", GroupRole: "app_rw", Admin: admin}
+	require.NoError(t, alt.ValidateDeclared(targets.Alternating))
+	single := postgres.Options{Host: "db", Port: 5432, DBName: "app", Username: "app"}
+	require.NoError(t, single.ValidateDeclared(targets.Single))
+
+	problems := func(o postgres.Options, s targets.Strategy) []validation.Problem {
+		var ve *validation.Error
+		require.ErrorAs(t, o.ValidateDeclared(s), &ve)
+		require.Equal(t, "postgres target", ve.Subject)
+		return ve.Problems
+	}
+	require.Equal(t, []validation.Problem{
+		{Field: "host", Msg: "required: the server's host name, address or unix socket folder"},
+		{Field: "dbname", Msg: "required: the database that logins and the canary use"},
+		{Field: "username", Msg: "required: the login role"},
+		{Field: "group_role", Msg: "required for strategy alternating: the role that holds the privileges and both users are members of"},
+		{Field: "admin", Msg: "required: an admin connection URL"},
+	}, problems(postgres.Options{Host: " ", Port: 5432}, targets.Alternating))
+
+	o := single
+	o.Port, o.SSLMode, o.GroupRole, o.AlternateUsername, o.RetireNoLogin = 70000, "strict", "g", "app_b", true
+	require.Equal(t, []validation.Problem{
+		{Field: "port", Msg: "must be between 1 and 65535"},
+		{Field: "sslmode", Msg: `unknown sslmode "strict": use disable, allow, prefer, require, verify-ca, verify-full`},
+		{Field: "alternate_username", Msg: "used only by strategy alternating; remove it or set strategy: alternating"},
+		{Field: "group_role", Msg: "used only by strategy alternating; remove it or set strategy: alternating"},
+		{Field: "retire_nologin", Msg: "used only by strategy alternating; remove it or set strategy: alternating"},
+	}, problems(o, targets.Single))
+
+	o = alt
+	o.AlternateUsername, o.GroupRole = "app", "app"
+	require.Equal(t, []validation.Problem{
+		{Field: "alternate_username", Msg: "must differ from username: alternating takes turns between two roles"},
+		{Field: "group_role", Msg: "must differ from username and alternate_username: it is the NOLOGIN role that holds the grants"},
+	}, problems(o, targets.Alternating))
+
+	// Quoted names work (TestQuotedIdentifiersAreKeptExactly), but a policy file keeps to plain ones.
+	o = alt
+	o.Username = `Check "Out" User`
+	require.NoError(t, o.ValidateStrategy(targets.Alternating))
+	require.Equal(t, []validation.Problem{
+		{Field: "username", Msg: `"Check \"Out\" User" is not a valid role name: use 1 to 63 of A-Z a-z 0-9 _ . - starting with a letter or _`},
+		{Field: "alternate_username", Msg: `the default "Check \"Out\" User_b" is not a valid role name; give alternate_username`},
+	}, problems(o, targets.Alternating))
+
+	// Single derives the alternate too (the target is strategy-blind), so a
+	// 62-byte username is refused there as well.
+	o = single
+	o.Username = strings.Repeat("u", 62)
+	require.Equal(t, []validation.Problem{
+		{Field: "alternate_username", Msg: fmt.Sprintf("the default %q is not a valid role name; shorten username", o.Username+"_b")},
+	}, problems(o, targets.Single))
+	require.Error(t, o.ValidateStrategy(targets.Single))
+
+	var ve *validation.Error
+	require.ErrorAs(t, alt.ValidateDeclared("sometimes"), &ve)
+	require.Equal(t, `postgres target: unknown strategy "sometimes": use alternating or single`, ve.Error())
+}
+
+func TestForStrategy(t *testing.T) {
+	t.Parallel()
+	o := postgres.Options{Username: "app"}
+	require.Equal(t, postgres.Options{Username: "app", AlternateUsername: "app_b", SSLMode: "prefer",
+		ConnectTimeout: postgres.DefaultConnectTimeout}, o.ForStrategy(targets.Alternating))
+	require.Equal(t, postgres.Options{Username: "app", SSLMode: "prefer",
+		ConnectTimeout: postgres.DefaultConnectTimeout}, o.ForStrategy(targets.Single))
 }
