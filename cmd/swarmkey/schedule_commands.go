@@ -179,13 +179,6 @@ func describe(ivs []schedule.Interval) []string {
 	return out
 }
 
-func derefTime(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return *t
-}
-
 // rotateThroughDaemon asks the daemon for a rotation (only database access
 // needed) and, with wait, follows it step by step.
 func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, name string, force, wait bool) error {
