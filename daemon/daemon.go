@@ -77,6 +77,12 @@ type RotateArgs struct {
 	Slot   time.Time `json:"slot"`
 	Force  bool      `json:"force,omitempty"`
 	Actor  string    `json:"actor"`
+	// WindowEnd is when the window of a fire's job ends: the rotation must
+	// start before it, whoever held the job back (a run or lease that began
+	// after the job was inserted, a dead replica, a drain). Zero for an
+	// operator's request, a forced (overdue) start and a missed: asap start,
+	// which have no window.
+	WindowEnd time.Time `json:"window_end,omitzero"`
 }
 
 // Kind implements river.JobArgs.
@@ -141,6 +147,7 @@ type Config struct {
 
 // Daemon plans and runs rotations on River.
 type Daemon struct {
+	pool     *pgxpool.Pool
 	db       *state.DB
 	rot      *rotator.Rotator
 	river    *river.Client[pgx.Tx]
@@ -200,7 +207,7 @@ func New(pool *pgxpool.Pool, db *state.DB, set *PolicySet, cfg Config) (*Daemon,
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return time.Now().UTC() }
 	}
-	d := &Daemon{db: db, rot: rotator.New(db, rotator.Config{Logger: cfg.Logger, Now: cfg.Now}), cfg: cfg, logger: cfg.Logger,
+	d := &Daemon{pool: pool, db: db, rot: rotator.New(db, rotator.Config{Logger: cfg.Logger, Now: cfg.Now}), cfg: cfg, logger: cfg.Logger,
 		rotating: make(chan struct{}, cfg.Workers)}
 	d.policies.Store(set)
 
@@ -254,13 +261,38 @@ func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.floor && h.Handler.Enabled(ctx, l)
 }
 
-// Start records every configured policy and starts River.
+// Start records every configured policy and starts River. It returns once
+// some replica (this one or another) leads, or after leaderWait: until a
+// leader exists, `swarmkey rotate` takes the daemon for absent (see Alive).
+// Without a leader by then it starts all the same (another replica may take
+// over a lapsed leadership a moment later) and logs a warning.
 func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.ensurePolicies(ctx, d.policies.Load()); err != nil {
 		return err
 	}
-	return d.river.Start(ctx)
+	if err := d.river.Start(ctx); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(leaderWait)
+	for {
+		alive, err := Alive(ctx, d.pool)
+		if err == nil && alive {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			d.logger.Warn("no replica leads yet; `swarmkey rotate` refuses until one does", "waited", leaderWait, "error", err)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
+
+// leaderWait bounds how long Start waits for a leader.
+const leaderWait = 15 * time.Second
 
 // Reload swaps the policy set; rotations already running keep the one they
 // started with.

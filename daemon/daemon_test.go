@@ -27,9 +27,15 @@ import (
 type recordingTarget struct {
 	mu      sync.Mutex
 	applied []time.Time
+	// onCreate, if set, runs in Create: a test's way to act between the
+	// create and set steps.
+	onCreate func()
 }
 
 func (t *recordingTarget) Create(_ context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
+	if t.onCreate != nil {
+		t.onCreate()
+	}
 	doc, err := json.Marshal(map[string]string{"value": req.Password.RevealString()})
 	return targets.CreateResponse{Pending: secret.New(doc), Principal: "value"}, err
 }

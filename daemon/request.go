@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -57,14 +58,45 @@ func (e *BlockedError) Error() string {
 // ErrUnknownPolicy is returned for a request naming a policy the set lacks.
 var ErrUnknownPolicy = errors.New("unknown policy")
 
+// ErrNoDaemon is returned by Enqueue when no `swarmkey serve` runs against
+// the database: a queued request would wait silently and rotate whenever a
+// daemon next starts.
+var ErrNoDaemon = errors.New("no swarmkey daemon is running against this database (no replica holds River's leadership)")
+
+// Alive reports whether a daemon runs against the database: some replica
+// holds River's leadership, which every running replica contends for and
+// the leader renews every few seconds, so a killed daemon's claim lapses
+// within River's leader TTL. It reads River's own table, with the
+// database's clock, so a skewed local clock does not matter.
+func Alive(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	var alive bool
+	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM river_leader WHERE expires_at > now())`).Scan(&alive)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		return false, nil // undefined_table: no daemon ever ran here (serve applies River's migrations)
+	}
+	if err != nil {
+		return false, fmt.Errorf("ask whether a daemon runs (river_leader): %w", err)
+	}
+	return alive, nil
+}
+
 // Enqueue inserts a rotation job for req through the state database (no
-// daemon needs to be reachable, only PostgreSQL). Unless req.Force, it
-// refuses with a *BlockedError while a run, a lease or a deny window
-// blocks the policy; a forced request is audited with what it overrides.
+// daemon needs to be reachable, only PostgreSQL). It refuses with
+// ErrNoDaemon when no daemon runs (see Alive), and unless req.Force with a
+// *BlockedError while a run, a lease or a deny window blocks the policy; a
+// forced request is audited with what it overrides.
 func Enqueue(ctx context.Context, pool *pgxpool.Pool, db *state.DB, set *PolicySet, req Request) (Ticket, error) {
 	p, ok := set.Policies[req.Policy]
 	if !ok {
 		return Ticket{}, fmt.Errorf("%w %q", ErrUnknownPolicy, req.Policy)
+	}
+	alive, err := Alive(ctx, pool)
+	if err != nil {
+		return Ticket{}, err
+	}
+	if !alive {
+		return Ticket{}, ErrNoDaemon
 	}
 	now := time.Now().UTC()
 	blockers, nextFree, err := Blockers(ctx, db, set, req.Policy, now)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -99,6 +100,9 @@ func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
 			handles := dec.Handles
 			update.PlannedFire = &handles
 			args := RotateArgs{Policy: st.Policy, Key: FireKey(st.Policy, dec.Handles), Slot: dec.Start, Force: dec.Forced, Actor: "daemon"}
+			if !dec.Forced && !dec.ASAP {
+				args.WindowEnd = dec.Window.End
+			}
 			opts := args.InsertOpts()
 			opts.MaxAttempts = max(p.MaxAttempts, 1)
 			jobs = append(jobs, river.InsertManyParams{Args: args, InsertOpts: &opts})
@@ -161,13 +165,19 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		return rotator.Result{}, river.JobSnooze(0)
 	}
 
-	block := &blockCheck{db: d.db, set: set, policy: args.Policy, plan: p.Plan, now: d.cfg.Now}
+	block := &blockCheck{db: d.db, set: set, policy: args.Policy, plan: p.Plan, now: d.cfg.Now, windowEnd: args.WindowEnd}
 	if !args.Force {
-		if err := block.check(ctx); err != nil {
-			if errors.Is(err, rotator.ErrDeferred) {
-				d.logger.Info("rotation waits for a run", "policy", args.Policy, "until", block.until)
-				return rotator.Result{}, river.JobSnooze(max(block.until.Sub(d.cfg.Now()), time.Second))
-			}
+		err := block.check(ctx)
+		switch {
+		case err == nil:
+		case errors.Is(err, rotator.ErrDeferred):
+			d.logger.Info("rotation waits for a run", "policy", args.Policy, "until", block.until)
+			return rotator.Result{}, river.JobSnooze(max(block.until.Sub(d.cfg.Now()), time.Second))
+		case errors.Is(err, ErrWindowClosed):
+			// Held past its window: this fire does not rotate. A rotation
+			// it began before it was held is undone, not finished late.
+			return d.windowClosed(ctx, p, args, block)
+		default:
 			return rotator.Result{}, err
 		}
 	}
@@ -187,6 +197,11 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 	var stepErr *rotator.StepError
 	switch {
 	case err == nil:
+		return res, nil
+	case errors.Is(err, ErrWindowClosed):
+		// The window closed while the rotation waited at set: it was
+		// rolled back (nothing was applied); the fire is deferred.
+		d.auditWindowClosed(ctx, args, block)
 		return res, nil
 	case errors.As(err, &inProgress):
 		// Another process (run-due, rotate --local, a replica finishing a
@@ -219,20 +234,29 @@ type blockCheck struct {
 	policy string
 	plan   schedule.Timing
 	now    func() time.Time
-	until  time.Time
+	// windowEnd, when set, is when the job's window ends: past it check
+	// fails with ErrWindowClosed whatever else it finds.
+	windowEnd time.Time
+	until     time.Time
 	// blockers are those the last check found.
 	blockers []schedule.Interval
 }
 
-// check returns an error wrapping ErrDeferred that names the blockers, nil
-// when the policy is free for its expected duration from now.
+// check returns nil when the policy is free for its expected duration from
+// now; an error wrapping ErrDeferred that names the blockers when they end
+// inside the job's window (or the job has none); an error wrapping
+// ErrWindowClosed when the window has ended or the blockers outlast it.
 func (b *blockCheck) check(ctx context.Context) error {
 	now := b.now()
+	b.blockers, b.until = nil, time.Time{}
 	cal, err := b.set.Calendar(ctx, b.db, now)
 	if err != nil {
 		return err
 	}
 	b.blockers = schedule.BlockersAt(b.plan, cal.For(b.policy), now)
+	if !b.windowEnd.IsZero() && !now.Before(b.windowEnd) {
+		return fmt.Errorf("%w: the window of %q ended at %s", ErrWindowClosed, b.policy, b.windowEnd.Format(time.RFC3339))
+	}
 	if len(b.blockers) == 0 {
 		return nil
 	}
@@ -240,7 +264,69 @@ func (b *blockCheck) check(ctx context.Context) error {
 	for _, iv := range b.blockers {
 		b.until = maxTime(b.until, iv.End)
 	}
+	if !b.windowEnd.IsZero() && !b.until.Before(b.windowEnd) {
+		// Waiting it out would start the rotation after its window.
+		return fmt.Errorf("%w: %s blocks %q past the end of its window at %s", ErrWindowClosed, blockerNames(b.blockers), b.policy, b.windowEnd.Format(time.RFC3339))
+	}
 	return fmt.Errorf("%w: %s blocks %q until %s", rotator.ErrDeferred, blockerNames(b.blockers), b.policy, b.until.Format(time.RFC3339))
+}
+
+// ErrWindowClosed is the BeforeSet error of a fire's rotation whose window
+// ended before set: the rotator rolls back what create did, and the job
+// ends without rotating.
+var ErrWindowClosed = errors.New("the rotation window closed")
+
+// windowClosed ends a fire's job whose window has ended before its rotation
+// could start. A rotation of this policy left before set (by a snooze at
+// set, a drain or a dead replica) is rolled back by running it once more
+// with a BeforeSet that refuses; one that got past set is finished, since
+// the target already changed. Either way the fire is audited as deferred
+// (with what held it back) and the job completes: the planner takes the
+// next fire.
+func (d *Daemon) windowClosed(ctx context.Context, p Scheduled, args RotateArgs, block *blockCheck) (rotator.Result, error) {
+	running, err := d.db.RunningRotation(ctx, args.Policy)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		d.auditWindowClosed(ctx, args, block)
+		return rotator.Result{}, nil
+	case err != nil:
+		return rotator.Result{}, err
+	}
+	policy, err := p.Open(ctx)
+	if err != nil {
+		return rotator.Result{}, fmt.Errorf("open policy %q: %w", args.Policy, err)
+	}
+	defer policy.Target.Close()
+	// The running rotation's own key: Rotate then ends with it and starts
+	// no new rotation for this fire.
+	opts := rotator.Options{Actor: args.Actor, RequestKey: running.RequestKey}
+	if !rotator.PastSet(running.Step) {
+		opts.BeforeSet = func(context.Context) error {
+			return fmt.Errorf("%w: the window ended at %s", ErrWindowClosed, args.WindowEnd.Format(time.RFC3339))
+		}
+	}
+	res, err := d.rot.Rotate(ctx, policy, opts)
+	if errors.Is(err, ErrWindowClosed) {
+		d.auditWindowClosed(ctx, args, block)
+		return res, nil
+	}
+	return res, err
+}
+
+// auditWindowClosed records a fire that did not rotate because its window
+// ended: rotation.deferred with what held it back, or rotation.missed when
+// nothing did (the job itself came late: a rescued or drained job).
+func (d *Daemon) auditWindowClosed(ctx context.Context, args RotateArgs, block *blockCheck) {
+	fire := strings.TrimPrefix(args.Key, "fire:"+args.Policy+":")
+	if len(block.blockers) > 0 {
+		d.audit(ctx, args.Policy, "rotation.deferred", map[string]any{"fire": fire, "window_end": args.WindowEnd,
+			"blocked_by": blockerNames(block.blockers), "reason": "held past the end of its window"})
+		d.logger.Info("rotation deferred: its window ended while a run held it", "policy", args.Policy, "fire", fire)
+		return
+	}
+	d.audit(ctx, args.Policy, "rotation.missed", map[string]any{"fire": fire, "window_end": args.WindowEnd,
+		"reason": "the job started after its window ended"})
+	d.logger.Warn("rotation missed: the job started after its window ended", "policy", args.Policy, "fire", fire)
 }
 
 func (d *Daemon) audit(ctx context.Context, policy, action string, detail map[string]any) {

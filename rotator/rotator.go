@@ -45,6 +45,11 @@ func stepIndex(s string) int {
 	return -1 // "" : nothing completed yet
 }
 
+// PastSet reports whether a rotation whose last recorded step is step has
+// applied its credential to the target: from then on it must be finished,
+// not abandoned.
+func PastSet(step string) bool { return stepIndex(step) >= stepIndex(string(StepSet)) }
+
 // CanaryRetry bounds how long the test step retries a failing canary, for
 // systems that take a moment to propagate a new credential.
 type CanaryRetry struct {

@@ -379,3 +379,31 @@ func TestPlanShowsSlotsAndWhatPushedThem(t *testing.T) {
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "--from")
 }
+
+// rotate without --local must not queue a request that no daemon will take:
+// with no `serve` running (one ran before, so River's tables exist) it says
+// so at once, points at --local, and inserts no job.
+func TestRotateWithoutADaemonSaysSoAndQueuesNothing(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "single", "")
+	d := c.serve(t)
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-d.done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop within 30s of SIGTERM")
+	}
+
+	for _, args := range [][]string{{"rotate", "checkout-db"}, {"rotate", "checkout-db", "--wait"}} {
+		r := c.run(args...)
+		require.Equal(t, 1, r.code, "%v: %s%s", args, r.stdout, r.stderr)
+		require.Contains(t, r.stderr, "no swarmkey daemon is running")
+		require.Contains(t, r.stderr, "swarmkey rotate checkout-db --local")
+		require.NotContains(t, r.stdout, "asked the daemon")
+	}
+	var jobs int
+	require.NoError(t, c.stateDB(t).Pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM river_job WHERE kind = 'swarmkey_rotate'`).Scan(&jobs))
+	require.Zero(t, jobs, "nothing was queued for a later daemon")
+}

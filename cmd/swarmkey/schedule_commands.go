@@ -187,6 +187,9 @@ func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, nam
 	if errors.As(err, &blocked) {
 		return &exitError{code: exitFailed, err: err}
 	}
+	if errors.Is(err, daemon.ErrNoDaemon) {
+		return &exitError{code: exitFailed, err: fmt.Errorf("rotate %s: %w; nothing was queued. Start the daemon (swarmkey serve), or rotate in this process with: swarmkey rotate %s --local", name, err, name)}
+	}
 	if err != nil {
 		return err
 	}
