@@ -2,6 +2,7 @@ package generated_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/generated"
+	"github.com/swarmkey/swarmkey/targets/targettest"
 )
 
 func TestVerbs(t *testing.T) {
@@ -38,6 +40,27 @@ func TestVerbs(t *testing.T) {
 	require.ErrorContains(t, err, "the generated password is empty")
 	_, err = generated.New(generated.Options{Policy: "shared", Field: "Bad Field"})
 	require.ErrorContains(t, err, `generated target of policy "shared": field: "Bad Field" is not a valid field name`)
+}
+
+// TestCheckConformance runs the shared suite's cases of the Check step; the
+// rest of the suite does not apply (see the package doc).
+func TestCheckConformance(t *testing.T) {
+	t.Parallel()
+	targettest.RunCheck(t, targettest.Harness{
+		NewTarget: func(t *testing.T, _ targets.Strategy) targets.Target {
+			tg, err := generated.New(generated.Options{Policy: "conformance", Field: "token"})
+			require.NoError(t, err)
+			return tg
+		},
+		Password: func(*testing.T) secret.Secret { return secret.FromString("generated-" + rand.Text()) },
+		SecretOf: func(t *testing.T, doc secret.Secret) string {
+			var d struct {
+				Token string `json:"token"`
+			}
+			require.NoError(t, json.Unmarshal(doc.Reveal(), &d))
+			return d.Token
+		},
+	})
 }
 
 // TestBrokenDocuments: every verb rejects a malformed document without
