@@ -79,29 +79,62 @@ func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, 
 	return run.result, &StepError{Policy: run.p.Name, Token: run.row.Token, Step: step, Outcome: outcome, RolledBack: rolledBack, Reason: reason, cause: cause}
 }
 
-// rollBack undoes a rotation that failed at step (before promote).
+// rollBack undoes a rotation that failed at step (before promote). The
+// target is undone from what this rotation created, kept in memory since
+// create, so a pending version that another writer replaced, or that the
+// store refused to take, is undone all the same. Then this rotation's
+// pending version, if the store holds one, is discarded; another writer's
+// is left to its owner. An error says what is left on the target.
 func (run *rotation) rollBack(ctx context.Context, step Step) error {
 	p := run.p
-	pending, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
-	switch {
-	case errors.Is(err, providers.ErrNotFound):
-		return nil // create failed before the write: nothing to undo
-	case err != nil:
-		return fmt.Errorf("read pending version: %w", err)
-	case pending.Token != run.row.Token:
-		return nil // not ours: leave it to its owner
+	beforeSet := stepIndex(string(step)) < stepIndex(string(StepSet))
+	created := run.created
+	if created.IsZero() {
+		// A resumed rotation that failed before it read its pending
+		// version: the store is the only place that has it.
+		v, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
+		switch {
+		case err == nil && v.Token == run.row.Token:
+			run.scrub.AddDocument(v.Value)
+			created = v.Value
+		case err != nil && !errors.Is(err, providers.ErrNotFound):
+			return fmt.Errorf("read pending version: %w; %s", err, run.leftBehind(beforeSet))
+		}
 	}
-	run.scrub.AddDocument(pending.Value)
+	if created.IsZero() {
+		if step == StepCreate {
+			return nil // Create returned nothing: it left nothing behind
+		}
+		return fmt.Errorf("the target cannot be undone: this rotation's pending version is not in the store (another writer replaced it) and this process never read it; %s",
+			run.leftBehind(false))
+	}
 
 	// Restore even when set never began: a target whose Create had an
 	// effect (an API that issued a key) undoes it; the others do nothing.
-	if err := run.restore(ctx, pending, stepIndex(string(step)) < stepIndex(string(StepSet))); err != nil {
-		return err
+	if err := run.restore(ctx, providers.Version{Token: run.row.Token, Value: created}, beforeSet); err != nil {
+		return fmt.Errorf("%w; %s", err, run.leftBehind(beforeSet))
 	}
 	if err := p.Store.DiscardPending(ctx, p.SecretID, run.row.Token); err != nil {
 		return fmt.Errorf("discard pending version: %w", err)
 	}
 	return nil
+}
+
+// leftBehind says what a rollback that could not undo the target leaves
+// there, by principal (a role, a key id), never by value.
+func (run *rotation) leftBehind(beforeSet bool) string {
+	cred := "this rotation's credential"
+	if who := run.result.Principal; who != "" {
+		cred = fmt.Sprintf("this rotation's credential for %q", who)
+	}
+	if beforeSet {
+		return "what is left: " + cred + " (what create made, an issued key) may still be valid on the target"
+	}
+	lost := "the current credential"
+	if run.p.Strategy == targets.Alternating {
+		lost = "the previous credential"
+	}
+	return "what is left: " + cred + " may still be valid on the target, and " + lost + " may no longer work"
 }
 
 // restore asks the target to undo what pending did, against what the store

@@ -35,6 +35,10 @@ type rotation struct {
 	// fellOff is the version that was previous before this rotation's
 	// promote, kept in memory for finish.
 	fellOff secret.Secret
+	// created is this rotation's pending document as Create returned it (or
+	// as it read it back from the store), kept so that a rollback undoes the
+	// target even when the store no longer has, or never had, the version.
+	created secret.Secret
 }
 
 // start finds the rotation to run: the unfinished one of this policy, if a
@@ -161,6 +165,7 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("%w: pending version %s of another rotation (token %q) is in the way", providers.ErrConflict, pending.ID, pending.Token)
 		}
 		run.scrub.AddDocument(pending.Value)
+		run.created = pending.Value
 		run.result.Principal = principalOf(pending.Value)
 		return "pending version already written", nil
 	} else if !errors.Is(err, providers.ErrNotFound) {
@@ -181,6 +186,9 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 		return "", err
 	}
 	run.scrub.AddDocument(resp.Pending)
+	// From here on the target may hold something of this rotation (an
+	// issued key): a rollback undoes it from memory if the write fails.
+	run.created = resp.Pending
 	run.result.Principal = resp.Principal
 	if _, err := p.Store.PutPending(ctx, p.SecretID, run.row.Token, resp.Pending); err != nil {
 		return "", fmt.Errorf("write pending version: %w", err)
@@ -390,6 +398,7 @@ func (run *rotation) pending(ctx context.Context) (secret.Secret, error) {
 		return secret.Secret{}, fmt.Errorf("%w: pending version %s belongs to token %q", providers.ErrConflict, v.ID, v.Token)
 	}
 	run.scrub.AddDocument(v.Value)
+	run.created = v.Value
 	return v.Value, nil
 }
 
