@@ -281,3 +281,83 @@ func TestRotatorResumedFinish(t *testing.T) {
 	}
 	w.requireClean()
 }
+
+// TestRotatorStoreRefusesPending: the store refuses the pending write after
+// the API issued the key (or takes it and loses the answer). The key is
+// revoked on rollback, from the rotation's memory, so no issued key stays
+// valid unless it is stored; the rotation fails, rolled back, and the keys
+// that were valid still are.
+func TestRotatorStoreRefusesPending(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range []targets.Strategy{targets.Alternating, targets.Single} {
+		for _, landed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/landed=%v", strategy, landed), func(t *testing.T) {
+				t.Parallel()
+				w := setupRotator(t)
+				store := &rotationtest.RefusingStore{Store: w.store}
+				p := w.policy(strategy, w.fullOptions("api-refused"))
+				p.Store = store
+				var valid []string
+				for range 2 {
+					res, err := w.rotate(p)
+					require.NoError(t, err)
+					valid = append(valid, res.Principal)
+				}
+				if strategy == targets.Single {
+					valid = valid[1:]
+				}
+				w.requireValid(valid...)
+
+				store.Err, store.Landed = errors.New("secret store unavailable"), landed
+				res, err := w.rotate(p)
+				require.ErrorContains(t, err, "write pending version: secret store unavailable")
+				require.Equal(t, state.OutcomeFailed, res.Outcome)
+				require.True(t, res.RolledBack)
+				keys := w.svc.Keys()
+				issued := keys[len(keys)-1]
+				require.Equal(t, res.Principal, issued.ID, "the rotation issued a key")
+				require.True(t, issued.Revoked, "the issued key is revoked")
+				w.requireValid(valid...)
+				require.Empty(t, w.stageID(providers.StagePending), "nothing is pending")
+
+				store.Err = nil
+				_, err = w.rotate(p)
+				require.NoError(t, err)
+				w.requireClean()
+			})
+		}
+	}
+}
+
+// TestRotatorStoreRefusesPendingAndRevokeFails: the issued key can be
+// neither stored nor revoked: the rotation ends needs_attention, and its
+// reason names the key id that is still valid.
+func TestRotatorStoreRefusesPendingAndRevokeFails(t *testing.T) {
+	t.Parallel()
+	w := setupRotator(t)
+	o := w.options("api-refused-orphan")
+	o.MaxAttempts = 2
+	store := &rotationtest.RefusingStore{Store: w.store, Err: errors.New("secret store unavailable")}
+	p := w.policy(targets.Alternating, o)
+	p.Store = store
+	w.svc.Inject(keyservice.OpRevoke, keyservice.Fault{Status: 500})
+
+	res, err := w.rotate(p)
+	require.Error(t, err)
+	require.Equal(t, state.OutcomeNeedsAttention, res.Outcome)
+	keys := w.svc.Keys()
+	require.Len(t, keys, 1)
+	orphan := keys[0]
+	require.False(t, orphan.Revoked)
+	w.requireValid(orphan.ID)
+	for _, want := range []string{
+		fmt.Sprintf("the pending key %q could not be revoked, revoke it by hand", orphan.ID),
+		fmt.Sprintf("what is left: this rotation's credential for %q (what create made, an issued key) may still be valid on the target", orphan.ID),
+	} {
+		require.Contains(t, err.Error(), want)
+		row, err := w.state.Rotation(w.ctx, res.Token)
+		require.NoError(t, err)
+		require.Contains(t, row.Error, want)
+	}
+	w.requireClean()
+}
