@@ -138,7 +138,9 @@ func (run *rotation) leftBehind(beforeSet bool) string {
 }
 
 // restore asks the target to undo what pending did, against what the store
-// holds as current and previous now.
+// holds as current and previous now. A version the target cannot read (one
+// a rotation replaced) goes to it as none: there is nothing of the target's
+// to put back.
 func (run *rotation) restore(ctx context.Context, pending providers.Version, beforeSet bool) error {
 	current, err := run.stageValue(ctx, providers.StageCurrent)
 	if err != nil {
@@ -146,6 +148,12 @@ func (run *rotation) restore(ctx context.Context, pending providers.Version, bef
 	}
 	previous, err := run.stageValue(ctx, providers.StagePrevious)
 	if err != nil {
+		return err
+	}
+	if current, err = run.readable(ctx, current); err != nil {
+		return err
+	}
+	if previous, err = run.readable(ctx, previous); err != nil {
 		return err
 	}
 	err = run.p.Target.Restore(ctx, targets.RestoreRequest{

@@ -176,6 +176,11 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Before Create can touch anything: a current version the target cannot
+	// read is not overwritten unless the operator chose so.
+	if current, err = run.checkCurrent(ctx, current); err != nil {
+		return "", err
+	}
 	password, err := GeneratePassword(p.Password)
 	if err != nil {
 		return "", err
@@ -211,6 +216,11 @@ func (run *rotation) set(ctx context.Context) (string, error) {
 	}
 	current, err := run.current(ctx)
 	if err != nil {
+		return "", err
+	}
+	// A current version the target cannot read got past create only because
+	// the operator chose to replace it: the target gets none.
+	if current, err = run.readable(ctx, current); err != nil {
 		return "", err
 	}
 	// A rotation this process started has not applied pending before; a
@@ -338,8 +348,17 @@ func (run *rotation) retire(ctx context.Context) error {
 	switch {
 	case err == nil:
 		run.scrub.AddDocument(previous.Value)
-		if err := p.Target.Retire(ctx, targets.RetireRequest{Strategy: p.Strategy, Retired: previous.Value,
-			FellOff: run.fellOff, Current: current.Value}); err != nil {
+		// A replaced version the target cannot read is not its to retire.
+		retired, err := run.readable(ctx, previous.Value)
+		if err != nil {
+			return err
+		}
+		fellOff, err := run.readable(ctx, run.fellOff)
+		if err != nil {
+			return err
+		}
+		if err := p.Target.Retire(ctx, targets.RetireRequest{Strategy: p.Strategy, Retired: retired,
+			FellOff: fellOff, Current: current.Value}); err != nil {
 			return err
 		}
 	case !errors.Is(err, providers.ErrNotFound):

@@ -361,3 +361,55 @@ func TestRotatorStoreRefusesPendingAndRevokeFails(t *testing.T) {
 	}
 	w.requireClean()
 }
+
+// TestRotatorUnreadableCurrent: a current document the http target cannot
+// read stops the rotation before any key is issued; with
+// ReplaceUnreadableCurrent it is replaced (audited), and the replaced
+// version, previous and then fallen off, is never handed to the API.
+func TestRotatorUnreadableCurrent(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range []targets.Strategy{targets.Alternating, targets.Single} {
+		t.Run(string(strategy), func(t *testing.T) {
+			t.Parallel()
+			w := setupRotator(t)
+			const foreign = "0190b5a4-0000-7000-8000-0000000f0e19"
+			_, err := w.store.PutPending(w.ctx, secretID, foreign, secret.FromString(`{"token": "key-of-another-tool-0123456789"}`))
+			require.NoError(t, err)
+			require.NoError(t, w.store.Promote(w.ctx, secretID, providers.PromoteRequest{Token: foreign}))
+			p := w.policy(strategy, w.fullOptions("api-unreadable"))
+
+			res, err := w.rotate(p)
+			require.ErrorContains(t, err, `secret "loadtest/api-key": current version `+foreign+` is not an http key document (the document has no "api_key"): expected a JSON object with string fields api_key and key_id`)
+			require.ErrorContains(t, err, "nothing was changed")
+			require.Equal(t, state.OutcomeFailed, res.Outcome)
+			require.Zero(t, w.svc.Count(keyservice.OpIssue), "no key was issued")
+			require.Equal(t, "", w.stageID(providers.StagePending))
+
+			res, err = w.rot.Rotate(w.ctx, p, rotator.Options{Actor: "operator:alice", ReplaceUnreadableCurrent: true})
+			w.record(err)
+			require.NoError(t, err)
+			ids := []string{res.Principal}
+			for range 2 {
+				res, err := w.rotate(p)
+				require.NoError(t, err)
+				ids = append(ids, res.Principal)
+			}
+			if strategy == targets.Alternating {
+				w.requireValid(ids[2], ids[1])
+			} else {
+				w.requireValid(ids[2])
+			}
+			audit, err := w.state.Audit(w.ctx, "api-unreadable", 100)
+			require.NoError(t, err)
+			var adopted []string
+			for _, e := range audit {
+				if e.Action == "rotation.adopted" {
+					adopted = append(adopted, fmt.Sprintf("%s %v", e.Actor, e.Detail["replaced_version"]))
+				}
+			}
+			require.Equal(t, []string{"operator:alice " + foreign}, adopted)
+			w.requireClean()
+			require.NotContains(t, w.rlogs.String(), "key-of-another-tool-0123456789")
+		})
+	}
+}
