@@ -148,7 +148,11 @@ type Result struct {
 	Principal   string
 	Resumed     bool
 	RolledBack  bool
-	Steps       []StepEvent
+	// Replaced is the id of the current version the target could not read
+	// and the rotation replaced (Options.ReplaceUnreadableCurrent); "" when
+	// it replaced none.
+	Replaced string
+	Steps    []StepEvent
 }
 
 // Config configures New.

@@ -100,6 +100,7 @@ func TestReplaceUnreadableCurrent(t *testing.T) {
 			res, err := b.rotate(p, rotator.Options{Actor: "operator:alice", ReplaceUnreadableCurrent: true})
 			require.NoError(t, err)
 			require.Equal(t, state.OutcomeSucceeded, res.Outcome)
+			require.Equal(t, version, res.Replaced)
 			current, _ := b.stage(providers.StageCurrent)
 			require.True(t, b.logsIn(current))
 			previous, err := b.store.Get(b.ctx, "loadtest/checkout-db", providers.StagePrevious)

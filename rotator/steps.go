@@ -178,7 +178,8 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 	}
 	// Before Create can touch anything: a current version the target cannot
 	// read is not overwritten unless the operator chose so.
-	if current, err = run.checkCurrent(ctx, current); err != nil {
+	current, replacing, err := run.checkCurrent(ctx, current)
+	if err != nil {
 		return "", err
 	}
 	password, err := GeneratePassword(p.Password)
@@ -195,6 +196,11 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 	// issued key): a rollback undoes it from memory if the write fails.
 	run.created = resp.Pending
 	run.result.Principal = resp.Principal
+	if replacing != nil {
+		if err := run.adopt(ctx, replacing); err != nil {
+			return "", err
+		}
+	}
 	if _, err := p.Store.PutPending(ctx, p.SecretID, run.row.Token, resp.Pending); err != nil {
 		return "", fmt.Errorf("write pending version: %w", err)
 	}
