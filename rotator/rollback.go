@@ -30,13 +30,15 @@ func (e *StepError) Error() string {
 
 func (e *StepError) Unwrap() error { return e.cause }
 
-// fail ends a rotation whose step failed. Before promote it rolls back:
-// single sets the target back to the current credential, alternating sets
-// the changed user back to the previous one, then pending is discarded; the
-// outcome is failed. If the rollback itself fails, or the failure came after
-// promote, the outcome is needs_attention. A cancelled context (a drain, a
-// caller's timeout) or a deferral is not a failure: the rotation stays
-// resumable from the last recorded step.
+// fail ends a rotation whose step failed. Before promote it rolls back
+// (rollBack): single sets the target back to the current credential,
+// alternating sets the changed user back to the previous one, an issued key
+// is revoked, then this rotation's pending version is discarded; the outcome
+// is failed. If the rollback fails or cannot undo the target (the reason
+// then names what is left), or the failure came after promote, the outcome
+// is needs_attention. A cancelled context (a drain, a caller's timeout) or a
+// deferral is not a failure: the rotation stays resumable from the last
+// recorded step.
 func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, error) {
 	reason := run.scrub.Text(fmt.Sprintf("%s: %v", step, cause))
 

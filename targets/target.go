@@ -127,10 +127,12 @@ type RestoreRequest struct {
 	Token    string
 	Strategy Strategy
 	Pending  secret.Secret
-	// Current is what single restores; zero when there was none.
+	// Current is what single restores; zero when there was none (or the
+	// target cannot read it: a version being replaced).
 	Current secret.Secret
 	// Previous is what alternating restores on the user it changed, so the
-	// previous credential stays valid after a rollback; zero when none.
+	// previous credential stays valid after a rollback; zero when none (or
+	// the target cannot read it).
 	Previous secret.Secret
 	// BeforeSet is true when the rotation failed before the set step began:
 	// Apply never ran. Targets whose Create had an effect (an API issued a
