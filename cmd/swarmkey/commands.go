@@ -99,8 +99,8 @@ object without the target's fields, another role's credential): swarmkey
 does not overwrite what it cannot read. --replace-unreadable-current (with
 --local only) replaces it anyway: the rotation goes on as if nothing were
 current, and the audit log records rotation.adopted with your name and the
-version replaced. The credential that version held is no longer managed and,
-for a PostgreSQL role, stops working at the set step; with the single
+version replaced. The credential that version held is no longer managed (a
+PostgreSQL role's password changes at the set step); with the single
 strategy this needs the target's admin credential.
 
 Exit codes: 0 rotated (or asked), 1 failed or refused, 2 bad input, 3 another
