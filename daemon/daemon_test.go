@@ -47,6 +47,7 @@ func (t *recordingTarget) Apply(context.Context, targets.ApplyRequest) error {
 	return nil
 }
 
+func (t *recordingTarget) Check(context.Context, targets.CheckRequest) error     { return nil }
 func (t *recordingTarget) Verify(context.Context, targets.VerifyRequest) error   { return nil }
 func (t *recordingTarget) Restore(context.Context, targets.RestoreRequest) error { return nil }
 func (t *recordingTarget) Retire(context.Context, targets.RetireRequest) error   { return nil }

@@ -30,13 +30,15 @@ func (e *StepError) Error() string {
 
 func (e *StepError) Unwrap() error { return e.cause }
 
-// fail ends a rotation whose step failed. Before promote it rolls back:
-// single sets the target back to the current credential, alternating sets
-// the changed user back to the previous one, then pending is discarded; the
-// outcome is failed. If the rollback itself fails, or the failure came after
-// promote, the outcome is needs_attention. A cancelled context (a drain, a
-// caller's timeout) or a deferral is not a failure: the rotation stays
-// resumable from the last recorded step.
+// fail ends a rotation whose step failed. Before promote it rolls back
+// (rollBack): single sets the target back to the current credential,
+// alternating sets the changed user back to the previous one, an issued key
+// is revoked, then this rotation's pending version is discarded; the outcome
+// is failed. If the rollback fails or cannot undo the target (the reason
+// then names what is left), or the failure came after promote, the outcome
+// is needs_attention. A cancelled context (a drain, a caller's timeout) or a
+// deferral is not a failure: the rotation stays resumable from the last
+// recorded step.
 func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, error) {
 	reason := run.scrub.Text(fmt.Sprintf("%s: %v", step, cause))
 
@@ -79,24 +81,40 @@ func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, 
 	return run.result, &StepError{Policy: run.p.Name, Token: run.row.Token, Step: step, Outcome: outcome, RolledBack: rolledBack, Reason: reason, cause: cause}
 }
 
-// rollBack undoes a rotation that failed at step (before promote).
+// rollBack undoes a rotation that failed at step (before promote). The
+// target is undone from what this rotation created, kept in memory since
+// create, so a pending version that another writer replaced, or that the
+// store refused to take, is undone all the same. Then this rotation's
+// pending version, if the store holds one, is discarded; another writer's
+// is left to its owner. An error says what is left on the target.
 func (run *rotation) rollBack(ctx context.Context, step Step) error {
 	p := run.p
-	pending, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
-	switch {
-	case errors.Is(err, providers.ErrNotFound):
-		return nil // create failed before the write: nothing to undo
-	case err != nil:
-		return fmt.Errorf("read pending version: %w", err)
-	case pending.Token != run.row.Token:
-		return nil // not ours: leave it to its owner
+	beforeSet := stepIndex(string(step)) < stepIndex(string(StepSet))
+	created := run.created
+	if created.IsZero() {
+		// A resumed rotation that failed before it read its pending
+		// version: the store is the only place that has it.
+		v, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
+		switch {
+		case err == nil && v.Token == run.row.Token:
+			run.scrub.AddDocument(v.Value)
+			created = v.Value
+		case err != nil && !errors.Is(err, providers.ErrNotFound):
+			return fmt.Errorf("read pending version: %w; %s", err, run.leftBehind(beforeSet))
+		}
 	}
-	run.scrub.AddDocument(pending.Value)
+	if created.IsZero() {
+		if step == StepCreate {
+			return nil // Create returned nothing: it left nothing behind
+		}
+		return fmt.Errorf("the target cannot be undone: this rotation's pending version is not in the store (another writer replaced it) and this process never read it; %s",
+			run.leftBehind(false))
+	}
 
 	// Restore even when set never began: a target whose Create had an
 	// effect (an API that issued a key) undoes it; the others do nothing.
-	if err := run.restore(ctx, pending, stepIndex(string(step)) < stepIndex(string(StepSet))); err != nil {
-		return err
+	if err := run.restore(ctx, providers.Version{Token: run.row.Token, Value: created}, beforeSet); err != nil {
+		return fmt.Errorf("%w; %s", err, run.leftBehind(beforeSet))
 	}
 	if err := p.Store.DiscardPending(ctx, p.SecretID, run.row.Token); err != nil {
 		return fmt.Errorf("discard pending version: %w", err)
@@ -104,8 +122,27 @@ func (run *rotation) rollBack(ctx context.Context, step Step) error {
 	return nil
 }
 
+// leftBehind says what a rollback that could not undo the target leaves
+// there, by principal (a role, a key id), never by value.
+func (run *rotation) leftBehind(beforeSet bool) string {
+	cred := "this rotation's credential"
+	if who := run.result.Principal; who != "" {
+		cred = fmt.Sprintf("this rotation's credential for %q", who)
+	}
+	if beforeSet {
+		return "what is left: " + cred + " (what create made, an issued key) may still be valid on the target"
+	}
+	lost := "the current credential"
+	if run.p.Strategy == targets.Alternating {
+		lost = "the previous credential"
+	}
+	return "what is left: " + cred + " may still be valid on the target, and " + lost + " may no longer work"
+}
+
 // restore asks the target to undo what pending did, against what the store
-// holds as current and previous now.
+// holds as current and previous now. A version the target cannot read (one
+// a rotation replaced) goes to it as none: there is nothing of the target's
+// to put back.
 func (run *rotation) restore(ctx context.Context, pending providers.Version, beforeSet bool) error {
 	current, err := run.stageValue(ctx, providers.StageCurrent)
 	if err != nil {
@@ -113,6 +150,12 @@ func (run *rotation) restore(ctx context.Context, pending providers.Version, bef
 	}
 	previous, err := run.stageValue(ctx, providers.StagePrevious)
 	if err != nil {
+		return err
+	}
+	if current, err = run.readable(ctx, current); err != nil {
+		return err
+	}
+	if previous, err = run.readable(ctx, previous); err != nil {
 		return err
 	}
 	err = run.p.Target.Restore(ctx, targets.RestoreRequest{

@@ -35,6 +35,10 @@ type rotation struct {
 	// fellOff is the version that was previous before this rotation's
 	// promote, kept in memory for finish.
 	fellOff secret.Secret
+	// created is this rotation's pending document as Create returned it (or
+	// as it read it back from the store), kept so that a rollback undoes the
+	// target even when the store no longer has, or never had, the version.
+	created secret.Secret
 }
 
 // start finds the rotation to run: the unfinished one of this policy, if a
@@ -161,6 +165,7 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("%w: pending version %s of another rotation (token %q) is in the way", providers.ErrConflict, pending.ID, pending.Token)
 		}
 		run.scrub.AddDocument(pending.Value)
+		run.created = pending.Value
 		run.result.Principal = principalOf(pending.Value)
 		return "pending version already written", nil
 	} else if !errors.Is(err, providers.ErrNotFound) {
@@ -168,6 +173,12 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 	}
 
 	current, err := run.current(ctx)
+	if err != nil {
+		return "", err
+	}
+	// Before Create can touch anything: a current version the target cannot
+	// read is not overwritten unless the operator chose so.
+	current, replacing, err := run.checkCurrent(ctx, current)
 	if err != nil {
 		return "", err
 	}
@@ -181,7 +192,15 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 		return "", err
 	}
 	run.scrub.AddDocument(resp.Pending)
+	// From here on the target may hold something of this rotation (an
+	// issued key): a rollback undoes it from memory if the write fails.
+	run.created = resp.Pending
 	run.result.Principal = resp.Principal
+	if replacing != nil {
+		if err := run.adopt(ctx, replacing); err != nil {
+			return "", err
+		}
+	}
 	if _, err := p.Store.PutPending(ctx, p.SecretID, run.row.Token, resp.Pending); err != nil {
 		return "", fmt.Errorf("write pending version: %w", err)
 	}
@@ -203,6 +222,11 @@ func (run *rotation) set(ctx context.Context) (string, error) {
 	}
 	current, err := run.current(ctx)
 	if err != nil {
+		return "", err
+	}
+	// A current version the target cannot read got past create only because
+	// the operator chose to replace it: the target gets none.
+	if current, err = run.readable(ctx, current); err != nil {
 		return "", err
 	}
 	// A rotation this process started has not applied pending before; a
@@ -330,8 +354,17 @@ func (run *rotation) retire(ctx context.Context) error {
 	switch {
 	case err == nil:
 		run.scrub.AddDocument(previous.Value)
-		if err := p.Target.Retire(ctx, targets.RetireRequest{Strategy: p.Strategy, Retired: previous.Value,
-			FellOff: run.fellOff, Current: current.Value}); err != nil {
+		// A replaced version the target cannot read is not its to retire.
+		retired, err := run.readable(ctx, previous.Value)
+		if err != nil {
+			return err
+		}
+		fellOff, err := run.readable(ctx, run.fellOff)
+		if err != nil {
+			return err
+		}
+		if err := p.Target.Retire(ctx, targets.RetireRequest{Strategy: p.Strategy, Retired: retired,
+			FellOff: fellOff, Current: current.Value}); err != nil {
 			return err
 		}
 	case !errors.Is(err, providers.ErrNotFound):
@@ -390,6 +423,7 @@ func (run *rotation) pending(ctx context.Context) (secret.Secret, error) {
 		return secret.Secret{}, fmt.Errorf("%w: pending version %s belongs to token %q", providers.ErrConflict, v.ID, v.Token)
 	}
 	run.scrub.AddDocument(v.Value)
+	run.created = v.Value
 	return v.Value, nil
 }
 

@@ -80,7 +80,7 @@ func operatorName() string {
 }
 
 func newRotateCommand(g *globals) *cobra.Command {
-	var local, force, wait bool
+	var local, force, wait, replace bool
 	cmd := &cobra.Command{
 		Use:   "rotate NAME",
 		Short: "Rotate a policy's credential now",
@@ -93,9 +93,25 @@ follows the rotation step by step and exits with its outcome.
 With --local it runs in this process instead (break-glass use when no daemon
 runs) and prints each step as it completes, with its duration.
 
+A rotation stops, changing nothing, when the secret's current version is not
+a document its target can read (a bare password, a binary value, a JSON
+object without the target's fields, another role's credential): swarmkey
+does not overwrite what it cannot read. --replace-unreadable-current (with
+--local only) replaces it anyway: the rotation goes on as if nothing were
+current, and the audit log records rotation.adopted with your name and the
+version replaced. The credential that version held is no longer managed (a
+PostgreSQL role's password changes at the set step); with the single
+strategy this needs the target's admin credential.
+
 Exit codes: 0 rotated (or asked), 1 failed or refused, 2 bad input, 3 another
 rotation of NAME is in progress (--local).`,
 		Args: cobra.ExactArgs(1),
+		PreRunE: func(*cobra.Command, []string) error {
+			if replace && !local {
+				return usageError("--replace-unreadable-current needs --local: replacing a version swarmkey cannot read is an operator's rotation in this process, never the daemon's")
+			}
+			return nil
+		},
 		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *app.Session) error {
 			if !local {
 				return rotateThroughDaemon(cmd.Context(), g, sess, args[0], force, wait)
@@ -109,8 +125,9 @@ rotation of NAME is in progress (--local).`,
 
 			fmt.Fprintf(g.stdout, "rotating %s (%s, %s:%s)\n", p.Name, p.Strategy, p.Store.Name(), p.SecretID)
 			res, err := rotator.New(db, rotator.Config{Logger: sess.Logger}).Rotate(ctx, p, rotator.Options{
-				Actor: "operator:" + operatorName(),
-				Force: force,
+				Actor:                    "operator:" + operatorName(),
+				Force:                    force,
+				ReplaceUnreadableCurrent: replace,
 				OnStep: func(e rotator.StepEvent) {
 					line := fmt.Sprintf("  %-8s %8s", e.Step, e.Duration.Round(time.Millisecond))
 					if e.Principal != "" && e.Step == rotator.StepCreate {
@@ -126,7 +143,19 @@ rotation of NAME is in progress (--local).`,
 			if errors.As(err, &inProgress) {
 				return &exitError{code: exitInProgress, err: err}
 			}
-			if err != nil {
+			var unreadable *rotator.UnreadableCurrentError
+			switch {
+			case errors.As(err, &unreadable):
+				fmt.Fprintf(g.stdout, "rotation %s of %s stopped before it changed anything: its target cannot read the current version %s.\n"+
+					"Fix that version, or replace it (audited with your name): swarmkey rotate %s --local --replace-unreadable-current\n",
+					res.Token, p.Name, unreadable.Version, p.Name)
+				return err
+			case err != nil && res.RolledBack && res.Replaced != "":
+				// Nothing could put back what the store held in a shape the
+				// target cannot read.
+				fmt.Fprintf(g.stdout, "rotation %s of %s failed and was rolled back: the unreadable version stays current, and what it held may no longer work\n", res.Token, p.Name)
+				return err
+			case err != nil:
 				if res.RolledBack {
 					fmt.Fprintf(g.stdout, "rotation %s of %s failed and was rolled back: the current credential is unchanged\n", res.Token, p.Name)
 				}
@@ -136,6 +165,9 @@ rotation of NAME is in progress (--local).`,
 			if res.Resumed {
 				resumed = " (resumed an unfinished rotation)"
 			}
+			if res.Replaced != "" {
+				fmt.Fprintf(g.stdout, "replaced the unreadable current version %s (audited as rotation.adopted)\n", res.Replaced)
+			}
 			fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)%s\n", p.Name, res.Principal, res.Token, resumed)
 			return nil
 		}),
@@ -143,6 +175,8 @@ rotation of NAME is in progress (--local).`,
 	cmd.Flags().BoolVar(&local, "local", false, "run the rotation in this process (no daemon needed)")
 	cmd.Flags().BoolVar(&force, "force", false, "rotate even if a Locust run blocks it (recorded in the audit log)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the daemon's rotation step by step and exit with its outcome")
+	cmd.Flags().BoolVar(&replace, "replace-unreadable-current", false,
+		"with --local: replace a current version the target cannot read (audited as rotation.adopted with your name)")
 	return cmd
 }
 

@@ -6,7 +6,8 @@
 //
 // Because no system holds the value, the shared conformance suite
 // (targettest), which proves that an old credential stops working, does not
-// apply; the package's own tests cover the verbs.
+// apply; the package's own tests cover the verbs, and run the suite's cases
+// of the Check step (targettest.RunCheck).
 package generated
 
 import (
@@ -74,12 +75,32 @@ func New(opts Options) (*Target, error) {
 	return &Target{opts: opts.WithDefaults()}, nil
 }
 
+// Check reads req.Document as this target's document: a JSON object whose
+// field is a non-empty string. Anything else is a
+// *targets.UnreadableError.
+func (t *Target) Check(_ context.Context, req targets.CheckRequest) error {
+	if _, err := targets.ParseStrategy(string(req.Strategy)); err != nil {
+		return t.errorf("check", err)
+	}
+	if err := t.readable(req.Document); err != nil {
+		return t.errorf("check", err)
+	}
+	return nil
+}
+
 // Create returns the document {"<field>": <the generated password>}.
 // Principal is "generated:" and the rotation token, since a shared token has
-// no id of its own.
+// no id of its own. A current document that Check refuses is an error
+// wrapping *targets.UnreadableError: a value swarmkey cannot read is not
+// replaced unless the rotator says so (by passing no Current).
 func (t *Target) Create(_ context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
 	if _, err := targets.ParseStrategy(string(req.Strategy)); err != nil {
 		return targets.CreateResponse{}, t.errorf("create", err)
+	}
+	if !req.Current.IsZero() {
+		if err := t.readable(req.Current); err != nil {
+			return targets.CreateResponse{}, t.errorf("create", fmt.Errorf("current: %w", err))
+		}
 	}
 	if req.Password.IsZero() {
 		return targets.CreateResponse{}, t.errorf("create", errors.New("the generated password is empty"))
@@ -117,17 +138,30 @@ func (t *Target) Close() error { return nil }
 
 // check parses doc; errors name the field, never a value.
 func (t *Target) check(verb string, doc secret.Secret) error {
+	if err := t.readable(doc); err != nil {
+		return t.errorf(verb, err)
+	}
+	return nil
+}
+
+// readable is nil when doc is this target's document, else a
+// *targets.UnreadableError.
+func (t *Target) readable(doc secret.Secret) error {
+	unreadable := func(err error) error {
+		return &targets.UnreadableError{Document: "a generated document", Err: err,
+			Expected: fmt.Sprintf("a JSON object with a non-empty string field %q", t.opts.Field)}
+	}
 	var m map[string]json.RawMessage
-	if json.Unmarshal(doc.Reveal(), &m) != nil {
-		return t.errorf(verb, errors.New("the document is not a JSON object"))
+	if json.Unmarshal(doc.Reveal(), &m) != nil || m == nil {
+		return unreadable(errors.New("the document is not a JSON object"))
 	}
 	var v string
 	raw, ok := m[t.opts.Field]
 	if !ok {
-		return t.errorf(verb, fmt.Errorf("the document has no %q", t.opts.Field))
+		return unreadable(fmt.Errorf("the document has no %q", t.opts.Field))
 	}
 	if json.Unmarshal(raw, &v) != nil || v == "" {
-		return t.errorf(verb, fmt.Errorf("the document's %q is not a non-empty string", t.opts.Field))
+		return unreadable(fmt.Errorf("the document's %q is not a non-empty string", t.opts.Field))
 	}
 	return nil
 }

@@ -45,6 +45,33 @@ func create(t *testing.T, tg *httpkey.Target, strategy targets.Strategy, current
 	})
 }
 
+// TestCheckBeforeIssue: a current document the target cannot read is
+// refused by Check, naming the fields it expects (issue.fields among the
+// optional ones), and by Create before the issue request is sent.
+func TestCheckBeforeIssue(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	o := a.options("shapes")
+	o.Issue.Fields = map[string]string{"key_label": "/name"}
+	tg := a.target(o)
+	const value = "s3cret-value-of-another-tool"
+	for _, doc := range []string{value, `{"token": "` + value + `"}`, `{"api_key": "` + value + `"}`, `{"api_key": "` + value + `", "key_id": 7}`} {
+		err := tg.Check(t.Context(), targets.CheckRequest{Strategy: targets.Single, Document: secret.FromString(doc)})
+		var unread *targets.UnreadableError
+		require.ErrorAs(t, err, &unread)
+		require.ErrorContains(t, err, `http target of policy "shapes": check: not an http key document (`)
+		require.ErrorContains(t, err, "expected a JSON object with string fields api_key and key_id (key_name, expires_at, previous_key_id, key_label optional)")
+		_, err = create(t, tg, targets.Single, secret.FromString(doc))
+		require.ErrorAs(t, err, &unread)
+		a.record(err)
+	}
+	require.Zero(t, a.svc.Count(keyservice.OpIssue), "no key was issued")
+	a.requireNoSecrets()
+	for _, out := range a.outputs {
+		require.NotContains(t, out, value)
+	}
+}
+
 func TestCreateDocument(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)

@@ -93,11 +93,56 @@ func (t *Target) Close() error {
 	return nil
 }
 
+// Check reads req.Document as a credential of this target: a postgres
+// document (ParseDocument) naming Username or, with alternating,
+// AlternateUsername. Anything else is a *targets.UnreadableError. It
+// touches nothing.
+func (t *Target) Check(_ context.Context, req targets.CheckRequest) error {
+	if err := t.opts.ValidateStrategy(req.Strategy); err != nil {
+		return err
+	}
+	if err := t.check(req.Strategy, req.Document); err != nil {
+		return fmt.Errorf("postgres target: %w", err)
+	}
+	return nil
+}
+
+// check is Check without the strategy's validation.
+func (t *Target) check(strategy targets.Strategy, s secret.Secret) error {
+	roles := fmt.Sprintf("%q", t.opts.Username)
+	if strategy == targets.Alternating {
+		roles += fmt.Sprintf(" or %q", t.opts.AlternateUsername)
+	}
+	unreadable := func(err error) error {
+		return &targets.UnreadableError{Document: "a postgres document", Err: err,
+			Expected: "a JSON object with username " + roles + " and password (engine, host, port, dbname optional)"}
+	}
+	doc, err := ParseDocument(s)
+	if err != nil {
+		return unreadable(err)
+	}
+	switch {
+	case doc.Username == t.opts.Username:
+	case strategy == targets.Alternating && doc.Username == t.opts.AlternateUsername:
+	case strategy == targets.Alternating:
+		return unreadable(fmt.Errorf("role %q is neither Username %q nor AlternateUsername %q",
+			doc.Username, t.opts.Username, t.opts.AlternateUsername))
+	default:
+		return unreadable(fmt.Errorf("role %q is not Username %q", doc.Username, t.opts.Username))
+	}
+	return nil
+}
+
 // Create describes the next credential without touching the server: single
 // always names Username; alternating names Username for the first rotation
 // and afterwards whichever of Username and AlternateUsername the current
 // document does not. The document carries Host, Port and DBName from the
 // options and req.Password; Principal is the role name.
+//
+// A current document that Check refuses is an error wrapping
+// *targets.UnreadableError. single without Admin changes the role's password
+// by logging in with the current one, so it refuses a zero Current (a first
+// rotation, or a replaced unreadable current): that needs Admin.
 func (t *Target) Create(_ context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
 	if err := t.opts.ValidateStrategy(req.Strategy); err != nil {
 		return targets.CreateResponse{}, err
@@ -105,22 +150,19 @@ func (t *Target) Create(_ context.Context, req targets.CreateRequest) (targets.C
 	if req.Password.IsZero() {
 		return targets.CreateResponse{}, errors.New("postgres target: create: the generated password is empty")
 	}
-	role := t.opts.Username
-	if req.Strategy == targets.Alternating && !req.Current.IsZero() {
-		cur, err := ParseDocument(req.Current)
-		if err != nil {
+	var cur Document
+	if !req.Current.IsZero() {
+		if err := t.check(req.Strategy, req.Current); err != nil {
 			return targets.CreateResponse{}, fmt.Errorf("postgres target: create: current: %w", err)
 		}
-		switch cur.Username {
-		case t.opts.Username:
-			role = t.opts.AlternateUsername
-		case t.opts.AlternateUsername:
-			role = t.opts.Username
-		default:
-			return targets.CreateResponse{}, fmt.Errorf(
-				"postgres target: create: the current credential's role %q is neither Username %q nor AlternateUsername %q",
-				cur.Username, t.opts.Username, t.opts.AlternateUsername)
-		}
+		cur, _ = ParseDocument(req.Current)
+	} else if req.Strategy == targets.Single && t.opts.Admin.IsZero() {
+		return targets.CreateResponse{}, fieldErr("Admin",
+			"is empty: without Admin the single strategy changes the role's password by logging in with the current credential, and there is none (a first rotation, or a current version being replaced)")
+	}
+	role := t.opts.Username
+	if req.Strategy == targets.Alternating && cur.Username == t.opts.Username {
+		role = t.opts.AlternateUsername
 	}
 	doc, err := t.document(role, req.Password).Secret()
 	if err != nil {

@@ -199,16 +199,21 @@ func TestSingleWithoutAdmin(t *testing.T) {
 	require.NoError(t, r.verify(r.current, true))
 	require.Error(t, r.verify(pending, false))
 
-	// Without a current credential there is nothing to log in with.
+	// Without a current credential there is nothing to log in with: Create
+	// says so, before anything is written, and Apply would too.
 	pw := newPassword(t)
-	resp, err := tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Single, Password: pw})
+	_, err := tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Single, Password: pw})
+	var fe *postgres.FieldError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "Admin", fe.Field)
+	require.ErrorContains(t, err, "without Admin the single strategy changes the role's password by logging in with the current credential, and there is none")
+	doc, err := postgres.Document{Host: s.host, Port: s.port, DBName: s.db.Name, Username: s.user, Password: pw}.Secret()
 	require.NoError(t, err)
-	err = tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: resp.Pending})
+	err = tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: doc})
 	require.ErrorContains(t, err, "without Admin")
 
 	// Alternating needs the admin connection.
 	_, err = tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Alternating, Password: pw})
-	var fe *postgres.FieldError
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, "Admin", fe.Field)
 }
@@ -403,6 +408,62 @@ func TestCreate(t *testing.T) {
 	require.ErrorContains(t, err, "password is empty")
 	_, err = tg.Create(ctx, targets.CreateRequest{Strategy: "round-robin", Password: pw})
 	require.ErrorContains(t, err, `unknown strategy "round-robin"`)
+}
+
+// TestCheck: Check accepts the documents of the policy's roles and refuses,
+// with a *targets.UnreadableError naming the roles it expects, a document of
+// another role (under single, the alternate role is another role) and one
+// that is not a postgres document; Create refuses them alike.
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	tg, err := postgres.New(context.Background(), postgres.Options{
+		Host: "db.internal", Port: 5433, DBName: "app", Username: "checkout", GroupRole: "checkout_group",
+		Admin: secret.FromString("postgres://admin:hunter2@db.internal/app"),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, tg.Close()) })
+	ctx := context.Background()
+	docOf := func(user string) secret.Secret {
+		s, err := postgres.Document{Username: user, Password: secret.FromString("s3cret-Password")}.Secret()
+		require.NoError(t, err)
+		return s
+	}
+	check := func(strategy targets.Strategy, doc secret.Secret) error {
+		return tg.Check(ctx, targets.CheckRequest{Strategy: strategy, Document: doc})
+	}
+
+	require.NoError(t, check(targets.Single, docOf("checkout")))
+	require.NoError(t, check(targets.Alternating, docOf("checkout")))
+	require.NoError(t, check(targets.Alternating, docOf("checkout_b")))
+	// Engine absent and AWS's extra fields are fine.
+	require.NoError(t, check(targets.Single, secret.FromString(`{"username":"checkout","password":"p","dbClusterIdentifier":"c"}`)))
+
+	cases := []struct {
+		strategy targets.Strategy
+		doc      secret.Secret
+		want     string
+	}{
+		{targets.Single, docOf("checkout_b"), `not a postgres document (role "checkout_b" is not Username "checkout"): expected a JSON object with username "checkout" and password (engine, host, port, dbname optional)`},
+		{targets.Single, docOf("someone"), `role "someone" is not Username "checkout"`},
+		{targets.Alternating, docOf("someone"), `(role "someone" is neither Username "checkout" nor AlternateUsername "checkout_b"): expected a JSON object with username "checkout" or "checkout_b" and password`},
+		{targets.Single, secret.FromString("s3cret-Password"), "not a postgres document (postgres secret document is not valid JSON"},
+		{targets.Single, secret.FromString(`{"user":"checkout","pass":"s3cret-Password"}`), "username is missing or empty"},
+		{targets.Single, secret.FromString(`{"engine":"mysql","username":"checkout","password":"p"}`), `engine "mysql"`},
+		{targets.Single, secret.Secret{}, "postgres secret document is empty"},
+	}
+	for _, c := range cases {
+		var unread *targets.UnreadableError
+		err := check(c.strategy, c.doc)
+		require.ErrorAs(t, err, &unread, c.want)
+		require.ErrorContains(t, err, c.want)
+		require.NotContains(t, err.Error(), "s3cret-Password")
+		if !c.doc.IsZero() {
+			_, err = tg.Create(ctx, targets.CreateRequest{Strategy: c.strategy, Current: c.doc, Password: secret.FromString("new-Password")})
+			require.ErrorAs(t, err, &unread, c.want)
+			require.ErrorContains(t, err, "postgres target: create: current: not a postgres document (")
+			require.ErrorContains(t, err, c.want)
+		}
+	}
 }
 
 func TestOptionsValidation(t *testing.T) {
