@@ -35,12 +35,27 @@ type rotation struct {
 	// fellOff is the version that was previous before this rotation's
 	// promote, kept in memory for finish.
 	fellOff secret.Secret
+	// native is what the store knows of its own rotator of the secret
+	// (none, for most stores), for the messages of a refusal.
+	native providers.NativeRotation
 }
 
 // start finds the rotation to run: the unfinished one of this policy, if a
 // crashed process left one, or a new one. A stale pending version that no
-// unfinished rotation owns is reconciled first.
+// unfinished rotation owns is reconciled first. Before anything, a secret
+// that its store rotates itself is refused: nothing is changed on it.
 func (run *rotation) start(ctx context.Context) (Result, error) {
+	native, err := checkNative(ctx, run.p)
+	if err != nil {
+		var nre *NativeRotationError
+		if errors.As(err, &nre) {
+			return Result{}, run.refuse(ctx, err, map[string]any{"rotator": nre.Rotator})
+		}
+		return Result{}, fmt.Errorf("rotate policy %q: %w", run.p.Name, err)
+	}
+	run.native = native
+	// Every version this rotation writes is recorded as it is written.
+	run.p.Store = ledgerStore{Store: run.p.Store, run: run}
 	p := run.p
 	db := run.r.db
 	if err := run.retireDue(ctx); err != nil {
@@ -63,6 +78,10 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 	}
 
 	if err := run.reconcileStalePending(ctx); err != nil {
+		var foreign *ForeignPendingError
+		if errors.As(err, &foreign) {
+			return Result{}, err
+		}
 		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
 	}
 
@@ -110,6 +129,10 @@ func (run *rotation) steps(ctx context.Context) (Result, error) {
 				state.StepTiming{Step: string(step), Started: started, Duration: run.r.now().Sub(started)})
 		}
 		if err != nil {
+			var incomplete *PromoteIncompleteError
+			if errors.As(err, &incomplete) && ctx.Err() == nil {
+				return run.promoteIncomplete(ctx, incomplete)
+			}
 			return run.fail(ctx, step, err)
 		}
 		if run.opts.AfterStep != nil {
@@ -240,34 +263,53 @@ func (run *rotation) test(ctx context.Context) error {
 	}
 }
 
-// promote makes pending current, guarded by the current version the
-// rotation started from.
+// promote makes this rotation's version current, guarded by the current
+// version the rotation started from and by the version id its PutPending
+// produced (so no other version is promoted under its token), then reads
+// the store back: the step completes only when the store shows exactly the
+// stages it should (checkPromoted). A promote that landed but left the
+// store otherwise is a *PromoteIncompleteError, which never rolls back.
 func (run *rotation) promote(ctx context.Context) (string, error) {
 	p := run.p
-	// What is previous now falls off at promote; finish retires it, and
-	// stores like the file store forget it at once.
-	if previous, err := p.Store.Get(ctx, p.SecretID, providers.StagePrevious); err == nil {
-		run.scrub.AddDocument(previous.Value)
-		run.fellOff = previous.Value
-	} else if !errors.Is(err, providers.ErrNotFound) {
-		return "", fmt.Errorf("read previous version: %w", err)
+	ours, err := run.ownVersion(ctx)
+	if err != nil {
+		return "", err
 	}
-	err := p.Store.Promote(ctx, p.SecretID, providers.PromoteRequest{Token: run.row.Token, ExpectedCurrentID: run.row.ExpectedCurrent})
-	if err != nil && !errors.Is(err, providers.ErrConflict) && !errors.Is(err, providers.ErrNotFound) {
-		// A timeout or a dropped connection leaves it open whether the
-		// promote landed: the store tells.
-		if v, getErr := p.Store.Get(ctx, p.SecretID, providers.StageCurrent); getErr == nil && v.Token == run.row.Token {
-			err = nil
+	before, err := p.Store.List(ctx, p.SecretID)
+	if err != nil {
+		return "", fmt.Errorf("read the versions before promote: %w", err)
+	}
+	if !holds(before, ours, providers.StageCurrent) {
+		// What is previous now falls off at promote; finish retires it,
+		// and stores like the file store forget it at once. (Once the
+		// promote landed, previous is this rotation's old current: what
+		// fell off is unknown then, as after a restart.)
+		if previous, err := p.Store.Get(ctx, p.SecretID, providers.StagePrevious); err == nil {
+			run.scrub.AddDocument(previous.Value)
+			run.fellOff = previous.Value
+		} else if !errors.Is(err, providers.ErrNotFound) {
+			return "", fmt.Errorf("read previous version: %w", err)
 		}
 	}
-	if err != nil {
-		return "", fmt.Errorf("promote: %w", err)
+	req := providers.PromoteRequest{Token: run.row.Token, PendingID: ours, ExpectedCurrentID: run.row.ExpectedCurrent}
+	var unclear error
+	if err := p.Store.Promote(ctx, p.SecretID, req); err != nil {
+		if errors.Is(err, providers.ErrConflict) || errors.Is(err, providers.ErrNotFound) {
+			return "", fmt.Errorf("promote: %w", err)
+		}
+		// A timeout, a dropped connection, or a store whose promote takes
+		// two calls stopping between them leaves it open what landed: the
+		// store's versions tell.
+		unclear = err
+	}
+	if err := run.checkPromoted(ctx, req, unclear); err != nil {
+		return "", err
 	}
 	current, err := p.Store.Get(ctx, p.SecretID, providers.StageCurrent)
 	if err != nil {
 		return "", fmt.Errorf("read promoted version: %w", err)
 	}
-	if current.Token != run.row.Token {
+	if current.ID != ours {
 		return "", fmt.Errorf("%w: current version %s is not this rotation's after promote", providers.ErrConflict, current.ID)
 	}
 	if run.result.Principal == "" {
@@ -322,7 +364,7 @@ func (run *rotation) retire(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read current version: %w", err)
 	}
-	if current.Token != run.row.Token {
+	if !run.wrote(current) {
 		return nil
 	}
 	run.scrub.AddDocument(current.Value)

@@ -17,9 +17,9 @@ import (
 	"github.com/swarmkey/swarmkey/providers"
 )
 
-// TestLambdaMidRotationIsLeftAlone: a rotation Lambda (moto's, which does
-// nothing when invoked) started a rotation and left its AWSPENDING version,
-// as its createSecret step does. No call of the store changes a label, and
+// TestLambdaMidRotationIsLeftAlone: a rotation Lambda started a rotation
+// and wrote its AWSPENDING version (its createSecret step, played here:
+// moto's Lambda does nothing when invoked). No call of the store changes a label, and
 // NativeRotation names the Lambda, also once rotation is cancelled.
 func TestLambdaMidRotationIsLeftAlone(t *testing.T) {
 	t.Parallel()
@@ -41,7 +41,17 @@ func TestLambdaMidRotationIsLeftAlone(t *testing.T) {
 			require.Equal(t, []string{labelPending}, labels, "the Lambda's version is pending")
 		}
 	}
-	require.NotEmpty(t, lambdaVersion, "RotateSecret wrote a pending version")
+	require.NotEmpty(t, lambdaVersion, "RotateSecret made a pending version")
+	// The Lambda's createSecret step (moto's Lambda does nothing): the new
+	// value under the version id RotateSecret handed it.
+	_, err = b.raw.PutSecretValue(b.ctx, &secretsmanager.PutSecretValueInput{
+		SecretId: awsv2.String(b.name), ClientRequestToken: awsv2.String(lambdaVersion),
+		SecretString: awsv2.String(`{"password":"lambda"}`), VersionStages: []string{labelPending},
+	})
+	require.NoError(t, err)
+	got, err := b.store.Get(b.ctx, b.name, providers.StagePending)
+	require.NoError(t, err, "reads are not refused")
+	require.Equal(t, lambdaVersion, got.ID)
 
 	nr, err := b.store.NativeRotation(b.ctx, b.name)
 	require.NoError(t, err)
