@@ -422,14 +422,15 @@ func (run *rotation) current(ctx context.Context) (secret.Secret, error) {
 	return v.Value, nil
 }
 
-// pending returns this rotation's pending document.
+// pending returns this rotation's pending document: the version its
+// PutPending produced, not merely one that claims its token.
 func (run *rotation) pending(ctx context.Context) (secret.Secret, error) {
 	v, err := run.p.Store.Get(ctx, run.p.SecretID, providers.StagePending)
 	if err != nil {
 		return secret.Secret{}, fmt.Errorf("read pending version: %w", err)
 	}
-	if v.Token != run.row.Token {
-		return secret.Secret{}, fmt.Errorf("%w: pending version %s belongs to token %q", providers.ErrConflict, v.ID, v.Token)
+	if v.Token != run.row.Token || !run.wrote(v) {
+		return secret.Secret{}, fmt.Errorf("%w: pending version %s (token %q) is not the version this rotation wrote", providers.ErrConflict, v.ID, v.Token)
 	}
 	run.scrub.AddDocument(v.Value)
 	return v.Value, nil
