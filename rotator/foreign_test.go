@@ -628,3 +628,26 @@ func TestResolveRefusesWhileARotationRuns(t *testing.T) {
 	_, err = b.rot.Resolve(b.ctx, p, rotator.ResolveOptions{Action: "promote"})
 	require.ErrorIs(t, err, rotator.ErrUnknownResolveAction)
 }
+
+// TestForeignPendingStopsEvenTheRetiring: with a pending version of
+// another writer in the secret, a rotation changes nothing at all, not even
+// the retiring that an earlier rotation's grace made due.
+func TestForeignPendingStopsEvenTheRetiring(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.policy(targets.Alternating, "")
+	p.Grace = time.Millisecond
+	first, err := b.rotate(p, rotator.Options{})
+	require.NoError(t, err)
+	time.Sleep(10 * time.Millisecond)
+
+	_, err = b.store.PutPending(b.ctx, "loadtest/checkout-db", uuid.NewString(),
+		secret.FromString(`{"engine":"postgres","username":"`+b.username+`","password":"another-writers-password"}`))
+	require.NoError(t, err)
+	_, err = b.rotate(p, rotator.Options{})
+	var foreign *rotator.ForeignPendingError
+	require.ErrorAs(t, err, &foreign)
+	row, err := b.state.Rotation(b.ctx, first.Token)
+	require.NoError(t, err)
+	require.Nil(t, row.RetiredAt, "the earlier rotation's retiring waits")
+}

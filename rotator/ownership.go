@@ -125,6 +125,44 @@ func (r *Rotator) ownerOf(ctx context.Context, p Credential, v providers.Version
 	return &row, nil
 }
 
+// stalePending finds the pending version of p's secret (not one on the
+// current version) and the earlier rotation of the policy that wrote it.
+// None is (nil, nil, nil). One that swarmkey did not write is refused
+// (*ForeignPendingError, recorded by refuse). The versions' stages are
+// listed rather than the pending value read: a pending version whose value
+// cannot be read (a rotation Lambda between RotateSecret and its first
+// write) is in the way all the same.
+func (run *rotation) stalePending(ctx context.Context) (*providers.Version, *state.Rotation, error) {
+	p := run.p
+	versions, err := p.Store.List(ctx, p.SecretID)
+	if errors.Is(err, providers.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("list versions: %w", err)
+	}
+	var listed *providers.Version
+	for i, v := range versions {
+		if v.HasStage(providers.StagePending) && !v.HasStage(providers.StageCurrent) {
+			listed = &versions[i]
+		}
+	}
+	if listed == nil {
+		return nil, nil, nil
+	}
+	owner, err := run.r.ownerOf(ctx, p, *listed)
+	if err != nil {
+		return nil, nil, err
+	}
+	if owner == nil {
+		foreign := &ForeignPendingError{Policy: p.Name, Store: p.Store.Name(), SecretID: p.SecretID,
+			VersionID: listed.ID, Token: listed.Token, Rotator: run.native.Rotator}
+		return nil, nil, run.refuse(ctx, foreign, map[string]any{"pending_version": listed.ID, "claimed_token": listed.Token,
+			"rotator": run.native.Rotator})
+	}
+	return listed, owner, nil
+}
+
 // ledgerStore is the policy's store as a rotation's steps see it: the
 // version every PutPending of the rotation's token produces is recorded in
 // the state database before the step goes on, so that what swarmkey wrote

@@ -157,34 +157,9 @@ func (run *rotation) stageValue(ctx context.Context, stage providers.Stage) (sec
 // (the store's Get does not return it), so there is nothing to reconcile.
 func (run *rotation) reconcileStalePending(ctx context.Context) error {
 	p := run.p
-	// The versions' stages first: a pending version whose value cannot be
-	// read (a rotation Lambda between RotateSecret and its first write) is
-	// still in the way.
-	versions, err := p.Store.List(ctx, p.SecretID)
-	if errors.Is(err, providers.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("list versions: %w", err)
-	}
-	var listed *providers.Version
-	for i, v := range versions {
-		if v.HasStage(providers.StagePending) && !v.HasStage(providers.StageCurrent) {
-			listed = &versions[i]
-		}
-	}
-	if listed == nil {
-		return nil
-	}
-	owner, err := run.r.ownerOf(ctx, p, *listed)
-	if err != nil {
+	listed, owner, err := run.stalePending(ctx)
+	if err != nil || listed == nil {
 		return err
-	}
-	if owner == nil {
-		foreign := &ForeignPendingError{Policy: p.Name, Store: p.Store.Name(), SecretID: p.SecretID,
-			VersionID: listed.ID, Token: listed.Token, Rotator: run.native.Rotator}
-		return run.refuse(ctx, foreign, map[string]any{"pending_version": listed.ID, "claimed_token": listed.Token,
-			"rotator": run.native.Rotator})
 	}
 	pending, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
 	if err != nil {

@@ -58,6 +58,19 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 	run.p.Store = ledgerStore{Store: run.p.Store, run: run}
 	p := run.p
 	db := run.r.db
+	if _, err := db.RunningRotation(ctx, p.Name); errors.Is(err, state.ErrNotFound) {
+		// A pending version of another writer is refused before anything
+		// changes, the retiring of earlier rotations included.
+		if _, _, err := run.stalePending(ctx); err != nil {
+			var foreign *ForeignPendingError
+			if errors.As(err, &foreign) {
+				return Result{}, err
+			}
+			return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
+		}
+	} else if err != nil {
+		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
+	}
 	if err := run.retireDue(ctx); err != nil {
 		return Result{}, fmt.Errorf("rotate policy %q: finish of an earlier rotation: %w", p.Name, err)
 	}
