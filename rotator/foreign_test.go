@@ -210,6 +210,7 @@ func TestForeignPendingIsRefusedThenResolved(t *testing.T) {
 				stored, rows := c.snapshot(t), b.historyLen()
 
 				_, err = b.rotate(p, rotator.Options{Actor: "daemon"})
+				texts := []string{err.Error()}
 				var foreign *rotator.ForeignPendingError
 				require.ErrorAs(t, err, &foreign)
 				require.Equal(t, version, foreign.VersionID)
@@ -244,6 +245,7 @@ func TestForeignPendingIsRefusedThenResolved(t *testing.T) {
 					_, err := resolve(rotator.ResolvePromote)
 					var refused *rotator.ResolveRefusedError
 					require.ErrorAs(t, err, &refused)
+					texts = append(texts, err.Error())
 					require.ErrorContains(t, err, "canary")
 					require.Equal(t, stored, c.snapshot(t))
 					_, err = resolve(rotator.ResolveDiscard)
@@ -264,6 +266,8 @@ func TestForeignPendingIsRefusedThenResolved(t *testing.T) {
 				current, _ := b.cloudStage(c.cloud, providers.StageCurrent)
 				require.True(t, b.logsIn(current))
 				require.False(t, b.logsIn(login{b.username, foreignPassword}), "the single role has the new password")
+				texts = append(texts, b.audit("reason", "pending_version", "claimed_token")...)
+				b.requireNoLeak(map[string]bool{foreignPassword: true, before.Password: true, current.Password: true}, texts)
 			})
 		}
 	}
