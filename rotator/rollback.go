@@ -96,7 +96,7 @@ func (run *rotation) rollBack(ctx context.Context, step Step) error {
 		// version: the store is the only place that has it.
 		v, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
 		switch {
-		case err == nil && v.Token == run.row.Token:
+		case err == nil && v.Token == run.row.Token && run.wrote(v):
 			run.scrub.AddDocument(v.Value)
 			created = v.Value
 		case err != nil && !errors.Is(err, providers.ErrNotFound):
@@ -116,7 +116,16 @@ func (run *rotation) rollBack(ctx context.Context, step Step) error {
 	if err := run.restore(ctx, providers.Version{Token: run.row.Token, Value: created}, beforeSet); err != nil {
 		return fmt.Errorf("%w; %s", err, run.leftBehind(beforeSet))
 	}
-	if err := p.Store.DiscardPending(ctx, p.SecretID, run.row.Token); err != nil {
+	// By the version id the write produced when it is known: a version
+	// another writer put in under this rotation's token is not this
+	// rotation's to discard.
+	var err error
+	if run.row.PendingVersion != "" {
+		err = p.Store.DiscardPendingVersion(ctx, p.SecretID, run.row.PendingVersion)
+	} else {
+		err = p.Store.DiscardPending(ctx, p.SecretID, run.row.Token)
+	}
+	if err != nil {
 		return fmt.Errorf("discard pending version: %w", err)
 	}
 	return nil
@@ -182,21 +191,39 @@ func (run *rotation) stageValue(ctx context.Context, stage providers.Stage) (sec
 }
 
 // reconcileStalePending deals with a pending version that no unfinished
-// rotation owns (its row is finished or unknown: a crash before the row was
-// written, or another tool). If the current credential works, the stale
-// pending is discarded; if only the pending one works (a single-strategy set
-// that was never promoted), it is promoted; if neither works, a person must
-// look.
+// rotation owns, before a new rotation starts.
+//
+// A pending version that swarmkey did not write (no rotation of this policy
+// recorded its token and version id: another tool, a rotation Lambda, a
+// copy of the secret) is refused with a *ForeignPendingError, audited, and
+// nothing is changed: not the store, not the target. An operator resolves
+// it with `swarmkey resolve`.
+//
+// A pending version of an earlier rotation of this policy (one that ended
+// failed or needs_attention with its pending left) is reconciled: if the
+// current credential works, the stale pending is restored as if applied
+// and discarded; if only the pending one passes the canary (a
+// single-strategy set that was never promoted), it is promoted; with
+// neither working and nothing current, it is discarded; otherwise a person
+// must look. A pending stage on the current version is no pending version
+// (the store's Get does not return it), so there is nothing to reconcile.
 func (run *rotation) reconcileStalePending(ctx context.Context) error {
 	p := run.p
-	pending, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
-	if errors.Is(err, providers.ErrNotFound) {
-		return nil
+	listed, owner, err := run.stalePending(ctx)
+	if err != nil || listed == nil {
+		return err
 	}
+	pending, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
 	if err != nil {
-		return fmt.Errorf("read pending version: %w", err)
+		return fmt.Errorf("read pending version %s: %w", listed.ID, err)
+	}
+	if pending.ID != listed.ID {
+		return fmt.Errorf("%w: pending moved from version %s to %s while it was read", providers.ErrConflict, listed.ID, pending.ID)
 	}
 	run.scrub.AddDocument(pending.Value)
+	detail := func(action string) map[string]any {
+		return map[string]any{"stale_pending": pending.ID, "stale_rotation": owner.Token, "action": action}
+	}
 
 	current, err := p.Store.Get(ctx, p.SecretID, providers.StageCurrent)
 	currentID := ""
@@ -211,31 +238,33 @@ func (run *rotation) reconcileStalePending(ctx context.Context) error {
 			if err := run.restore(ctx, pending, false); err != nil {
 				return fmt.Errorf("stale pending version %s: %w", pending.ID, err)
 			}
-			if err := p.Store.DiscardPending(ctx, p.SecretID, pending.Token); err != nil {
+			if err := p.Store.DiscardPendingVersion(ctx, p.SecretID, pending.ID); err != nil {
 				return fmt.Errorf("discard stale pending version %s: %w", pending.ID, err)
 			}
-			run.audit(ctx, "rotation.reconciled", map[string]any{"stale_pending": pending.ID, "action": "discarded"})
+			run.audit(ctx, "rotation.reconciled", detail("discarded"))
 			return nil
 		}
 	case !errors.Is(err, providers.ErrNotFound):
 		return fmt.Errorf("read current version: %w", err)
 	}
 
-	if p.Target.Verify(ctx, targets.VerifyRequest{Credential: pending.Value}) == nil {
-		if err := p.Store.Promote(ctx, p.SecretID, providers.PromoteRequest{Token: pending.Token, ExpectedCurrentID: currentID}); err != nil {
+	if p.Target.Verify(ctx, targets.VerifyRequest{Credential: pending.Value, Canary: true}) == nil {
+		req := providers.PromoteRequest{Token: owner.Token, PendingID: pending.ID, ExpectedCurrentID: currentID}
+		if err := p.Store.Promote(ctx, p.SecretID, req); err != nil {
 			return fmt.Errorf("promote stale pending version %s: %w", pending.ID, err)
 		}
-		run.audit(ctx, "rotation.reconciled", map[string]any{"stale_pending": pending.ID, "action": "promoted"})
+		run.audit(ctx, "rotation.reconciled", detail("promoted"))
 		return nil
 	}
 	if currentID == "" {
 		// Nothing works yet and nothing was current: a first rotation that
 		// died before set. Its pending value was never used.
-		if err := p.Store.DiscardPending(ctx, p.SecretID, pending.Token); err != nil {
+		if err := p.Store.DiscardPendingVersion(ctx, p.SecretID, pending.ID); err != nil {
 			return fmt.Errorf("discard stale pending version %s: %w", pending.ID, err)
 		}
-		run.audit(ctx, "rotation.reconciled", map[string]any{"stale_pending": pending.ID, "action": "discarded"})
+		run.audit(ctx, "rotation.reconciled", detail("discarded"))
 		return nil
 	}
-	return fmt.Errorf("stale pending version %s (token %q): neither it nor current version %s logs in; check the target, then discard it", pending.ID, pending.Token, currentID)
+	return run.refuse(ctx, fmt.Errorf("stale pending version %s of rotation %s: neither it nor current version %s logs in; check the target, then run `swarmkey resolve %s --discard-pending` (or --promote-pending once it works)",
+		pending.ID, owner.Token, currentID, p.Name), map[string]any{"pending_version": pending.ID, "stale_rotation": owner.Token})
 }

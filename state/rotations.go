@@ -52,18 +52,21 @@ type Rotation struct {
 	// RequestKey names what asked for the rotation ("fire:<policy>:<time>",
 	// "request:<uuid>"): a key succeeds at most once.
 	RequestKey string
+	// PendingVersion is the version id the rotation's PutPending produced,
+	// "" until the store answered (see RecordPendingVersion).
+	PendingVersion string
 }
 
 const rotationColumns = `token::text, policy, strategy, store, secret_id, step, outcome, coalesce(principal, ''),
 	expected_current, coalesce(error, ''), rolled_back, forced, actor, resumes, steps, retire_after, retired_at,
-	started_at, updated_at, finished_at, coalesce(request_key, '')`
+	started_at, updated_at, finished_at, coalesce(request_key, ''), coalesce(pending_version, '')`
 
 func scanRotation(row pgx.Row) (Rotation, error) {
 	var r Rotation
 	var steps []byte
 	err := row.Scan(&r.Token, &r.Policy, &r.Strategy, &r.Store, &r.SecretID, &r.Step, &r.Outcome, &r.Principal,
 		&r.ExpectedCurrent, &r.Error, &r.RolledBack, &r.Forced, &r.Actor, &r.Resumes, &steps, &r.RetireAfter, &r.RetiredAt,
-		&r.StartedAt, &r.UpdatedAt, &r.FinishedAt, &r.RequestKey)
+		&r.StartedAt, &r.UpdatedAt, &r.FinishedAt, &r.RequestKey, &r.PendingVersion)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, ErrNotFound
 	}
@@ -119,6 +122,22 @@ func (db *DB) CompleteStep(ctx context.Context, token, step, principal string, t
 	}
 	if tag.RowsAffected() != 1 {
 		return fmt.Errorf("record step %s of rotation %s: the rotation is no longer running", step, token)
+	}
+	return nil
+}
+
+// RecordPendingVersion records the version id that the rotation's
+// PutPending produced: with the token, it is what makes the version
+// swarmkey's own. A PutPending repeated after a crash produces the same
+// version, so recording it again changes nothing.
+func (db *DB) RecordPendingVersion(ctx context.Context, token, versionID string) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE rotations SET pending_version = $2, updated_at = $3 WHERE token = $1`,
+		token, versionID, db.now())
+	if err != nil {
+		return fmt.Errorf("record pending version %s of rotation %s: %w", versionID, token, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("record pending version %s of rotation %s: %w", versionID, token, ErrNotFound)
 	}
 	return nil
 }

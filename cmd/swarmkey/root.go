@@ -84,6 +84,7 @@ proves it with a canary, promotes it, and never rotates under a running test.`,
 		newRunsCommand(g),
 		newExecCommand(g),
 		newTokensCommand(g),
+		newResolveCommand(g),
 	)
 
 	err := root.ExecuteContext(ctx)

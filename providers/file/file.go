@@ -159,6 +159,9 @@ func (s *Store) Get(ctx context.Context, secretID string, stage providers.Stage)
 	if rec == nil {
 		return providers.Version{}, fmt.Errorf("file: secret %q: no version holds stage %q: %w", secretID, stage, providers.ErrNotFound)
 	}
+	if stage == providers.StagePending && rec.has(providers.StageCurrent) {
+		return providers.Version{}, fmt.Errorf("file: secret %q: the pending stage is on current version %q, which is no pending version: %w", secretID, rec.ID, providers.ErrNotFound)
+	}
 	value, err := s.open(p, rec)
 	if err != nil {
 		return providers.Version{}, err
@@ -197,7 +200,8 @@ func (s *Store) List(ctx context.Context, secretID string) ([]providers.Version,
 // changes nothing and returns that version as it is now (pending, or current
 // or previous if it was promoted since). If it exists with another value, or
 // a pending version of another token exists, it fails with
-// providers.ErrConflict and changes nothing.
+// providers.ErrConflict and changes nothing. A pending stage on the current
+// version is no pending version: it moves to the new one.
 func (s *Store) PutPending(ctx context.Context, secretID, token string, value secret.Secret) (providers.Version, error) {
 	p, err := s.begin(ctx, secretID)
 	if err != nil {
@@ -223,7 +227,10 @@ func (s *Store) PutPending(ctx context.Context, secretID, token string, value se
 			return false, nil
 		}
 		if other := st.holding(providers.StagePending); other != nil {
-			return false, fmt.Errorf("file: secret %q: a pending version of token %q is in the way of token %q (promote or discard it first): %w", secretID, other.ID, token, providers.ErrConflict)
+			if !other.has(providers.StageCurrent) {
+				return false, fmt.Errorf("file: secret %q: a pending version of token %q is in the way of token %q (promote or discard it first): %w", secretID, other.ID, token, providers.ErrConflict)
+			}
+			other.drop(providers.StagePending)
 		}
 		rec := &record{
 			ID:      token,
@@ -248,12 +255,14 @@ func (s *Store) PutPending(ctx context.Context, secretID, token string, value se
 // previous, in one atomic rename of the state file; the version that was
 // previous is deleted from the file.
 //
-// If the version of req.Token is already current, Promote returns nil and
-// changes nothing, whatever req.ExpectedCurrentID says (a retry after a
-// crash). Otherwise, if the current version is not req.ExpectedCurrentID ("":
+// The version is the one of req.PendingID when that is set (its token must
+// then be req.Token, unless req.Token is ""), else the one of req.Token. If
+// it is already current, Promote returns nil whatever req.ExpectedCurrentID
+// says (a retry after a crash), after dropping a pending stage it still
+// holds. Otherwise, if the current version is not req.ExpectedCurrentID ("":
 // no current version) because another rotation moved it, Promote fails with
-// providers.ErrConflict. If req.Token has no version it fails with
-// providers.ErrNotFound, and if its version is not pending (it is previous,
+// providers.ErrConflict. If the version does not exist it fails with
+// providers.ErrNotFound, and if it is not pending (it is previous,
 // superseded by a later rotation) with providers.ErrConflict. A failing
 // Promote changes nothing.
 func (s *Store) Promote(ctx context.Context, secretID string, req providers.PromoteRequest) error {
@@ -261,22 +270,33 @@ func (s *Store) Promote(ctx context.Context, secretID string, req providers.Prom
 	if err != nil {
 		return err
 	}
-	if req.Token == "" {
+	if req.Token == "" && req.PendingID == "" {
 		return fmt.Errorf("file: secret %q: promote: empty rotation token", secretID)
+	}
+	id := req.PendingID
+	if id == "" {
+		id = req.Token
 	}
 	return s.update(ctx, p, func(st *state) (bool, error) {
 		if st.isNew() {
-			return false, fmt.Errorf("file: secret %q: promote token %q: secret does not exist: %w", secretID, req.Token, providers.ErrNotFound)
+			return false, fmt.Errorf("file: secret %q: promote version %q: secret does not exist: %w", secretID, id, providers.ErrNotFound)
 		}
-		rec := st.byID(req.Token)
+		rec := st.byID(id)
 		if rec == nil {
-			return false, fmt.Errorf("file: secret %q: promote: token %q has no pending version: %w", secretID, req.Token, providers.ErrNotFound)
+			return false, fmt.Errorf("file: secret %q: promote: version %q does not exist: %w", secretID, id, providers.ErrNotFound)
+		}
+		if req.Token != "" && rec.Token != req.Token {
+			return false, fmt.Errorf("file: secret %q: promote: version %q belongs to token %q, not %q: %w", secretID, id, rec.Token, req.Token, providers.ErrConflict)
 		}
 		if rec.has(providers.StageCurrent) {
-			return false, nil
+			if !rec.has(providers.StagePending) {
+				return false, nil
+			}
+			rec.drop(providers.StagePending)
+			return true, nil
 		}
 		if !rec.has(providers.StagePending) {
-			return false, fmt.Errorf("file: secret %q: promote: the version of token %q is no longer pending (a later rotation superseded it): %w", secretID, req.Token, providers.ErrConflict)
+			return false, fmt.Errorf("file: secret %q: promote: version %q is no longer pending (a later rotation superseded it, or it was discarded): %w", secretID, id, providers.ErrConflict)
 		}
 		cur := st.holding(providers.StageCurrent)
 		curID := ""
@@ -284,8 +304,8 @@ func (s *Store) Promote(ctx context.Context, secretID string, req providers.Prom
 			curID = cur.ID
 		}
 		if curID != req.ExpectedCurrentID {
-			return false, fmt.Errorf("file: secret %q: promote token %q: current version is %q, caller expected %q (another rotation moved it): %w",
-				secretID, req.Token, curID, req.ExpectedCurrentID, providers.ErrConflict)
+			return false, fmt.Errorf("file: secret %q: promote version %q: current version is %q, caller expected %q (another rotation moved it): %w",
+				secretID, id, curID, req.ExpectedCurrentID, providers.ErrConflict)
 		}
 		if prev := st.holding(providers.StagePrevious); prev != nil {
 			prev.drop(providers.StagePrevious)
@@ -313,6 +333,26 @@ func (s *Store) DiscardPending(ctx context.Context, secretID, token string) erro
 	return s.update(ctx, p, func(st *state) (bool, error) {
 		rec := st.byID(token)
 		if rec == nil || !rec.has(providers.StagePending) {
+			return false, nil
+		}
+		rec.drop(providers.StagePending)
+		st.pruneUnstaged()
+		return true, nil
+	})
+}
+
+// DiscardPendingVersion deletes the pending version whose id is versionID
+// from the state file, whoever wrote it. It returns nil and changes nothing
+// when versionID holds no pending stage, or is also current (that is no
+// pending version).
+func (s *Store) DiscardPendingVersion(ctx context.Context, secretID, versionID string) error {
+	p, err := s.begin(ctx, secretID)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, p, func(st *state) (bool, error) {
+		rec := st.byID(versionID)
+		if rec == nil || !rec.has(providers.StagePending) || rec.has(providers.StageCurrent) {
 			return false, nil
 		}
 		rec.drop(providers.StagePending)

@@ -34,6 +34,20 @@ func TestConformance(t *testing.T) {
 				// A slash in every id, so the suite also runs through the
 				// file name escaping.
 				SecretID: func(name string) string { return "loadtest/" + name },
+				// Only a hand edit of the state file can do this; the
+				// store's own read-modify-write stands in for it.
+				PendingOnCurrent: func(t *testing.T, id string) {
+					s := openStore(t, opts)
+					p, err := s.pathsFor(id)
+					require.NoError(t, err)
+					require.NoError(t, s.update(t.Context(), p, func(st *state) (bool, error) {
+						if other := st.holding(providers.StagePending); other != nil {
+							other.drop(providers.StagePending)
+						}
+						st.holding(providers.StageCurrent).add(providers.StagePending)
+						return true, nil
+					}))
+				},
 			}
 		},
 	})
