@@ -166,11 +166,11 @@ func createLambda(ep string) (string, error) {
 	}
 	body, err = call(ctx, "lambda", http.MethodPost, ep+"/2015-03-31/functions", "application/json", fn)
 	if err != nil {
-		return "", fmt.Errorf("Lambda CreateFunction: %w", err)
+		return "", fmt.Errorf("moto lambda CreateFunction: %w", err)
 	}
 	var created struct{ FunctionArn string }
 	if err := json.Unmarshal(body, &created); err != nil || created.FunctionArn == "" {
-		return "", fmt.Errorf("Lambda CreateFunction: no function ARN in %q (%v)", body, err)
+		return "", fmt.Errorf("moto lambda CreateFunction: no function ARN in %q (%v)", body, err)
 	}
 	return created.FunctionArn, nil
 }
