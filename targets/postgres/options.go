@@ -64,6 +64,15 @@ type Options struct {
 	// RetireNoLogin makes alternating's Retire set the retired role NOLOGIN;
 	// the next Apply on that role sets LOGIN again.
 	RetireNoLogin bool `yaml:"retire_nologin"`
+	// AllowInsecureAuth lets the target's logins (Verify, the single
+	// strategy's own logins, the admin connection) answer a server that
+	// asks for the password in cleartext or as an MD5 hash. Off, every
+	// login with a password requires SCRAM-SHA-256 (require_auth), so a
+	// server, or anyone posing as it (sslmode prefer does not check who
+	// answers), never receives a password it could reuse; a require_auth
+	// in the Admin URL is replaced. On, the Admin URL's require_auth, if
+	// any, applies.
+	AllowInsecureAuth bool `yaml:"allow_insecure_auth"`
 	// ConnectTimeout bounds each login; default 5s.
 	ConnectTimeout time.Duration `yaml:"-"`
 }

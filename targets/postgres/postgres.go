@@ -14,7 +14,11 @@
 //
 // Passwords never reach the server in plaintext: the target computes the
 // SCRAM-SHA-256 verifier itself and sends that, so a server that logs every
-// statement logs only the verifier. Errors name roles, never passwords.
+// statement logs only the verifier. Its logins with a password (Verify, the
+// single strategy's own logins, the admin connection) authenticate only with
+// SCRAM-SHA-256, so a server that asks for a cleartext or MD5 password gets
+// none (unless Options.AllowInsecureAuth). Errors name roles, never
+// passwords.
 package postgres
 
 import (
@@ -72,6 +76,13 @@ func New(ctx context.Context, opts Options) (*Target, error) {
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "swarmkey"
+	}
+	if !opts.AllowInsecureAuth {
+		// Password is what the URL, PGPASSWORD or a passfile gave.
+		cfg.ConnConfig.RequireAuth = scramOnly
+		if cfg.ConnConfig.Password == "" {
+			cfg.ConnConfig.RequireAuth = scramOrNone
+		}
 	}
 	t.adminScrub = secret.NewScrubber(opts.Admin, secret.FromString(cfg.ConnConfig.Password))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -488,7 +499,7 @@ func (t *Target) adminTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		}
 		return errors.New("the target is closed")
 	}
-	return t.adminScrub.Err(pgx.BeginFunc(ctx, pool, fn))
+	return explainAuth(t.adminScrub.Err(pgx.BeginFunc(ctx, pool, fn)))
 }
 
 // adminSetPassword sets role's password verifier as admin; attrs ("LOGIN",
