@@ -206,9 +206,10 @@ func requireSCRAMRefusal(t *testing.T, err error, secrets ...string) {
 
 // TestLoginsNeverSendAPasswordToAnImpostor: a server that asks for a
 // cleartext or MD5 password gets none, from Verify, from the logins of a
-// rotation (single without admin: Apply's retry check and its own login,
-// the test step, Restore), and from the admin connection, with or without
-// a password in its URL. Each fails before any PasswordMessage.
+// rotation (single without admin: Create's privilege check, Apply's retry
+// check and its own login, the test step, Restore), and from the admin
+// connection (Create, Apply), with or without a password in its URL. Each
+// fails before any PasswordMessage.
 func TestLoginsNeverSendAPasswordToAnImpostor(t *testing.T) {
 	t.Parallel()
 	for _, auth := range impostorAuths {
@@ -237,7 +238,10 @@ func TestLoginsNeverSendAPasswordToAnImpostor(t *testing.T) {
 				curPW, newPW := newPassword(t), newPassword(t)
 				current, pending := impostorDoc(t, opts, "checkout", curPW), impostorDoc(t, opts, "checkout", newPW)
 
+				// create: the privilege check logs in with the current password.
+				_, createErr := tg.Create(ctx, targets.CreateRequest{Strategy: targets.Single, Current: current, Password: newPW})
 				errs := []error{
+					createErr,
 					// set: Retry first tries the pending password, then the
 					// role logs in with its current one to change its own.
 					tg.Apply(ctx, targets.ApplyRequest{Strategy: targets.Single, Pending: pending, Current: current, Retry: true}),
@@ -246,8 +250,8 @@ func TestLoginsNeverSendAPasswordToAnImpostor(t *testing.T) {
 					// rollback: the current password is tried, then the pending one.
 					tg.Restore(ctx, targets.RestoreRequest{Strategy: targets.Single, Pending: pending, Current: current}),
 				}
-				// Two logins at set, one at test, two at restore.
-				im.requireNoPassword(t, "checkout", 5, curPW.RevealString(), newPW.RevealString())
+				// One login at create, two at set, one at test, two at restore.
+				im.requireNoPassword(t, "checkout", 6, curPW.RevealString(), newPW.RevealString())
 				for _, err := range errs {
 					requireSCRAMRefusal(t, err, curPW.RevealString(), newPW.RevealString())
 				}
@@ -270,9 +274,12 @@ func TestLoginsNeverSendAPasswordToAnImpostor(t *testing.T) {
 					opts.Admin = secret.FromString(url)
 					tg := newTarget(t, opts)
 					pw := newPassword(t)
-					err := tg.Apply(ctx, targets.ApplyRequest{Strategy: targets.Alternating, Pending: impostorDoc(t, opts, "checkout", pw)})
-					im.requireNoPassword(t, "swarmkey_admin", 1, adminPW, pw.RevealString())
-					requireSCRAMRefusal(t, err, adminPW, pw.RevealString())
+					// create (the privilege check) and set log in as admin.
+					_, createErr := tg.Create(ctx, targets.CreateRequest{Strategy: targets.Alternating, Password: pw})
+					applyErr := tg.Apply(ctx, targets.ApplyRequest{Strategy: targets.Alternating, Pending: impostorDoc(t, opts, "checkout", pw)})
+					im.requireNoPassword(t, "swarmkey_admin", 2, adminPW, pw.RevealString())
+					requireSCRAMRefusal(t, createErr, adminPW, pw.RevealString())
+					requireSCRAMRefusal(t, applyErr, adminPW, pw.RevealString())
 				})
 			}
 		})

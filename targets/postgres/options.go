@@ -73,6 +73,14 @@ type Options struct {
 	// in the Admin URL is replaced. On, the Admin URL's require_auth, if
 	// any, applies.
 	AllowInsecureAuth bool `yaml:"allow_insecure_auth"`
+	// AllowPrivileged lets the target change a role that holds SUPERUSER,
+	// CREATEROLE, REPLICATION or BYPASSRLS, or is a member of a role that
+	// does, and the role the admin credential logs in as. Off, every verb
+	// that reads or changes the server refuses them with a
+	// *PrivilegedRoleError before it changes anything: a load test's
+	// credential, which many machines read, must not be a way into the
+	// whole server.
+	AllowPrivileged bool `yaml:"allow_privileged"`
 	// ConnectTimeout bounds each login; default 5s.
 	ConnectTimeout time.Duration `yaml:"-"`
 }
