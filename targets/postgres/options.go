@@ -75,11 +75,11 @@ type Options struct {
 	AllowInsecureAuth bool `yaml:"allow_insecure_auth"`
 	// AllowPrivileged lets the target change a role that holds SUPERUSER,
 	// CREATEROLE, REPLICATION or BYPASSRLS, or is a member of a role that
-	// does, and the role the admin credential logs in as. Off, every verb
-	// that reads or changes the server refuses them with a
-	// *PrivilegedRoleError before it changes anything: a load test's
-	// credential, which many machines read, must not be a way into the
-	// whole server.
+	// does, and the role the admin credential logs in as. Off, Create,
+	// Apply, Restore and Retire refuse a policy with such a role (Username,
+	// AlternateUsername or GroupRole) with a *PrivilegedRoleError before
+	// they change anything: a load test's credential, which many machines
+	// read, must not be a way into the whole server.
 	AllowPrivileged bool `yaml:"allow_privileged"`
 	// ConnectTimeout bounds each login; default 5s.
 	ConnectTimeout time.Duration `yaml:"-"`
