@@ -276,6 +276,7 @@ func (l *loader) load(paths []string) (*Config, error) {
 	}
 	l.merge(cfg)
 	l.checkAll(cfg)
+	l.checkRoleClaims(cfg)
 
 	if len(l.errs) > 0 {
 		rank := map[string]int{}

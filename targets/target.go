@@ -6,7 +6,9 @@
 //	Check   — before the create step: can the target read a document (the
 //	          current version) as one of its credentials? Touches nothing.
 //	Create  — the create step: describe the new credential (which user, which
-//	          password) as a secret document, without touching the system.
+//	          password) as a secret document, without changing the system
+//	          (it may read it, to refuse what it must not change before
+//	          anything does: the postgres target's privileged roles).
 //	Apply   — the set step: make the pending credential valid on the system.
 //	Verify  — the test step: prove a credential with a canary.
 //	Restore — the rollback before promote: undo what Apply did.

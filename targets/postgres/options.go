@@ -64,6 +64,23 @@ type Options struct {
 	// RetireNoLogin makes alternating's Retire set the retired role NOLOGIN;
 	// the next Apply on that role sets LOGIN again.
 	RetireNoLogin bool `yaml:"retire_nologin"`
+	// AllowInsecureAuth lets the target's logins (Verify, the single
+	// strategy's own logins, the admin connection) answer a server that
+	// asks for the password in cleartext or as an MD5 hash. Off, every
+	// login with a password requires SCRAM-SHA-256 (require_auth), so a
+	// server, or anyone posing as it (sslmode prefer does not check who
+	// answers), never receives a password it could reuse; a require_auth
+	// in the Admin URL is replaced. On, the Admin URL's require_auth, if
+	// any, applies.
+	AllowInsecureAuth bool `yaml:"allow_insecure_auth"`
+	// AllowPrivileged lets the target change a role that holds SUPERUSER,
+	// CREATEROLE, REPLICATION or BYPASSRLS, or is a member of a role that
+	// does, and the role the admin credential logs in as. Off, Create,
+	// Apply, Restore and Retire refuse a policy with such a role (Username,
+	// AlternateUsername or GroupRole) with a *PrivilegedRoleError before
+	// they change anything: a load test's credential, which many machines
+	// read, must not be a way into the whole server.
+	AllowPrivileged bool `yaml:"allow_privileged"`
 	// ConnectTimeout bounds each login; default 5s.
 	ConnectTimeout time.Duration `yaml:"-"`
 }

@@ -370,6 +370,9 @@ func TestCreate(t *testing.T) {
 	tg, err := postgres.New(context.Background(), postgres.Options{
 		Host: "db.internal", Port: 5433, DBName: "app", Username: "checkout", GroupRole: "checkout_group",
 		Admin: secret.FromString("postgres://admin:hunter2@db.internal/app"),
+		// Create reads the server only for the privilege check
+		// (TestPrivilegedRolesAreRefused); without it, nothing is reached.
+		AllowPrivileged: true,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, tg.Close()) })
@@ -538,10 +541,15 @@ func TestAdminErrorsDoNotLeakTheAdminPassword(t *testing.T) {
 	adminPW = strings.NewReplacer("'", "", `"`, "", `\`, "", "@", "", "/", "", "%", "", "?", "", "#", "", "[", "", "]", "", ":", "").Replace(adminPW)
 	opts.Admin = secret.FromString(fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", s.user, adminPW, s.host, s.port, s.db.Name))
 	tg := newTarget(t, opts)
-	resp, err := tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Single, Password: newPassword(t)})
+	// Create's privilege check is the first admin login.
+	_, err := tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Single, Password: newPassword(t)})
+	require.ErrorContains(t, err, "password authentication failed")
+	require.NotContains(t, fmt.Sprintf("%v %+v %#v", err, err, err), adminPW)
+
+	doc, err := postgres.Document{Host: s.host, Port: s.port, DBName: s.db.Name, Username: s.user, Password: newPassword(t)}.Secret()
 	require.NoError(t, err)
-	err = tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: resp.Pending})
-	require.Error(t, err)
+	err = tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: doc})
+	require.ErrorContains(t, err, "password authentication failed")
 	require.NotContains(t, fmt.Sprintf("%v %+v %#v", err, err, err), adminPW)
 }
 
