@@ -156,7 +156,8 @@ func runExec(ctx context.Context, g *globals, o execOptions, command []string) e
 	}
 	// The lease first, then the reads: a rotation that starts after the
 	// lease cannot replace what is read under it.
-	held, err := lease.Take(ctx, src, req, func(msg string) { fmt.Fprintln(g.stderr, "swarmkey exec: "+msg) })
+	// The warnings quote the database's or the API's errors.
+	held, err := lease.Take(ctx, src, req, func(msg string) { fmt.Fprintln(g.stderr, "swarmkey exec: "+printable(msg)) })
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ running daemon: each fire rotates once.`,
 				if r.Outcome == daemon.DueFailed {
 					failed = append(failed, r.Policy)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Policy, outcome, next, r.Detail)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Policy, outcome, next, printable(r.Detail))
 			}
 			if err := w.Flush(); err != nil {
 				return err
@@ -199,7 +199,7 @@ func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, nam
 	}
 	last, err := sess.Follow(ctx, ticket, func(p daemon.Progress) {
 		if p.Retry {
-			fmt.Fprintf(g.stdout, "  attempt %d failed (%s); the daemon retries at %s\n", p.Attempt, p.Reason, p.At.Local().Format(time.RFC3339))
+			fmt.Fprintf(g.stdout, "  attempt %d failed (%s); the daemon retries at %s\n", p.Attempt, printable(p.Reason), p.At.Local().Format(time.RFC3339))
 			return
 		}
 		fmt.Fprintf(g.stdout, "  %-8s %8s\n", p.Step.Step, p.Step.Duration.Round(time.Millisecond))
@@ -211,6 +211,6 @@ func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, nam
 		fmt.Fprintf(g.stdout, "the daemon finished request %s\n", ticket.Key)
 		return nil
 	}
-	fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)\n", last.Policy, orDash(last.Principal), last.Token)
+	fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)\n", last.Policy, orDash(printable(last.Principal)), last.Token)
 	return nil
 }
