@@ -269,7 +269,10 @@ func newVerifyCommand(g *globals) *cobra.Command {
 		Use:   "verify NAME",
 		Short: "Check that a stored credential logs in (its value is never printed)",
 		Long: `verify reads the policy's secret at --stage (current by default) and runs the
-target's canary with it: exit 0 when it logs in, 1 when it is refused.`,
+target's canary with it: exit 0 when it logs in, 1 when it is refused, 2 when
+no version holds the stage yet (nothing is current before the first rotation,
+previous exists from the second rotation on, pending only during one) or the
+input is wrong (an unknown policy, a reference that does not resolve).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st := providers.Stage(stage)

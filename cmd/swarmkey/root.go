@@ -20,7 +20,7 @@ import (
 const (
 	exitOK         = 0
 	exitFailed     = 1 // the operation ran and failed (a rotation failed and was rolled back, …)
-	exitUsage      = 2 // bad flags, an invalid config file, an unknown policy: fix the input
+	exitUsage      = 2 // bad flags, an invalid config file, an unknown policy, an unresolvable reference: fix the input
 	exitInProgress = 3 // another process is rotating the policy right now
 )
 
