@@ -66,7 +66,7 @@ configuration is loaded, so only SWARMKEY_… are withheld. Everything else
 variables exec sets. --pass-env VAR (repeatable) passes VAR on all the same,
 such as --pass-env SWARMKEY_API --pass-env SWARMKEY_TOKEN_FILE for a
 locustfile that reads other policies through the API; --inherit-env passes
-the whole environment, as exec did before.
+the whole environment on.
 
 Sources: by default exec reads each policy's store as the configuration
 says, and takes the lease in the state database (so it needs the config, the
@@ -106,7 +106,7 @@ API); the message names which and why, and COMMAND does not run.`,
 	f.StringArrayVar(&o.envMap, "env-map", nil, "[POLICY:]FIELD=VAR: the variable a field goes to; FIELD= leaves it out (repeatable)")
 	f.StringVar(&o.apiURL, "api", "", "read through the HTTP API at this URL instead of the stores and the database")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the runner token for --api (mode 0600 or 0400)")
-	f.StringArrayVar(&o.passEnv, "pass-env", nil, "pass the variable VAR on to COMMAND although exec would withhold it (repeatable)")
+	f.StringArrayVar(&o.passEnv, "pass-env", nil, "pass the variable `VAR` on to COMMAND although exec would withhold it (repeatable)")
 	f.BoolVar(&o.inherit, "inherit-env", false, "pass exec's whole environment on to COMMAND, swarmkey's variables and those the config references included")
 	return cmd
 }
