@@ -74,14 +74,14 @@ func (r *Runtime) target(ctx context.Context, p *config.Policy) (targets.Target,
 	case p.Target.Postgres != nil:
 		opts := p.Target.Postgres.Options
 		var err error
-		if opts.Admin, err = r.resolve(ctx, p.Target.Postgres.Admin); err != nil {
+		if opts.Admin, err = r.resolveOptional(ctx, p.Target.Postgres.Admin); err != nil {
 			return nil, fmt.Errorf("target.postgres.admin: %w", err)
 		}
 		return postgres.New(ctx, opts)
 	case p.Target.HTTP != nil:
 		opts := p.Target.HTTP.Options
 		var err error
-		if opts.Auth.Secret, err = r.resolve(ctx, p.Target.HTTP.AuthSecret); err != nil {
+		if opts.Auth.Secret, err = r.resolveOptional(ctx, p.Target.HTTP.AuthSecret); err != nil {
 			return nil, fmt.Errorf("target.http.auth.secret: %w", err)
 		}
 		opts.Logger = r.Logger
@@ -108,7 +108,9 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 
 // Verify reads the policy's version at stage and runs the target's canary
 // with it. It returns the version id it checked; a *RefusedError when the
-// target refused the credential.
+// target refused the credential; an InputError when no version holds stage
+// (nothing to verify yet: previous exists from the second rotation on,
+// pending only during a rotation).
 func (r *Runtime) Verify(ctx context.Context, name string, stage providers.Stage) (string, error) {
 	p, err := r.Credential(ctx, name)
 	if err != nil {
@@ -116,6 +118,9 @@ func (r *Runtime) Verify(ctx context.Context, name string, stage providers.Stage
 	}
 	defer p.Target.Close()
 	v, err := p.Store.Get(ctx, p.SecretID, stage)
+	if errors.Is(err, providers.ErrNotFound) {
+		return "", noVersion(p.Name, stage)
+	}
 	if err != nil {
 		return "", fmt.Errorf("%s: read %s version: %w", p.Name, stage, err)
 	}
@@ -125,11 +130,44 @@ func (r *Runtime) Verify(ctx context.Context, name string, stage providers.Stage
 	return v.ID, nil
 }
 
-// resolve fetches the value ref points at; a zero ref (an optional
-// credential the file leaves out) is the zero Secret.
-func (r *Runtime) resolve(ctx context.Context, ref config.Reference) (secret.Secret, error) {
+// noVersion is Verify's InputError for a stage that holds no version.
+func noVersion(policy string, stage providers.Stage) error {
+	switch stage {
+	case providers.StageCurrent:
+		return Inputf("%s has no current version yet, so there is nothing to verify: rotate it first (swarmkey rotate %s --local)", policy, policy)
+	case providers.StagePrevious:
+		return Inputf("%s has no previous version yet, so there is nothing to verify: previous is the version the last rotation replaced, there from the second rotation on (verify --stage current checks the one there is)", policy)
+	}
+	return Inputf("%s has no %s version, so there is nothing to verify: a pending version exists only while a rotation is between its create and promote steps", policy, stage)
+}
+
+// resolveOptional is resolve, with a zero ref (an optional credential the
+// file leaves out) as the zero Secret.
+func (r *Runtime) resolveOptional(ctx context.Context, ref config.Reference) (secret.Secret, error) {
 	if ref.IsZero() {
 		return secret.Secret{}, nil
 	}
-	return ref.Resolve(ctx, r.ReadStore)
+	return r.resolve(ctx, ref)
+}
+
+// resolve fetches the value ref points at. A reference that does not
+// resolve (a variable unset or empty, a file missing, loose or empty, a
+// secret or #field that is not there) is an InputError: the config or the
+// environment must change, as the README's exit codes say. A store that
+// fails otherwise (unreachable, refusing) is returned as it is: the input
+// may be right.
+func (r *Runtime) resolve(ctx context.Context, ref config.Reference) (secret.Secret, error) {
+	var storeErr error
+	v, err := ref.Resolve(ctx, func(ctx context.Context, provider, secretID string) (secret.Secret, error) {
+		v, err := r.ReadStore(ctx, provider, secretID)
+		var input *InputError
+		if err != nil && !errors.Is(err, providers.ErrNotFound) && !errors.As(err, &input) {
+			storeErr = err
+		}
+		return v, err
+	})
+	if err != nil && storeErr == nil {
+		return secret.Secret{}, &InputError{Err: err}
+	}
+	return v, err
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -125,4 +126,46 @@ policies:
 	require.Equal(t, []string{"checkout"}, s.Tags)
 	require.Equal(t, 7, s.MaxAttempts)
 	require.NoError(t, s.Plan.Validate())
+}
+
+// TestUnresolvableReferencesAreInputErrors: a reference that does not
+// resolve is bad input (exit 2); a store that fails to answer is not.
+func TestUnresolvableReferencesAreInputErrors(t *testing.T) {
+	t.Setenv("SWARMKEY_TEST_PG_ADMIN", "")
+	rt := newRuntime(t, fileStore+`policies:
+  - name: env-unset
+    schedule: "@daily"
+    target:
+      postgres: { host: db, dbname: app, username: a, group_role: app_rw, admin: env:SWARMKEY_TEST_PG_ADMIN }
+  - name: file-missing
+    schedule: "@daily"
+    target:
+      postgres: { host: db, dbname: app, username: b, group_role: app_rw, admin: file:/nonexistent/swarmkey-admin-url }
+  - name: secret-missing
+    schedule: "@daily"
+    target:
+      postgres: { host: db, dbname: app, username: c, group_role: app_rw, admin: store:file/no/such/secret }
+`)
+	ctx := context.Background()
+	for _, name := range []string{"env-unset", "file-missing", "secret-missing"} {
+		_, err := rt.Credential(ctx, name)
+		var input *InputError
+		require.ErrorAs(t, err, &input, name)
+		require.ErrorContains(t, err, "target.postgres.admin: reference ", name)
+	}
+
+	// The database's reference, before anything is connected.
+	t.Setenv("SWARMKEY_DATABASE_URL", "")
+	_, err := Open(ctx, rt)
+	var input *InputError
+	require.ErrorAs(t, err, &input)
+	require.ErrorContains(t, err, "database: reference env:SWARMKEY_DATABASE_URL: the environment variable is unset or empty")
+
+	// A store that cannot be opened is not the reference's fault.
+	require.NoError(t, os.Chmod(filepath.Join(filepath.Dir(rt.Config.Files[0]), "secrets.key"), 0o644))
+	fresh := NewRuntime(rt.Config, nil) // rt has the store open already
+	defer fresh.Close()
+	_, err = fresh.Credential(ctx, "secret-missing")
+	require.ErrorContains(t, err, "chmod 600")
+	require.False(t, errors.As(err, &input), "a store that refuses to open is not bad input: %v", err)
 }

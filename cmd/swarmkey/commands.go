@@ -44,7 +44,7 @@ WHAT, and exits 2 if there is any.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, files []string) error {
 			if err := config.ValidateFiles(files...); err != nil {
-				return &exitError{code: exitUsage, err: fmt.Errorf("invalid configuration:\n%w", err)}
+				return invalidConfig(err)
 			}
 			for _, f := range files {
 				fmt.Fprintf(g.stdout, "%s: ok\n", f)
@@ -131,10 +131,10 @@ rotation of NAME is in progress (--local).`,
 				OnStep: func(e rotator.StepEvent) {
 					line := fmt.Sprintf("  %-8s %8s", e.Step, e.Duration.Round(time.Millisecond))
 					if e.Principal != "" && e.Step == rotator.StepCreate {
-						line += "  " + e.Principal
+						line += "  " + printable(e.Principal)
 					}
 					if e.Note != "" {
-						line += "  (" + e.Note + ")"
+						line += "  (" + printable(e.Note) + ")"
 					}
 					fmt.Fprintln(g.stdout, line)
 				},
@@ -148,7 +148,7 @@ rotation of NAME is in progress (--local).`,
 			case errors.As(err, &unreadable):
 				fmt.Fprintf(g.stdout, "rotation %s of %s stopped before it changed anything: its target cannot read the current version %s.\n"+
 					"Fix that version, or replace it (audited with your name): swarmkey rotate %s --local --replace-unreadable-current\n",
-					res.Token, p.Name, unreadable.Version, p.Name)
+					res.Token, p.Name, printable(unreadable.Version), p.Name)
 				return err
 			case err != nil && res.RolledBack && res.Replaced != "":
 				// Nothing could put back what the store held in a shape the
@@ -166,9 +166,9 @@ rotation of NAME is in progress (--local).`,
 				resumed = " (resumed an unfinished rotation)"
 			}
 			if res.Replaced != "" {
-				fmt.Fprintf(g.stdout, "replaced the unreadable current version %s (audited as rotation.adopted)\n", res.Replaced)
+				fmt.Fprintf(g.stdout, "replaced the unreadable current version %s (audited as rotation.adopted)\n", printable(res.Replaced))
 			}
-			fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)%s\n", p.Name, res.Principal, res.Token, resumed)
+			fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)%s\n", p.Name, printable(res.Principal), res.Token, resumed)
 			return nil
 		}),
 	}
@@ -196,15 +196,17 @@ func newStatusCommand(g *globals) *cobra.Command {
 			fmt.Fprintln(w, "POLICY\tSTRATEGY\tSTORE\tCURRENT VERSION\tPRINCIPAL\tAGE\tLAST OUTCOME")
 			for _, p := range cfg.Policies {
 				s := states[p.Name]
-				version, age, outcome := orDash(s.CurrentVersion), "-", orDash(s.LastOutcome)
+				// What the state database holds came from stores and
+				// targets: printable, like every field from outside.
+				version, age, outcome := orDash(printable(s.CurrentVersion)), "-", orDash(s.LastOutcome)
 				if s.RotatedAt != nil {
 					age = now.Sub(*s.RotatedAt).Round(time.Second).String()
 				}
 				if s.LastError != "" {
-					outcome += ": " + s.LastError
+					outcome += ": " + printable(s.LastError)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\n", p.Name, p.Strategy, p.Store, p.SecretID, version,
-					orDash(s.Principal), age, outcome)
+				fmt.Fprintf(w, "%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\n", p.Name, p.Strategy, p.Store, printable(p.SecretID), version,
+					orDash(printable(s.Principal)), age, outcome)
 			}
 			return w.Flush()
 		}),
@@ -237,15 +239,15 @@ func newHistoryCommand(g *globals) *cobra.Command {
 				if r.FinishedAt != nil {
 					duration = r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
 				}
-				detail := r.Error
+				detail := printable(r.Error)
 				if r.RolledBack {
 					detail = "rolled back: " + detail
 				}
 				if r.Forced {
 					detail = "forced " + detail
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.StartedAt.Local().Format(time.RFC3339), r.Token, r.Actor,
-					orDash(r.Step), r.Outcome, duration, orDash(r.Principal), detail)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.StartedAt.Local().Format(time.RFC3339), r.Token,
+					printable(r.Actor), orDash(r.Step), r.Outcome, duration, orDash(printable(r.Principal)), detail)
 			}
 			return w.Flush()
 		}),
@@ -267,7 +269,10 @@ func newVerifyCommand(g *globals) *cobra.Command {
 		Use:   "verify NAME",
 		Short: "Check that a stored credential logs in (its value is never printed)",
 		Long: `verify reads the policy's secret at --stage (current by default) and runs the
-target's canary with it: exit 0 when it logs in, 1 when it is refused.`,
+target's canary with it: exit 0 when it logs in, 1 when it is refused, 2 when
+no version holds the stage yet (nothing is current before the first rotation,
+previous exists from the second rotation on, pending only during one) or the
+input is wrong (an unknown policy, a reference that does not resolve).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st := providers.Stage(stage)
@@ -282,12 +287,12 @@ target's canary with it: exit 0 when it logs in, 1 when it is refused.`,
 			id, err := rt.Verify(cmd.Context(), args[0], st)
 			var refused *app.RefusedError
 			if errors.As(err, &refused) {
-				fmt.Fprintf(g.stdout, "%s %s (version %s): refused\n", args[0], st, id)
+				fmt.Fprintf(g.stdout, "%s %s (version %s): refused\n", args[0], st, printable(id))
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "%s %s (version %s): logs in\n", args[0], st, id)
+			fmt.Fprintf(g.stdout, "%s %s (version %s): logs in\n", args[0], st, printable(id))
 			return nil
 		},
 	}

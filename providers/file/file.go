@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -47,10 +48,12 @@ const Name = "file"
 // stores.file block, which package config decodes into Options.
 type Options struct {
 	// Dir holds one state file and one lock file per secret. Open creates it
-	// with mode 0700 when it is missing.
+	// with mode 0700 when it is missing and refuses it when group or others
+	// may write in it.
 	Dir string `yaml:"dir"`
 	// KeyFile holds the 32-byte AES-256 key as base64 text (see GenerateKey).
-	// It must not be accessible to group or others (mode 0600 or 0400).
+	// It must be a regular file, or a link to one, that group and others
+	// cannot access (mode 0600 or 0400).
 	KeyFile string `yaml:"key_file"`
 	// Now is the clock of a version's Created; nil means time.Now().UTC().
 	Now func() time.Time `yaml:"-"`
@@ -87,9 +90,16 @@ var _ providers.Store = (*Store)(nil)
 
 // Open checks opts (see Validate), loads the key file, checks its mode, and
 // creates Dir (mode 0700) if it does not exist. It fails with an error naming
-// the key file and what to do when the key file is missing, readable by group or others, or does not hold
-// a base64 32-byte key. A key that does not match the values already in Dir
-// is only noticed when a value is read.
+// the key file and what to do when the key file is missing, not a regular
+// file (or a link to one), accessible to group or others, or does not hold
+// a base64 32-byte key; and with an error naming Dir, its mode and the chmod
+// to run when group or others may write in Dir. A key that does not match
+// the values already in Dir is only noticed when a value is read.
+//
+// The store never follows a symbolic link for a state or lock file: a link
+// found where one should be is an error, and nothing is read or written
+// through it. The key file may be a link (a Kubernetes secret volume
+// mounts each key as a chain of links); the file it ends at is checked.
 func Open(opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -116,6 +126,12 @@ func Open(opts Options) (*Store, error) {
 	}
 	if !info.IsDir() {
 		return nil, fmt.Errorf("file: store directory %q is not a directory", opts.Dir)
+	}
+	// Whoever may write in the directory may replace a state file (rename
+	// is atomic for them too) or plant a link where one should be.
+	if perm := info.Mode().Perm(); perm&0o022 != 0 {
+		return nil, fmt.Errorf("file: store directory %q has mode %04o, which lets group or others create, replace and delete its files; it must be writable by its owner only: run: chmod 700 %s",
+			opts.Dir, perm, opts.Dir)
 	}
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return time.Now().UTC() }
@@ -436,12 +452,17 @@ func (s *Store) mutexFor(name string) *sync.Mutex {
 // load reads and checks the state file. A missing file is
 // providers.ErrNotFound.
 func (s *Store) load(p paths) (*state, error) {
-	data, err := os.ReadFile(p.state)
+	f, err := openNoFollow("state file", p.state, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("file: secret %q does not exist: %w", p.id, providers.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("file: secret %q: read state file: %w", p.id, err)
+		return nil, fmt.Errorf("file: secret %q: %w", p.id, err)
+	}
+	data, err := io.ReadAll(f)
+	_ = f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("file: secret %q: read state file %q: %w", p.id, p.state, err)
 	}
 	var st state
 	if err := json.Unmarshal(data, &st); err != nil {
