@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -272,12 +273,22 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ state.Token) 
 	s.opts.Metrics.ServeHTTP(w, r)
 }
 
-// decode reads a JSON body of at most 64 KiB into v, refusing unknown fields.
+// decode reads a JSON body of at most MaxBodyBytes into v, refusing
+// unknown fields. A body that does not arrive within its deadline (see
+// HTTPServer) is 408, one over the cap 413.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "request body: %v (expected a JSON object, see the API documentation)", err)
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			writeError(w, http.StatusRequestTimeout, "request body: not received in time: send the whole body at once")
+		case errors.As(err, &tooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, "request body: larger than %d bytes", MaxBodyBytes)
+		default:
+			writeError(w, http.StatusBadRequest, "request body: %v (expected a JSON object, see the API documentation)", err)
+		}
 		return false
 	}
 	if dec.Decode(&struct{}{}) != io.EOF {

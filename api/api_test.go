@@ -42,11 +42,13 @@ import (
 var values = []string{"pw-Zq81-checkout", "key-Yx42-reports", "pw-Wv07-billing"}
 
 type bundle struct {
-	db     *state.DB
-	pg     *pgtest.Database
-	url    string
-	tokens map[string]secret.Secret // by token name
-	logs   *syncBuffer
+	// handler is the API's handler, url a test server in front of it.
+	handler http.Handler
+	db      *state.DB
+	pg      *pgtest.Database
+	url     string
+	tokens  map[string]secret.Secret // by token name
+	logs    *syncBuffer
 }
 
 // syncBuffer collects the server's log; handlers write from their own
@@ -113,6 +115,7 @@ func setup(t *testing.T) *bundle {
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	b.url = ts.URL
+	b.handler = srv
 
 	for _, req := range []state.TokenRequest{
 		{Name: "ci", Scope: state.ScopeRunner, Grants: []string{"checkout-db", "fresh", "aws-marker", "not-configured"}},

@@ -40,6 +40,9 @@ type APIListen struct {
 	// Explicit: the operator gave the address. The default socket is best
 	// effort (see ServeAPI); a listener the operator asked for is not.
 	Explicit bool
+	// Timeouts of the API's and the health server's connections; zero
+	// fields take api's defaults (5s headers, 15s whole request, 30s write, 2m idle).
+	Timeouts api.Timeouts
 }
 
 // APIServer is the running HTTP API.
@@ -80,7 +83,7 @@ func (s *Session) ServeAPI(l APIListen, reg *prometheus.Registry) (*APIServer, e
 		ln.Close()
 		return nil, err
 	}
-	a.http = &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	a.http = api.HTTPServer(srv, l.Timeouts)
 	logger := s.Logger
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -112,8 +115,9 @@ func (a *APIServer) Close() {
 }
 
 // ServeHealth serves /metrics, /healthz (the process runs) and /readyz (the
-// database answers) on addr and returns what stops it.
-func (s *Session) ServeHealth(addr string, reg *prometheus.Registry) (func(), error) {
+// database answers) on addr, with the API's connection limits (timeouts t,
+// see api.HTTPServer), and returns what stops it.
+func (s *Session) ServeHealth(addr string, t api.Timeouts, reg *prometheus.Registry) (func(), error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -130,7 +134,7 @@ func (s *Session) ServeHealth(addr string, reg *prometheus.Registry) (func(), er
 	if err != nil {
 		return nil, Inputf("--http-listen %q: %v", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := api.HTTPServer(mux, t)
 	logger := s.Logger
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
