@@ -16,10 +16,17 @@
 // Bodies are JSON; unknown request fields are refused. Errors are
 // {"error": "<message>"} with 400 (bad request), 401 (no, unknown, expired
 // or revoked token), 403 (scope or grant), 404 (unknown policy or lease,
-// nothing current yet), 410 (lease expired or ended) or 503 (the database or
-// a store is unreachable). Every credential read appends an audit row
-// (actor token:NAME, the policy, the version id; never the value) before the
-// value is sent; when the row cannot be written the value is not sent.
+// nothing current yet), 408 (a body not received in time), 410 (lease
+// expired or ended), 413 (a body too large), 429 (credential reads over the
+// token's limit, with Retry-After) or 503 (the database or a store is
+// unreachable).
+//
+// Every credential read is recorded before the value is sent; when it
+// cannot be, the value is not sent. The first read of a (token, lease,
+// policy, version) appends an audit row (actor token:NAME, the policy, the
+// version id, the lease; never the value); every read counts in
+// credential_reads (state.RecordCredentialRead), and the lease.ended entry
+// sums up the reads under the lease.
 package api
 
 import (
@@ -38,6 +45,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
@@ -110,11 +118,18 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Logger logs refused requests (never a token or a value); nil discards.
 	Logger *slog.Logger
+	// ReadLimit is how many credential reads a second one token may make
+	// on average, ReadBurst how many at once; beyond them a read gets 429
+	// with Retry-After. Zero takes DefaultReadLimit and DefaultReadBurst;
+	// rate.Inf lifts the limit.
+	ReadLimit rate.Limit
+	ReadBurst int
 }
 
 // Server is the API's http.Handler.
 type Server struct {
 	opts     Options
+	limits   *limiters
 	mux      *http.ServeMux
 	requests *prometheus.CounterVec
 	reads    *prometheus.CounterVec
@@ -130,8 +145,9 @@ func New(opts Options) (*Server, error) {
 		opts.Ready = func(ctx context.Context) error { return opts.DB.Ping(ctx) }
 	}
 	s := &Server{
-		opts: opts,
-		mux:  http.NewServeMux(),
+		opts:   opts,
+		limits: newLimiters(opts.ReadLimit, opts.ReadBurst),
+		mux:    http.NewServeMux(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "swarmkey_api_requests_total", Help: "API requests, by route and HTTP status.",
 		}, []string{"route", "code"}),
@@ -421,7 +437,15 @@ func (s *Server) endLease(w http.ResponseWriter, r *http.Request, tok state.Toke
 		writeError(w, http.StatusServiceUnavailable, "the state database is unreachable; try again")
 		return
 	}
-	s.audit(r.Context(), tok, "", "lease.ended", map[string]any{"lease": l.ID, "run": l.RunName})
+	detail := map[string]any{"lease": l.ID, "run": l.RunName}
+	// What was read under the lease, with counts: the audit log has only
+	// the first read of each version.
+	if reads, err := s.opts.DB.LeaseReads(r.Context(), l.ID); err != nil {
+		s.opts.Logger.Warn("api: reads of an ended lease", "lease", l.ID, "error", err)
+	} else if len(reads) > 0 {
+		detail["reads"] = reads
+	}
+	s.audit(r.Context(), tok, "", "lease.ended", detail)
 	writeJSON(w, http.StatusOK, map[string]any{"id": l.ID, "ended_at": l.EndedAt})
 }
 
@@ -442,6 +466,15 @@ type credentialBody struct {
 }
 
 func (s *Server) credential(w http.ResponseWriter, r *http.Request, tok state.Token) {
+	if ok, wait := s.limits.allow(tok.ID, time.Now()); !ok {
+		secs := retryAfter(wait)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		s.opts.Logger.Debug("api: credential read over the token's limit", "token", tok.Name)
+		writeError(w, http.StatusTooManyRequests,
+			"token %q reads credentials faster than its limit (%g a second, %d at once): retry after %ds; keep a credential until it is refused rather than reading it per request",
+			tok.Name, float64(s.limits.limit), s.limits.burst, secs)
+		return
+	}
 	name := r.PathValue("name")
 	p, known := s.opts.Policies()[name]
 	if !granted(tok, name, p.Tags) {
@@ -468,10 +501,14 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request, tok state.To
 		writeError(w, http.StatusServiceUnavailable, "policy %q: %v", name, err)
 		return
 	}
-	// The audit row first: a value whose read is not recorded is not sent.
-	if err := s.opts.DB.AppendAudit(r.Context(), state.AuditEntry{
-		Actor: "token:" + tok.Name, Policy: name, Action: "credential.read",
-		Detail: map[string]any{"version": v.ID, "via": "api", "remote": r.RemoteAddr},
+	// The record first: a value whose read is not recorded is not sent.
+	covers := []string{name}
+	for _, tag := range p.Tags {
+		covers = append(covers, state.UsesTagPrefix+tag)
+	}
+	if _, err := s.opts.DB.RecordCredentialRead(r.Context(), state.CredentialRead{
+		TokenID: tok.ID, TokenName: tok.Name, Policy: name, Covers: covers, Version: v.ID,
+		Detail: map[string]any{"via": "api", "remote": r.RemoteAddr},
 	}); err != nil {
 		s.opts.Logger.Error("api: audit credential read; the credential was not sent", "policy", name, "error", err)
 		writeError(w, http.StatusServiceUnavailable, "the read of policy %q could not be audited, so the credential was not sent; try again", name)

@@ -49,6 +49,8 @@ type bundle struct {
 	url     string
 	tokens  map[string]secret.Secret // by token name
 	logs    *syncBuffer
+	// put makes doc the current version of secret id in the store.
+	put func(id, doc string)
 }
 
 // syncBuffer collects the server's log; handlers write from their own
@@ -70,7 +72,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func setup(t *testing.T) *bundle {
+// setup serves the API with a memory store of four policies and three
+// tokens (ci, perf, ops); options change the server's Options.
+func setup(t *testing.T, options ...func(*api.Options)) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	pg := pgtest.New(t)
@@ -82,10 +86,14 @@ func setup(t *testing.T) *bundle {
 
 	st := memstore.New(memstore.NewBackend())
 	put := func(id, doc string) {
+		var current string
+		if v, err := st.Get(ctx, id, providers.StageCurrent); err == nil {
+			current = v.ID
+		}
 		token := uuid.NewString()
 		_, err := st.PutPending(ctx, id, token, secret.FromString(doc))
 		require.NoError(t, err)
-		require.NoError(t, st.Promote(ctx, id, providers.PromoteRequest{Token: token}))
+		require.NoError(t, st.Promote(ctx, id, providers.PromoteRequest{Token: token, ExpectedCurrentID: current}))
 	}
 	put("checkout-db", `{"engine":"postgres","username":"loadtest","password":"`+values[0]+`","port":5432}`)
 	put("reports-api", `{"api_key":"`+values[1]+`","key_id":"k1"}`)
@@ -104,13 +112,17 @@ func setup(t *testing.T) *bundle {
 		"aws-marker":  policy("aws-marker"),
 	}
 
-	b := &bundle{db: db, pg: pg, tokens: map[string]secret.Secret{}, logs: &syncBuffer{}}
+	b := &bundle{db: db, pg: pg, tokens: map[string]secret.Secret{}, logs: &syncBuffer{}, put: put}
 	reg := prometheus.NewRegistry()
-	srv, err := api.New(api.Options{
+	opts := api.Options{
 		DB: db, Policies: func() api.Catalog { return catalog },
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
 		Logger: slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	for _, o := range options {
+		o(&opts)
+	}
+	srv, err := api.New(opts)
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
@@ -168,7 +180,7 @@ func status(t *testing.T, err error) int {
 	return e.Status
 }
 
-func TestRunnersReadOnlyGrantedPoliciesAndEveryReadIsAudited(t *testing.T) {
+func TestRunnersReadOnlyGrantedPoliciesAndReadsAreAudited(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
@@ -233,7 +245,7 @@ func TestRunnersReadOnlyGrantedPoliciesAndEveryReadIsAudited(t *testing.T) {
 			reads = append(reads, e)
 		}
 	}
-	require.Len(t, reads, 2, "one row per value handed out, none for refusals")
+	require.Len(t, reads, 2, "one row per first read of a token, policy and version, none for refusals")
 	require.Equal(t, "token:ci", reads[0].Actor)
 	require.Equal(t, "checkout-db", reads[0].Policy)
 	require.NotEmpty(t, reads[0].Detail["version"])

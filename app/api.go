@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/swarmkey/swarmkey/api"
 	"github.com/swarmkey/swarmkey/providers"
@@ -43,6 +45,10 @@ type APIListen struct {
 	// Timeouts of the API's and the health server's connections; zero
 	// fields take api's defaults (5s headers, 15s whole request, 30s write, 2m idle).
 	Timeouts api.Timeouts
+	// ReadLimit and ReadBurst limit each token's credential reads (see
+	// api.Options); zero takes api.DefaultReadLimit and DefaultReadBurst.
+	ReadLimit float64
+	ReadBurst int
 }
 
 // APIServer is the running HTTP API.
@@ -61,6 +67,12 @@ func (s *Session) ServeAPI(l APIListen, reg *prometheus.Registry) (*APIServer, e
 	if l.Address == "" {
 		return nil, nil
 	}
+	if l.ReadLimit < 0 || math.IsNaN(l.ReadLimit) {
+		return nil, Inputf("--api-read-rate %g: give the reads a second one token may make (such as 20)", l.ReadLimit)
+	}
+	if l.ReadBurst < 0 {
+		return nil, Inputf("--api-read-burst %d: give the reads one token may make at once (such as 100)", l.ReadBurst)
+	}
 	ln, err := api.Listen(l.Address, l.TLSCert, l.TLSKey)
 	if err != nil {
 		if !l.Explicit && (errors.Is(err, api.ErrSocketFolderMissing) || errors.Is(err, api.ErrSocketInUse)) {
@@ -78,6 +90,8 @@ func (s *Session) ServeAPI(l APIListen, reg *prometheus.Registry) (*APIServer, e
 		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Registerer: reg,
 		Logger:     s.Logger,
+		ReadLimit:  rate.Limit(l.ReadLimit),
+		ReadBurst:  l.ReadBurst,
 	})
 	if err != nil {
 		ln.Close()
