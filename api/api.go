@@ -89,6 +89,41 @@ func (c Catalog) expand(use string) (names []string, ok bool) {
 	return names, len(names) > 0
 }
 
+// checkUse says whether tok may lease use (a policy name or tag:NAME):
+// status 0, or the status and message of the refusal. A refusal tells the
+// token only what it may know: a name it is not granted is 403 whether or
+// not such a policy exists, and a tag it is not granted, and whose policies
+// it is not all granted by name (or by another tag), is 403 without naming
+// any policy, whether the tag matches ungranted policies or none.
+func checkUse(catalog Catalog, tok state.Token, use string) (int, string) {
+	names, ok := catalog.expand(use)
+	if !strings.HasPrefix(use, state.UsesTagPrefix) {
+		switch {
+		case !granted(tok, use, catalog[use].Tags):
+			return http.StatusForbidden, fmt.Sprintf("token %q is not granted policy %q: a runner may lease only the policies it is granted", tok.Name, use)
+		case !ok:
+			return http.StatusNotFound, fmt.Sprintf("uses: %q: no such policy is configured", use)
+		}
+		return 0, ""
+	}
+	if slices.Contains(tok.Grants, use) {
+		if !ok {
+			return http.StatusNotFound, fmt.Sprintf("uses: %q: no policy has this tag", use)
+		}
+		return 0, ""
+	}
+	all := ok
+	for _, name := range names {
+		all = all && granted(tok, name, catalog[name].Tags)
+	}
+	if !all {
+		return http.StatusForbidden, fmt.Sprintf(
+			"uses: %q: token %q is not granted this tag, nor every policy that has it (which policies have it is not shown): ask an operator for a token that grants %s",
+			use, tok.Name, use)
+	}
+	return 0, ""
+}
+
 // granted reports whether tok may read policy p: p is granted by name, or
 // one of its tags is granted as tag:NAME.
 func granted(tok state.Token, name string, tags []string) bool {
@@ -349,22 +384,9 @@ func (s *Server) startLease(w http.ResponseWriter, r *http.Request, tok state.To
 	}
 	catalog := s.opts.Policies()
 	for _, use := range req.Uses {
-		names, ok := catalog.expand(use)
-		if !ok {
-			// Granted or not, the caller learns only what it could read.
-			if !strings.HasPrefix(use, state.UsesTagPrefix) && !granted(tok, use, nil) {
-				writeError(w, http.StatusForbidden, "token %q is not granted policy %q", tok.Name, use)
-				return
-			}
-			writeError(w, http.StatusNotFound, "uses: %q: no such policy is configured", use)
+		if status, msg := checkUse(catalog, tok, use); status != 0 {
+			writeError(w, status, "%s", msg)
 			return
-		}
-		for _, name := range names {
-			if !granted(tok, name, catalog[name].Tags) {
-				writeError(w, http.StatusForbidden, "token %q is not granted policy %q (from uses %q): a runner may lease only the policies it is granted",
-					tok.Name, name, use)
-				return
-			}
 		}
 	}
 	ttl := time.Duration(req.TTLSeconds) * time.Second
@@ -476,6 +498,11 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request, tok state.To
 		return
 	}
 	name := r.PathValue("name")
+	if strings.HasPrefix(name, state.UsesTagPrefix) {
+		// The same answer for every tag and token: it names no policy.
+		writeError(w, http.StatusBadRequest, "%q is a tag: read each policy's credential by the policy's name", name)
+		return
+	}
 	p, known := s.opts.Policies()[name]
 	if !granted(tok, name, p.Tags) {
 		writeError(w, http.StatusForbidden, "token %q is not granted policy %q: ask an operator for a token that grants it (`swarmkey tokens add --grant %s`)",

@@ -353,8 +353,8 @@ func TestLeaseLifecycle(t *testing.T) {
 		want   string
 	}{
 		{ci, []string{"checkout-db", "billing"}, 403, `not granted policy "billing"`},
-		{ci, []string{"tag:perf"}, 403, `not granted policy "reports-api" (from uses "tag:perf")`},
-		{perf, []string{"tag:nobody"}, 404, `"tag:nobody": no such policy`},
+		{ci, []string{"tag:perf"}, 403, `"tag:perf": token "ci" is not granted this tag, nor every policy that has it`},
+		{perf, []string{"tag:nobody"}, 403, `"tag:nobody": token "perf" is not granted this tag`},
 		{ci, []string{"not-configured"}, 404, "no such policy"},
 		{ci, []string{}, 400, "uses: missing"},
 		{ci, []string{"checkout db"}, 403, "not granted"},
