@@ -16,7 +16,7 @@ import (
 // store call each time.
 const (
 	DefaultReadLimit rate.Limit = 20
-	DefaultReadBurst            = 100
+	DefaultReadBurst int        = 100
 )
 
 // limiters holds one token bucket per API token (by id).

@@ -126,12 +126,12 @@ func TestSlowHandlerAfterTheBodyIsNotCancelled(t *testing.T) {
 	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		select {
 		case <-r.Context().Done():
-			http.Error(w, "cancelled: "+context.Cause(r.Context()).Error(), 503)
+			http.Error(w, "cancelled: "+context.Cause(r.Context()).Error(), http.StatusServiceUnavailable)
 		case <-time.After(1500 * time.Millisecond):
 			_, _ = fmt.Fprintf(w, "read %d bytes", len(body))
 		}
