@@ -54,7 +54,7 @@ func (s *Session) Serve(ctx context.Context, o ServeOptions) error {
 		return fmt.Errorf("start daemon: %w", err)
 	}
 	if o.HealthListen != "" {
-		stopHealth, err := s.ServeHealth(o.HealthListen, metrics.Registry)
+		stopHealth, err := s.ServeHealth(o.HealthListen, o.API.Timeouts, metrics.Registry)
 		if err != nil {
 			_ = d.Stop(context.Background())
 			return err

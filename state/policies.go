@@ -48,6 +48,10 @@ func (db *DB) RecordRefusal(ctx context.Context, s PolicyState, reason string, r
 	if err != nil {
 		return err
 	}
+	now, err := db.auditTime(ctx)
+	if err != nil {
+		return err
+	}
 	_, err = db.pool.Exec(ctx, `
 		WITH audited AS (
 			INSERT INTO audit_log (at, actor, policy, action, detail) VALUES ($6, $7, $1, $8, $9)
@@ -55,7 +59,7 @@ func (db *DB) RecordRefusal(ctx context.Context, s PolicyState, reason string, r
 		INSERT INTO policy_state (policy, strategy, store, secret_id, last_outcome, last_error, updated_at)
 		VALUES ($1, $2, $3, $4, 'refused', $5, $6)
 		ON CONFLICT (policy) DO UPDATE SET last_outcome = 'refused', last_error = $5, updated_at = $6`,
-		s.Policy, s.Strategy, s.Store, s.SecretID, reason, db.now(), refused.Actor, refused.Action, detail)
+		s.Policy, s.Strategy, s.Store, s.SecretID, reason, now, refused.Actor, refused.Action, detail)
 	if err != nil {
 		return fmt.Errorf("record refusal of policy %q: %w", s.Policy, err)
 	}
@@ -69,6 +73,10 @@ func (db *DB) RecordRefusal(ctx context.Context, s PolicyState, reason string, r
 // tool wrote).
 func (db *DB) RecordResolved(ctx context.Context, s PolicyState, promoted bool, resolved AuditEntry) error {
 	detail, err := auditDetail(resolved)
+	if err != nil {
+		return err
+	}
+	now, err := db.auditTime(ctx)
 	if err != nil {
 		return err
 	}
@@ -87,7 +95,7 @@ func (db *DB) RecordResolved(ctx context.Context, s PolicyState, promoted bool, 
 			principal = CASE WHEN $8 THEN nullif($7, '') ELSE policy_state.principal END,
 			rotated_at = CASE WHEN $8 THEN $9::timestamptz ELSE policy_state.rotated_at END`,
 		s.Policy, s.Strategy, s.Store, s.SecretID, s.CurrentVersion, s.CurrentToken, s.Principal, promoted,
-		db.now(), resolved.Actor, resolved.Rotation, resolved.Action, detail)
+		now, resolved.Actor, resolved.Rotation, resolved.Action, detail)
 	if err != nil {
 		return fmt.Errorf("record resolution of policy %q: %w", s.Policy, err)
 	}

@@ -87,7 +87,10 @@ func (db *DB) InsertRotation(ctx context.Context, r Rotation, started AuditEntry
 	if err != nil {
 		return err
 	}
-	now := db.now()
+	now, err := db.auditTime(ctx)
+	if err != nil {
+		return err
+	}
 	_, err = db.pool.Exec(ctx, `
 		WITH ensured AS (
 			INSERT INTO policy_state (policy, strategy, store, secret_id, updated_at) VALUES ($2, $3, $4, $5, $10)
@@ -158,6 +161,10 @@ func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome,
 	if err != nil {
 		return err
 	}
+	now, err := db.auditTime(ctx)
+	if err != nil {
+		return err
+	}
 	_, err = db.pool.Exec(ctx, `
 		WITH finished AS (
 			UPDATE rotations SET outcome = $2, error = nullif($3, ''), rolled_back = $4, retire_after = $5,
@@ -170,7 +177,7 @@ func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome,
 		)
 		UPDATE policy_state SET last_rotation = $1, last_outcome = $2, last_error = nullif($3, ''), updated_at = $7
 		FROM finished WHERE policy_state.policy = finished.policy`,
-		token, string(outcome), errText, rolledBack, retireAfter, retired, db.now(), finished.Actor, finished.Action, detail)
+		token, string(outcome), errText, rolledBack, retireAfter, retired, now, finished.Actor, finished.Action, detail)
 	if err != nil {
 		return fmt.Errorf("record outcome of rotation %s: %w", token, err)
 	}

@@ -85,6 +85,7 @@ proves it with a canary, promotes it, and never rotates under a running test.`,
 		newExecCommand(g),
 		newTokensCommand(g),
 		newResolveCommand(g),
+		newAuditCommand(g),
 	)
 
 	err := root.ExecuteContext(ctx)
