@@ -129,8 +129,9 @@ type DenyWindow struct {
 // Policy is one checked policy with every default applied.
 type Policy struct {
 	// Timing is the planning half: Name, the policy's name; Schedule, in the
-	// policy's timezone (UTC by default); Window (default 1h), shorter than
-	// the schedule's shortest gap between fires; ExpectedDuration (default
+	// policy's timezone (UTC by default); Window (default 1h), at least
+	// MinWindow and shorter than the schedule's shortest gap between fires;
+	// ExpectedDuration (default
 	// 1m); GuardBefore and GuardAfter (default 0); MaxAge (0: never
 	// overdue), longer than that gap; OnOverdue (schedule.OverdueAlert by
 	// default); Missed (schedule.MissedNextWindow by default); and Deny, the
