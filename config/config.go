@@ -20,7 +20,9 @@
 // policy rotates: two policies rotating one secret would undo each other.
 //
 // Durations are Go durations ("90s", "2h", "1h30m") or days with a d suffix
-// ("7d", "1d12h"); a day is 24 hours.
+// ("7d", "1d12h"); a day is 24 hours. Integer fields (ports, lengths,
+// attempts, byte counts) take whole numbers: a decimal such as 5432.5 is an
+// error, never truncated.
 //
 // Credential fields (database, target.postgres.admin, target.http.auth.secret)
 // hold references, never values: env:NAME, file:/absolute/path or
