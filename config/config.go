@@ -13,6 +13,9 @@
 //	deny      global deny windows (cron + duration + timezone)
 //	policies  rotation policies
 //
+// Each file is at most MaxFileSize (8 MiB) long; a larger one is refused
+// before it is read.
+//
 // Several main files merge: their policies, deny windows and includes add up,
 // while a setting (database, a provider's block under stores) given in two
 // of them is an error naming both places. Policy names are unique across
@@ -38,7 +41,6 @@ package config
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -209,7 +211,8 @@ type PasswordRules struct {
 // match, and checks everything. Settings given twice across main files,
 // duplicate policy names and every other problem it can find are returned
 // together as Errors; the result is nil then. A file reached twice (given
-// twice, or matched by two globs) is read once.
+// twice, or matched by two globs) is read once; a file larger than
+// MaxFileSize is refused before it is read.
 func Load(paths ...string) (*Config, error) {
 	l := newLoader(false)
 	return l.load(paths)
@@ -251,7 +254,7 @@ type loader struct {
 }
 
 func newLoader(validate bool) *loader {
-	return &loader{validate: validate, readFile: os.ReadFile, glob: filepath.Glob, seen: map[string]bool{}}
+	return &loader{validate: validate, readFile: readPolicyFile, glob: filepath.Glob, seen: map[string]bool{}}
 }
 
 func (l *loader) load(paths []string) (*Config, error) {
@@ -311,6 +314,13 @@ func (l *loader) read(file string, include bool, from *source, fromPath string) 
 	}
 	l.seen[key] = true
 	data, err := l.readFile(file)
+	var tooLarge *tooLargeError
+	if errors.As(err, &tooLarge) {
+		// The file itself is the problem, wherever it was reached from.
+		l.incomplete = true
+		l.errs = append(l.errs, Error{File: file, Msg: tooLarge.Error()})
+		return
+	}
 	if err != nil {
 		l.incomplete = true
 		msg := "cannot read the file: " + pathErr(err).Error()
