@@ -14,7 +14,10 @@
 //	policies  rotation policies
 //
 // Each file is at most MaxFileSize (8 MiB) long; a larger one is refused
-// before it is read.
+// before it is read. A file that is not YAML, or whose top level is not a
+// mapping with at least one of the keys above (or a misspelling of one),
+// is one error, "FILE: not a swarmkey policy file (…)", that quotes none of
+// it: an include: that matches /etc/shadow must not print its lines.
 //
 // Several main files merge: their policies, deny windows and includes add up,
 // while a setting (database, a provider's block under stores) given in two

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -152,6 +153,12 @@ func (c *treeChecker) mapping(path string, n *yaml.Node, t reflect.Type) {
 			continue
 		}
 		if ref != "" && k.Value == ref {
+			continue
+		}
+		if !fieldNameRE.MatchString(k.Value) {
+			// Not a misspelt field but text of some other kind, which may
+			// be anything (a line of a file included by mistake): not shown.
+			c.add(path, k.Line, "unknown key (not shown: it is not a field name)%s", knownFieldsHint(fields.names(ref), ""))
 			continue
 		}
 		c.add(p, k.Line, "unknown field %q%s", k.Value, knownFieldsHint(fields.names(ref), k.Value))
@@ -316,6 +323,10 @@ func collectFields(t reflect.Type, into map[string]reflect.Type) {
 		into[name] = sf.Type
 	}
 }
+
+// fieldNameRE matches what could be a field name, misspelt or not; other
+// keys are not quoted in messages.
+var fieldNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 func knownFieldsHint(names []string, field string) string {
 	if len(names) == 0 {
