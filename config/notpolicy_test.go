@@ -60,6 +60,8 @@ func TestNotAPolicyFile(t *testing.T) {
 			"binary: not a swarmkey policy file (bad YAML: "},
 		{"tabs", "word\tvalue-with-secret: x\n\tsecret-indented: y\n",
 			"tabs:2: not a swarmkey policy file (bad YAML: "},
+		{"tagged.yaml", "!hunter2-tag-text\n",
+			"tagged.yaml: not a swarmkey policy file (its top level is a value with a custom tag, not a mapping of"},
 		{"anchor.yaml", "database: *hunter2-anchor\n",
 			"anchor.yaml: not a swarmkey policy file (bad YAML: unknown anchor (…) referenced)"},
 	} {

@@ -450,7 +450,8 @@ func describeTag(tag string) string {
 	case "!!binary":
 		return "binary data"
 	}
-	return "a value tagged " + tag
+	// A tag of the file's own is not quoted: the file may be anything.
+	return "a value with a custom tag"
 }
 
 func describeGoType(t string) string {
