@@ -62,6 +62,7 @@ func TestShortSchedulesThatWork(t *testing.T) {
 		[]string{`schedule: "@every 2s"`, "window: 1900ms"},
 		[]string{`schedule: "@every 2s"`, "window: 1s"},
 		[]string{`schedule: "@every 3s"`, "window: 2s"},
+		[]string{`schedule: "@every 5s"`, "window: 4900ms"},
 		[]string{`schedule: "@every 10s"`, "window: 9900ms"},
 		[]string{`schedule: "*/30 * * * *"`, "window: 15m"},
 		[]string{`schedule: "@every 1h0m1s"`},
@@ -71,5 +72,6 @@ func TestShortSchedulesThatWork(t *testing.T) {
 	for _, p := range cfg.Policies {
 		got = append(got, p.Window)
 	}
-	require.Equal(t, []time.Duration{1900 * time.Millisecond, time.Second, 2 * time.Second, 9900 * time.Millisecond, 15 * time.Minute, DefaultWindow}, got)
+	require.Equal(t, []time.Duration{1900 * time.Millisecond, time.Second, 2 * time.Second, 4900 * time.Millisecond,
+		9900 * time.Millisecond, 15 * time.Minute, DefaultWindow}, got)
 }
