@@ -155,7 +155,7 @@ func (c *treeChecker) mapping(path string, n *yaml.Node, t reflect.Type) {
 		if ref != "" && k.Value == ref {
 			continue
 		}
-		if !fieldNameRE.MatchString(k.Value) {
+		if !isFieldName(k.Value) {
 			// Not a misspelt field but text of some other kind, which may
 			// be anything (a line of a file included by mistake): not shown.
 			c.add(path, k.Line, "unknown key (not shown: it is not a field name)%s", knownFieldsHint(fields.names(ref), ""))
@@ -324,9 +324,12 @@ func collectFields(t reflect.Type, into map[string]reflect.Type) {
 	}
 }
 
-// fieldNameRE matches what could be a field name, misspelt or not; other
-// keys are not quoted in messages.
-var fieldNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+// fieldNameRE matches what could be a field name, misspelt or not ("max
+// attempts" too); other keys are not quoted in messages. Length aside:
+// keys of 64 bytes and more are not names either.
+var fieldNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+( [A-Za-z0-9_.-]+)*$`)
+
+func isFieldName(key string) bool { return len(key) < 64 && fieldNameRE.MatchString(key) }
 
 func knownFieldsHint(names []string, field string) string {
 	if len(names) == 0 {

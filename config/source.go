@@ -371,7 +371,7 @@ func (s *source) decodeError(msg string) (e Error, spoils bool) {
 	if m := dupKeyRE.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Field = s.keyAt(e.Line, m[2])
-		if !fieldNameRE.MatchString(m[2]) {
+		if !isFieldName(m[2]) {
 			// Not shown, as in an unknown key's message (see checkTree).
 			e.Field = parentPath(e.Field)
 			e.Msg = fmt.Sprintf("a key is given twice (first at line %s); give it once", m[3])
