@@ -13,6 +13,12 @@
 //	deny      global deny windows (cron + duration + timezone)
 //	policies  rotation policies
 //
+// Each file is at most MaxFileSize (8 MiB) long; a larger one is refused
+// before it is read. A file that is not YAML, or whose top level is not a
+// mapping with at least one of the keys above (or a misspelling of one),
+// is one error, "FILE: not a swarmkey policy file (…)", that quotes none of
+// it: an include: that matches /etc/shadow must not print its lines.
+//
 // Several main files merge: their policies, deny windows and includes add up,
 // while a setting (database, a provider's block under stores) given in two
 // of them is an error naming both places. Policy names are unique across
@@ -20,7 +26,9 @@
 // policy rotates: two policies rotating one secret would undo each other.
 //
 // Durations are Go durations ("90s", "2h", "1h30m") or days with a d suffix
-// ("7d", "1d12h"); a day is 24 hours.
+// ("7d", "1d12h"); a day is 24 hours. Integer fields (ports, lengths,
+// attempts, byte counts) take whole numbers: a decimal such as 5432.5 is an
+// error, never truncated.
 //
 // Credential fields (database, target.postgres.admin, target.http.auth.secret)
 // hold references, never values: env:NAME, file:/absolute/path or
@@ -36,7 +44,6 @@ package config
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -129,8 +136,9 @@ type DenyWindow struct {
 // Policy is one checked policy with every default applied.
 type Policy struct {
 	// Timing is the planning half: Name, the policy's name; Schedule, in the
-	// policy's timezone (UTC by default); Window (default 1h), shorter than
-	// the schedule's shortest gap between fires; ExpectedDuration (default
+	// policy's timezone (UTC by default); Window (default 1h), at least
+	// MinWindow and shorter than the schedule's shortest gap between fires;
+	// ExpectedDuration (default
 	// 1m); GuardBefore and GuardAfter (default 0); MaxAge (0: never
 	// overdue), longer than that gap; OnOverdue (schedule.OverdueAlert by
 	// default); Missed (schedule.MissedNextWindow by default); and Deny, the
@@ -206,7 +214,8 @@ type PasswordRules struct {
 // match, and checks everything. Settings given twice across main files,
 // duplicate policy names and every other problem it can find are returned
 // together as Errors; the result is nil then. A file reached twice (given
-// twice, or matched by two globs) is read once.
+// twice, or matched by two globs) is read once; a file larger than
+// MaxFileSize is refused before it is read.
 func Load(paths ...string) (*Config, error) {
 	l := newLoader(false)
 	return l.load(paths)
@@ -248,7 +257,7 @@ type loader struct {
 }
 
 func newLoader(validate bool) *loader {
-	return &loader{validate: validate, readFile: os.ReadFile, glob: filepath.Glob, seen: map[string]bool{}}
+	return &loader{validate: validate, readFile: readPolicyFile, glob: filepath.Glob, seen: map[string]bool{}}
 }
 
 func (l *loader) load(paths []string) (*Config, error) {
@@ -309,6 +318,13 @@ func (l *loader) read(file string, include bool, from *source, fromPath string) 
 	}
 	l.seen[key] = true
 	data, err := l.readFile(file)
+	var tooLarge *tooLargeError
+	if errors.As(err, &tooLarge) {
+		// The file itself is the problem, wherever it was reached from.
+		l.incomplete = true
+		l.errs = append(l.errs, Error{File: file, Msg: tooLarge.Error()})
+		return
+	}
 	if err != nil {
 		l.incomplete = true
 		msg := "cannot read the file: " + pathErr(err).Error()

@@ -195,7 +195,7 @@ func TestLoadErrors(t *testing.T) {
 		wants []string
 	}{
 		{"syntax.yaml", []string{
-			"testdata/errors/syntax.yaml:4: bad YAML: found unexpected end of stream",
+			"testdata/errors/syntax.yaml:4: not a swarmkey policy file (bad YAML: found unexpected end of stream)",
 		}},
 		{"two_documents.yaml", []string{
 			"testdata/errors/two_documents.yaml:2: a second YAML document",

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,8 @@ import (
 //   - refuses a plain number (int, time.Duration) given as 0: the Options
 //     types read 0 as "the default", so the file leaves the key out for that
 //     instead, and an explicit 0 is a mistake, not a wish for the default;
+//   - refuses a decimal number (47011.9, 5e3) for an integer field of any
+//     kind: yaml.v3 would truncate it into the field without a word;
 //   - lets through the keys of referenceKeys, which no field takes.
 //
 // The second pass, yaml.v3's Node.Decode, fills the values in and reports
@@ -54,6 +57,9 @@ type treeChecker struct {
 	// seen holds the nodes already walked as a type: an alias walks its
 	// anchor once per type, so aliases cannot make the walk blow up or loop.
 	seen map[treeVisit]bool
+	// decimals holds the decimal numbers integer refused (and set to null):
+	// an alias of one elsewhere is refused there too.
+	decimals map[*yaml.Node]bool
 }
 
 type treeVisit struct {
@@ -64,7 +70,7 @@ type treeVisit struct {
 // checkTree runs the first pass over doc, which decodes into a value of
 // type t, and returns its problems.
 func checkTree(doc *yaml.Node, t reflect.Type) []treeProblem {
-	c := &treeChecker{seen: map[treeVisit]bool{}}
+	c := &treeChecker{seen: map[treeVisit]bool{}, decimals: map[*yaml.Node]bool{}}
 	c.walk("", doc, t)
 	return c.problems
 }
@@ -124,6 +130,10 @@ func (c *treeChecker) walk(path string, n *yaml.Node, t reflect.Type) {
 				c.walk(childPath(path, n.Content[i].Value), n.Content[i+1], t.Elem())
 			}
 		}
+	default:
+		if isInt(t.Kind()) {
+			c.integer(path, n.Line, n) // a list item or a map value
+		}
 	}
 }
 
@@ -143,6 +153,12 @@ func (c *treeChecker) mapping(path string, n *yaml.Node, t reflect.Type) {
 			continue
 		}
 		if ref != "" && k.Value == ref {
+			continue
+		}
+		if !isFieldName(k.Value) {
+			// Not a misspelt field but text of some other kind, which may
+			// be anything (a line of a file included by mistake): not shown.
+			c.add(path, k.Line, "unknown key (not shown: it is not a field name)%s", knownFieldsHint(fields.names(ref), ""))
 			continue
 		}
 		c.add(p, k.Line, "unknown field %q%s", k.Value, knownFieldsHint(fields.names(ref), k.Value))
@@ -176,6 +192,9 @@ func (c *treeChecker) field(path string, line int, v *yaml.Node, t reflect.Type)
 		c.duration(path, line, v)
 	case isInt(t.Kind()):
 		c.count(path, line, v)
+	case t.Kind() == reflect.Pointer && isInt(t.Elem().Kind()):
+		// config's own optional counts, whose bounds (check.count) refuse 0.
+		c.integer(path, line, v)
 	default:
 		c.walk(path, v, t)
 	}
@@ -199,7 +218,24 @@ func (c *treeChecker) duration(path string, line int, v *yaml.Node) {
 	}
 }
 
+// integer refuses a decimal number for an integer field: yaml.v3 decodes
+// "port: 47011.9" as 47011 and "1e3" as 1000, and neither is what the file
+// says. It reports false when it refused v.
+func (c *treeChecker) integer(path string, line int, v *yaml.Node) bool {
+	v = resolve(v)
+	if v == nil || !c.decimals[v] && (v.Kind != yaml.ScalarNode || v.ShortTag() != "!!float") {
+		return true
+	}
+	c.add(path, line, "want an integer, got a decimal number")
+	c.decimals[v] = true
+	setNull(v)
+	return false
+}
+
 func (c *treeChecker) count(path string, line int, v *yaml.Node) {
+	if !c.integer(path, line, v) {
+		return
+	}
 	v = resolve(v)
 	if v == nil || v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" {
 		return
@@ -287,6 +323,13 @@ func collectFields(t reflect.Type, into map[string]reflect.Type) {
 		into[name] = sf.Type
 	}
 }
+
+// fieldNameRE matches what could be a field name, misspelt or not ("max
+// attempts" too); other keys are not quoted in messages. Length aside:
+// keys of 64 bytes and more are not names either.
+var fieldNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+( [A-Za-z0-9_.-]+)*$`)
+
+func isFieldName(key string) bool { return len(key) < 64 && fieldNameRE.MatchString(key) }
 
 func knownFieldsHint(names []string, field string) string {
 	if len(names) == 0 {

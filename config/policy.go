@@ -32,6 +32,16 @@ const (
 	DefaultCanaryInterval   = time.Second
 )
 
+// MinWindow is the shortest window a policy may give. When a fire's
+// slot has already come at the planning tick that inserts its job (the
+// first plan after a start or a reload, a late tick), the rotation
+// starts only once River hands the job to a worker (within 100 ms with
+// LISTEN/NOTIFY, within River's 1 s fetch poll without) and the worker
+// has checked the calendar: most fires of a shorter window would end as
+// rotation.missed. A window is also shorter than the schedule's period,
+// so the shortest usable period is @every 2s.
+const MinWindow = time.Second
+
 // Named password alphabets.
 var alphabets = map[string]string{
 	"alphanumeric":    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
@@ -108,6 +118,32 @@ func (c check) positive(rel, v string, def time.Duration) time.Duration {
 	return d
 }
 
+// window checks the policy's window against MinWindow and, when the
+// schedule is usable (schedOK), against its shortest gap between fires: a
+// window closes before the next fire opens one. A window the file leaves out
+// is the default, and an error about it says so rather than quote a value
+// the file never gave.
+func (c check) window(v string, schedOK bool, gap time.Duration) time.Duration {
+	given := strings.TrimSpace(v) != ""
+	w := c.positive("window", v, DefaultWindow)
+	if given && w > 0 && w < MinWindow {
+		c.errf("window", "window %s is shorter than the minimum %s: a rotation may start up to about a second after its fire is planned, so most fires would be missed; give at least %s",
+			formatDuration(w), formatDuration(MinWindow), formatDuration(MinWindow))
+	}
+	switch {
+	case !schedOK:
+	case gap <= MinWindow:
+		c.errf("schedule", "fires every %s, too often for any window: a window is at least %s and shorter than the period; fire at most every %s",
+			formatDuration(gap), formatDuration(MinWindow), formatDuration(MinWindow+time.Second))
+	case !given && w >= gap:
+		c.errf("window", "not set, so the default of %s applies, which is not shorter than the schedule's period %s; add window: shorter than the period to this policy, such as window: %s",
+			formatDuration(w), formatDuration(gap), formatDuration(max(MinWindow, (gap/2).Truncate(time.Second))))
+	case w >= gap:
+		c.errf("window", "window %s is not shorter than the schedule's period %s", formatDuration(w), formatDuration(gap))
+	}
+	return w
+}
+
 // count checks an optional integer against a lower and an upper bound.
 func (c check) count(rel string, v *int, def, lo, hi int) int {
 	if v == nil {
@@ -146,6 +182,8 @@ func (c check) schedule(specRel, spec, zoneRel, zone string) (schedule.Schedule,
 		c.errf(specRel, "a time zone inside the cron spec is not supported; remove the CRON_TZ=/TZ= prefix and set timezone: instead")
 	case errors.Is(err, schedule.ErrNoFires):
 		c.errf(specRel, "the cron spec %q never fires", spec)
+	case errors.Is(err, schedule.ErrEveryPeriod) && errors.As(err, &se):
+		c.errf(specRel, "%v", se.Err) // it names the period and the rule
 	case errors.As(err, &se):
 		c.errf(specRel, "bad cron spec %q: %v", spec, se.Err)
 	case err != nil:
@@ -358,10 +396,7 @@ func (c check) policy(cfg *Config, r *rawPolicy) (Policy, bool) {
 	sched, gap, schedOK := c.schedule("schedule", r.Schedule, "timezone", r.Timezone)
 	p.Schedule = sched
 
-	p.Window = c.positive("window", r.Window, DefaultWindow)
-	if schedOK && p.Window >= gap {
-		c.errf("window", "window %s is not shorter than the schedule's period %s", formatDuration(p.Window), formatDuration(gap))
-	}
+	p.Window = c.window(r.Window, schedOK, gap)
 	p.ExpectedDuration = c.positive("expected_duration", r.ExpectedDuration, DefaultExpectedDuration)
 	p.GuardBefore = c.duration("guard_before", r.GuardBefore, 0)
 	p.GuardAfter = c.duration("guard_after", r.GuardAfter, 0)

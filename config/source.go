@@ -221,7 +221,7 @@ func parseSource(file string, data []byte, include bool) (src *source, errs Erro
 		// take the daemon down on a bad file.
 		if r := recover(); r != nil {
 			src.badUnits[""] = true
-			errs = append(errs, Error{File: file, Msg: fmt.Sprintf("cannot parse the YAML: %v", r)})
+			errs = append(errs, notPolicyFile(file, 0, "cannot parse the YAML: "+unquote(fmt.Sprint(r))))
 		}
 	}()
 
@@ -233,6 +233,13 @@ func parseSource(file string, data []byte, include bool) (src *source, errs Erro
 		}
 		src.badUnits[""] = true
 		return src, Errors{syntaxError(file, err)}
+	}
+	// A file that is not a mapping of the top-level keys, such as
+	// /etc/shadow reached by a wrong include:, is named as such, not
+	// reported line by line: that would print its lines.
+	if why := notPolicyMapping(resolve(&doc)); why != "" {
+		src.badUnits[""] = true
+		return src, Errors{notPolicyFile(file, 0, why)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -274,13 +281,71 @@ func parseSource(file string, data []byte, include bool) (src *source, errs Erro
 	return src, errs
 }
 
+// syntaxError reports a file that yaml.v3 cannot parse: it is not a
+// policy file, whatever it was meant to be. The parser's message is kept
+// with anything quoted in it cut out (see unquote).
 func syntaxError(file string, err error) Error {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return Error{File: file, Line: line, Msg: "bad YAML: " + m[2]}
+		return notPolicyFile(file, line, "bad YAML: "+unquote(m[2]))
 	}
-	return Error{File: file, Msg: "bad YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	return notPolicyFile(file, 0, "bad YAML: "+unquote(strings.TrimPrefix(msg, "yaml: ")))
+}
+
+// notPolicyFile is the one error of a file that is not a policy file: its
+// name, the line where parsing stopped (0 when none), and why, in words of
+// ours. It never quotes the file: that may be anything at all, such as a
+// file of password hashes.
+func notPolicyFile(file string, line int, why string) Error {
+	return Error{File: file, Line: line, Msg: "not a swarmkey policy file (" + why + ")"}
+}
+
+// topLevelKeys are the keys of a policy file, as messages list them.
+const topLevelKeys = "database:, stores:, include:, deny: or policies:"
+
+// notPolicyMapping says why the document root n cannot be a policy file, or
+// "" when it may be one: empty, or a mapping with at least one key that is
+// a top-level key or one mistyped (within the did-you-mean distance of
+// knownFieldsHint), whose other keys are then reported as unknown fields.
+// A mapping whose keys are all far from every top-level key is another
+// kind of file ("root:$6$…:19000:0:99999:7:::" parses as a key) and is not
+// reported key by key.
+func notPolicyMapping(n *yaml.Node) string {
+	switch {
+	case n == nil, n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null":
+		return ""
+	case n.Kind != yaml.MappingNode:
+		return "its top level is " + describeTag(n.ShortTag()) + ", not a mapping of " + topLevelKeys
+	case len(n.Content) == 0:
+		return ""
+	}
+	names := yamlFieldsOf(reflect.TypeFor[rawFile]()).sorted
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Kind != yaml.ScalarNode {
+			continue
+		}
+		if k.ShortTag() == "!!merge" {
+			return "" // merged keys are checked as the mapping's own
+		}
+		for _, name := range names {
+			if editDistance(k.Value, name) < 3 {
+				return ""
+			}
+		}
+	}
+	return "none of its top-level keys is " + topLevelKeys
+}
+
+// quotedRE matches what yaml.v3 quotes in its messages: 'anchor',
+// `value`, "key".
+var quotedRE = regexp.MustCompile("'[^']*'|`[^`]*`|\"(?:[^\"\\\\]|\\\\.)*\"")
+
+// unquote cuts what a message of yaml.v3 quotes from the file out of it:
+// an anchor name, a value, a key. The file may not be a policy file at all.
+func unquote(msg string) string {
+	return quotedRE.ReplaceAllString(msg, "(…)")
 }
 
 var (
@@ -306,6 +371,12 @@ func (s *source) decodeError(msg string) (e Error, spoils bool) {
 	if m := dupKeyRE.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Field = s.keyAt(e.Line, m[2])
+		if !isFieldName(m[2]) {
+			// Not shown, as in an unknown key's message (see checkTree).
+			e.Field = parentPath(e.Field)
+			e.Msg = fmt.Sprintf("a key is given twice (first at line %s); give it once", m[3])
+			return e, true
+		}
 		e.Msg = fmt.Sprintf("%q is given twice (first at line %s); give it once", m[2], m[3])
 		return e, true
 	}
@@ -317,10 +388,10 @@ func (s *source) decodeError(msg string) (e Error, spoils bool) {
 	}
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
-		e.Msg = m[2]
+		e.Msg = unquote(m[2])
 		return e, true
 	}
-	e.Msg = msg
+	e.Msg = unquote(msg)
 	return e, true
 }
 
@@ -379,7 +450,8 @@ func describeTag(tag string) string {
 	case "!!binary":
 		return "binary data"
 	}
-	return "a value tagged " + tag
+	// A tag of the file's own is not quoted: the file may be anything.
+	return "a value with a custom tag"
 }
 
 func describeGoType(t string) string {

@@ -59,10 +59,55 @@ var (
 	// ErrNoFires is a spec that matches at most one instant, such as
 	// "0 0 30 2 *".
 	ErrNoFires = errors.New("matches no date")
+	// ErrEveryPeriod is an @every period that is not a whole number of
+	// seconds of at least [MinEvery]. Its SpecError's message says which.
+	ErrEveryPeriod = errors.New("not a usable @every period")
 )
 
+// MinEvery is the shortest @every period. robfig/cron counts @every in whole
+// seconds: it turns a shorter period (0s, -5s and 500ms alike) into one
+// second and cuts a fraction off a longer one (1500ms fires every second),
+// without a word. A spec that asks for either cannot mean what it fires, so
+// New refuses it instead.
+const MinEvery = time.Second
+
+// everyProblem is the SpecError of an @every spec whose period robfig would
+// silently change, or nil.
+func everyProblem(spec, trimmed string) error {
+	rest, ok := strings.CutPrefix(trimmed, "@every ")
+	if !ok {
+		return nil
+	}
+	d, err := time.ParseDuration(rest)
+	if err != nil {
+		return nil // not a duration: robfig's parser says so
+	}
+	var why string
+	switch {
+	case d <= 0:
+		why = fmt.Sprintf("the period must be at least %s", MinEvery)
+	case d < MinEvery:
+		why = fmt.Sprintf("the period must be at least %s (fires are counted in whole seconds)", MinEvery)
+	case d%time.Second != 0:
+		why = fmt.Sprintf("the period must be a whole number of seconds, such as %s or %s",
+			d.Truncate(time.Second), d.Truncate(time.Second)+time.Second)
+	default:
+		return nil
+	}
+	return &SpecError{Spec: spec, Err: everyError("@every " + rest + ": " + why)}
+}
+
+// everyError is the reason of an [ErrEveryPeriod]: its text alone, which
+// names the period and the rule.
+type everyError string
+
+func (e everyError) Error() string { return string(e) }
+
+func (e everyError) Is(target error) bool { return target == ErrEveryPeriod }
+
 // New is Parse with a loaded location; nil means UTC. Its errors are
-// *SpecError.
+// *SpecError. An @every period must be a whole number of seconds, at least
+// [MinEvery].
 func New(spec string, loc *time.Location) (s Schedule, err error) {
 	if loc == nil {
 		loc = time.UTC
@@ -70,6 +115,9 @@ func New(spec string, loc *time.Location) (s Schedule, err error) {
 	trimmed := strings.TrimSpace(spec)
 	if strings.HasPrefix(trimmed, "TZ=") || strings.HasPrefix(trimmed, "CRON_TZ=") {
 		return Schedule{}, &SpecError{Spec: spec, Err: ErrZoneInSpec}
+	}
+	if err := everyProblem(spec, trimmed); err != nil {
+		return Schedule{}, err
 	}
 	parsed, err := parseStandard(trimmed)
 	if err != nil {
