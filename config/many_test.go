@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -36,22 +35,15 @@ func writeManyPolicies(t testing.TB, n int) string {
 	return path
 }
 
-// TestLoadManyPolicies: ten thousand policies load in about a second (the
-// schedule checks are memoized by spec and zone), not in many.
+// TestLoadManyPolicies: ten thousand policies over a handful of schedules
+// load, every one checked. How long it takes is BenchmarkLoad10000's to
+// measure (about a second: the schedule checks are memoized by spec and
+// zone), not a timed test's.
 func TestLoadManyPolicies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads 10,000 policies")
-	}
 	path := writeManyPolicies(t, 10000)
-	start := time.Now()
 	cfg, err := Load(path)
-	took := time.Since(start)
 	require.NoError(t, err)
 	require.Len(t, cfg.Policies, 10000)
-	t.Logf("loaded 10,000 policies in %s", took)
-	// Generous for a loaded CI machine; an unmemoized check takes several
-	// times this.
-	require.Less(t, took, 5*time.Second)
 }
 
 func BenchmarkLoad10000(b *testing.B) {
