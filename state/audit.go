@@ -26,11 +26,7 @@ type AuditEntry struct {
 // only be added; whole months are dropped only through
 // swarmkey_drop_audit_partition (migrations/00006_audit_partitions.sql).
 func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) error {
-	detail, err := auditDetail(e)
-	if err != nil {
-		return err
-	}
-	now, err := db.auditTime(ctx)
+	detail, now, err := db.auditRow(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -61,6 +57,20 @@ func (db *DB) auditTime(ctx context.Context) (time.Time, error) {
 	}
 	db.auditMonth.Store(month)
 	return now, nil
+}
+
+// auditRow is what every statement that appends e needs: its detail as
+// JSON and the time of the append, with that month's partition made sure of.
+func (db *DB) auditRow(ctx context.Context, e AuditEntry) ([]byte, time.Time, error) {
+	detail, err := auditDetail(e)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	now, err := db.auditTime(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return detail, now, nil
 }
 
 func auditDetail(e AuditEntry) ([]byte, error) {

@@ -44,11 +44,7 @@ func (db *DB) RecordPromoted(ctx context.Context, s PolicyState) error {
 // statement. No rotation row is written: nothing was rotated. reason must
 // hold no value.
 func (db *DB) RecordRefusal(ctx context.Context, s PolicyState, reason string, refused AuditEntry) error {
-	detail, err := auditDetail(refused)
-	if err != nil {
-		return err
-	}
-	now, err := db.auditTime(ctx)
+	detail, now, err := db.auditRow(ctx, refused)
 	if err != nil {
 		return err
 	}
@@ -72,11 +68,7 @@ func (db *DB) RecordRefusal(ctx context.Context, s PolicyState, reason string, r
 // becomes its current version (s.CurrentToken is "" for a version another
 // tool wrote).
 func (db *DB) RecordResolved(ctx context.Context, s PolicyState, promoted bool, resolved AuditEntry) error {
-	detail, err := auditDetail(resolved)
-	if err != nil {
-		return err
-	}
-	now, err := db.auditTime(ctx)
+	detail, now, err := db.auditRow(ctx, resolved)
 	if err != nil {
 		return err
 	}

@@ -83,11 +83,7 @@ func scanRotation(row pgx.Row) (Rotation, error) {
 // statement with its audit entry and, for a policy seen for the first time,
 // its state row (one round trip: a rotation makes many).
 func (db *DB) InsertRotation(ctx context.Context, r Rotation, started AuditEntry) error {
-	detail, err := auditDetail(started)
-	if err != nil {
-		return err
-	}
-	now, err := db.auditTime(ctx)
+	detail, now, err := db.auditRow(ctx, started)
 	if err != nil {
 		return err
 	}
@@ -157,11 +153,7 @@ func (db *DB) MarkResumed(ctx context.Context, token string) error {
 // already ran.
 func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome, errText string, rolledBack bool,
 	retireAfter *time.Time, retired bool, finished AuditEntry) error {
-	detail, err := auditDetail(finished)
-	if err != nil {
-		return err
-	}
-	now, err := db.auditTime(ctx)
+	detail, now, err := db.auditRow(ctx, finished)
 	if err != nil {
 		return err
 	}
