@@ -187,8 +187,9 @@ func (r *Rotator) Resolve(ctx context.Context, p Credential, opts ResolveOptions
 	return res, nil
 }
 
-// canary runs the target's canary with cred, with the policy's attempts
-// and interval, as the test step does.
+// canary runs the target's canary with cred, retrying for propagation
+// delay: the policy's attempts (default 3) at its interval (default 1s).
+// The test step and resolve --promote-pending both prove a credential so.
 func canary(ctx context.Context, p Credential, cred secret.Secret) error {
 	attempts, interval := p.Canary.Attempts, p.Canary.Interval
 	if attempts <= 0 {

@@ -277,27 +277,7 @@ func (run *rotation) test(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	attempts, interval := run.p.Canary.Attempts, run.p.Canary.Interval
-	if attempts <= 0 {
-		attempts = 3
-	}
-	if interval <= 0 {
-		interval = time.Second
-	}
-	for attempt := 1; ; attempt++ {
-		err = run.p.Target.Verify(ctx, targets.VerifyRequest{Credential: pending, Canary: true})
-		if err == nil {
-			return nil
-		}
-		if attempt >= attempts {
-			return fmt.Errorf("canary failed after %d attempts: %w", attempts, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
+	return canary(ctx, run.p, pending)
 }
 
 // promote makes this rotation's version current, guarded by the current
