@@ -2,6 +2,7 @@
 #   make demo   a throwaway PostgreSQL, a demo role, three rotations per strategy
 #   make test   the whole suite against a real PostgreSQL and a real Locust,
 #               provisioned by scripts/test-deps and scripts/with-postgres
+#   make chaos  the long fault-injection run (internal/chaos): 1,000 kills and more
 #   make bench  benchmarks, as ratios against baselines measured in the same run
 #   make lint   gofmt, go vet, staticcheck
 #   make fuzz   short fuzzing runs: the config loader, the secret-document
@@ -13,7 +14,7 @@ PKGS     ?= ./...
 TESTFLAGS ?= -count=1 -timeout 20m
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test test-go demo bench bench-idle lint fuzz clean
+.PHONY: all build test test-go chaos demo bench bench-idle lint fuzz clean
 
 all: build
 
@@ -29,6 +30,23 @@ test:
 test-go:
 	$(GO) test $(TESTFLAGS) $(PKGS)
 	cd locust && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m unittest
+
+# The long fault-injection run: kill -9 of `rotate --local` and of serve
+# replicas at chosen steps, PostgreSQL restarts, a read-only store folder,
+# AWS proxy faults and another writer, GCP faults (internal/chaos; `make
+# test` runs a short one). Bounded by counts and by CHAOS_DURATION; the
+# report (counts per kind, violations per invariant, load average before
+# and after) is printed and written to CHAOS_REPORT. CHAOS_FLAGS passes
+# more -chaos.* flags (e.g. -chaos.seed N to repeat a run's choices).
+CHAOS_DURATION ?= 50m
+CHAOS_REPORT   ?= bin/chaos-report.md
+CHAOS_FLAGS    ?=
+
+chaos:
+	scripts/test-deps
+	@mkdir -p $(dir $(abspath $(CHAOS_REPORT)))
+	scripts/with-postgres $(GO) test -count=1 -timeout 80m -run '^TestChaos$$' -v ./internal/chaos/ \
+		-args -chaos.long -chaos.duration $(CHAOS_DURATION) -chaos.report $(abspath $(CHAOS_REPORT)) $(CHAOS_FLAGS)
 
 # Benchmarks print ratios against baselines measured in the same run, as
 # medians over rounds (the machine is shared: never absolute timings alone).

@@ -13,7 +13,9 @@
 //
 // The methods below the RPCs (Seed, AddVersion, Mutate, SetHooks …) change
 // or inspect the fake directly, as another writer or a fault would, without
-// going through the API.
+// going through the API. Inject arms faults of the kinds the fault proxy
+// injects into AWS calls (internal/faultproxy): throttling, server errors,
+// lost and held answers, another writer's hook.
 //
 // References (cloud.google.com/secret-manager/docs):
 //   - reference/rpc/google.cloud.secretmanager.v1 (Secret, SecretVersion,
@@ -85,6 +87,8 @@ type Server struct {
 	calls   map[string]int
 	before  Hook
 	after   Hook
+	faults  []*armedFault
+	fired   map[FaultKind]int
 }
 
 // Start starts a fake and stops it when the test ends.
@@ -136,20 +140,27 @@ func (f *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 	f.mu.Lock()
 	f.calls[method]++
 	before, after := f.before, f.after
+	fault, faulty := f.pickFault(method)
 	f.mu.Unlock()
 	msg, _ := req.(proto.Message)
-	if before != nil {
-		if err := before(method, msg); err != nil {
-			return nil, err
+	call := func() (any, error) {
+		if before != nil {
+			if err := before(method, msg); err != nil {
+				return nil, err
+			}
 		}
-	}
-	resp, err := handler(ctx, req)
-	if err == nil && after != nil {
-		if err := after(method, msg); err != nil {
-			return nil, err
+		resp, err := handler(ctx, req)
+		if err == nil && after != nil {
+			if err := after(method, msg); err != nil {
+				return nil, err
+			}
 		}
+		return resp, err
 	}
-	return resp, err
+	if faulty {
+		return applyFault(ctx, method, fault, call)
+	}
+	return call()
 }
 
 // next advances the fake's clock and etag counter. Called with mu held.

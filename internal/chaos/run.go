@@ -1,0 +1,159 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Plan says how many injections of each kind a run makes, at most, and
+// how long it may take; the run stops at whichever bound comes first.
+type Plan struct {
+	LocalKills int // kill -9 of rotate --local
+	ServeKills int // kill -9 of serve replicas
+	PGRestarts int
+	ReadOnly   int // read-only store folder
+	AWSFaults  int // proxy faults and another writer, on `rotate --local` of AWS policies
+	GCPFaults  int // faults and crashes of the in-process GCP rotations
+	// ServeHolds hold an AWS answer of a served policy past the serve
+	// job's timeout (by the replicas' killer, between its kills).
+	ServeHolds int
+	// HangProbes hold an AWS answer of `rotate --local` for 90s: the
+	// store sets no timeout of its own, so the process waits (the harness
+	// kills it after 60s and counts it).
+	HangProbes int
+	Duration   time.Duration
+	// StuckAfter: a served policy that has not rotated for this long while
+	// replicas run (and faults go on) is stuck; default 5m.
+	StuckAfter time.Duration
+	// SettleWithin: once the faults stop, the replicas must rotate every
+	// served policy within this; default 2m.
+	SettleWithin time.Duration
+}
+
+// Run runs the plan: serve replicas rotate their policies throughout and
+// one goroutine kills them; another runs the rounds of `rotate --local`
+// (kills, AWS faults), the in-process GCP rounds, and, with the replicas'
+// killer paused, the PostgreSQL restarts and the read-only folder. At the
+// end the replicas are stopped and every policy must rotate once more with
+// `rotate --local` and pass the checks.
+func (h *Harness) Run(ctx context.Context, plan Plan) {
+	deadline := time.Now().Add(plan.Duration)
+	if plan.StuckAfter == 0 {
+		plan.StuckAfter = 5 * time.Minute
+	}
+	if plan.SettleWithin == 0 {
+		plan.SettleWithin = 2 * time.Minute
+	}
+	for _, p := range h.Policies {
+		h.Stats.Track(p.Name)
+	}
+	var gcp *GCP
+	if plan.GCPFaults > 0 {
+		gcp = h.StartGCP()
+		for _, p := range gcp.Policies {
+			h.Stats.Track(p.Name)
+		}
+	}
+	rs := h.StartReplicas(h.opts.Replicas, plan.StuckAfter)
+	doubles := map[string]bool{}
+
+	// The killer of serve replicas pauses (global.Lock) while a global
+	// round runs.
+	var global sync.RWMutex
+	serveDone := make(chan struct{})
+	go func() {
+		defer close(serveDone)
+		// Holds come evenly spread between the kills.
+		every := 0
+		if plan.ServeHolds > 0 {
+			every = max(1, plan.ServeKills/plan.ServeHolds)
+		}
+		for i := 0; i < plan.ServeKills && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+			global.RLock()
+			if every > 0 && i%every == every-1 {
+				rs.HoldRound(ctx)
+			}
+			rs.KillRound(ctx)
+			if i%10 == 9 {
+				rs.CheckServed(ctx)
+				h.CheckDoubleRotations(ctx, doubles)
+			}
+			global.RUnlock()
+			if i%25 == 24 {
+				h.opts.Logf("%s: %d serve kills", h.Stats.Elapsed().Round(time.Second), i+1)
+			}
+		}
+	}()
+
+	left := map[string]int{"local": plan.LocalKills, "pg": plan.PGRestarts, "ro": plan.ReadOnly, "aws": plan.AWSFaults,
+		"gcp": plan.GCPFaults, "hang": plan.HangProbes}
+	order := []string{"local", "pg", "ro", "aws", "gcp", "hang"}
+	for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
+		total := 0
+		for _, k := range order {
+			total += left[k]
+		}
+		if total == 0 {
+			break
+		}
+		pick := h.intn(total)
+		kind := ""
+		for _, k := range order {
+			if pick < left[k] {
+				kind = k
+				break
+			}
+			pick -= left[k]
+		}
+		left[kind]--
+		switch kind {
+		case "local":
+			h.LocalKillRound(ctx)
+		case "aws":
+			h.ProxyRound(ctx)
+		case "gcp":
+			gcp.Round(ctx)
+		case "hang":
+			h.HangProbe(ctx)
+		case "pg", "ro":
+			global.Lock()
+			if kind == "pg" {
+				h.PGRestartRound(ctx, rs)
+			} else {
+				h.ReadOnlyRound(ctx, rs)
+			}
+			h.CheckDoubleRotations(ctx, doubles)
+			global.Unlock()
+		}
+		if n%50 == 49 {
+			h.opts.Logf("%s: %d rounds, %d local kills, %d serve kills", h.Stats.Elapsed().Round(time.Second), n+1,
+				h.Stats.Injections(KillLocal), h.Stats.Injections(KillServe))
+		}
+	}
+	if time.Now().After(deadline) {
+		h.Stats.Outcome("run stopped at its time bound")
+	}
+	<-serveDone
+
+	// The end: the replicas must get every served policy going again by
+	// themselves; then they stop and every policy rotates once more.
+	rs.Settle(ctx, plan.SettleWithin)
+	rs.CheckServed(ctx)
+	for policy, gap := range rs.MaxGaps() {
+		h.Stats.Outcome(fmt.Sprintf("longest gap between two successful rotations of %s: %s", policy, gap.Round(time.Second)))
+	}
+	rs.Stop()
+	rs.CheckServed(ctx)
+	for _, p := range h.Policies {
+		if !h.Quarantined(p) && h.RecoverLocal(ctx, p, "the end of the run") {
+			h.Check(ctx, p, false)
+		}
+	}
+	if gcp != nil {
+		gcp.Final(ctx)
+	}
+	h.CheckDoubleRotations(ctx, doubles)
+	h.CheckProxyPromotions(ctx)
+}
