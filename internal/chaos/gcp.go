@@ -142,40 +142,82 @@ var gcpMethods = []struct {
 func (g *GCP) Round(ctx context.Context) {
 	h := g.h
 	p := g.Policies[h.intn(len(g.Policies))]
-	opts := rotator.Options{Actor: "chaos"}
-	limit := time.Minute
-	var name, where string
-	didCh := make(chan string, 1)
-	fired := true
+	var f GCPFault
 	if h.intn(4) == 0 {
-		step := rotator.Steps[h.intn(len(rotator.Steps))]
-		opts.AfterStep = func(s rotator.Step) error {
-			if s == step {
-				return rotator.ErrCrash
-			}
-			return nil
-		}
-		name, where = GCPCrash, next[string(step)]
+		f.CrashAfter = rotator.Steps[h.intn(len(rotator.Steps))]
 	} else {
 		kind := gcpfake.FaultKinds[h.intn(len(gcpfake.FaultKinds))]
 		m := gcpMethods[h.intn(len(gcpMethods))]
-		f := gcpfake.Fault{Method: m.name, Nth: 1 + h.intn(m.max), Kind: kind}
-		name, where = GCPPrefix+string(kind), fmt.Sprintf("%s #%d", m.name, f.Nth)
+		f.Fault = gcpfake.Fault{Method: m.name, Nth: 1 + h.intn(m.max), Kind: kind}
 		switch kind {
 		case gcpfake.FaultHold:
 			// Held past the caller's deadline: the rotation is cut
 			// where it is, as a River job's timeout cuts it.
-			f.Hold, limit = 10*time.Second, h.duration(300*time.Millisecond, 3*time.Second)
-			where += fmt.Sprintf(" past a %s deadline", limit.Round(100*time.Millisecond))
+			f.Fault.Hold, f.Deadline = 10*time.Second, h.duration(300*time.Millisecond, 3*time.Second)
 		case gcpfake.FaultHook:
 			actions := []string{WriterDropPending, WriterStrayPending, WriterForeignLabel}
 			if p.Strategy == Alternating {
 				actions = append(actions, WriterRollBack)
 			}
-			action := actions[h.intn(len(actions))]
-			f.Hook = func() { didCh <- g.anotherWriter(p, action) }
+			f.Writer = actions[h.intn(len(actions))]
 		}
-		g.fake.Inject(f)
+	}
+	g.Inject(ctx, p, f)
+}
+
+// GCPFault is one fault of one in-process GCP rotation: a crash after a
+// step, or a fault of the fake (with, for a hook, another writer's action).
+type GCPFault struct {
+	CrashAfter rotator.Step
+	Fault      gcpfake.Fault
+	Writer     string
+	// Deadline of the rotation (default a minute).
+	Deadline time.Duration
+}
+
+// Policy returns the GCP policy called name (as it is now: a stuck one
+// is replaced by one with a suffix).
+func (g *GCP) Policy(name string) *Policy {
+	for _, p := range g.Policies {
+		if p.Name == name || strings.HasPrefix(p.Name, name+"~") {
+			return p
+		}
+	}
+	return nil
+}
+
+// Inject rotates p with f, checks what clients see once it has ended,
+// recovers, and checks again (a stuck policy is replaced by a fresh one).
+// It is what Round does with random choices; a test repeats one case with
+// it.
+func (g *GCP) Inject(ctx context.Context, p *Policy, f GCPFault) {
+	h := g.h
+	opts := rotator.Options{Actor: "chaos"}
+	limit := time.Minute
+	if f.Deadline > 0 {
+		limit = f.Deadline
+	}
+	var name, where string
+	didCh := make(chan string, 1)
+	fired := true
+	if f.CrashAfter != "" {
+		opts.AfterStep = func(s rotator.Step) error {
+			if s == f.CrashAfter {
+				return rotator.ErrCrash
+			}
+			return nil
+		}
+		name, where = GCPCrash, next[string(f.CrashAfter)]
+	} else {
+		fault := f.Fault
+		name, where = GCPPrefix+string(fault.Kind), fmt.Sprintf("%s #%d", fault.Method, fault.Nth)
+		switch fault.Kind {
+		case gcpfake.FaultHold:
+			where += fmt.Sprintf(" past a %s deadline", limit.Round(100*time.Millisecond))
+		case gcpfake.FaultHook:
+			fault.Hook = func() { didCh <- g.anotherWriter(p, f.Writer) }
+		}
+		g.fake.Inject(fault)
 	}
 	rctx, cancel := context.WithTimeout(ctx, limit)
 	res, err := g.rot.Rotate(rctx, g.creds[p.Name], opts)
@@ -235,6 +277,12 @@ func gcpOutcome(res rotator.Result, err error) string {
 	default:
 		return "failed before a step"
 	}
+}
+
+// Rotate rotates p once, without a fault, and says whether it succeeded.
+func (g *GCP) Rotate(ctx context.Context, p *Policy) error {
+	_, err := g.rot.Rotate(ctx, g.creds[p.Name], rotator.Options{Actor: "chaos"})
+	return err
 }
 
 // recover rotates until a fresh rotation succeeds (stuck otherwise).

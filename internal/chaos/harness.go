@@ -121,6 +121,9 @@ type Options struct {
 	Replicas int
 	// Logf prints progress; nil is quiet.
 	Logf func(format string, args ...any)
+	// Extra policies beside the default ones (Name, Strategy, Store and
+	// Serve are read), e.g. one fresh policy per case of a test.
+	Extra []Policy
 }
 
 // New builds the binary and sets up the installation: the server, moto and
@@ -188,6 +191,9 @@ func New(t testing.TB, opts Options) *Harness {
 		{Name: "svc-single-file2", Strategy: Single, Store: StoreFile, Serve: true},
 		{Name: "svc-alt-aws", Strategy: Alternating, Store: StoreAWS, Serve: true},
 		{Name: "svc-single-aws", Strategy: Single, Store: StoreAWS, Serve: true},
+	}
+	for _, p := range opts.Extra {
+		h.Policies = append(h.Policies, &Policy{Name: p.Name, Strategy: p.Strategy, Store: p.Store, Serve: p.Serve})
 	}
 	stmts := []string{"CREATE ROLE " + group + " NOLOGIN"}
 	for _, p := range h.Policies {

@@ -239,41 +239,66 @@ func (h *Harness) ProxyRound(ctx context.Context) {
 	}
 	kinds := []faultproxy.Kind{faultproxy.Throttle, faultproxy.ServerError, faultproxy.Unavailable, faultproxy.Lost,
 		faultproxy.Hold, faultproxy.Hook}
-	kind := kinds[h.intn(len(kinds))]
+	f := AWSFault{Kind: kinds[h.intn(len(kinds))]}
 	c := awsCalls[h.intn(len(awsCalls))]
-	rule := faultproxy.Rule{Call: c.name, Nth: 1 + h.intn(c.max), Kind: kind,
-		Match: func(call faultproxy.Call) bool { return call.SecretID == p.SecretID }}
-	name := ProxyPrefix + string(kind)
-	where := fmt.Sprintf("%s #%d", strings.TrimPrefix(c.name, "secretsmanager."), rule.Nth)
-	var (
-		didCh = make(chan string, 1)
-		storm time.Duration
-	)
-	switch kind {
+	f.Call, f.Nth = c.name, 1+h.intn(c.max)
+	switch f.Kind {
 	case faultproxy.Hold:
-		rule.Hold = h.duration(200*time.Millisecond, 3*time.Second)
-		where += fmt.Sprintf(" for %s", rule.Hold.Round(100*time.Millisecond))
+		f.Hold = h.duration(200*time.Millisecond, 3*time.Second)
 	case faultproxy.Throttle:
 		if h.intn(4) == 0 {
-			// A storm: every call of the secret for a while.
-			rule.Call, rule.Nth = "", 0
-			storm = h.duration(time.Second, 8*time.Second)
-			name = ProxyPrefix + "throttle storm"
-			where = fmt.Sprintf("every call for %s", storm.Round(100*time.Millisecond))
+			f.Storm = h.duration(time.Second, 8*time.Second)
 		}
 	case faultproxy.Hook:
 		actions := writerActions(p.Strategy)
-		action := actions[h.intn(len(actions))]
-		rule.Hook = func() { didCh <- h.anotherWriter(p, action) }
+		f.Writer = actions[h.intn(len(actions))]
+	}
+	h.InjectAWS(ctx, p, f)
+}
+
+// AWSFault is one fault of the proxy on one `rotate --local`.
+type AWSFault struct {
+	Kind faultproxy.Kind
+	// Call and Nth pick the call ("secretsmanager.PutSecretValue", 1).
+	Call string
+	Nth  int
+	// Hold: how long a Hold holds the answer.
+	Hold time.Duration
+	// Storm, for Throttle: every call of the secret is throttled for this
+	// long (Call and Nth are ignored).
+	Storm time.Duration
+	// Writer, for Hook: another writer's action (WriterStrayPending …).
+	Writer string
+}
+
+// InjectAWS runs `rotate --local` of the AWS policy p with f armed in the
+// proxy, checks what clients see once it has ended, recovers as an
+// operator would, and checks again. It is what ProxyRound does with random
+// choices; a test repeats one case with it.
+func (h *Harness) InjectAWS(ctx context.Context, p *Policy, f AWSFault) {
+	rule := faultproxy.Rule{Call: f.Call, Nth: f.Nth, Kind: f.Kind, Hold: f.Hold,
+		Match: func(call faultproxy.Call) bool { return call.SecretID == p.SecretID }}
+	name := ProxyPrefix + string(f.Kind)
+	where := fmt.Sprintf("%s #%d", strings.TrimPrefix(f.Call, "secretsmanager."), f.Nth)
+	didCh := make(chan string, 1)
+	switch {
+	case f.Kind == faultproxy.Hold:
+		where += fmt.Sprintf(" for %s", f.Hold.Round(100*time.Millisecond))
+	case f.Kind == faultproxy.Throttle && f.Storm > 0:
+		rule.Call, rule.Nth = "", 0
+		name = ProxyPrefix + "throttle storm"
+		where = fmt.Sprintf("every call for %s", f.Storm.Round(100*time.Millisecond))
+	case f.Kind == faultproxy.Hook:
+		rule.Hook = func() { didCh <- h.anotherWriter(p, f.Writer) }
 	}
 	id := h.Proxy.Add(rule)
-	if storm > 0 {
-		defer time.AfterFunc(storm, func() { h.Proxy.Remove(id) }).Stop()
+	if f.Storm > 0 {
+		defer time.AfterFunc(f.Storm, func() { h.Proxy.Remove(id) }).Stop()
 	}
 	r := h.RotateLocal(p, nil, 2*time.Minute)
 	fired := rule.Nth == 0 || !h.Proxy.Armed(id)
 	h.Proxy.Remove(id)
-	if kind == faultproxy.Hook {
+	if f.Kind == faultproxy.Hook {
 		did := ""
 		select {
 		case did = <-didCh:

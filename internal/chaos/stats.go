@@ -238,7 +238,13 @@ func (s *Stats) Report(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %d | %s |\n", k, s.injections[k], strings.Join(where, ", "))
 		total += s.injections[k]
 	}
-	fmt.Fprintf(w, "| **all** | %d | |\n\n", total)
+	kills := 0
+	for _, k := range kinds {
+		if strings.HasPrefix(k, "kill -9") {
+			kills += s.injections[k]
+		}
+	}
+	fmt.Fprintf(w, "| **all** | %d | of which kill -9: %d |\n\n", total, kills)
 
 	fmt.Fprintf(w, "| outcome | count |\n| --- | --- |\n")
 	for _, k := range sortedKeys(s.outcomes) {
