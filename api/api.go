@@ -16,10 +16,17 @@
 // Bodies are JSON; unknown request fields are refused. Errors are
 // {"error": "<message>"} with 400 (bad request), 401 (no, unknown, expired
 // or revoked token), 403 (scope or grant), 404 (unknown policy or lease,
-// nothing current yet), 410 (lease expired or ended) or 503 (the database or
-// a store is unreachable). Every credential read appends an audit row
-// (actor token:NAME, the policy, the version id; never the value) before the
-// value is sent; when the row cannot be written the value is not sent.
+// nothing current yet), 408 (a body not received in time), 410 (lease
+// expired or ended), 413 (a body too large), 429 (credential reads over the
+// token's limit, with Retry-After) or 503 (the database or a store is
+// unreachable).
+//
+// Every credential read is recorded before the value is sent; when it
+// cannot be, the value is not sent. The first read of a (token, lease,
+// policy, version) appends an audit row (actor token:NAME, the policy, the
+// version id, the lease; never the value); every read counts in
+// credential_reads (state.RecordCredentialRead), and the lease.ended entry
+// sums up the reads under the lease.
 package api
 
 import (
@@ -31,12 +38,14 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
@@ -80,6 +89,41 @@ func (c Catalog) expand(use string) (names []string, ok bool) {
 	return names, len(names) > 0
 }
 
+// checkUse says whether tok may lease use (a policy name or tag:NAME):
+// status 0, or the status and message of the refusal. A refusal tells the
+// token only what it may know: a name it is not granted is 403 whether or
+// not such a policy exists, and a tag it is not granted, and whose policies
+// it is not all granted by name (or by another tag), is 403 without naming
+// any policy, whether the tag matches ungranted policies or none.
+func checkUse(catalog Catalog, tok state.Token, use string) (int, string) {
+	names, ok := catalog.expand(use)
+	if !strings.HasPrefix(use, state.UsesTagPrefix) {
+		switch {
+		case !granted(tok, use, catalog[use].Tags):
+			return http.StatusForbidden, fmt.Sprintf("token %q is not granted policy %q: a runner may lease only the policies it is granted", tok.Name, use)
+		case !ok:
+			return http.StatusNotFound, fmt.Sprintf("uses: %q: no such policy is configured", use)
+		}
+		return 0, ""
+	}
+	if slices.Contains(tok.Grants, use) {
+		if !ok {
+			return http.StatusNotFound, fmt.Sprintf("uses: %q: no policy has this tag", use)
+		}
+		return 0, ""
+	}
+	all := ok
+	for _, name := range names {
+		all = all && granted(tok, name, catalog[name].Tags)
+	}
+	if !all {
+		return http.StatusForbidden, fmt.Sprintf(
+			"uses: %q: token %q is not granted this tag, nor every policy that has it (which policies have it is not shown): ask an operator for a token that grants %s",
+			use, tok.Name, use)
+	}
+	return 0, ""
+}
+
 // granted reports whether tok may read policy p: p is granted by name, or
 // one of its tags is granted as tag:NAME.
 func granted(tok state.Token, name string, tags []string) bool {
@@ -109,11 +153,18 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Logger logs refused requests (never a token or a value); nil discards.
 	Logger *slog.Logger
+	// ReadLimit is how many credential reads a second one token may make
+	// on average, ReadBurst how many at once; beyond them a read gets 429
+	// with Retry-After. Zero takes DefaultReadLimit and DefaultReadBurst;
+	// rate.Inf lifts the limit.
+	ReadLimit rate.Limit
+	ReadBurst int
 }
 
 // Server is the API's http.Handler.
 type Server struct {
 	opts     Options
+	limits   *limiters
 	mux      *http.ServeMux
 	requests *prometheus.CounterVec
 	reads    *prometheus.CounterVec
@@ -129,8 +180,9 @@ func New(opts Options) (*Server, error) {
 		opts.Ready = func(ctx context.Context) error { return opts.DB.Ping(ctx) }
 	}
 	s := &Server{
-		opts: opts,
-		mux:  http.NewServeMux(),
+		opts:   opts,
+		limits: newLimiters(opts.ReadLimit, opts.ReadBurst),
+		mux:    http.NewServeMux(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "swarmkey_api_requests_total", Help: "API requests, by route and HTTP status.",
 		}, []string{"route", "code"}),
@@ -272,12 +324,22 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ state.Token) 
 	s.opts.Metrics.ServeHTTP(w, r)
 }
 
-// decode reads a JSON body of at most 64 KiB into v, refusing unknown fields.
+// decode reads a JSON body of at most MaxBodyBytes into v, refusing
+// unknown fields. A body that does not arrive within its deadline (see
+// HTTPServer) is 408, one over the cap 413.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "request body: %v (expected a JSON object, see the API documentation)", err)
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			writeError(w, http.StatusRequestTimeout, "request body: not received in time: send the whole body at once")
+		case errors.As(err, &tooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, "request body: larger than %d bytes", MaxBodyBytes)
+		default:
+			writeError(w, http.StatusBadRequest, "request body: %v (expected a JSON object, see the API documentation)", err)
+		}
 		return false
 	}
 	if dec.Decode(&struct{}{}) != io.EOF {
@@ -322,22 +384,9 @@ func (s *Server) startLease(w http.ResponseWriter, r *http.Request, tok state.To
 	}
 	catalog := s.opts.Policies()
 	for _, use := range req.Uses {
-		names, ok := catalog.expand(use)
-		if !ok {
-			// Granted or not, the caller learns only what it could read.
-			if !strings.HasPrefix(use, state.UsesTagPrefix) && !granted(tok, use, nil) {
-				writeError(w, http.StatusForbidden, "token %q is not granted policy %q", tok.Name, use)
-				return
-			}
-			writeError(w, http.StatusNotFound, "uses: %q: no such policy is configured", use)
+		if status, msg := checkUse(catalog, tok, use); status != 0 {
+			writeError(w, status, "%s", msg)
 			return
-		}
-		for _, name := range names {
-			if !granted(tok, name, catalog[name].Tags) {
-				writeError(w, http.StatusForbidden, "token %q is not granted policy %q (from uses %q): a runner may lease only the policies it is granted",
-					tok.Name, name, use)
-				return
-			}
 		}
 	}
 	ttl := time.Duration(req.TTLSeconds) * time.Second
@@ -410,7 +459,15 @@ func (s *Server) endLease(w http.ResponseWriter, r *http.Request, tok state.Toke
 		writeError(w, http.StatusServiceUnavailable, "the state database is unreachable; try again")
 		return
 	}
-	s.audit(r.Context(), tok, "", "lease.ended", map[string]any{"lease": l.ID, "run": l.RunName})
+	detail := map[string]any{"lease": l.ID, "run": l.RunName}
+	// What was read under the lease, with counts: the audit log has only
+	// the first read of each version.
+	if reads, err := s.opts.DB.LeaseReads(r.Context(), l.ID); err != nil {
+		s.opts.Logger.Warn("api: reads of an ended lease", "lease", l.ID, "error", err)
+	} else if len(reads) > 0 {
+		detail["reads"] = reads
+	}
+	s.audit(r.Context(), tok, "", "lease.ended", detail)
 	writeJSON(w, http.StatusOK, map[string]any{"id": l.ID, "ended_at": l.EndedAt})
 }
 
@@ -431,7 +488,21 @@ type credentialBody struct {
 }
 
 func (s *Server) credential(w http.ResponseWriter, r *http.Request, tok state.Token) {
+	if ok, wait := s.limits.allow(tok.ID, time.Now()); !ok {
+		secs := retryAfter(wait)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		s.opts.Logger.Debug("api: credential read over the token's limit", "token", tok.Name)
+		writeError(w, http.StatusTooManyRequests,
+			"token %q reads credentials faster than its limit (%g a second, %d at once): retry after %ds; keep a credential until it is refused rather than reading it per request",
+			tok.Name, float64(s.limits.limit), s.limits.burst, secs)
+		return
+	}
 	name := r.PathValue("name")
+	if strings.HasPrefix(name, state.UsesTagPrefix) {
+		// The same answer for every tag and token: it names no policy.
+		writeError(w, http.StatusBadRequest, "%q is a tag: read each policy's credential by the policy's name", name)
+		return
+	}
 	p, known := s.opts.Policies()[name]
 	if !granted(tok, name, p.Tags) {
 		writeError(w, http.StatusForbidden, "token %q is not granted policy %q: ask an operator for a token that grants it (`swarmkey tokens add --grant %s`)",
@@ -457,10 +528,14 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request, tok state.To
 		writeError(w, http.StatusServiceUnavailable, "policy %q: %v", name, err)
 		return
 	}
-	// The audit row first: a value whose read is not recorded is not sent.
-	if err := s.opts.DB.AppendAudit(r.Context(), state.AuditEntry{
-		Actor: "token:" + tok.Name, Policy: name, Action: "credential.read",
-		Detail: map[string]any{"version": v.ID, "via": "api", "remote": r.RemoteAddr},
+	// The record first: a value whose read is not recorded is not sent.
+	covers := []string{name}
+	for _, tag := range p.Tags {
+		covers = append(covers, state.UsesTagPrefix+tag)
+	}
+	if _, err := s.opts.DB.RecordCredentialRead(r.Context(), state.CredentialRead{
+		TokenID: tok.ID, TokenName: tok.Name, Policy: name, Covers: covers, Version: v.ID,
+		Detail: map[string]any{"via": "api", "remote": r.RemoteAddr},
 	}); err != nil {
 		s.opts.Logger.Error("api: audit credential read; the credential was not sent", "policy", name, "error", err)
 		writeError(w, http.StatusServiceUnavailable, "the read of policy %q could not be audited, so the credential was not sent; try again", name)

@@ -42,11 +42,15 @@ import (
 var values = []string{"pw-Zq81-checkout", "key-Yx42-reports", "pw-Wv07-billing"}
 
 type bundle struct {
-	db     *state.DB
-	pg     *pgtest.Database
-	url    string
-	tokens map[string]secret.Secret // by token name
-	logs   *syncBuffer
+	// handler is the API's handler, url a test server in front of it.
+	handler http.Handler
+	db      *state.DB
+	pg      *pgtest.Database
+	url     string
+	tokens  map[string]secret.Secret // by token name
+	logs    *syncBuffer
+	// put makes doc the current version of secret id in the store.
+	put func(id, doc string)
 }
 
 // syncBuffer collects the server's log; handlers write from their own
@@ -68,7 +72,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func setup(t *testing.T) *bundle {
+// setup serves the API with a memory store of four policies and three
+// tokens (ci, perf, ops); options change the server's Options.
+func setup(t *testing.T, options ...func(*api.Options)) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	pg := pgtest.New(t)
@@ -80,10 +86,14 @@ func setup(t *testing.T) *bundle {
 
 	st := memstore.New(memstore.NewBackend())
 	put := func(id, doc string) {
+		var current string
+		if v, err := st.Get(ctx, id, providers.StageCurrent); err == nil {
+			current = v.ID
+		}
 		token := uuid.NewString()
 		_, err := st.PutPending(ctx, id, token, secret.FromString(doc))
 		require.NoError(t, err)
-		require.NoError(t, st.Promote(ctx, id, providers.PromoteRequest{Token: token}))
+		require.NoError(t, st.Promote(ctx, id, providers.PromoteRequest{Token: token, ExpectedCurrentID: current}))
 	}
 	put("checkout-db", `{"engine":"postgres","username":"loadtest","password":"`+values[0]+`","port":5432}`)
 	put("reports-api", `{"api_key":"`+values[1]+`","key_id":"k1"}`)
@@ -102,17 +112,22 @@ func setup(t *testing.T) *bundle {
 		"aws-marker":  policy("aws-marker"),
 	}
 
-	b := &bundle{db: db, pg: pg, tokens: map[string]secret.Secret{}, logs: &syncBuffer{}}
+	b := &bundle{db: db, pg: pg, tokens: map[string]secret.Secret{}, logs: &syncBuffer{}, put: put}
 	reg := prometheus.NewRegistry()
-	srv, err := api.New(api.Options{
+	opts := api.Options{
 		DB: db, Policies: func() api.Catalog { return catalog },
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
 		Logger: slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	for _, o := range options {
+		o(&opts)
+	}
+	srv, err := api.New(opts)
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	b.url = ts.URL
+	b.handler = srv
 
 	for _, req := range []state.TokenRequest{
 		{Name: "ci", Scope: state.ScopeRunner, Grants: []string{"checkout-db", "fresh", "aws-marker", "not-configured"}},
@@ -165,7 +180,7 @@ func status(t *testing.T, err error) int {
 	return e.Status
 }
 
-func TestRunnersReadOnlyGrantedPoliciesAndEveryReadIsAudited(t *testing.T) {
+func TestRunnersReadOnlyGrantedPoliciesAndReadsAreAudited(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
@@ -230,7 +245,7 @@ func TestRunnersReadOnlyGrantedPoliciesAndEveryReadIsAudited(t *testing.T) {
 			reads = append(reads, e)
 		}
 	}
-	require.Len(t, reads, 2, "one row per value handed out, none for refusals")
+	require.Len(t, reads, 2, "one row per first read of a token, policy and version, none for refusals")
 	require.Equal(t, "token:ci", reads[0].Actor)
 	require.Equal(t, "checkout-db", reads[0].Policy)
 	require.NotEmpty(t, reads[0].Detail["version"])
@@ -338,8 +353,8 @@ func TestLeaseLifecycle(t *testing.T) {
 		want   string
 	}{
 		{ci, []string{"checkout-db", "billing"}, 403, `not granted policy "billing"`},
-		{ci, []string{"tag:perf"}, 403, `not granted policy "reports-api" (from uses "tag:perf")`},
-		{perf, []string{"tag:nobody"}, 404, `"tag:nobody": no such policy`},
+		{ci, []string{"tag:perf"}, 403, `"tag:perf": token "ci" is not granted this tag, nor every policy that has it`},
+		{perf, []string{"tag:nobody"}, 403, `"tag:nobody": token "perf" is not granted this tag`},
 		{ci, []string{"not-configured"}, 404, "no such policy"},
 		{ci, []string{}, 400, "uses: missing"},
 		{ci, []string{"checkout db"}, 403, "not granted"},

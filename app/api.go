@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/swarmkey/swarmkey/api"
 	"github.com/swarmkey/swarmkey/providers"
@@ -40,6 +42,13 @@ type APIListen struct {
 	// Explicit: the operator gave the address. The default socket is best
 	// effort (see ServeAPI); a listener the operator asked for is not.
 	Explicit bool
+	// Timeouts of the API's and the health server's connections; zero
+	// fields take api's defaults (5s headers, 15s whole request, 30s write, 2m idle).
+	Timeouts api.Timeouts
+	// ReadLimit and ReadBurst limit each token's credential reads (see
+	// api.Options); zero takes api.DefaultReadLimit and DefaultReadBurst.
+	ReadLimit float64
+	ReadBurst int
 }
 
 // APIServer is the running HTTP API.
@@ -58,6 +67,12 @@ func (s *Session) ServeAPI(l APIListen, reg *prometheus.Registry) (*APIServer, e
 	if l.Address == "" {
 		return nil, nil
 	}
+	if l.ReadLimit < 0 || math.IsNaN(l.ReadLimit) {
+		return nil, Inputf("--api-read-rate %g: give the reads a second one token may make (such as 20)", l.ReadLimit)
+	}
+	if l.ReadBurst < 0 {
+		return nil, Inputf("--api-read-burst %d: give the reads one token may make at once (such as 100)", l.ReadBurst)
+	}
 	ln, err := api.Listen(l.Address, l.TLSCert, l.TLSKey)
 	if err != nil {
 		if !l.Explicit && (errors.Is(err, api.ErrSocketFolderMissing) || errors.Is(err, api.ErrSocketInUse)) {
@@ -75,12 +90,14 @@ func (s *Session) ServeAPI(l APIListen, reg *prometheus.Registry) (*APIServer, e
 		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Registerer: reg,
 		Logger:     s.Logger,
+		ReadLimit:  rate.Limit(l.ReadLimit),
+		ReadBurst:  l.ReadBurst,
 	})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	a.http = &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	a.http = api.HTTPServer(srv, l.Timeouts)
 	logger := s.Logger
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -112,8 +129,9 @@ func (a *APIServer) Close() {
 }
 
 // ServeHealth serves /metrics, /healthz (the process runs) and /readyz (the
-// database answers) on addr and returns what stops it.
-func (s *Session) ServeHealth(addr string, reg *prometheus.Registry) (func(), error) {
+// database answers) on addr, with the API's connection limits (timeouts t,
+// see api.HTTPServer), and returns what stops it.
+func (s *Session) ServeHealth(addr string, t api.Timeouts, reg *prometheus.Registry) (func(), error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -130,7 +148,7 @@ func (s *Session) ServeHealth(addr string, reg *prometheus.Registry) (func(), er
 	if err != nil {
 		return nil, Inputf("--http-listen %q: %v", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := api.HTTPServer(mux, t)
 	logger := s.Logger
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

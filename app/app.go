@@ -117,9 +117,9 @@ func Open(ctx context.Context, rt *Runtime) (*Session, error) {
 	if cfg.Database.IsZero() {
 		return nil, Inputf("%s: database: missing: set it to a reference such as env:SWARMKEY_DATABASE_URL", strings.Join(cfg.Files, ", "))
 	}
-	url, err := cfg.Database.Resolve(ctx, rt.ReadStore)
+	url, err := rt.resolve(ctx, cfg.Database)
 	if err != nil {
-		return nil, Inputf("database: %v", err)
+		return nil, fmt.Errorf("database: %w", err)
 	}
 	pool, err := state.Connect(ctx, url.RevealString())
 	if err != nil {

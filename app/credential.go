@@ -18,18 +18,18 @@ import (
 	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
-// storeOpeners opens each provider from its settings: a new provider is one
-// folder plus one line here (and its settings block in config).
+// storeOpeners opens each provider from its Options, as config decoded and
+// checked them: a new provider is one folder plus one line here (and its
+// field in config.Stores).
 var storeOpeners = map[string]func(ctx context.Context, s config.Stores) (providers.Store, error){
 	config.ProviderFile: func(_ context.Context, s config.Stores) (providers.Store, error) {
-		return file.Open(file.Options{Dir: s.File.Dir, KeyFile: s.File.KeyFile})
+		return file.Open(*s.File)
 	},
 	config.ProviderAWS: func(ctx context.Context, s config.Stores) (providers.Store, error) {
-		return aws.New(ctx, aws.Options{Region: s.AWS.Region, EndpointURL: s.AWS.EndpointURL, Create: s.AWS.Create,
-			KMSKeyID: s.AWS.KMSKeyID, Description: s.AWS.Description, Tags: s.AWS.Tags})
+		return aws.New(ctx, *s.AWS)
 	},
 	config.ProviderGCP: func(ctx context.Context, s config.Stores) (providers.Store, error) {
-		return gcp.New(ctx, gcp.Options{Project: s.GCP.Project, Endpoint: s.GCP.Endpoint, DestroyRetired: s.GCP.DestroyRetired})
+		return gcp.New(ctx, *s.GCP)
 	},
 }
 
@@ -59,42 +59,35 @@ func (r *Runtime) OpenCredential(ctx context.Context, p *config.Policy) (rotator
 		Store:    s,
 		SecretID: p.SecretID,
 		Target:   target,
-		Password: rotator.PasswordRules{Length: p.Password.Length, Characters: p.Password.Characters},
+		Password: p.Password.PasswordRules,
 		Grace:    p.Grace,
-		Canary:   rotator.CanaryRetry{Attempts: p.Canary.Attempts, Interval: p.Canary.Interval},
+		Canary:   p.Canary,
 		DestroyRetired: r.Config.Stores.GCP != nil && r.Config.Stores.GCP.DestroyRetired &&
 			p.Store == config.ProviderGCP,
 	}, nil
 }
 
+// target opens p's target from the Options config decoded, with the
+// references it holds resolved.
 func (r *Runtime) target(ctx context.Context, p *config.Policy) (targets.Target, error) {
 	switch {
 	case p.Target.Postgres != nil:
-		pg := p.Target.Postgres
-		var admin secret.Secret
-		if !pg.Admin.IsZero() {
-			var err error
-			if admin, err = pg.Admin.Resolve(ctx, r.ReadStore); err != nil {
-				return nil, fmt.Errorf("target.postgres.admin: %w", err)
-			}
+		opts := p.Target.Postgres.Options
+		var err error
+		if opts.Admin, err = r.resolveOptional(ctx, p.Target.Postgres.Admin); err != nil {
+			return nil, fmt.Errorf("target.postgres.admin: %w", err)
 		}
-		return postgres.New(ctx, postgres.Options{
-			Host: pg.Host, Port: pg.Port, DBName: pg.DBName, SSLMode: pg.SSLMode,
-			Username: pg.Username, AlternateUsername: pg.AlternateUsername, GroupRole: pg.GroupRole,
-			Admin: admin, CanaryQuery: pg.CanaryQuery, RetireNoLogin: pg.RetireNoLogin,
-		})
+		return postgres.New(ctx, opts)
 	case p.Target.HTTP != nil:
 		opts := p.Target.HTTP.Options
-		if ref := p.Target.HTTP.AuthSecret; !ref.IsZero() {
-			var err error
-			if opts.Auth.Secret, err = ref.Resolve(ctx, r.ReadStore); err != nil {
-				return nil, fmt.Errorf("target.http.auth.secret: %w", err)
-			}
+		var err error
+		if opts.Auth.Secret, err = r.resolveOptional(ctx, p.Target.HTTP.AuthSecret); err != nil {
+			return nil, fmt.Errorf("target.http.auth.secret: %w", err)
 		}
 		opts.Logger = r.Logger
 		return httpkey.New(opts)
 	case p.Target.Generated != nil:
-		return generated.New(generated.Options{Policy: p.Name, Field: p.Target.Generated.Field})
+		return generated.New(*p.Target.Generated)
 	}
 	return nil, errors.New("target: no supported target configured")
 }
@@ -115,7 +108,9 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 
 // Verify reads the policy's version at stage and runs the target's canary
 // with it. It returns the version id it checked; a *RefusedError when the
-// target refused the credential.
+// target refused the credential; an InputError when no version holds stage
+// (nothing to verify yet: previous exists from the second rotation on,
+// pending only during a rotation).
 func (r *Runtime) Verify(ctx context.Context, name string, stage providers.Stage) (string, error) {
 	p, err := r.Credential(ctx, name)
 	if err != nil {
@@ -123,6 +118,9 @@ func (r *Runtime) Verify(ctx context.Context, name string, stage providers.Stage
 	}
 	defer p.Target.Close()
 	v, err := p.Store.Get(ctx, p.SecretID, stage)
+	if errors.Is(err, providers.ErrNotFound) {
+		return "", noVersion(p.Name, stage)
+	}
 	if err != nil {
 		return "", fmt.Errorf("%s: read %s version: %w", p.Name, stage, err)
 	}
@@ -130,4 +128,46 @@ func (r *Runtime) Verify(ctx context.Context, name string, stage providers.Stage
 		return v.ID, &RefusedError{Policy: p.Name, Stage: stage, VersionID: v.ID, Err: err}
 	}
 	return v.ID, nil
+}
+
+// noVersion is Verify's InputError for a stage that holds no version.
+func noVersion(policy string, stage providers.Stage) error {
+	switch stage {
+	case providers.StageCurrent:
+		return Inputf("%s has no current version yet, so there is nothing to verify: rotate it first (swarmkey rotate %s --local)", policy, policy)
+	case providers.StagePrevious:
+		return Inputf("%s has no previous version yet, so there is nothing to verify: previous is the version the last rotation replaced, there from the second rotation on (verify --stage current checks the one there is)", policy)
+	}
+	return Inputf("%s has no %s version, so there is nothing to verify: a pending version exists only while a rotation is between its create and promote steps", policy, stage)
+}
+
+// resolveOptional is resolve, with a zero ref (an optional credential the
+// file leaves out) as the zero Secret.
+func (r *Runtime) resolveOptional(ctx context.Context, ref config.Reference) (secret.Secret, error) {
+	if ref.IsZero() {
+		return secret.Secret{}, nil
+	}
+	return r.resolve(ctx, ref)
+}
+
+// resolve fetches the value ref points at. A reference that does not
+// resolve (a variable unset or empty, a file missing, loose or empty, a
+// secret or #field that is not there) is an InputError: the config or the
+// environment must change, as the README's exit codes say. A store that
+// fails otherwise (unreachable, refusing) is returned as it is: the input
+// may be right.
+func (r *Runtime) resolve(ctx context.Context, ref config.Reference) (secret.Secret, error) {
+	var storeErr error
+	v, err := ref.Resolve(ctx, func(ctx context.Context, provider, secretID string) (secret.Secret, error) {
+		v, err := r.ReadStore(ctx, provider, secretID)
+		var input *InputError
+		if err != nil && !errors.Is(err, providers.ErrNotFound) && !errors.As(err, &input) {
+			storeErr = err
+		}
+		return v, err
+	})
+	if err != nil && storeErr == nil {
+		return secret.Secret{}, &InputError{Err: err}
+	}
+	return v, err
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/swarmkey/swarmkey/config"
@@ -43,4 +44,29 @@ func (r *Runtime) LeaseSource(ctx context.Context, names []string, actor string)
 		return nil, err
 	}
 	return &lease.StoreSource{DB: sess.DB, Secrets: secrets, Actor: actor, Closer: sess.Close}, nil
+}
+
+// ReferencedEnv returns the variables cfg's env: references read, sorted and
+// each once: the database URL's, and every policy's target.postgres.admin
+// and target.http.auth.secret. `swarmkey exec` withholds them from its
+// command, which needs none of them.
+func ReferencedEnv(cfg *config.Config) []string {
+	var names []string
+	add := func(ref config.Reference) {
+		if ref.Scheme == config.SchemeEnv {
+			names = append(names, ref.Name)
+		}
+	}
+	add(cfg.Database)
+	for i := range cfg.Policies {
+		t := cfg.Policies[i].Target
+		if t.Postgres != nil {
+			add(t.Postgres.Admin)
+		}
+		if t.HTTP != nil {
+			add(t.HTTP.AuthSecret)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }

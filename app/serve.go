@@ -39,10 +39,7 @@ func (s *Session) Serve(ctx context.Context, o ServeOptions) error {
 	if err := s.MigrateAll(ctx); err != nil {
 		return err
 	}
-	set, err := s.PolicySet()
-	if err != nil {
-		return &InputError{Err: err}
-	}
+	set := s.PolicySet()
 	// The config's YAML trees are garbage now (tens of MiB for ten thousand
 	// policies): hand them back, so the idle daemon's footprint is its
 	// working set.
@@ -57,7 +54,7 @@ func (s *Session) Serve(ctx context.Context, o ServeOptions) error {
 		return fmt.Errorf("start daemon: %w", err)
 	}
 	if o.HealthListen != "" {
-		stopHealth, err := s.ServeHealth(o.HealthListen, metrics.Registry)
+		stopHealth, err := s.ServeHealth(o.HealthListen, o.API.Timeouts, metrics.Registry)
 		if err != nil {
 			_ = d.Stop(context.Background())
 			return err
@@ -113,11 +110,8 @@ func (s *Session) reload(ctx context.Context, read func() (*config.Config, error
 		return nil
 	}
 	rt := NewRuntime(cfg, logger)
-	set, err := rt.PolicySet()
-	if err == nil {
-		err = d.Reload(ctx, set)
-	}
-	if err != nil {
+	set := rt.PolicySet()
+	if err := d.Reload(ctx, set); err != nil {
 		rt.Close()
 		logger.Error("reload failed; keeping the old policies", "error", err)
 		return nil

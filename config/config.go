@@ -13,6 +13,12 @@
 //	deny      global deny windows (cron + duration + timezone)
 //	policies  rotation policies
 //
+// Each file is at most MaxFileSize (8 MiB) long; a larger one is refused
+// before it is read. A file that is not YAML, or whose top level is not a
+// mapping with at least one of the keys above (or a misspelling of one),
+// is one error, "FILE: not a swarmkey policy file (…)", that quotes none of
+// it: an include: that matches /etc/shadow must not print its lines.
+//
 // Several main files merge: their policies, deny windows and includes add up,
 // while a setting (database, a provider's block under stores) given in two
 // of them is an error naming both places. Policy names are unique across
@@ -20,17 +26,24 @@
 // policy rotates: two policies rotating one secret would undo each other.
 //
 // Durations are Go durations ("90s", "2h", "1h30m") or days with a d suffix
-// ("7d", "1d12h"); a day is 24 hours.
+// ("7d", "1d12h"); a day is 24 hours. Integer fields (ports, lengths,
+// attempts, byte counts) take whole numbers: a decimal such as 5432.5 is an
+// error, never truncated.
 //
 // Credential fields (database, target.postgres.admin, target.http.auth.secret)
 // hold references, never values: env:NAME, file:/absolute/path or
 // store:<provider>/<secret-id>[#field].
 // Loading never resolves them; Reference.Resolve does, when a value is needed.
+//
+// Store and target blocks decode into the Options of their provider or
+// target (file.Options, postgres.Options, …), and their Validate holds
+// their rules; Config carries those Options, checked and with defaults
+// applied, for app to open. Schedules and deny windows are built with
+// package schedule.
 package config
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -41,10 +54,15 @@ import (
 	// resolve on hosts and images without /usr/share/zoneinfo.
 	_ "time/tzdata"
 
-	"github.com/robfig/cron/v3"
-
+	"github.com/swarmkey/swarmkey/providers/aws"
+	"github.com/swarmkey/swarmkey/providers/file"
+	"github.com/swarmkey/swarmkey/providers/gcp"
+	"github.com/swarmkey/swarmkey/rotator"
+	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/targets"
+	"github.com/swarmkey/swarmkey/targets/generated"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
+	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
 // Provider names as policies spell them.
@@ -84,12 +102,14 @@ func (c *Config) Policy(name string) (*Policy, bool) {
 	return nil, false
 }
 
-// Stores holds a block per configured provider; nil means not configured,
-// and a policy that names it is an error.
+// Stores holds a block per configured provider, as the provider's own
+// Options; nil means not configured, and a policy that names it is an error.
+// Relative paths in stores.file are resolved against the directory of the
+// file that gives them.
 type Stores struct {
-	File *FileStore
-	AWS  *AWSStore
-	GCP  *GCPStore
+	File *file.Options
+	AWS  *aws.Options
+	GCP  *gcp.Options
 }
 
 // Configured reports whether the provider called name has a block.
@@ -105,76 +125,26 @@ func (s Stores) Configured(name string) bool {
 	return false
 }
 
-// FileStore configures the embedded encrypted store. Relative paths in the
-// file are resolved against the directory of the file that gives them.
-type FileStore struct {
-	// Dir holds one file per secret.
-	Dir string
-	// KeyFile holds the AES-256 key; the provider refuses it unless mode 0600.
-	KeyFile string
-}
-
-// AWSStore configures AWS Secrets Manager; empty strings mean the SDK's
-// defaults (region from the environment, the public endpoint).
-type AWSStore struct {
-	Region      string
-	EndpointURL string
-	// Create lets the provider create a secret that does not exist yet.
-	Create      bool
-	KMSKeyID    string
-	Description string
-	Tags        map[string]string
-}
-
-// GCPStore configures Google Cloud Secret Manager.
-type GCPStore struct {
-	// Project is required.
-	Project  string
-	Endpoint string
-	// DestroyRetired destroys versions that fell off previous instead of
-	// disabling them.
-	DestroyRetired bool
-}
-
-// DenyWindow is a recurring interval in which no rotation may run: it
-// starts at every fire of Schedule and lasts Duration.
+// DenyWindow is a global deny window (see schedule.DenyWindow) and where
+// the file gives it.
 type DenyWindow struct {
-	// Name is optional, shown in plan output.
-	Name string
-	// Spec is the cron spec as written.
-	Spec string
-	// Schedule fires in Location whatever the zone of the time passed to
-	// its Next.
-	Schedule cron.Schedule
-	Location *time.Location
-	Duration time.Duration
-	File     string
-	Line     int
+	schedule.DenyWindow
+	File string
+	Line int
 }
-
-// OverdueAction is what happens when a policy passes its max_age.
-type OverdueAction string
-
-const (
-	// OverdueAlert reports the policy as overdue and keeps deferring.
-	OverdueAlert OverdueAction = "alert"
-	// OverdueForce rotates even though something blocks the window.
-	OverdueForce OverdueAction = "force"
-)
-
-// MissedAction is what happens to a window that passed while no daemon ran.
-type MissedAction string
-
-const (
-	// MissedNextWindow rotates at the next allowed moment of the next window.
-	MissedNextWindow MissedAction = "next_window"
-	// MissedASAP rotates at the next allowed moment from now.
-	MissedASAP MissedAction = "asap"
-)
 
 // Policy is one checked policy with every default applied.
 type Policy struct {
-	Name     string
+	// Timing is the planning half: Name, the policy's name; Schedule, in the
+	// policy's timezone (UTC by default); Window (default 1h), at least
+	// MinWindow and shorter than the schedule's shortest gap between fires;
+	// ExpectedDuration (default
+	// 1m); GuardBefore and GuardAfter (default 0); MaxAge (0: never
+	// overdue), longer than that gap; OnOverdue (schedule.OverdueAlert by
+	// default); Missed (schedule.MissedNextWindow by default); and Deny, the
+	// policy's own deny windows (the global ones apply too).
+	schedule.Timing
+
 	Strategy targets.Strategy
 	// Store is the provider ("file" by default) and SecretID the secret in
 	// it (the policy name by default).
@@ -183,34 +153,13 @@ type Policy struct {
 	Tags     []string
 	Target   Target
 	Password PasswordRules
-
-	// ScheduleSpec is the cron spec as written. Schedule fires in Location
-	// (UTC by default) whatever the zone of the time passed to its Next.
-	ScheduleSpec string
-	Schedule     cron.Schedule
-	Location     *time.Location
-	// Period is the shortest gap between two fires of Schedule (over the
-	// ~400 fires from a fixed instant); Window is shorter.
-	Period time.Duration
-
-	// Window: a rotation may start in [fire, fire+Window); default 1h.
-	Window time.Duration
-	// ExpectedDuration is how long a rotation is planned to take; default 1m.
-	ExpectedDuration time.Duration
-	// GuardBefore and GuardAfter widen every Locust run that uses the
-	// credential; default 0.
-	GuardBefore, GuardAfter time.Duration
-	// MaxAge bounds deferral: past it the policy is overdue; 0 means never.
-	MaxAge    time.Duration
-	OnOverdue OverdueAction
-	Missed    MissedAction
 	// Grace is how long finish waits after promote before retiring; default 0.
 	Grace time.Duration
 	// MaxAttempts is the retry limit of one rotation; default 5.
 	MaxAttempts int
-	Canary      CanaryRetry
-	// Deny are this policy's own deny windows; the global ones apply too.
-	Deny []DenyWindow
+	// Canary is how often the canary retries a credential that may not have
+	// propagated yet: Attempts at least 1, default 3; Interval default 1s.
+	Canary rotator.CanaryRetry
 
 	// File and Line locate the policy for messages.
 	File string
@@ -218,45 +167,32 @@ type Policy struct {
 }
 
 // Target is the system whose credential a policy rotates; exactly one field
-// is set.
+// is set. Each holds its target's Options, checked by the target's rules
+// and with defaults applied.
 type Target struct {
 	Postgres  *PostgresTarget
 	HTTP      *HTTPTarget
-	Generated *GeneratedTarget
+	Generated *generated.Options
 }
 
 // PostgresTarget is a PostgreSQL role (or, alternating, two roles that are
 // members of GroupRole, which holds the privileges).
 type PostgresTarget struct {
-	Host string
-	// Port defaults to 5432.
-	Port   int
-	DBName string
-	// SSLMode is libpq's: disable, allow, prefer (default), require,
-	// verify-ca, verify-full.
-	SSLMode  string
-	Username string
-	// AlternateUsername is the second role of alternating; default
-	// Username+"_b". Empty for single.
-	AlternateUsername string
-	// GroupRole is required for alternating, empty for single.
-	GroupRole string
+	// Options are target.postgres with the defaults of the policy's
+	// strategy (postgres.Options.ForStrategy) and port 5432 when the file
+	// gives none. Options.Admin is zero: Admin refers to it.
+	Options postgres.Options
 	// Admin refers to an admin connection URL; required for alternating,
 	// optional for single (which then logs in with the current credential).
 	Admin Reference
-	// CanaryQuery is an extra SQL query the canary runs; "" for none.
-	CanaryQuery string
-	// RetireNoLogin sets NOLOGIN on the previous role at finish (alternating).
-	RetireNoLogin bool
 }
 
-// HTTPTarget is an HTTP API-key issuer, rotated by targets/httpkey. The
-// policy file's target.http block mirrors httpkey.Options field by field
-// (snake_case); templates and JSON pointers are checked at load, by
-// rendering every template against sample data.
+// HTTPTarget is an HTTP API-key issuer, rotated by targets/httpkey.
+// Templates and JSON pointers are checked at load, by rendering every
+// template against sample data.
 type HTTPTarget struct {
-	// Options are the checked settings with defaults applied, Policy set
-	// to the policy's name and TLS paths made absolute against the file's
+	// Options are target.http with defaults applied, Policy set to the
+	// policy's name and TLS paths made absolute against the file's
 	// directory. Options.Auth.Secret is zero: AuthSecret refers to it.
 	Options httpkey.Options
 	// AuthSecret refers to the admin token, header value or password;
@@ -264,40 +200,22 @@ type HTTPTarget struct {
 	AuthSecret Reference
 }
 
-// GeneratedTarget is a value swarmkey only generates (the policy's
-// password rules) and stores, for shared tokens both sides read from the
-// store: targets/generated.
-type GeneratedTarget struct {
-	// Field is the document's field; default "value".
-	Field string
-}
-
-// PasswordRules say how new passwords are generated.
+// PasswordRules say how new passwords are generated: the rotator's rules
+// (Length 16..128, default 32; Characters, each once, in the order first
+// given) and the named alphabet they come from.
 type PasswordRules struct {
-	// Length in characters, 16..128; default 32.
-	Length int
+	rotator.PasswordRules
 	// Alphabet is the named alphabet (alphanumeric by default,
 	// ascii-printable, hex), or "" when the policy lists its own characters.
 	Alphabet string
-	// Characters is the set to draw from, each character once, in the
-	// order first given: the named alphabet's or the policy's own.
-	Characters string
-}
-
-// CanaryRetry is how often the canary retries a credential that may not
-// have propagated yet.
-type CanaryRetry struct {
-	// Attempts, at least 1; default 3.
-	Attempts int
-	// Interval between attempts; default 1s.
-	Interval time.Duration
 }
 
 // Load reads the main files in paths, the files their include: globs
 // match, and checks everything. Settings given twice across main files,
 // duplicate policy names and every other problem it can find are returned
 // together as Errors; the result is nil then. A file reached twice (given
-// twice, or matched by two globs) is read once.
+// twice, or matched by two globs) is read once; a file larger than
+// MaxFileSize is refused before it is read.
 func Load(paths ...string) (*Config, error) {
 	l := newLoader(false)
 	return l.load(paths)
@@ -339,7 +257,7 @@ type loader struct {
 }
 
 func newLoader(validate bool) *loader {
-	return &loader{validate: validate, readFile: os.ReadFile, glob: filepath.Glob, seen: map[string]bool{}}
+	return &loader{validate: validate, readFile: readPolicyFile, glob: filepath.Glob, seen: map[string]bool{}}
 }
 
 func (l *loader) load(paths []string) (*Config, error) {
@@ -367,6 +285,7 @@ func (l *loader) load(paths []string) (*Config, error) {
 	}
 	l.merge(cfg)
 	l.checkAll(cfg)
+	l.checkRoleClaims(cfg)
 
 	if len(l.errs) > 0 {
 		rank := map[string]int{}
@@ -399,6 +318,13 @@ func (l *loader) read(file string, include bool, from *source, fromPath string) 
 	}
 	l.seen[key] = true
 	data, err := l.readFile(file)
+	var tooLarge *tooLargeError
+	if errors.As(err, &tooLarge) {
+		// The file itself is the problem, wherever it was reached from.
+		l.incomplete = true
+		l.errs = append(l.errs, Error{File: file, Msg: tooLarge.Error()})
+		return
+	}
 	if err != nil {
 		l.incomplete = true
 		msg := "cannot read the file: " + pathErr(err).Error()
@@ -504,49 +430,31 @@ func (l *loader) merge(cfg *Config) {
 }
 
 func (l *loader) storeBlock(cfg *Config, s *source, name string) {
-	dir := filepath.Dir(s.file)
-	abs := func(p string) string {
-		if p == "" || filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(dir, p)
-	}
-	req := func(field, v string) {
-		if strings.TrimSpace(v) == "" {
-			l.errs = append(l.errs, s.errAt("stores."+name+"."+field, "required"))
-		}
-	}
+	c := check{l: l, src: s, prefix: "stores." + name}
 	switch name {
 	case ProviderFile:
-		r := s.raw.Stores.File
-		if r == nil {
-			r = &rawFileStore{}
-		}
-		req("dir", r.Dir)
-		req("key_file", r.KeyFile)
-		cfg.Stores.File = &FileStore{Dir: abs(r.Dir), KeyFile: abs(r.KeyFile)}
+		o := valueOf(s.raw.Stores.File)
+		c.report(o.Validate(), nil, nil)
+		o.Dir, o.KeyFile = s.abs(o.Dir), s.abs(o.KeyFile)
+		cfg.Stores.File = &o
 	case ProviderAWS:
-		r := s.raw.Stores.AWS
-		if r == nil {
-			r = &rawAWSStore{}
-		}
-		var tags map[string]string
-		if len(r.Tags) > 0 {
-			tags = make(map[string]string, len(r.Tags))
-			for k, v := range r.Tags {
-				tags[k] = v
-			}
-		}
-		cfg.Stores.AWS = &AWSStore{Region: r.Region, EndpointURL: r.EndpointURL, Create: r.Create,
-			KMSKeyID: r.KMSKeyID, Description: r.Description, Tags: tags}
+		o := valueOf(s.raw.Stores.AWS)
+		c.report(o.Validate(), nil, nil)
+		cfg.Stores.AWS = &o
 	case ProviderGCP:
-		r := s.raw.Stores.GCP
-		if r == nil {
-			r = &rawGCPStore{}
-		}
-		req("project", r.Project)
-		cfg.Stores.GCP = &GCPStore{Project: r.Project, Endpoint: r.Endpoint, DestroyRetired: r.DestroyRetired}
+		o := valueOf(s.raw.Stores.GCP)
+		c.report(o.Validate(), nil, nil)
+		cfg.Stores.GCP = &o
 	}
+}
+
+// valueOf is *p, or the zero T when the file gave an empty block.
+func valueOf[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
 }
 
 // providerProblem says why a policy or a reference may not use provider, or

@@ -7,7 +7,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/swarmkey/swarmkey/providers/aws"
+	"github.com/swarmkey/swarmkey/providers/file"
+	"github.com/swarmkey/swarmkey/providers/gcp"
+	"github.com/swarmkey/swarmkey/rotator"
+	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/targets"
+	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
 // requireErrors checks that err is an Errors whose lines contain wants, one
@@ -36,14 +42,14 @@ func TestLoadExample(t *testing.T) {
 
 	require.Equal(t, []string{"testdata/example.yaml", "testdata/example.d/reports.yaml"}, cfg.Files)
 	require.Equal(t, Reference{Scheme: SchemeEnv, Name: "SWARMKEY_DATABASE_URL"}, cfg.Database)
-	require.Equal(t, &FileStore{Dir: "/var/lib/swarmkey/secrets", KeyFile: "/etc/swarmkey/secrets.key"}, cfg.Stores.File)
-	require.Equal(t, &AWSStore{Region: "eu-west-1", Tags: map[string]string{"team": "perf"}}, cfg.Stores.AWS)
-	require.Equal(t, &GCPStore{Project: "my-project"}, cfg.Stores.GCP)
+	require.Equal(t, &file.Options{Dir: "/var/lib/swarmkey/secrets", KeyFile: "/etc/swarmkey/secrets.key"}, cfg.Stores.File)
+	require.Equal(t, &aws.Options{Region: "eu-west-1", Tags: map[string]string{"team": "perf"}}, cfg.Stores.AWS)
+	require.Equal(t, &gcp.Options{Project: "my-project", Labels: map[string]string{"team": "perf"}}, cfg.Stores.GCP)
 
 	require.Len(t, cfg.Deny, 2)
 	require.Equal(t, "release-freeze", cfg.Deny[0].Name)
 	require.Equal(t, 72*time.Hour, cfg.Deny[0].Duration)
-	require.Equal(t, "Europe/Berlin", cfg.Deny[0].Location.String())
+	require.Equal(t, "Europe/Berlin", cfg.Deny[0].Schedule.Location().String())
 	require.Equal(t, "month-end", cfg.Deny[1].Name)
 	require.Equal(t, "testdata/example.d/reports.yaml", cfg.Deny[1].File)
 	require.Equal(t, 24*time.Hour, cfg.Deny[1].Duration)
@@ -61,33 +67,36 @@ func TestLoadExample(t *testing.T) {
 	require.Equal(t, "loadtest/checkout-db", p.SecretID)
 	require.Equal(t, []string{"checkout"}, p.Tags)
 	require.Equal(t, &PostgresTarget{
-		Host: "127.0.0.1", Port: 5432, DBName: "app", SSLMode: "prefer",
-		Username: "checkout", AlternateUsername: "checkout_b", GroupRole: "checkout_rw",
-		Admin:       Reference{Scheme: SchemeEnv, Name: "PG_ADMIN_URL"},
-		CanaryQuery: "SELECT count(*) FROM orders",
+		Options: postgres.Options{
+			Host: "127.0.0.1", Port: 5432, DBName: "app", SSLMode: "prefer",
+			Username: "checkout", AlternateUsername: "checkout_b", GroupRole: "checkout_rw",
+			CanaryQuery:    "SELECT count(*) FROM orders",
+			ConnectTimeout: postgres.DefaultConnectTimeout,
+		},
+		Admin: Reference{Scheme: SchemeEnv, Name: "PG_ADMIN_URL"},
 	}, p.Target.Postgres)
 	require.Nil(t, p.Target.HTTP)
-	require.Equal(t, PasswordRules{Length: 32, Alphabet: "alphanumeric", Characters: alphabets["alphanumeric"]}, p.Password)
-	require.Equal(t, "0 3 * * *", p.ScheduleSpec)
-	require.Equal(t, "Europe/Berlin", p.Location.String())
-	require.Equal(t, 23*time.Hour, p.Period, "the spring DST switch makes one day 23h")
+	require.Equal(t, PasswordRules{PasswordRules: rotator.PasswordRules{Length: 32, Characters: alphabets["alphanumeric"]}, Alphabet: "alphanumeric"}, p.Password)
+	require.Equal(t, "0 3 * * *", p.Schedule.Spec())
+	require.Equal(t, "Europe/Berlin", p.Schedule.Location().String())
+	require.Equal(t, 23*time.Hour, p.Schedule.ShortestGap(), "the spring DST switch makes one day 23h")
 	require.Equal(t, 2*time.Hour, p.Window)
 	require.Equal(t, time.Minute, p.ExpectedDuration)
 	require.Equal(t, 5*time.Minute, p.GuardBefore)
 	require.Equal(t, 5*time.Minute, p.GuardAfter)
 	require.Equal(t, 72*time.Hour, p.MaxAge)
-	require.Equal(t, OverdueAlert, p.OnOverdue)
-	require.Equal(t, MissedNextWindow, p.Missed)
+	require.Equal(t, schedule.OverdueAlert, p.OnOverdue)
+	require.Equal(t, schedule.MissedNextWindow, p.Missed)
 	require.Equal(t, time.Hour, p.Grace)
 	require.Equal(t, 5, p.MaxAttempts)
-	require.Equal(t, CanaryRetry{Attempts: 3, Interval: time.Second}, p.Canary)
+	require.Equal(t, rotator.CanaryRetry{Attempts: 3, Interval: time.Second}, p.Canary)
 	require.Len(t, p.Deny, 1)
 	require.Equal(t, 9*time.Hour, p.Deny[0].Duration)
 	require.Equal(t, "testdata/example.yaml", p.File)
-	require.Equal(t, 61, p.Line)
+	require.Equal(t, 64, p.Line)
 
 	// The schedule fires at 03:00 Berlin whatever the zone of its argument.
-	berlin3am := time.Date(2025, time.March, 10, 3, 0, 0, 0, p.Location)
+	berlin3am := time.Date(2025, time.March, 10, 3, 0, 0, 0, p.Schedule.Location())
 	for _, from := range []time.Time{
 		time.Date(2025, time.March, 10, 0, 0, 0, 0, time.UTC),
 		time.Date(2025, time.March, 9, 20, 0, 0, 0, time.FixedZone("X", -5*3600)),
@@ -98,27 +107,43 @@ func TestLoadExample(t *testing.T) {
 	search, ok := cfg.Policy("search-db")
 	require.True(t, ok)
 	require.Equal(t, Reference{Scheme: SchemeStore, Name: "aws/swarmkey/pg-admin", Provider: "aws", SecretID: "swarmkey/pg-admin", Field: "url"}, search.Target.Postgres.Admin)
-	require.Equal(t, 7*24*time.Hour, search.Period)
+	require.Equal(t, 7*24*time.Hour, search.Schedule.ShortestGap())
 
 	reports, ok := cfg.Policy("reports-db")
 	require.True(t, ok)
 	require.Equal(t, targets.Single, reports.Strategy)
 	require.Equal(t, "gcp", reports.Store)
 	require.Equal(t, "reports-db", reports.SecretID)
-	require.Equal(t, 6432, reports.Target.Postgres.Port)
-	require.Equal(t, "verify-full", reports.Target.Postgres.SSLMode)
-	require.Empty(t, reports.Target.Postgres.AlternateUsername)
+	require.Equal(t, 6432, reports.Target.Postgres.Options.Port)
+	require.Equal(t, "verify-full", reports.Target.Postgres.Options.SSLMode)
+	require.Empty(t, reports.Target.Postgres.Options.AlternateUsername)
 	require.True(t, reports.Target.Postgres.Admin.IsZero())
-	require.Equal(t, PasswordRules{Length: 24, Characters: "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"}, reports.Password)
-	require.Equal(t, 12*time.Hour, reports.Period)
+	require.Equal(t, PasswordRules{PasswordRules: rotator.PasswordRules{Length: 24, Characters: "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"}}, reports.Password)
+	require.Equal(t, 12*time.Hour, reports.Schedule.ShortestGap())
 	require.Equal(t, 30*time.Minute, reports.Window)
 	require.Equal(t, 7*24*time.Hour, reports.MaxAge)
-	require.Equal(t, OverdueForce, reports.OnOverdue)
-	require.Equal(t, MissedASAP, reports.Missed)
+	require.Equal(t, schedule.OverdueForce, reports.OnOverdue)
+	require.Equal(t, schedule.MissedASAP, reports.Missed)
 	require.Equal(t, "testdata/example.d/reports.yaml", reports.File)
 	require.Equal(t, 6, reports.Line)
 
 	require.NoError(t, ValidateFiles("testdata/example.yaml"))
+}
+
+// TestLoadStores: every key of every store reaches the provider's Options.
+func TestLoadStores(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("testdata/stores.yaml")
+	require.NoError(t, err)
+	require.Equal(t, &file.Options{Dir: "/var/lib/swarmkey/secrets", KeyFile: "/etc/swarmkey/secrets.key"}, cfg.Stores.File)
+	require.Equal(t, &aws.Options{
+		Region: "eu-central-1", EndpointURL: "http://localhost:5000", Create: true, KMSKeyID: "alias/swarmkey",
+		Description: "rotated by swarmkey", Tags: map[string]string{"team": "perf"}, Profile: "loadtest",
+	}, cfg.Stores.AWS)
+	require.Equal(t, &gcp.Options{
+		Project: "perf-project", Endpoint: "localhost:8081", Create: true,
+		Labels: map[string]string{"team": "perf", "managed-by": "swarmkey"}, DestroyRetired: true,
+	}, cfg.Stores.GCP)
 }
 
 func TestLoadDefaults(t *testing.T) {
@@ -137,23 +162,26 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, "file", p.Store)
 	require.Equal(t, "minimal", p.SecretID)
 	require.Equal(t, &PostgresTarget{
-		Host: "db", Port: 5432, DBName: "app", SSLMode: "prefer",
-		Username: "app", AlternateUsername: "app_b", GroupRole: "app_rw",
+		Options: postgres.Options{
+			Host: "db", Port: 5432, DBName: "app", SSLMode: "prefer",
+			Username: "app", AlternateUsername: "app_b", GroupRole: "app_rw",
+			ConnectTimeout: postgres.DefaultConnectTimeout,
+		},
 		Admin: Reference{Scheme: SchemeFile, Name: "/etc/swarmkey/pg-admin-url"},
 	}, p.Target.Postgres)
-	require.Equal(t, PasswordRules{Length: 32, Alphabet: "alphanumeric", Characters: alphabets["alphanumeric"]}, p.Password)
-	require.Equal(t, time.UTC, p.Location)
-	require.Equal(t, 24*time.Hour, p.Period)
+	require.Equal(t, PasswordRules{PasswordRules: rotator.PasswordRules{Length: 32, Characters: alphabets["alphanumeric"]}, Alphabet: "alphanumeric"}, p.Password)
+	require.Equal(t, time.UTC, p.Schedule.Location())
+	require.Equal(t, 24*time.Hour, p.Schedule.ShortestGap())
 	require.Equal(t, time.Hour, p.Window)
 	require.Equal(t, time.Minute, p.ExpectedDuration)
 	require.Zero(t, p.GuardBefore)
 	require.Zero(t, p.GuardAfter)
 	require.Zero(t, p.MaxAge)
 	require.Zero(t, p.Grace)
-	require.Equal(t, OverdueAlert, p.OnOverdue)
-	require.Equal(t, MissedNextWindow, p.Missed)
+	require.Equal(t, schedule.OverdueAlert, p.OnOverdue)
+	require.Equal(t, schedule.MissedNextWindow, p.Missed)
 	require.Equal(t, 5, p.MaxAttempts)
-	require.Equal(t, CanaryRetry{Attempts: 3, Interval: time.Second}, p.Canary)
+	require.Equal(t, rotator.CanaryRetry{Attempts: 3, Interval: time.Second}, p.Canary)
 	require.Empty(t, p.Deny)
 	require.Equal(t, Policy{}.Target.HTTP, p.Target.HTTP)
 }
@@ -167,7 +195,7 @@ func TestLoadErrors(t *testing.T) {
 		wants []string
 	}{
 		{"syntax.yaml", []string{
-			"testdata/errors/syntax.yaml:4: bad YAML: found unexpected end of stream",
+			"testdata/errors/syntax.yaml:4: not a swarmkey policy file (bad YAML: found unexpected end of stream)",
 		}},
 		{"two_documents.yaml", []string{
 			"testdata/errors/two_documents.yaml:2: a second YAML document",
@@ -246,6 +274,13 @@ func TestLoadErrors(t *testing.T) {
 			"testdata/errors/include_bad.d/bad.yaml:2: database: not allowed in an included file; an included file holds only policies: and deny:",
 			"testdata/errors/include_bad.d/bad.yaml:3: stores: not allowed in an included file",
 		}},
+		{"stores.yaml", []string{
+			"testdata/errors/stores.yaml:3: stores.file.dir: required: the directory that holds one file per secret",
+			`testdata/errors/stores.yaml:4: stores.aws.profil: unknown field "profil"; did you mean "profile"?`,
+			"testdata/errors/stores.yaml:4: stores.aws.endpoint_url: not an absolute URL",
+			`testdata/errors/stores.yaml:6: stores.gcp.project: "projects/perf-project": give the project id alone, not a resource name`,
+			`testdata/errors/stores.yaml:7: stores.gcp.labels: "Team" is not a label key`,
+		}},
 		{"deny.yaml", []string{
 			"testdata/errors/deny.yaml:5: deny[0].duration: required",
 			"testdata/errors/deny.yaml:6: deny[1].duration: duration 48h is not shorter than the cron's period 24h",
@@ -295,7 +330,7 @@ func TestLoadMerge(t *testing.T) {
 		"a file given twice is read once")
 	require.Equal(t, Reference{Scheme: SchemeEnv, Name: "SWARMKEY_DATABASE_URL"}, cfg.Database)
 	require.NotNil(t, cfg.Stores.File)
-	require.Equal(t, &AWSStore{Region: "eu-west-1", Tags: map[string]string{"team": "perf"}}, cfg.Stores.AWS)
+	require.Equal(t, &aws.Options{Region: "eu-west-1", Tags: map[string]string{"team": "perf"}}, cfg.Stores.AWS)
 	require.Nil(t, cfg.Stores.GCP)
 	require.Len(t, cfg.Deny, 2)
 	require.Equal(t, "testdata/merge/b.yaml", cfg.Deny[0].File)

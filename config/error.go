@@ -9,8 +9,9 @@ import (
 // allows. Its text is "FILE:LINE: FIELD: MSG"; the line is left out when it is
 // unknown (a required top-level setting that no file gives, a file that cannot
 // be read) and so is the field when the problem is not about one field (YAML
-// syntax). Msg never holds a value read through a reference, and never echoes
-// a value given where a reference belongs.
+// syntax). Msg never holds a value read through a reference, never echoes
+// a value given where a reference belongs, and never quotes a file that is
+// not a policy file, nor a key that is not a field name.
 type Error struct {
 	// File is the path as the caller gave it, or as an include pattern
 	// matched it.

@@ -19,7 +19,7 @@ func ExampleLoad() {
 	for _, p := range cfg.Policies {
 		fmt.Printf("%s: %s, %s/%s, next %s, window %s\n",
 			p.Name, p.Strategy, p.Store, p.SecretID,
-			p.Schedule.Next(from).In(p.Location).Format(time.RFC3339), p.Window)
+			p.Schedule.Next(from).In(p.Schedule.Location()).Format(time.RFC3339), p.Window)
 	}
 	// Output:
 	// checkout-db: alternating, file/loadtest/checkout-db, next 2025-06-02T03:00:00+02:00, window 2h0m0s

@@ -1,18 +1,22 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
-	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
 
+	"github.com/swarmkey/swarmkey/rotator"
+	"github.com/swarmkey/swarmkey/schedule"
+	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/targets"
+	"github.com/swarmkey/swarmkey/validation"
 )
 
 // Defaults of a policy.
@@ -26,12 +30,17 @@ const (
 	MaxPasswordLength       = 128
 	DefaultCanaryAttempts   = 3
 	DefaultCanaryInterval   = time.Second
-	DefaultPostgresPort     = 5432
-	DefaultSSLMode          = "prefer"
-	// periodSamples is how many consecutive fires the period check looks at:
-	// over a year for a daily schedule, so both DST switches are seen.
-	periodSamples = 400
 )
+
+// MinWindow is the shortest window a policy may give. When a fire's
+// slot has already come at the planning tick that inserts its job (the
+// first plan after a start or a reload, a late tick), the rotation
+// starts only once River hands the job to a worker (within 100 ms with
+// LISTEN/NOTIFY, within River's 1 s fetch poll without) and the worker
+// has checked the calendar: most fires of a shorter window would end as
+// rotation.missed. A window is also shorter than the schedule's period,
+// so the shortest usable period is @every 2s.
+const MinWindow = time.Second
 
 // Named password alphabets.
 var alphabets = map[string]string{
@@ -48,14 +57,7 @@ func asciiPrintable() string {
 	return b.String()
 }
 
-var (
-	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	// roleRE keeps role names to what needs no thought when quoted; Postgres
-	// truncates identifiers at 63 bytes.
-	roleRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,62}$`)
-	sslModes     = []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
-	periodOrigin = time.Date(2025, time.January, 1, 0, 0, 0, 0, time.UTC)
-)
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 func isSpaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
 
@@ -74,6 +76,11 @@ func (c check) path(rel string) string {
 		return rel
 	}
 	return c.prefix + "." + rel
+}
+
+// sub is the check of the block at rel.
+func (c check) sub(rel string) check {
+	return check{l: c.l, src: c.src, prefix: c.path(rel)}
 }
 
 func (c check) errf(rel, format string, args ...any) {
@@ -111,6 +118,32 @@ func (c check) positive(rel, v string, def time.Duration) time.Duration {
 	return d
 }
 
+// window checks the policy's window against MinWindow and, when the
+// schedule is usable (schedOK), against its shortest gap between fires: a
+// window closes before the next fire opens one. A window the file leaves out
+// is the default, and an error about it says so rather than quote a value
+// the file never gave.
+func (c check) window(v string, schedOK bool, gap time.Duration) time.Duration {
+	given := strings.TrimSpace(v) != ""
+	w := c.positive("window", v, DefaultWindow)
+	if given && w > 0 && w < MinWindow {
+		c.errf("window", "window %s is shorter than the minimum %s: a rotation may start up to about a second after its fire is planned, so most fires would be missed; give at least %s",
+			formatDuration(w), formatDuration(MinWindow), formatDuration(MinWindow))
+	}
+	switch {
+	case !schedOK:
+	case gap <= MinWindow:
+		c.errf("schedule", "fires every %s, too often for any window: a window is at least %s and shorter than the period; fire at most every %s",
+			formatDuration(gap), formatDuration(MinWindow), formatDuration(MinWindow+time.Second))
+	case !given && w >= gap:
+		c.errf("window", "not set, so the default of %s applies, which is not shorter than the schedule's period %s; add window: shorter than the period to this policy, such as window: %s",
+			formatDuration(w), formatDuration(gap), formatDuration(max(MinWindow, (gap/2).Truncate(time.Second))))
+	case w >= gap:
+		c.errf("window", "window %s is not shorter than the schedule's period %s", formatDuration(w), formatDuration(gap))
+	}
+	return w
+}
+
 // count checks an optional integer against a lower and an upper bound.
 func (c check) count(rel string, v *int, def, lo, hi int) int {
 	if v == nil {
@@ -129,82 +162,42 @@ func (c check) count(rel string, v *int, def, lo, hi int) int {
 
 const maxInt = int(^uint(0) >> 1)
 
-// schedule parses a cron spec and a zone, and measures the spec's period.
-func (c check) schedule(specRel, spec, zoneRel, zone string) (cron.Schedule, *time.Location, time.Duration, bool) {
+// schedule builds the schedule of a cron spec in a zone, and measures its
+// shortest gap between fires (schedule.Schedule.ShortestGap), which windows
+// must be shorter than.
+func (c check) schedule(specRel, spec, zoneRel, zone string) (schedule.Schedule, time.Duration, bool) {
 	loc, locOK := c.location(zoneRel, zone)
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
 		c.errf(specRel, "required: a cron spec such as \"0 3 * * *\" or @daily")
-		return nil, nil, 0, false
-	}
-	if strings.HasPrefix(spec, "CRON_TZ=") || strings.HasPrefix(spec, "TZ=") {
-		c.errf(specRel, "a time zone inside the cron spec is not supported; remove the CRON_TZ=/TZ= prefix and set timezone: instead")
-		return nil, nil, 0, false
-	}
-	sched, err := parseCron(spec)
-	if err != nil {
-		c.errf(specRel, "bad cron spec %q: %v", spec, err)
-		return nil, nil, 0, false
+		return schedule.Schedule{}, 0, false
 	}
 	if !locOK {
-		return nil, nil, 0, false
+		loc = time.UTC // reported; the spec is still worth checking
 	}
-	// Pin the zone into the schedule so that Next is right whatever the
-	// zone of its argument.
-	if s, ok := sched.(*cron.SpecSchedule); ok {
-		s.Location = loc
-	}
-	period := memoizedGap(spec, sched, loc)
-	if period <= 0 {
+	sched, err := schedule.New(spec, loc)
+	var se *schedule.SpecError
+	switch {
+	case errors.Is(err, schedule.ErrZoneInSpec):
+		c.errf(specRel, "a time zone inside the cron spec is not supported; remove the CRON_TZ=/TZ= prefix and set timezone: instead")
+	case errors.Is(err, schedule.ErrNoFires):
 		c.errf(specRel, "the cron spec %q never fires", spec)
-		return nil, nil, 0, false
+	case errors.Is(err, schedule.ErrEveryPeriod) && errors.As(err, &se):
+		c.errf(specRel, "%v", se.Err) // it names the period and the rule
+	case errors.As(err, &se):
+		c.errf(specRel, "bad cron spec %q: %v", spec, se.Err)
+	case err != nil:
+		c.errf(specRel, "bad cron spec %q: %v", spec, err)
 	}
-	return sched, loc, period, true
-}
-
-func parseCron(spec string) (s cron.Schedule, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			s, err = nil, fmt.Errorf("cannot parse it")
-		}
-	}()
-	return cron.ParseStandard(spec)
-}
-
-// periods memoizes shortestGap by spec and zone: it is a pure function of
-// them, walking periodSamples fires takes a while, and a file of thousands
-// of policies usually holds a handful of distinct schedules.
-var periods sync.Map // spec + "\x00" + zone → time.Duration
-
-func memoizedGap(spec string, sched cron.Schedule, loc *time.Location) time.Duration {
-	key := spec + "\x00" + loc.String()
-	if v, ok := periods.Load(key); ok {
-		return v.(time.Duration)
+	if err != nil || !locOK {
+		return schedule.Schedule{}, 0, false
 	}
-	gap := shortestGap(sched, periodOrigin.In(loc))
-	periods.Store(key, gap)
-	return gap
-}
-
-// shortestGap is the shortest time between consecutive fires over the next
-// periodSamples fires after from; 0 when the schedule does not fire twice.
-func shortestGap(s cron.Schedule, from time.Time) time.Duration {
-	prev := s.Next(from)
-	if prev.IsZero() {
-		return 0
+	gap := sched.ShortestGap()
+	if gap <= 0 {
+		c.errf(specRel, "the cron spec %q never fires", spec)
+		return schedule.Schedule{}, 0, false
 	}
-	var gap time.Duration
-	for range periodSamples {
-		next := s.Next(prev)
-		if next.IsZero() || !next.After(prev) {
-			break
-		}
-		if d := next.Sub(prev); gap == 0 || d < gap {
-			gap = d
-		}
-		prev = next
-	}
-	return gap
+	return sched, gap, true
 }
 
 func (c check) location(rel, zone string) (*time.Location, bool) {
@@ -227,8 +220,8 @@ func (c check) location(rel, zone string) (*time.Location, bool) {
 func (c check) deny(raws []rawDeny, listRel string) []DenyWindow {
 	var out []DenyWindow
 	for i, r := range raws {
-		d := check{l: c.l, src: c.src, prefix: c.path(listRel + "[" + strconv.Itoa(i) + "]")}
-		sched, loc, period, ok := d.schedule("cron", r.Cron, "timezone", r.Timezone)
+		d := c.sub(listRel + "[" + strconv.Itoa(i) + "]")
+		sched, gap, ok := d.schedule("cron", r.Cron, "timezone", r.Timezone)
 		var dur time.Duration
 		if strings.TrimSpace(r.Duration) == "" {
 			d.errf("duration", "required: how long each deny window lasts, such as 9h")
@@ -238,38 +231,75 @@ func (c check) deny(raws []rawDeny, listRel string) []DenyWindow {
 		if !ok || dur == 0 {
 			continue
 		}
-		if dur >= period {
+		if dur >= gap {
 			d.errf("duration", "duration %s is not shorter than the cron's period %s: the window would never end",
-				formatDuration(dur), formatDuration(period))
+				formatDuration(dur), formatDuration(gap))
 			continue
 		}
 		out = append(out, DenyWindow{
-			Name: r.Name, Spec: strings.TrimSpace(r.Cron), Schedule: sched, Location: loc,
-			Duration: dur, File: c.src.file, Line: c.src.line(d.prefix),
+			DenyWindow: schedule.DenyWindow{Name: r.Name, Schedule: sched, Duration: dur},
+			File:       c.src.file, Line: c.src.line(d.prefix),
 		})
 	}
 	return out
 }
 
-// reference parses a credential field.
-func (c check) reference(cfg *Config, rel, v string, required bool, what string) Reference {
-	if v == "" {
-		if required {
-			c.errf(rel, "required: %s, as a reference: %s", what, referenceForms)
-		}
-		return Reference{}
+// reference parses the reference at rel, a key that no Options field takes
+// (see referenceKeys), read from the file's tree. given says whether the
+// file gives anything there: a reference, or something refused as one.
+func (c check) reference(cfg *Config, rel string) (ref Reference, given bool) {
+	e, ok := c.src.idx.byPath[c.path(rel)]
+	if !ok {
+		return Reference{}, false
 	}
-	ref, err := ParseReference(v)
+	v := resolve(e.value)
+	switch {
+	case v == nil || (v.Kind == yaml.ScalarNode && (v.ShortTag() == "!!null" || v.Value == "")):
+		return Reference{}, false
+	case v.Kind != yaml.ScalarNode:
+		c.errf(rel, "want a reference (a string), got %s", describeTag(v.ShortTag()))
+		return Reference{}, true
+	}
+	ref, err := ParseReference(v.Value)
 	if err != nil {
 		c.errf(rel, "%v", err)
-		return Reference{}
+		return Reference{}, true
 	}
 	if ref.Scheme == SchemeStore {
 		if msg := c.l.providerProblem(cfg, ref.Provider); msg != "" {
 			c.errf(rel, "%s", msg)
 		}
 	}
-	return ref
+	return ref, true
+}
+
+// unresolved stands in for a credential that the file gives as a
+// reference, for Validate methods that want a value there: the value is
+// resolved only when the target is opened.
+var unresolved = secret.FromString("reference-not-resolved")
+
+// report places the problems of an Options' Validate at their fields below
+// c's prefix. A problem at a key in refs, a reference the file left out,
+// also says how to give one; problems at a key in ignore are reported
+// elsewhere.
+func (c check) report(err error, refs, ignore []string) {
+	if err == nil {
+		return
+	}
+	var ve *validation.Error
+	if !errors.As(err, &ve) {
+		c.errf("", "%v", err)
+		return
+	}
+	for _, p := range ve.Problems {
+		switch {
+		case slices.Contains(ignore, p.Field):
+		case slices.Contains(refs, p.Field):
+			c.errf(p.Field, "%s, as a reference: %s", p.Msg, referenceForms)
+		default:
+			c.errf(p.Field, "%s", p.Msg)
+		}
+	}
 }
 
 // checkAll checks the deny windows and policies of every file, then the
@@ -363,44 +393,43 @@ func (c check) policy(cfg *Config, r *rawPolicy) (Policy, bool) {
 	p.Target = c.target(cfg, r, strategy)
 	p.Password = c.password(&r.Password)
 
-	sched, loc, period, schedOK := c.schedule("schedule", r.Schedule, "timezone", r.Timezone)
-	p.ScheduleSpec, p.Schedule, p.Location, p.Period = strings.TrimSpace(r.Schedule), sched, loc, period
+	sched, gap, schedOK := c.schedule("schedule", r.Schedule, "timezone", r.Timezone)
+	p.Schedule = sched
 
-	p.Window = c.positive("window", r.Window, DefaultWindow)
-	if schedOK && p.Window >= period {
-		c.errf("window", "window %s is not shorter than the schedule's period %s", formatDuration(p.Window), formatDuration(period))
-	}
+	p.Window = c.window(r.Window, schedOK, gap)
 	p.ExpectedDuration = c.positive("expected_duration", r.ExpectedDuration, DefaultExpectedDuration)
 	p.GuardBefore = c.duration("guard_before", r.GuardBefore, 0)
 	p.GuardAfter = c.duration("guard_after", r.GuardAfter, 0)
 	p.MaxAge = c.positive("max_age", r.MaxAge, 0)
-	if schedOK && p.MaxAge > 0 && p.MaxAge <= period {
+	if schedOK && p.MaxAge > 0 && p.MaxAge <= gap {
 		c.errf("max_age", "max_age %s is not longer than the schedule's period %s: the policy would be overdue before every rotation",
-			formatDuration(p.MaxAge), formatDuration(period))
+			formatDuration(p.MaxAge), formatDuration(gap))
 	}
-	switch OverdueAction(r.OnOverdue) {
-	case "", OverdueAlert:
-		p.OnOverdue = OverdueAlert
-	case OverdueForce:
-		p.OnOverdue = OverdueForce
+	switch r.OnOverdue {
+	case "", schedule.OverdueAlert:
+		p.OnOverdue = schedule.OverdueAlert
+	case schedule.OverdueForce:
+		p.OnOverdue = schedule.OverdueForce
 	default:
 		c.errf("on_overdue", "unknown action %q: use alert or force", r.OnOverdue)
 	}
-	switch MissedAction(r.Missed) {
-	case "", MissedNextWindow:
-		p.Missed = MissedNextWindow
-	case MissedASAP:
-		p.Missed = MissedASAP
+	switch r.Missed {
+	case "", schedule.MissedNextWindow:
+		p.Missed = schedule.MissedNextWindow
+	case schedule.MissedASAP:
+		p.Missed = schedule.MissedASAP
 	default:
 		c.errf("missed", "unknown action %q: use next_window or asap", r.Missed)
 	}
 	p.Grace = c.duration("grace", r.Grace, 0)
 	p.MaxAttempts = c.count("max_attempts", r.MaxAttempts, DefaultMaxAttempts, 1, maxInt)
-	p.Canary = CanaryRetry{
+	p.Canary = rotator.CanaryRetry{
 		Attempts: c.count("canary.attempts", r.Canary.Attempts, DefaultCanaryAttempts, 1, maxInt),
 		Interval: c.duration("canary.interval", r.Canary.Interval, DefaultCanaryInterval),
 	}
-	p.Deny = c.deny(r.Deny, "deny")
+	for _, w := range c.deny(r.Deny, "deny") {
+		p.Deny = append(p.Deny, w.DenyWindow)
+	}
 
 	return p, len(c.l.errs) == before
 }
@@ -423,89 +452,17 @@ func (c check) target(cfg *Config, r *rawPolicy, strategy targets.Strategy) Targ
 	}
 	switch given[0] {
 	case "http":
-		return Target{HTTP: c.httpTarget(cfg, r)}
+		return Target{HTTP: c.sub("target.http").httpTarget(cfg, r.Target.HTTP, r.Name)}
 	case "generated":
-		return Target{Generated: c.generatedTarget(r)}
+		return Target{Generated: c.sub("target.generated").generatedTarget(r.Target.Generated, r.Name)}
 	}
-	pg := r.Target.Postgres
-	if pg == nil {
-		pg = &rawPostgres{}
-	}
-	const pre = "target.postgres."
-	t := &PostgresTarget{
-		Host: pg.Host, DBName: pg.DBName, SSLMode: pg.SSLMode, Username: pg.Username,
-		CanaryQuery: pg.CanaryQuery, RetireNoLogin: pg.RetireNoLogin,
-	}
-	if strings.TrimSpace(t.Host) == "" {
-		c.errf(pre+"host", "required")
-	}
-	t.Port = c.count(pre+"port", pg.Port, DefaultPostgresPort, 1, 65535)
-	if strings.TrimSpace(t.DBName) == "" {
-		c.errf(pre+"dbname", "required")
-	}
-	if t.SSLMode == "" {
-		t.SSLMode = DefaultSSLMode
-	} else if !slices.Contains(sslModes, t.SSLMode) {
-		c.errf(pre+"sslmode", "unknown sslmode %q: use %s", t.SSLMode, strings.Join(sslModes, ", "))
-	}
-	c.role(pre+"username", t.Username, true)
-	switch strategy {
-	case targets.Alternating:
-		t.AlternateUsername = pg.AlternateUsername
-		if t.AlternateUsername == "" && t.Username != "" {
-			t.AlternateUsername = t.Username + "_b"
-			if !roleRE.MatchString(t.AlternateUsername) {
-				c.errf(pre+"alternate_username", "the default %q is not a valid role name; give alternate_username", t.AlternateUsername)
-			}
-		} else {
-			c.role(pre+"alternate_username", t.AlternateUsername, false)
-		}
-		if t.AlternateUsername != "" && t.AlternateUsername == t.Username {
-			c.errf(pre+"alternate_username", "must differ from username")
-		}
-		t.GroupRole = pg.GroupRole
-		if t.GroupRole == "" {
-			c.errf(pre+"group_role", "required for strategy alternating: the role that holds the privileges and both users are members of")
-		} else if c.role(pre+"group_role", t.GroupRole, true) && (t.GroupRole == t.Username || t.GroupRole == t.AlternateUsername) {
-			c.errf(pre+"group_role", "must differ from username and alternate_username")
-		}
-	case targets.Single:
-		for _, f := range []struct {
-			rel   string
-			given bool
-		}{
-			{"alternate_username", pg.AlternateUsername != ""},
-			{"group_role", pg.GroupRole != ""},
-			{"retire_nologin", pg.RetireNoLogin},
-		} {
-			if f.given {
-				c.errf(pre+f.rel, "used only by strategy alternating; remove it or set strategy: alternating")
-			}
-		}
-	}
-	t.Admin = c.reference(cfg, pre+"admin", pg.Admin, strategy == targets.Alternating, "an admin connection URL")
-	return Target{Postgres: t}
-}
-
-// role checks a role name; it reports whether the name is valid.
-func (c check) role(rel, v string, required bool) bool {
-	if v == "" {
-		if required {
-			c.errf(rel, "required")
-		}
-		return false
-	}
-	if !roleRE.MatchString(v) {
-		c.errf(rel, "%q is not a valid role name: use 1 to 63 of A-Z a-z 0-9 _ . - starting with a letter or _", v)
-		return false
-	}
-	return true
+	return Target{Postgres: c.sub("target.postgres").postgresTarget(cfg, r.Target.Postgres, strategy)}
 }
 
 func (c check) password(r *rawPassword) PasswordRules {
-	p := PasswordRules{
+	p := PasswordRules{PasswordRules: rotator.PasswordRules{
 		Length: c.count("password.length", r.Length, DefaultPasswordLength, MinPasswordLength, MaxPasswordLength),
-	}
+	}}
 	switch {
 	case r.Characters != "" && r.Alphabet != "":
 		c.errf("password", "give alphabet or characters, not both")

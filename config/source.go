@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"reflect"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -98,14 +98,30 @@ func (x *nodeIndex) walk(path string, n *yaml.Node) {
 			delete(x.expanding, n.Alias)
 		}
 	case yaml.MappingNode:
+		var merges []*yaml.Node
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+				merges = append(merges, v)
+				continue
+			}
 			p := k.Value
 			if path != "" {
 				p = path + "." + k.Value
 			}
 			x.add(&nodeEntry{path: p, key: k, value: v})
 			x.walk(p, v)
+		}
+		// Merged keys ("<<: *defaults") are this mapping's own; its explicit
+		// keys win, as in decoding, so they were indexed first.
+		for _, m := range merges {
+			if m.Kind == yaml.SequenceNode {
+				for _, item := range m.Content {
+					x.walk(path, item)
+				}
+				continue
+			}
+			x.walk(path, m)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
@@ -184,6 +200,15 @@ func (s *source) errAt(path, msg string) Error {
 	return Error{File: s.file, Line: s.line(path), Field: s.display(path), Msg: msg}
 }
 
+// abs resolves a relative path given in s against the directory of s's
+// file; "" stays "".
+func (s *source) abs(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(s.file), p)
+}
+
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parseSource parses one file: the node tree first (syntax errors), then a
@@ -196,7 +221,7 @@ func parseSource(file string, data []byte, include bool) (src *source, errs Erro
 		// take the daemon down on a bad file.
 		if r := recover(); r != nil {
 			src.badUnits[""] = true
-			errs = append(errs, Error{File: file, Msg: fmt.Sprintf("cannot parse the YAML: %v", r)})
+			errs = append(errs, notPolicyFile(file, 0, "cannot parse the YAML: "+unquote(fmt.Sprint(r))))
 		}
 	}()
 
@@ -209,6 +234,13 @@ func parseSource(file string, data []byte, include bool) (src *source, errs Erro
 		src.badUnits[""] = true
 		return src, Errors{syntaxError(file, err)}
 	}
+	// A file that is not a mapping of the top-level keys, such as
+	// /etc/shadow reached by a wrong include:, is named as such, not
+	// reported line by line: that would print its lines.
+	if why := notPolicyMapping(resolve(&doc)); why != "" {
+		src.badUnits[""] = true
+		return src, Errors{notPolicyFile(file, 0, why)}
+	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		src.badUnits[""] = true
@@ -217,17 +249,20 @@ func parseSource(file string, data []byte, include bool) (src *source, errs Erro
 		}
 		return src, Errors{{File: file, Line: extra.Line, Msg: "a second YAML document; give one document per file and use include: for more files"}}
 	}
-	// Decode strictly before indexing: yaml.v3 refuses excessive aliasing
-	// here, which bounds what the index expands.
-	strict := yaml.NewDecoder(bytes.NewReader(data))
-	strict.KnownFields(true)
-	err := strict.Decode(&src.raw)
+	// checkTree is the strict half of decoding (see decode.go), and rewrites
+	// durations for Decode. Decode before indexing: yaml.v3 refuses
+	// excessive aliasing there, which bounds what the index expands.
+	tree := checkTree(&doc, reflect.TypeFor[rawFile]())
+	err := doc.Decode(&src.raw)
 	var te *yaml.TypeError
 	if err != nil && !errors.As(err, &te) {
 		src.badUnits[""] = true
 		return src, Errors{syntaxError(file, err)}
 	}
 	src.idx = buildIndex(&doc)
+	for _, p := range tree {
+		errs = append(errs, Error{File: file, Line: p.line, Field: src.display(p.path), Msg: p.msg})
+	}
 	if te != nil {
 		msgs := te.Errors
 		if len(msgs) > maxDecodeErrors {
@@ -246,36 +281,87 @@ func parseSource(file string, data []byte, include bool) (src *source, errs Erro
 	return src, errs
 }
 
+// syntaxError reports a file that yaml.v3 cannot parse: it is not a
+// policy file, whatever it was meant to be. The parser's message is kept
+// with anything quoted in it cut out (see unquote).
 func syntaxError(file string, err error) Error {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return Error{File: file, Line: line, Msg: "bad YAML: " + m[2]}
+		return notPolicyFile(file, line, "bad YAML: "+unquote(m[2]))
 	}
-	return Error{File: file, Msg: "bad YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	return notPolicyFile(file, 0, "bad YAML: "+unquote(strings.TrimPrefix(msg, "yaml: ")))
+}
+
+// notPolicyFile is the one error of a file that is not a policy file: its
+// name, the line where parsing stopped (0 when none), and why, in words of
+// ours. It never quotes the file: that may be anything at all, such as a
+// file of password hashes.
+func notPolicyFile(file string, line int, why string) Error {
+	return Error{File: file, Line: line, Msg: "not a swarmkey policy file (" + why + ")"}
+}
+
+// topLevelKeys are the keys of a policy file, as messages list them.
+const topLevelKeys = "database:, stores:, include:, deny: or policies:"
+
+// notPolicyMapping says why the document root n cannot be a policy file, or
+// "" when it may be one: empty, or a mapping with at least one key that is
+// a top-level key or one mistyped (within the did-you-mean distance of
+// knownFieldsHint), whose other keys are then reported as unknown fields.
+// A mapping whose keys are all far from every top-level key is another
+// kind of file ("root:$6$…:19000:0:99999:7:::" parses as a key) and is not
+// reported key by key.
+func notPolicyMapping(n *yaml.Node) string {
+	switch {
+	case n == nil, n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null":
+		return ""
+	case n.Kind != yaml.MappingNode:
+		return "its top level is " + describeTag(n.ShortTag()) + ", not a mapping of " + topLevelKeys
+	case len(n.Content) == 0:
+		return ""
+	}
+	names := yamlFieldsOf(reflect.TypeFor[rawFile]()).sorted
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Kind != yaml.ScalarNode {
+			continue
+		}
+		if k.ShortTag() == "!!merge" {
+			return "" // merged keys are checked as the mapping's own
+		}
+		for _, name := range names {
+			if editDistance(k.Value, name) < 3 {
+				return ""
+			}
+		}
+	}
+	return "none of its top-level keys is " + topLevelKeys
+}
+
+// quotedRE matches what yaml.v3 quotes in its messages: 'anchor',
+// `value`, "key".
+var quotedRE = regexp.MustCompile("'[^']*'|`[^`]*`|\"(?:[^\"\\\\]|\\\\.)*\"")
+
+// unquote cuts what a message of yaml.v3 quotes from the file out of it:
+// an anchor name, a value, a key. The file may not be a policy file at all.
+func unquote(msg string) string {
+	return quotedRE.ReplaceAllString(msg, "(…)")
 }
 
 var (
-	unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.*) not found in type (\S+)$`)
-	wrongTypeRE    = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+|\\S+)(?: `(.*)`)? into (\\S+)$")
-	dupKeyRE       = regexp.MustCompile(`^line (\d+): mapping key "(.*)" already defined at line (\d+)$`)
-	dupFieldRE     = regexp.MustCompile(`^line (\d+): field (.*) already set in type (\S+)$`)
-	lineRE         = regexp.MustCompile(`^line (\d+): (.*)$`)
+	wrongTypeRE = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+|\\S+)(?: `(.*)`)? into (\\S+)$")
+	dupKeyRE    = regexp.MustCompile(`^line (\d+): mapping key "(.*)" already defined at line (\d+)$`)
+	dupFieldRE  = regexp.MustCompile(`^line (\d+): field (.*) already set in type (\S+)$`)
+	lineRE      = regexp.MustCompile(`^line (\d+): (.*)$`)
 )
 
-// decodeError rewrites one of yaml.v3's decoding messages ("line 7: field
-// shedule not found in type config.rawPolicy") into an Error with the path of
-// the field, found by line in the node index. Field is left as an index path;
-// spoils says whether the decoded value at that path is unusable. The
-// rewritten messages never repeat the offending value.
+// decodeError rewrites one of yaml.v3's decoding messages ("line 7: cannot
+// unmarshal !!str `five` into int") into an Error with the path of the field,
+// found by line in the node index. Field is left as an index path; spoils
+// says whether the decoded value at that path is unusable. The rewritten
+// messages never repeat the offending value.
 func (s *source) decodeError(msg string) (e Error, spoils bool) {
 	e.File = s.file
-	if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
-		e.Line, _ = strconv.Atoi(m[1])
-		e.Field = s.keyAt(e.Line, m[2])
-		e.Msg = fmt.Sprintf("unknown field %q%s", m[2], knownFieldsHint(m[3], m[2]))
-		return e, false
-	}
 	if m := wrongTypeRE.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Field = s.valueAt(e.Line, m[2], m[3])
@@ -285,6 +371,12 @@ func (s *source) decodeError(msg string) (e Error, spoils bool) {
 	if m := dupKeyRE.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Field = s.keyAt(e.Line, m[2])
+		if !isFieldName(m[2]) {
+			// Not shown, as in an unknown key's message (see checkTree).
+			e.Field = parentPath(e.Field)
+			e.Msg = fmt.Sprintf("a key is given twice (first at line %s); give it once", m[3])
+			return e, true
+		}
 		e.Msg = fmt.Sprintf("%q is given twice (first at line %s); give it once", m[2], m[3])
 		return e, true
 	}
@@ -296,10 +388,10 @@ func (s *source) decodeError(msg string) (e Error, spoils bool) {
 	}
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
-		e.Msg = m[2]
+		e.Msg = unquote(m[2])
 		return e, true
 	}
-	e.Msg = msg
+	e.Msg = unquote(msg)
 	return e, true
 }
 
@@ -358,7 +450,8 @@ func describeTag(tag string) string {
 	case "!!binary":
 		return "binary data"
 	}
-	return "a value tagged " + tag
+	// A tag of the file's own is not quoted: the file may be anything.
+	return "a value with a custom tag"
 }
 
 func describeGoType(t string) string {
@@ -367,80 +460,17 @@ func describeGoType(t string) string {
 		return "a string"
 	case t == "bool":
 		return "true or false"
+	case t == "time.Duration":
+		return "a duration such as 90s"
 	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
 		return "an integer"
 	case strings.HasPrefix(t, "float"):
 		return "a number"
 	case strings.HasPrefix(t, "[]"):
 		return "a list"
-	case strings.HasPrefix(t, "map["), strings.HasPrefix(t, "config."), strings.HasPrefix(t, "*config."):
+	case strings.HasPrefix(t, "map["), strings.Contains(t, "."):
+		// The raw types and the Options types they hold are structs.
 		return "a mapping"
 	}
 	return t
-}
-
-// rawTypes maps the names yaml.v3 prints for our raw types to their field
-// names, for "did you mean" hints.
-var rawTypes = map[string][]string{}
-
-func init() {
-	for _, v := range []any{
-		rawFile{}, rawStores{}, rawFileStore{}, rawAWSStore{}, rawGCPStore{},
-		rawDeny{}, rawPolicy{}, rawTarget{}, rawPostgres{}, rawPassword{}, rawCanary{},
-		rawHTTP{}, rawTLS{}, rawAuth{}, rawRequest{}, rawIssue{}, rawVerify{}, rawList{}, rawGenerated{},
-	} {
-		t := reflect.TypeOf(v)
-		var names []string
-		for i := 0; i < t.NumField(); i++ {
-			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
-				names = append(names, name)
-			}
-		}
-		sort.Strings(names)
-		rawTypes[t.String()] = names
-	}
-}
-
-func knownFieldsHint(typeName, field string) string {
-	names, ok := rawTypes[typeName]
-	if !ok {
-		return ""
-	}
-	if len(names) == 0 {
-		return "; this block takes no fields"
-	}
-	best, bestDist := "", 3
-	for _, n := range names {
-		if d := editDistance(field, n); d < bestDist {
-			best, bestDist = n, d
-		}
-	}
-	if best != "" {
-		return fmt.Sprintf("; did you mean %q?", best)
-	}
-	return "; known fields: " + strings.Join(names, ", ")
-}
-
-// editDistance is the Levenshtein distance, for short field names only.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -63,6 +63,9 @@ type DueResult struct {
 	// Next is the next planned slot (not due, deferred).
 	Next   time.Time
 	Detail string
+	// Err is why the policy failed (DueFailed): its Open (a reference that
+	// does not resolve, a store that cannot be opened) or its rotation.
+	Err    error
 	Result rotator.Result
 }
 
@@ -131,7 +134,7 @@ func runDueOne(ctx context.Context, db *state.DB, rot *rotator.Rotator, set *Pol
 	dec schedule.Decision, clock func() time.Time, r DueResult) DueResult {
 	policy, err := p.Open(ctx)
 	if err != nil {
-		r.Outcome, r.Detail = DueFailed, err.Error()
+		r.Outcome, r.Detail, r.Err = DueFailed, err.Error(), err
 		return r
 	}
 	defer policy.Target.Close()
@@ -153,7 +156,7 @@ func runDueOne(ctx context.Context, db *state.DB, rot *rotator.Rotator, set *Pol
 	case errors.Is(err, rotator.ErrDeferred):
 		r.Outcome, r.Detail = DueDeferred, err.Error()
 	default:
-		r.Outcome, r.Detail = DueFailed, err.Error()
+		r.Outcome, r.Detail, r.Err = DueFailed, err.Error(), err
 	}
 	return r
 }

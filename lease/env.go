@@ -174,13 +174,50 @@ func (b *envBuilder) vars() (map[string]secret.Secret, error) {
 	return b.env, nil
 }
 
-// ChildEnv is base (KEY=VALUE entries, as os.Environ) without the variables
-// of set, then those: the command's environment.
-func ChildEnv(base []string, set map[string]secret.Secret) []string {
+// OwnPrefix starts the name of every variable of swarmkey's own: its
+// settings (SWARMKEY_DATABASE_URL, SWARMKEY_CONFIG), the plugin's
+// (SWARMKEY_API, SWARMKEY_TOKEN), and the two exec sets for the command.
+const OwnPrefix = "SWARMKEY_"
+
+// Withhold says which variables of exec's own environment the command does
+// not inherit. The zero value withholds swarmkey's own (OwnPrefix).
+type Withhold struct {
+	// Referenced are the variables the configuration reads (its env:
+	// references: the database URL, admin credentials, API tokens), withheld
+	// too.
+	Referenced []string
+	// Pass are passed on even though they would be withheld (--pass-env).
+	Pass []string
+	// Nothing passes the whole environment on (--inherit-env).
+	Nothing bool
+}
+
+// Withholds reports whether the command does not inherit the variable name.
+func (w Withhold) Withholds(name string) bool {
+	if w.Nothing || slices.Contains(w.Pass, name) {
+		return false
+	}
+	return strings.HasPrefix(name, OwnPrefix) || slices.Contains(w.Referenced, name)
+}
+
+// ParsePassEnv checks --pass-env flags: each must be a variable name.
+func ParsePassEnv(flags []string) ([]string, error) {
+	for _, f := range flags {
+		if !envNameRE.MatchString(f) {
+			return nil, Inputf("--pass-env %q: give the name of a variable (letters, digits and _, not starting with a digit), one per flag", f)
+		}
+	}
+	return flags, nil
+}
+
+// ChildEnv is the command's environment: base (KEY=VALUE entries, as
+// os.Environ) without what w withholds and without the variables of set,
+// then those.
+func ChildEnv(base []string, w Withhold, set map[string]secret.Secret) []string {
 	out := make([]string, 0, len(base)+len(set))
 	for _, kv := range base {
 		name, _, _ := strings.Cut(kv, "=")
-		if _, ours := set[name]; !ours {
+		if _, ours := set[name]; !ours && !w.Withholds(name) {
 			out = append(out, kv)
 		}
 	}

@@ -3,6 +3,7 @@ package lease_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,7 +156,7 @@ func TestReadEnvRefusesCollisionsAndUnusedMappings(t *testing.T) {
 
 func TestChildEnvReplacesOnlyTheVariablesSet(t *testing.T) {
 	base := []string{"PATH=/bin", "CHECKOUT_DB_PASSWORD=stale", "HOME=/home/me", "EMPTY=", "SWARMKEY_LEASE_ID=old"}
-	got := lease.ChildEnv(base, map[string]secret.Secret{
+	got := lease.ChildEnv(base, lease.Withhold{Nothing: true}, map[string]secret.Secret{
 		"CHECKOUT_DB_PASSWORD": secret.FromString("pw=with=equals"),
 		"SWARMKEY_LEASE_ID":    secret.FromString("lease-9"),
 		"CHECKOUT_DB_HOST":     {},
@@ -163,4 +164,46 @@ func TestChildEnvReplacesOnlyTheVariablesSet(t *testing.T) {
 	require.Equal(t, []string{"PATH=/bin", "HOME=/home/me", "EMPTY="}, got[:3], "the rest of the environment, in order")
 	rest := slices.Sorted(slices.Values(got[3:]))
 	require.Equal(t, []string{"CHECKOUT_DB_HOST=", "CHECKOUT_DB_PASSWORD=pw=with=equals", "SWARMKEY_LEASE_ID=lease-9"}, rest)
+}
+
+func TestChildEnvWithholdsSwarmkeysOwnAndReferencedVariables(t *testing.T) {
+	base := []string{"PATH=/bin", "HOME=/home/me", "LOCUST_HOST=http://x", "SWARMKEY_DATABASE_URL=postgres://u:pw@db/x",
+		"SWARMKEY_CONFIG=/etc/s.yaml", "SWARMKEY_LEASE_ID=stale", "PG_ADMIN_URL=postgres://admin:pw@db/x", "KEYS_TOKEN=t0k",
+		"PG_ADMIN_URL_NOT=kept", "swarmkey_lower=kept"}
+	set := map[string]secret.Secret{"SWARMKEY_LEASE_ID": secret.FromString("lease-9"), "SWARMKEY_POLICIES": secret.FromString("a=A")}
+	names := func(env []string) []string {
+		var out []string
+		for _, kv := range env {
+			name, _, _ := strings.Cut(kv, "=")
+			out = append(out, name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	referenced := []string{"PG_ADMIN_URL", "KEYS_TOKEN"}
+
+	got := lease.ChildEnv(base, lease.Withhold{Referenced: referenced}, set)
+	require.Equal(t, []string{"HOME", "LOCUST_HOST", "PATH", "PG_ADMIN_URL_NOT", "SWARMKEY_LEASE_ID", "SWARMKEY_POLICIES", "swarmkey_lower"}, names(got))
+	require.Contains(t, got, "SWARMKEY_LEASE_ID=lease-9", "exec's own, not the inherited one")
+
+	got = lease.ChildEnv(base, lease.Withhold{Referenced: referenced, Pass: []string{"PG_ADMIN_URL", "SWARMKEY_CONFIG"}}, set)
+	require.Equal(t, []string{"HOME", "LOCUST_HOST", "PATH", "PG_ADMIN_URL", "PG_ADMIN_URL_NOT", "SWARMKEY_CONFIG", "SWARMKEY_LEASE_ID",
+		"SWARMKEY_POLICIES", "swarmkey_lower"}, names(got))
+
+	got = lease.ChildEnv(base, lease.Withhold{Referenced: referenced, Nothing: true}, set)
+	require.Len(t, got, len(base)+1, "everything, SWARMKEY_LEASE_ID replaced, SWARMKEY_POLICIES added")
+	require.Contains(t, got, "SWARMKEY_DATABASE_URL=postgres://u:pw@db/x")
+	require.Contains(t, got, "SWARMKEY_LEASE_ID=lease-9")
+}
+
+func TestParsePassEnv(t *testing.T) {
+	got, err := lease.ParsePassEnv([]string{"PG_ADMIN_URL", "_X1"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"PG_ADMIN_URL", "_X1"}, got)
+	for _, bad := range []string{"", "1X", "A=B", "A,B"} {
+		_, err := lease.ParsePassEnv([]string{bad})
+		var input *lease.InputError
+		require.ErrorAs(t, err, &input, bad)
+		require.ErrorContains(t, err, "--pass-env")
+	}
 }

@@ -9,21 +9,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/swarmkey/swarmkey/internal/memstore"
-	"github.com/swarmkey/swarmkey/internal/pgtest"
+	"github.com/swarmkey/swarmkey/internal/rotationtest"
 	"github.com/swarmkey/swarmkey/lease"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
-	"github.com/swarmkey/swarmkey/state"
 )
 
 func TestStoreSourceLeasesReadsAndAudits(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := state.Open(ctx, pgtest.New(t).URL)
-	require.NoError(t, err)
-	t.Cleanup(db.Close)
-	_, err = db.Migrate(ctx)
-	require.NoError(t, err)
+	db, _ := rotationtest.State(t)
 
 	st := memstore.New(memstore.NewBackend())
 	token := uuid.NewString()

@@ -30,6 +30,9 @@ What it does, configured from the environment:
   every worker read the credential of each policy in ``SWARMKEY_USES`` once: an
   unknown policy, a token without a grant, an expired token or an unreachable
   API stops Locust with exit code 1 and a message saying which and why.
+* The API limits each token's credential reads; a read refused for the limit
+  (429) is sent again after the API's Retry-After, for at most a minute in
+  all, so many workers starting at once with one token take turns.
 
 Values never reach a log record, an exception message or a repr: a
 ``Credential`` prints as its policy, version and field names only.
@@ -73,6 +76,12 @@ AUTH_FAILURE_STATUSES = (401, 403)
 # that is simply wrong does not turn every request into two API calls.
 MIN_REFRESH_INTERVAL = 1.0
 
+# The API limits each token's credential reads (429 with Retry-After): many
+# workers starting at once wait their turn, each wait at most
+# MAX_RETRY_AFTER, in all at most RATE_LIMIT_WAIT, then the read fails.
+MAX_RETRY_AFTER = 10.0
+RATE_LIMIT_WAIT = 60.0
+
 
 class SwarmkeyError(Exception):
     """A configuration, API or lease problem. Messages never hold a value."""
@@ -84,6 +93,8 @@ class APIError(SwarmkeyError):
     def __init__(self, message: str, status: int):
         super().__init__(message)
         self.status = status
+        #: Seconds a 429 asks to wait (its Retry-After), else None.
+        self.retry_after = None
 
 
 class Credential(dict):
@@ -274,7 +285,22 @@ class Client:
 
     def request(self, method: str, path: str, body=None):
         """Send one request; return the decoded JSON object of a 2xx answer,
-        raise APIError (with the API's error message) otherwise."""
+        raise APIError (with the API's error message) otherwise. A GET
+        answered 429 is sent again after its Retry-After (see
+        RATE_LIMIT_WAIT)."""
+        waited = 0.0
+        while True:
+            try:
+                return self._request(method, path, body)
+            except APIError as e:
+                if e.status != 429 or method != "GET" or waited >= RATE_LIMIT_WAIT:
+                    raise
+                wait = min(e.retry_after or 1.0, MAX_RETRY_AFTER, RATE_LIMIT_WAIT - waited)
+                log.warning("swarmkey: %s %s: the token's read limit is reached; retrying in %gs", method, path, wait)
+                time.sleep(wait)
+                waited += wait
+
+    def _request(self, method: str, path: str, body=None):
         headers = {"Authorization": "Bearer " + self._token, "Accept": "application/json"}
         data = None
         if body is not None:
@@ -286,6 +312,7 @@ class Client:
             resp = conn.getresponse()
             raw = resp.read(1 << 20)
             status = resp.status
+            retry_after = resp.getheader("Retry-After")
         except (OSError, http.client.HTTPException) as e:
             raise SwarmkeyError("swarmkey API at %s: %s %s: %s" % (self.base, method, path, _describe(e))) from None
         finally:
@@ -301,7 +328,12 @@ class Client:
         # An error body is {"error": "..."}; it never holds a value. Anything
         # else is not shown (it could be a proxy's page, or worse).
         msg = doc.get("error") if isinstance(doc, dict) and isinstance(doc.get("error"), str) else "HTTP %d" % status
-        raise APIError("swarmkey API at %s: %s %s: %d %s" % (self.base, method, path, status, msg[:500]), status)
+        err = APIError("swarmkey API at %s: %s %s: %d %s" % (self.base, method, path, status, msg[:500]), status)
+        try:
+            err.retry_after = max(0.0, float(retry_after)) if retry_after else None
+        except ValueError:
+            pass
+        raise err
 
     def credential(self, policy: str) -> Credential:
         doc = self.request("GET", "/v1/policies/%s/credential" % urllib.parse.quote(policy, safe=""))

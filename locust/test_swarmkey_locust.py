@@ -45,6 +45,7 @@ class FakeSwarmkey:
         self.granted = {"api", "pg"}
         self.leases = {}  # id -> {"ended": bool, "expired": bool}
         self.refuse_leases = None  # (status, message)
+        self.throttle = 0  # credential reads still to answer 429
         server = self
         state = self
 
@@ -95,6 +96,15 @@ class FakeSwarmkey:
                         lease["ended"] = True
                         return self._send(200, {"id": parts[2]})
                     if method == "GET" and len(parts) == 4 and parts[:2] == ["v1", "policies"] and parts[3] == "credential":
+                        if state.throttle > 0:
+                            state.throttle -= 1
+                            raw = json.dumps({"error": "token reads credentials faster than its limit"}).encode()
+                            self.send_response(429)
+                            self.send_header("Retry-After", "1")
+                            self.send_header("Content-Length", str(len(raw)))
+                            self.end_headers()
+                            self.wfile.write(raw)
+                            return
                         name = parts[2]
                         if name not in state.policies:
                             return self._send(404, {"error": 'unknown policy "%s"' % name})
@@ -387,6 +397,28 @@ class TestCredential(Base):
         gevent.joinall(gs, raise_error=True)
         self.assertEqual({g.value["api_key"] for g in gs}, {KEY_1})
         self.assertEqual(self.api.count("GET", "/credential"), 1)
+
+    def test_waits_out_the_read_limit(self):
+        self.use_api()
+        self.api.throttle = 1
+        started = time.monotonic()
+        self.assertEqual(sk.credential("api")["api_key"], KEY_1)
+        self.assertGreaterEqual(time.monotonic() - started, 0.9, "waited Retry-After: 1")
+        self.assertEqual(self.api.count("GET", "/credential"), 2)
+        self.assertIn("read limit is reached; retrying in 1s", self.logged())
+
+    def test_gives_up_on_the_read_limit(self):
+        self.use_api()
+        self.api.throttle = 100
+        saved = sk.RATE_LIMIT_WAIT
+        sk.RATE_LIMIT_WAIT = 0.3
+        self.addCleanup(setattr, sk, "RATE_LIMIT_WAIT", saved)
+        with self.assertRaises(sk.APIError) as cm:
+            sk.credential("api")
+        self.assertEqual(cm.exception.status, 429)
+        self.assertEqual(cm.exception.retry_after, 1.0)
+        self.assertEqual(self.api.count("GET", "/credential"), 2, "one wait of 0.3s, then it gives up")
+        self.assertNoValueLogged()
 
     def test_errors_name_the_policy(self):
         self.use_api()

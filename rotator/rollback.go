@@ -30,13 +30,15 @@ func (e *StepError) Error() string {
 
 func (e *StepError) Unwrap() error { return e.cause }
 
-// fail ends a rotation whose step failed. Before promote it rolls back:
-// single sets the target back to the current credential, alternating sets
-// the changed user back to the previous one, then pending is discarded; the
-// outcome is failed. If the rollback itself fails, or the failure came after
-// promote, the outcome is needs_attention. A cancelled context (a drain, a
-// caller's timeout) or a deferral is not a failure: the rotation stays
-// resumable from the last recorded step.
+// fail ends a rotation whose step failed. Before promote it rolls back
+// (rollBack): single sets the target back to the current credential,
+// alternating sets the changed user back to the previous one, an issued key
+// is revoked, then this rotation's pending version is discarded; the outcome
+// is failed. If the rollback fails or cannot undo the target (the reason
+// then names what is left), or the failure came after promote, the outcome
+// is needs_attention. A cancelled context (a drain, a caller's timeout) or a
+// deferral is not a failure: the rotation stays resumable from the last
+// recorded step.
 func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, error) {
 	reason := run.scrub.Text(fmt.Sprintf("%s: %v", step, cause))
 
@@ -79,33 +81,77 @@ func (run *rotation) fail(ctx context.Context, step Step, cause error) (Result, 
 	return run.result, &StepError{Policy: run.p.Name, Token: run.row.Token, Step: step, Outcome: outcome, RolledBack: rolledBack, Reason: reason, cause: cause}
 }
 
-// rollBack undoes a rotation that failed at step (before promote).
+// rollBack undoes a rotation that failed at step (before promote). The
+// target is undone from what this rotation created, kept in memory since
+// create, so a pending version that another writer replaced, or that the
+// store refused to take, is undone all the same. Then this rotation's
+// pending version, if the store holds one, is discarded; another writer's
+// is left to its owner. An error says what is left on the target.
 func (run *rotation) rollBack(ctx context.Context, step Step) error {
 	p := run.p
-	pending, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
-	switch {
-	case errors.Is(err, providers.ErrNotFound):
-		return nil // create failed before the write: nothing to undo
-	case err != nil:
-		return fmt.Errorf("read pending version: %w", err)
-	case pending.Token != run.row.Token:
-		return nil // not ours: leave it to its owner
+	beforeSet := stepIndex(string(step)) < stepIndex(string(StepSet))
+	created := run.created
+	if created.IsZero() {
+		// A resumed rotation that failed before it read its pending
+		// version: the store is the only place that has it.
+		v, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
+		switch {
+		case err == nil && v.Token == run.row.Token && run.wrote(v):
+			run.scrub.AddDocument(v.Value)
+			created = v.Value
+		case err != nil && !errors.Is(err, providers.ErrNotFound):
+			return fmt.Errorf("read pending version: %w; %s", err, run.leftBehind(beforeSet))
+		}
 	}
-	run.scrub.AddDocument(pending.Value)
+	if created.IsZero() {
+		if step == StepCreate {
+			return nil // Create returned nothing: it left nothing behind
+		}
+		return fmt.Errorf("the target cannot be undone: this rotation's pending version is not in the store (another writer replaced it) and this process never read it; %s",
+			run.leftBehind(false))
+	}
 
 	// Restore even when set never began: a target whose Create had an
 	// effect (an API that issued a key) undoes it; the others do nothing.
-	if err := run.restore(ctx, pending, stepIndex(string(step)) < stepIndex(string(StepSet))); err != nil {
-		return err
+	if err := run.restore(ctx, providers.Version{Token: run.row.Token, Value: created}, beforeSet); err != nil {
+		return fmt.Errorf("%w; %s", err, run.leftBehind(beforeSet))
 	}
-	if err := p.Store.DiscardPending(ctx, p.SecretID, run.row.Token); err != nil {
+	// By the version id the write produced when it is known: a version
+	// another writer put in under this rotation's token is not this
+	// rotation's to discard.
+	var err error
+	if run.row.PendingVersion != "" {
+		err = p.Store.DiscardPendingVersion(ctx, p.SecretID, run.row.PendingVersion)
+	} else {
+		err = p.Store.DiscardPending(ctx, p.SecretID, run.row.Token)
+	}
+	if err != nil {
 		return fmt.Errorf("discard pending version: %w", err)
 	}
 	return nil
 }
 
+// leftBehind says what a rollback that could not undo the target leaves
+// there, by principal (a role, a key id), never by value.
+func (run *rotation) leftBehind(beforeSet bool) string {
+	cred := "this rotation's credential"
+	if who := run.result.Principal; who != "" {
+		cred = fmt.Sprintf("this rotation's credential for %q", who)
+	}
+	if beforeSet {
+		return "what is left: " + cred + " (what create made, an issued key) may still be valid on the target"
+	}
+	lost := "the current credential"
+	if run.p.Strategy == targets.Alternating {
+		lost = "the previous credential"
+	}
+	return "what is left: " + cred + " may still be valid on the target, and " + lost + " may no longer work"
+}
+
 // restore asks the target to undo what pending did, against what the store
-// holds as current and previous now.
+// holds as current and previous now. A version the target cannot read (one
+// a rotation replaced) goes to it as none: there is nothing of the target's
+// to put back.
 func (run *rotation) restore(ctx context.Context, pending providers.Version, beforeSet bool) error {
 	current, err := run.stageValue(ctx, providers.StageCurrent)
 	if err != nil {
@@ -113,6 +159,12 @@ func (run *rotation) restore(ctx context.Context, pending providers.Version, bef
 	}
 	previous, err := run.stageValue(ctx, providers.StagePrevious)
 	if err != nil {
+		return err
+	}
+	if current, err = run.readable(ctx, current); err != nil {
+		return err
+	}
+	if previous, err = run.readable(ctx, previous); err != nil {
 		return err
 	}
 	err = run.p.Target.Restore(ctx, targets.RestoreRequest{
@@ -139,21 +191,39 @@ func (run *rotation) stageValue(ctx context.Context, stage providers.Stage) (sec
 }
 
 // reconcileStalePending deals with a pending version that no unfinished
-// rotation owns (its row is finished or unknown: a crash before the row was
-// written, or another tool). If the current credential works, the stale
-// pending is discarded; if only the pending one works (a single-strategy set
-// that was never promoted), it is promoted; if neither works, a person must
-// look.
+// rotation owns, before a new rotation starts.
+//
+// A pending version that swarmkey did not write (no rotation of this policy
+// recorded its token and version id: another tool, a rotation Lambda, a
+// copy of the secret) is refused with a *ForeignPendingError, audited, and
+// nothing is changed: not the store, not the target. An operator resolves
+// it with `swarmkey resolve`.
+//
+// A pending version of an earlier rotation of this policy (one that ended
+// failed or needs_attention with its pending left) is reconciled: if the
+// current credential works, the stale pending is restored as if applied
+// and discarded; if only the pending one passes the canary (a
+// single-strategy set that was never promoted), it is promoted; with
+// neither working and nothing current, it is discarded; otherwise a person
+// must look. A pending stage on the current version is no pending version
+// (the store's Get does not return it), so there is nothing to reconcile.
 func (run *rotation) reconcileStalePending(ctx context.Context) error {
 	p := run.p
-	pending, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
-	if errors.Is(err, providers.ErrNotFound) {
-		return nil
+	listed, owner, err := run.stalePending(ctx)
+	if err != nil || listed == nil {
+		return err
 	}
+	pending, err := p.Store.Get(ctx, p.SecretID, providers.StagePending)
 	if err != nil {
-		return fmt.Errorf("read pending version: %w", err)
+		return fmt.Errorf("read pending version %s: %w", listed.ID, err)
+	}
+	if pending.ID != listed.ID {
+		return fmt.Errorf("%w: pending moved from version %s to %s while it was read", providers.ErrConflict, listed.ID, pending.ID)
 	}
 	run.scrub.AddDocument(pending.Value)
+	detail := func(action string) map[string]any {
+		return map[string]any{"stale_pending": pending.ID, "stale_rotation": owner.Token, "action": action}
+	}
 
 	current, err := p.Store.Get(ctx, p.SecretID, providers.StageCurrent)
 	currentID := ""
@@ -168,31 +238,33 @@ func (run *rotation) reconcileStalePending(ctx context.Context) error {
 			if err := run.restore(ctx, pending, false); err != nil {
 				return fmt.Errorf("stale pending version %s: %w", pending.ID, err)
 			}
-			if err := p.Store.DiscardPending(ctx, p.SecretID, pending.Token); err != nil {
+			if err := p.Store.DiscardPendingVersion(ctx, p.SecretID, pending.ID); err != nil {
 				return fmt.Errorf("discard stale pending version %s: %w", pending.ID, err)
 			}
-			run.audit(ctx, "rotation.reconciled", map[string]any{"stale_pending": pending.ID, "action": "discarded"})
+			run.audit(ctx, "rotation.reconciled", detail("discarded"))
 			return nil
 		}
 	case !errors.Is(err, providers.ErrNotFound):
 		return fmt.Errorf("read current version: %w", err)
 	}
 
-	if p.Target.Verify(ctx, targets.VerifyRequest{Credential: pending.Value}) == nil {
-		if err := p.Store.Promote(ctx, p.SecretID, providers.PromoteRequest{Token: pending.Token, ExpectedCurrentID: currentID}); err != nil {
+	if p.Target.Verify(ctx, targets.VerifyRequest{Credential: pending.Value, Canary: true}) == nil {
+		req := providers.PromoteRequest{Token: owner.Token, PendingID: pending.ID, ExpectedCurrentID: currentID}
+		if err := p.Store.Promote(ctx, p.SecretID, req); err != nil {
 			return fmt.Errorf("promote stale pending version %s: %w", pending.ID, err)
 		}
-		run.audit(ctx, "rotation.reconciled", map[string]any{"stale_pending": pending.ID, "action": "promoted"})
+		run.audit(ctx, "rotation.reconciled", detail("promoted"))
 		return nil
 	}
 	if currentID == "" {
 		// Nothing works yet and nothing was current: a first rotation that
 		// died before set. Its pending value was never used.
-		if err := p.Store.DiscardPending(ctx, p.SecretID, pending.Token); err != nil {
+		if err := p.Store.DiscardPendingVersion(ctx, p.SecretID, pending.ID); err != nil {
 			return fmt.Errorf("discard stale pending version %s: %w", pending.ID, err)
 		}
-		run.audit(ctx, "rotation.reconciled", map[string]any{"stale_pending": pending.ID, "action": "discarded"})
+		run.audit(ctx, "rotation.reconciled", detail("discarded"))
 		return nil
 	}
-	return fmt.Errorf("stale pending version %s (token %q): neither it nor current version %s logs in; check the target, then discard it", pending.ID, pending.Token, currentID)
+	return run.refuse(ctx, fmt.Errorf("stale pending version %s of rotation %s: neither it nor current version %s logs in; check the target, then run `swarmkey resolve %s --discard-pending` (or --promote-pending once it works)",
+		pending.ID, owner.Token, currentID, p.Name), map[string]any{"pending_version": pending.ID, "stale_rotation": owner.Token})
 }

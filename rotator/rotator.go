@@ -107,6 +107,14 @@ type Options struct {
 	// Rotate returns it (Result.AlreadyDone) and touches nothing. "" means
 	// no key (a break-glass `rotate --local`).
 	RequestKey string
+	// ReplaceUnreadableCurrent lets the rotation go on when the target
+	// cannot read the current version (targets.UnreadableError): the
+	// rotation treats it as if nothing were current and replaces it, after
+	// an audit row rotation.adopted that names Actor and the version. Without
+	// it such a rotation stops at create with *UnreadableCurrentError and
+	// nothing changed. It is an operator's explicit choice (`rotate --local
+	// --replace-unreadable-current`), never the daemon's.
+	ReplaceUnreadableCurrent bool
 	// AfterStep is a fault-injection seam for tests and drills, called after
 	// each step is recorded. Returning ErrCrash stops the rotation the way a
 	// killed process would: no rollback, no further writes, and the lock
@@ -145,7 +153,11 @@ type Result struct {
 	Principal   string
 	Resumed     bool
 	RolledBack  bool
-	Steps       []StepEvent
+	// Replaced is the id of the current version the target could not read
+	// and the rotation replaced (Options.ReplaceUnreadableCurrent); "" when
+	// it replaced none.
+	Replaced string
+	Steps    []StepEvent
 }
 
 // Config configures New.

@@ -392,32 +392,6 @@ func TestConcurrentRotationsOfOnePolicy(t *testing.T) {
 	require.Equal(t, row.Token, holder.Token)
 }
 
-func TestStalePendingWithoutARowIsReconciled(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	p := b.policy(targets.Alternating, "")
-	_, err := b.rotate(p, rotator.Options{})
-	require.NoError(t, err)
-
-	// A pending version that no rotation row owns (written by a process
-	// that died before it recorded its row, or by hand).
-	_, err = b.store.PutPending(b.ctx, "loadtest/checkout-db", "0190b5a4-0000-7000-8000-0000000000aa",
-		secret.FromString(`{"engine":"postgres","username":"`+b.username+`_b","password":"never-applied-password"}`))
-	require.NoError(t, err)
-
-	_, err = b.rotate(p, rotator.Options{})
-	require.NoError(t, err)
-	current, _ := b.stage(providers.StageCurrent)
-	require.True(t, b.logsIn(current))
-	entries, err := b.state.Audit(b.ctx, "checkout-db", 100)
-	require.NoError(t, err)
-	var actions []string
-	for _, e := range entries {
-		actions = append(actions, e.Action)
-	}
-	require.Contains(t, actions, "rotation.reconciled")
-}
-
 func TestNoPasswordReachesLogsRowsOrTheServerLog(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -35,14 +35,46 @@ type rotation struct {
 	// fellOff is the version that was previous before this rotation's
 	// promote, kept in memory for finish.
 	fellOff secret.Secret
+	// created is this rotation's pending document as Create returned it (or
+	// as it read it back from the store), kept so that a rollback undoes the
+	// target even when the store no longer has, or never had, the version.
+	created secret.Secret
+	// native is what the store knows of its own rotator of the secret
+	// (none, for most stores), for the messages of a refusal.
+	native providers.NativeRotation
 }
 
 // start finds the rotation to run: the unfinished one of this policy, if a
 // crashed process left one, or a new one. A stale pending version that no
-// unfinished rotation owns is reconciled first.
+// unfinished rotation owns is reconciled first. Before anything, a secret
+// that its store rotates itself is refused: nothing is changed on it.
 func (run *rotation) start(ctx context.Context) (Result, error) {
+	native, err := checkNative(ctx, run.p)
+	if err != nil {
+		var nre *NativeRotationError
+		if errors.As(err, &nre) {
+			return Result{}, run.refuse(ctx, err, map[string]any{"rotator": nre.Rotator})
+		}
+		return Result{}, fmt.Errorf("rotate policy %q: %w", run.p.Name, err)
+	}
+	run.native = native
+	// Every version this rotation writes is recorded as it is written.
+	run.p.Store = ledgerStore{Store: run.p.Store, run: run}
 	p := run.p
 	db := run.r.db
+	if _, err := db.RunningRotation(ctx, p.Name); errors.Is(err, state.ErrNotFound) {
+		// A pending version of another writer is refused before anything
+		// changes, the retiring of earlier rotations included.
+		if _, _, err := run.stalePending(ctx); err != nil {
+			var foreign *ForeignPendingError
+			if errors.As(err, &foreign) {
+				return Result{}, err
+			}
+			return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
+		}
+	} else if err != nil {
+		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
+	}
 	if err := run.retireDue(ctx); err != nil {
 		return Result{}, fmt.Errorf("rotate policy %q: finish of an earlier rotation: %w", p.Name, err)
 	}
@@ -63,6 +95,10 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 	}
 
 	if err := run.reconcileStalePending(ctx); err != nil {
+		var foreign *ForeignPendingError
+		if errors.As(err, &foreign) {
+			return Result{}, err
+		}
 		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
 	}
 
@@ -110,6 +146,10 @@ func (run *rotation) steps(ctx context.Context) (Result, error) {
 				state.StepTiming{Step: string(step), Started: started, Duration: run.r.now().Sub(started)})
 		}
 		if err != nil {
+			var incomplete *PromoteIncompleteError
+			if errors.As(err, &incomplete) && ctx.Err() == nil {
+				return run.promoteIncomplete(ctx, incomplete)
+			}
 			return run.fail(ctx, step, err)
 		}
 		if run.opts.AfterStep != nil {
@@ -161,6 +201,7 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("%w: pending version %s of another rotation (token %q) is in the way", providers.ErrConflict, pending.ID, pending.Token)
 		}
 		run.scrub.AddDocument(pending.Value)
+		run.created = pending.Value
 		run.result.Principal = principalOf(pending.Value)
 		return "pending version already written", nil
 	} else if !errors.Is(err, providers.ErrNotFound) {
@@ -168,6 +209,12 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 	}
 
 	current, err := run.current(ctx)
+	if err != nil {
+		return "", err
+	}
+	// Before Create can touch anything: a current version the target cannot
+	// read is not overwritten unless the operator chose so.
+	current, replacing, err := run.checkCurrent(ctx, current)
 	if err != nil {
 		return "", err
 	}
@@ -181,7 +228,15 @@ func (run *rotation) create(ctx context.Context) (string, error) {
 		return "", err
 	}
 	run.scrub.AddDocument(resp.Pending)
+	// From here on the target may hold something of this rotation (an
+	// issued key): a rollback undoes it from memory if the write fails.
+	run.created = resp.Pending
 	run.result.Principal = resp.Principal
+	if replacing != nil {
+		if err := run.adopt(ctx, replacing); err != nil {
+			return "", err
+		}
+	}
 	if _, err := p.Store.PutPending(ctx, p.SecretID, run.row.Token, resp.Pending); err != nil {
 		return "", fmt.Errorf("write pending version: %w", err)
 	}
@@ -205,6 +260,11 @@ func (run *rotation) set(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// A current version the target cannot read got past create only because
+	// the operator chose to replace it: the target gets none.
+	if current, err = run.readable(ctx, current); err != nil {
+		return "", err
+	}
 	// A rotation this process started has not applied pending before; a
 	// resumed one may have, before its crash.
 	return "", run.p.Target.Apply(ctx, targets.ApplyRequest{Token: run.row.Token, Strategy: run.p.Strategy,
@@ -217,57 +277,56 @@ func (run *rotation) test(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	attempts, interval := run.p.Canary.Attempts, run.p.Canary.Interval
-	if attempts <= 0 {
-		attempts = 3
-	}
-	if interval <= 0 {
-		interval = time.Second
-	}
-	for attempt := 1; ; attempt++ {
-		err = run.p.Target.Verify(ctx, targets.VerifyRequest{Credential: pending, Canary: true})
-		if err == nil {
-			return nil
-		}
-		if attempt >= attempts {
-			return fmt.Errorf("canary failed after %d attempts: %w", attempts, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
+	return canary(ctx, run.p, pending)
 }
 
-// promote makes pending current, guarded by the current version the
-// rotation started from.
+// promote makes this rotation's version current, guarded by the current
+// version the rotation started from and by the version id its PutPending
+// produced (so no other version is promoted under its token), then reads
+// the store back: the step completes only when the store shows exactly the
+// stages it should (checkPromoted). A promote that landed but left the
+// store otherwise is a *PromoteIncompleteError, which never rolls back.
 func (run *rotation) promote(ctx context.Context) (string, error) {
 	p := run.p
-	// What is previous now falls off at promote; finish retires it, and
-	// stores like the file store forget it at once.
-	if previous, err := p.Store.Get(ctx, p.SecretID, providers.StagePrevious); err == nil {
-		run.scrub.AddDocument(previous.Value)
-		run.fellOff = previous.Value
-	} else if !errors.Is(err, providers.ErrNotFound) {
-		return "", fmt.Errorf("read previous version: %w", err)
+	ours, err := run.ownVersion(ctx)
+	if err != nil {
+		return "", err
 	}
-	err := p.Store.Promote(ctx, p.SecretID, providers.PromoteRequest{Token: run.row.Token, ExpectedCurrentID: run.row.ExpectedCurrent})
-	if err != nil && !errors.Is(err, providers.ErrConflict) && !errors.Is(err, providers.ErrNotFound) {
-		// A timeout or a dropped connection leaves it open whether the
-		// promote landed: the store tells.
-		if v, getErr := p.Store.Get(ctx, p.SecretID, providers.StageCurrent); getErr == nil && v.Token == run.row.Token {
-			err = nil
+	before, err := p.Store.List(ctx, p.SecretID)
+	if err != nil {
+		return "", fmt.Errorf("read the versions before promote: %w", err)
+	}
+	if !holds(before, ours, providers.StageCurrent) {
+		// What is previous now falls off at promote; finish retires it,
+		// and stores like the file store forget it at once. (Once the
+		// promote landed, previous is this rotation's old current: what
+		// fell off is unknown then, as after a restart.)
+		if previous, err := p.Store.Get(ctx, p.SecretID, providers.StagePrevious); err == nil {
+			run.scrub.AddDocument(previous.Value)
+			run.fellOff = previous.Value
+		} else if !errors.Is(err, providers.ErrNotFound) {
+			return "", fmt.Errorf("read previous version: %w", err)
 		}
 	}
-	if err != nil {
-		return "", fmt.Errorf("promote: %w", err)
+	req := providers.PromoteRequest{Token: run.row.Token, PendingID: ours, ExpectedCurrentID: run.row.ExpectedCurrent}
+	var unclear error
+	if err := p.Store.Promote(ctx, p.SecretID, req); err != nil {
+		if errors.Is(err, providers.ErrConflict) || errors.Is(err, providers.ErrNotFound) {
+			return "", fmt.Errorf("promote: %w", err)
+		}
+		// A timeout, a dropped connection, or a store whose promote takes
+		// two calls stopping between them leaves it open what landed: the
+		// store's versions tell.
+		unclear = err
+	}
+	if err := run.checkPromoted(ctx, req, unclear); err != nil {
+		return "", err
 	}
 	current, err := p.Store.Get(ctx, p.SecretID, providers.StageCurrent)
 	if err != nil {
 		return "", fmt.Errorf("read promoted version: %w", err)
 	}
-	if current.Token != run.row.Token {
+	if current.ID != ours {
 		return "", fmt.Errorf("%w: current version %s is not this rotation's after promote", providers.ErrConflict, current.ID)
 	}
 	if run.result.Principal == "" {
@@ -322,7 +381,7 @@ func (run *rotation) retire(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read current version: %w", err)
 	}
-	if current.Token != run.row.Token {
+	if !run.wrote(current) {
 		return nil
 	}
 	run.scrub.AddDocument(current.Value)
@@ -330,8 +389,17 @@ func (run *rotation) retire(ctx context.Context) error {
 	switch {
 	case err == nil:
 		run.scrub.AddDocument(previous.Value)
-		if err := p.Target.Retire(ctx, targets.RetireRequest{Strategy: p.Strategy, Retired: previous.Value,
-			FellOff: run.fellOff, Current: current.Value}); err != nil {
+		// A replaced version the target cannot read is not its to retire.
+		retired, err := run.readable(ctx, previous.Value)
+		if err != nil {
+			return err
+		}
+		fellOff, err := run.readable(ctx, run.fellOff)
+		if err != nil {
+			return err
+		}
+		if err := p.Target.Retire(ctx, targets.RetireRequest{Strategy: p.Strategy, Retired: retired,
+			FellOff: fellOff, Current: current.Value}); err != nil {
 			return err
 		}
 	case !errors.Is(err, providers.ErrNotFound):
@@ -380,16 +448,18 @@ func (run *rotation) current(ctx context.Context) (secret.Secret, error) {
 	return v.Value, nil
 }
 
-// pending returns this rotation's pending document.
+// pending returns this rotation's pending document: the version its
+// PutPending produced, not merely one that claims its token.
 func (run *rotation) pending(ctx context.Context) (secret.Secret, error) {
 	v, err := run.p.Store.Get(ctx, run.p.SecretID, providers.StagePending)
 	if err != nil {
 		return secret.Secret{}, fmt.Errorf("read pending version: %w", err)
 	}
-	if v.Token != run.row.Token {
-		return secret.Secret{}, fmt.Errorf("%w: pending version %s belongs to token %q", providers.ErrConflict, v.ID, v.Token)
+	if v.Token != run.row.Token || !run.wrote(v) {
+		return secret.Secret{}, fmt.Errorf("%w: pending version %s (token %q) is not the version this rotation wrote", providers.ErrConflict, v.ID, v.Token)
 	}
 	run.scrub.AddDocument(v.Value)
+	run.created = v.Value
 	return v.Value, nil
 }
 

@@ -1,9 +1,11 @@
 package schedule
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -40,20 +42,88 @@ func Parse(spec, timezone string) (Schedule, error) {
 	return New(spec, loc)
 }
 
-// New is Parse with a loaded location; nil means UTC.
-func New(spec string, loc *time.Location) (Schedule, error) {
+// SpecError is a cron spec that New refuses. Err says why: the parser's
+// reason, [ErrZoneInSpec] or [ErrNoFires] (use errors.Is).
+type SpecError struct {
+	Spec string
+	Err  error
+}
+
+func (e *SpecError) Error() string { return fmt.Sprintf("schedule %q: %v", e.Spec, e.Err) }
+
+func (e *SpecError) Unwrap() error { return e.Err }
+
+var (
+	// ErrZoneInSpec is a spec with a "TZ=" or "CRON_TZ=" prefix.
+	ErrZoneInSpec = errors.New("the time zone belongs in the policy's timezone field, not in the spec")
+	// ErrNoFires is a spec that matches at most one instant, such as
+	// "0 0 30 2 *".
+	ErrNoFires = errors.New("matches no date")
+	// ErrEveryPeriod is an @every period that is not a whole number of
+	// seconds of at least [MinEvery]. Its SpecError's message says which.
+	ErrEveryPeriod = errors.New("not a usable @every period")
+)
+
+// MinEvery is the shortest @every period. robfig/cron counts @every in whole
+// seconds: it turns a shorter period (0s, -5s and 500ms alike) into one
+// second and cuts a fraction off a longer one (1500ms fires every second),
+// without a word. A spec that asks for either cannot mean what it fires, so
+// New refuses it instead.
+const MinEvery = time.Second
+
+// everyProblem is the SpecError of an @every spec whose period robfig would
+// silently change, or nil.
+func everyProblem(spec, trimmed string) error {
+	rest, ok := strings.CutPrefix(trimmed, "@every ")
+	if !ok {
+		return nil
+	}
+	d, err := time.ParseDuration(rest)
+	if err != nil {
+		return nil // not a duration: robfig's parser says so
+	}
+	var why string
+	switch {
+	case d <= 0:
+		why = fmt.Sprintf("the period must be at least %s", MinEvery)
+	case d < MinEvery:
+		why = fmt.Sprintf("the period must be at least %s (fires are counted in whole seconds)", MinEvery)
+	case d%time.Second != 0:
+		why = fmt.Sprintf("the period must be a whole number of seconds, such as %s or %s",
+			d.Truncate(time.Second), d.Truncate(time.Second)+time.Second)
+	default:
+		return nil
+	}
+	return &SpecError{Spec: spec, Err: everyError("@every " + rest + ": " + why)}
+}
+
+// everyError is the reason of an [ErrEveryPeriod]: its text alone, which
+// names the period and the rule.
+type everyError string
+
+func (e everyError) Error() string { return string(e) }
+
+func (e everyError) Is(target error) bool { return target == ErrEveryPeriod }
+
+// New is Parse with a loaded location; nil means UTC. Its errors are
+// *SpecError. An @every period must be a whole number of seconds, at least
+// [MinEvery].
+func New(spec string, loc *time.Location) (s Schedule, err error) {
 	if loc == nil {
 		loc = time.UTC
 	}
 	trimmed := strings.TrimSpace(spec)
 	if strings.HasPrefix(trimmed, "TZ=") || strings.HasPrefix(trimmed, "CRON_TZ=") {
-		return Schedule{}, fmt.Errorf("schedule %q: the time zone belongs in the policy's timezone field, not in the spec", spec)
+		return Schedule{}, &SpecError{Spec: spec, Err: ErrZoneInSpec}
 	}
-	parsed, err := cron.ParseStandard(trimmed)
+	if err := everyProblem(spec, trimmed); err != nil {
+		return Schedule{}, err
+	}
+	parsed, err := parseStandard(trimmed)
 	if err != nil {
-		return Schedule{}, fmt.Errorf("schedule %q: %w (want five fields \"minute hour day-of-month month day-of-week\", or @daily, @hourly, @every 1h…)", spec, err)
+		return Schedule{}, &SpecError{Spec: spec, Err: fmt.Errorf("%w (want five fields \"minute hour day-of-month month day-of-week\", or @daily, @hourly, @every 1h…)", err)}
 	}
-	s := Schedule{spec: trimmed, loc: loc}
+	s = Schedule{spec: trimmed, loc: loc}
 	switch p := parsed.(type) {
 	case cron.ConstantDelaySchedule:
 		s.every = int64(p.Delay / time.Second)
@@ -63,7 +133,7 @@ func New(spec string, loc *time.Location) (Schedule, error) {
 		if p.Second != 1 {
 			// ParseStandard always fixes the second at 0; anything else is a
 			// robfig change this package does not know.
-			return Schedule{}, fmt.Errorf("schedule %q: second-level specs are not supported", spec)
+			return Schedule{}, &SpecError{Spec: spec, Err: errors.New("second-level specs are not supported")}
 		}
 		s.cal = calendar{
 			minute: p.Minute &^ starBit,
@@ -73,15 +143,26 @@ func New(spec string, loc *time.Location) (Schedule, error) {
 			dow:    p.Dow &^ starBit,
 			either: p.Dom&starBit == 0 && p.Dow&starBit == 0,
 		}
-		per, ok := s.cal.period()
+		per, ok := s.cal.memoPeriod()
 		if !ok {
-			return Schedule{}, fmt.Errorf("schedule %q: matches no date (at most one fire in %d years)", spec, periodYears)
+			return Schedule{}, &SpecError{Spec: spec, Err: fmt.Errorf("%w (at most one fire in %d years)", ErrNoFires, periodYears)}
 		}
 		s.period = per
 		return s, nil
 	default:
-		return Schedule{}, fmt.Errorf("schedule %q: unsupported schedule type %T", spec, parsed)
+		return Schedule{}, &SpecError{Spec: spec, Err: fmt.Errorf("unsupported schedule type %T", parsed)}
 	}
+}
+
+// parseStandard is cron.ParseStandard, which panics on some malformed specs
+// (a bad spec must be an error, not a crash of whoever reads a policy file).
+func parseStandard(spec string) (s cron.Schedule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, errors.New("cannot parse it")
+		}
+	}()
+	return cron.ParseStandard(spec)
 }
 
 // MustParse is Parse that panics on error, for tests and examples.
@@ -124,6 +205,51 @@ func (s Schedule) Location() *time.Location {
 // (see the package doc). "30 2 * * *" gives 24h, "0 9 * * 1-5" gives 24h,
 // "0 0 1 * *" gives 28 days.
 func (s Schedule) Period() time.Duration { return s.period }
+
+// gapFires is how many consecutive fires ShortestGap measures: more than a
+// year of a daily schedule, so that both daylight-saving changes count.
+const gapFires = 400
+
+// gapOrigin is where ShortestGap starts: a fixed instant, so that the answer
+// does not depend on when it is asked.
+var gapOrigin = time.Date(2025, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+// gaps memoizes ShortestGap by spec and zone: it is a pure function of them,
+// walking gapFires fires takes a while, and a policy file of thousands of
+// policies usually holds a handful of distinct schedules.
+var gaps sync.Map // spec + "\x00" + zone name → time.Duration
+
+// ShortestGap returns the shortest elapsed time between two consecutive
+// fires among the 400 fires that follow 2025-01-01T00:00 in the schedule's
+// zone; 0 for the zero Schedule or one that does not fire twice in that
+// span. Unlike [Schedule.Period] it measures instants, daylight saving
+// included: a daily "0 3 * * *" in Europe/Berlin gives 23h (the
+// spring-forward day), and "59 1,2 * * *" there gives one minute. A window
+// that must close before the next fire opens is shorter than this. Results
+// are memoized by spec and zone.
+func (s Schedule) ShortestGap() time.Duration {
+	if s.IsZero() {
+		return 0
+	}
+	key := s.spec + "\x00" + s.Location().String()
+	if v, ok := gaps.Load(key); ok {
+		return v.(time.Duration)
+	}
+	var gap time.Duration
+	prev := s.Next(gapOrigin.In(s.Location()))
+	for i := 0; i < gapFires && !prev.IsZero(); i++ {
+		next := s.Next(prev)
+		if next.IsZero() {
+			break
+		}
+		if d := next.Sub(prev); gap == 0 || d < gap {
+			gap = d
+		}
+		prev = next
+	}
+	gaps.Store(key, gap)
+	return gap
+}
 
 // Next returns the first fire strictly after the instant after, in after's
 // location. It returns the zero time if the Schedule is zero or the spec
@@ -320,6 +446,26 @@ const (
 	periodYears = 9
 	periodFires = 512
 )
+
+// periods memoizes calendar.period by calendar: New runs once per policy and
+// deny window, and a file of thousands of policies usually holds a handful
+// of distinct specs.
+var periods sync.Map // calendar → periodResult
+
+type periodResult struct {
+	period time.Duration
+	ok     bool
+}
+
+func (k calendar) memoPeriod() (time.Duration, bool) {
+	if v, ok := periods.Load(k); ok {
+		r := v.(periodResult)
+		return r.period, r.ok
+	}
+	per, ok := k.period()
+	periods.Store(k, periodResult{per, ok})
+	return per, ok
+}
 
 // period measures the shortest wall-clock gap between consecutive matches,
 // from 2001-01-01 (a Monday) over at most periodFires fires or periodYears

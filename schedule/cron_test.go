@@ -284,3 +284,67 @@ func TestNextInvariantsWithDST(t *testing.T) {
 		}
 	})
 }
+
+func TestShortestGap(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		spec, zone string
+		gap        time.Duration
+	}{
+		{"0 3 * * *", "UTC", 24 * time.Hour},
+		{"0 3 * * *", "Europe/Berlin", 23 * time.Hour}, // the spring-forward day
+		{"59 1,2 * * *", "Europe/Berlin", time.Minute}, // 01:59 CET, then 03:00 CEST by the gap rule
+		{"30 2 * * *", "Europe/Berlin", 23*time.Hour + 30*time.Minute},
+		{"@weekly", "UTC", 7 * 24 * time.Hour},
+		{"@every 12h", "Europe/Berlin", 12 * time.Hour},
+		{"@hourly", "UTC", time.Hour},
+		{"0 0 29 2 *", "UTC", 1461 * 24 * time.Hour},
+	} {
+		s := MustParse(c.spec, c.zone)
+		require.Equal(t, c.gap, s.ShortestGap(), "%s in %s", c.spec, c.zone)
+		require.Equal(t, c.gap, s.ShortestGap(), "%s in %s, memoized", c.spec, c.zone)
+	}
+	require.Zero(t, Schedule{}.ShortestGap())
+}
+
+func TestSpecErrors(t *testing.T) {
+	t.Parallel()
+	var se *SpecError
+	_, err := New("0 3 * *", nil)
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, "0 3 * *", se.Spec)
+	require.ErrorContains(t, se.Err, "expected exactly 5 fields")
+	_, err = New("CRON_TZ=Europe/Berlin 0 3 * * *", nil)
+	require.ErrorIs(t, err, ErrZoneInSpec)
+	_, err = New("0 0 30 2 *", nil)
+	require.ErrorIs(t, err, ErrNoFires)
+	require.ErrorContains(t, err, `schedule "0 0 30 2 *": matches no date`)
+}
+
+// TestEveryPeriodIsWholeSecondsOfAtLeastOne: robfig/cron would fire each of
+// these every second, whatever it says; New refuses them and says why.
+func TestEveryPeriodIsWholeSecondsOfAtLeastOne(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ spec, want string }{
+		{"@every 0s", `schedule "@every 0s": @every 0s: the period must be at least 1s`},
+		{"@every 0", `schedule "@every 0": @every 0: the period must be at least 1s`},
+		{"@every -5s", `schedule "@every -5s": @every -5s: the period must be at least 1s`},
+		{"@every 500ms", `schedule "@every 500ms": @every 500ms: the period must be at least 1s (fires are counted in whole seconds)`},
+		{"@every 1500ms", `schedule "@every 1500ms": @every 1500ms: the period must be a whole number of seconds, such as 1s or 2s`},
+		{" @every 1m0.5s ", `schedule " @every 1m0.5s ": @every 1m0.5s: the period must be a whole number of seconds, such as 1m0s or 1m1s`},
+	} {
+		_, err := Parse(c.spec, "")
+		require.EqualError(t, err, c.want)
+		require.ErrorIs(t, err, ErrEveryPeriod, c.spec)
+		var se *SpecError
+		require.ErrorAs(t, err, &se)
+	}
+	for _, spec := range []string{"@every 1s", "@every 2s", "@every 90m", "@every 1h0m1s"} {
+		s, err := Parse(spec, "")
+		require.NoError(t, err, spec)
+		require.Equal(t, s.Period(), s.ShortestGap(), spec)
+	}
+	_, err := Parse("@every soon", "")
+	require.ErrorContains(t, err, "failed to parse duration", "robfig still reports what is not a duration")
+	require.NotErrorIs(t, err, ErrEveryPeriod)
+}

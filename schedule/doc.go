@@ -21,8 +21,11 @@
 // epoch (1970-01-01T00:00:00Z): "@every 6h" fires at 00:00, 06:00, 12:00 and
 // 18:00 UTC whatever the zone. robfig anchors @every at the moment its Next is
 // called, which would make the fires depend on when the daemon asked; a
-// planner needs fires that are the same for every caller. Durations are
-// truncated to whole seconds, and the minimum is one second (robfig's rule).
+// planner needs fires that are the same for every caller. robfig counts the
+// period in whole seconds, silently: it would fire "@every 500ms" (or 0s,
+// or -5s) every second and "@every 1500ms" every second too. [New] refuses
+// those instead: the period is a whole number of seconds, at least
+// [MinEvery].
 //
 // # Daylight saving
 //

@@ -1,6 +1,7 @@
 package secret
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -33,8 +34,9 @@ var publicFields = map[string]bool{
 // and pass what they do write through a Scrubber of the values in play.
 //
 // Each value is scrubbed in the forms a request or a connection string may
-// carry it: as is, URL-encoded (query and path), JSON-escaped and base64
-// (basic auth).
+// carry it: as is, URL-encoded (query and path), JSON-escaped (as Go's
+// encoder escapes it, and as encoders that leave <, > and & alone do) and
+// base64 (basic auth).
 //
 // A value given with Add, or the whole of a document given with
 // AddDocument, is scrubbed whatever its length: a value the caller names is
@@ -101,8 +103,15 @@ func (s *Scrubber) addLocked(v string) {
 		return
 	}
 	forms := []string{v, url.QueryEscape(v), url.PathEscape(v), base64.StdEncoding.EncodeToString([]byte(v))}
-	if b, err := json.Marshal(v); err == nil {
-		forms = append(forms, string(b[1:len(b)-1]))
+	// Inside a JSON string, as Go's encoder escapes it (<, > and & as
+	// \u003c…) and as most others do (Python, JavaScript: those as they are).
+	for _, html := range []bool{true, false} {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		if enc.Encode(v) == nil {
+			forms = append(forms, string(bytes.TrimSuffix(b.Bytes(), []byte("\n"))[1:b.Len()-2]))
+		}
 	}
 	for _, f := range forms {
 		if f != "" && !slices.Contains(s.forms, f) {

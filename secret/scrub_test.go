@@ -36,6 +36,20 @@ func TestScrubberTextRemovesEncodedForms(t *testing.T) {
 	}
 }
 
+// TestScrubberTextRemovesJSONOfOtherEncoders: a value with a quote and an
+// HTML character (an ascii-printable password has both) is JSON-escaped
+// one way by Go's encoder and another by most others (Python, JavaScript,
+// Go's with SetEscapeHTML(false)), as an API that echoes it in an error
+// body may do.
+func TestScrubberTextRemovesJSONOfOtherEncoders(t *testing.T) {
+	t.Parallel()
+	v := `k"<e&y>\`
+	sc := secret.NewScrubber(secret.FromString(v))
+	for _, form := range []string{`k\"\u003ce\u0026y\u003e\\`, `k\"<e&y>\\`} {
+		require.Equal(t, `{"error":"bad key `+secret.Redacted+`"}`, sc.Text(`{"error":"bad key `+form+`"}`), form)
+	}
+}
+
 func TestScrubberTextOverlappingValues(t *testing.T) {
 	t.Parallel()
 	// Replaced one after the other, the shorter value first would leave

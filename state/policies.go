@@ -37,6 +37,63 @@ func (db *DB) RecordPromoted(ctx context.Context, s PolicyState) error {
 	return nil
 }
 
+// RecordRefusal records that a rotation of the policy was refused before it
+// changed anything (a pending version swarmkey did not write, a secret its
+// store rotates itself): the policy's last outcome becomes "refused" with
+// reason, which `status` shows, and the audit entry is appended, in one
+// statement. No rotation row is written: nothing was rotated. reason must
+// hold no value.
+func (db *DB) RecordRefusal(ctx context.Context, s PolicyState, reason string, refused AuditEntry) error {
+	detail, now, err := db.auditRow(ctx, refused)
+	if err != nil {
+		return err
+	}
+	_, err = db.pool.Exec(ctx, `
+		WITH audited AS (
+			INSERT INTO audit_log (at, actor, policy, action, detail) VALUES ($6, $7, $1, $8, $9)
+		)
+		INSERT INTO policy_state (policy, strategy, store, secret_id, last_outcome, last_error, updated_at)
+		VALUES ($1, $2, $3, $4, 'refused', $5, $6)
+		ON CONFLICT (policy) DO UPDATE SET last_outcome = 'refused', last_error = $5, updated_at = $6`,
+		s.Policy, s.Strategy, s.Store, s.SecretID, reason, now, refused.Actor, refused.Action, detail)
+	if err != nil {
+		return fmt.Errorf("record refusal of policy %q: %w", s.Policy, err)
+	}
+	return nil
+}
+
+// RecordResolved records an operator's resolution of a pending version
+// (`swarmkey resolve`) with its audit entry, in one statement: the policy's
+// last outcome becomes "resolved", and when promoted, s.CurrentVersion
+// becomes its current version (s.CurrentToken is "" for a version another
+// tool wrote).
+func (db *DB) RecordResolved(ctx context.Context, s PolicyState, promoted bool, resolved AuditEntry) error {
+	detail, now, err := db.auditRow(ctx, resolved)
+	if err != nil {
+		return err
+	}
+	_, err = db.pool.Exec(ctx, `
+		WITH audited AS (
+			INSERT INTO audit_log (at, actor, policy, rotation, action, detail)
+			VALUES ($9, $10, $1, nullif($11, '')::uuid, $12, $13)
+		)
+		INSERT INTO policy_state (policy, strategy, store, secret_id, current_version, current_token, principal,
+			rotated_at, last_outcome, updated_at)
+		VALUES ($1, $2, $3, $4, CASE WHEN $8 THEN $5 END, CASE WHEN $8 THEN nullif($6, '')::uuid END,
+			CASE WHEN $8 THEN nullif($7, '') END, CASE WHEN $8 THEN $9::timestamptz END, 'resolved', $9)
+		ON CONFLICT (policy) DO UPDATE SET last_outcome = 'resolved', last_error = NULL, updated_at = $9,
+			current_version = CASE WHEN $8 THEN $5 ELSE policy_state.current_version END,
+			current_token = CASE WHEN $8 THEN nullif($6, '')::uuid ELSE policy_state.current_token END,
+			principal = CASE WHEN $8 THEN nullif($7, '') ELSE policy_state.principal END,
+			rotated_at = CASE WHEN $8 THEN $9::timestamptz ELSE policy_state.rotated_at END`,
+		s.Policy, s.Strategy, s.Store, s.SecretID, s.CurrentVersion, s.CurrentToken, s.Principal, promoted,
+		now, resolved.Actor, resolved.Rotation, resolved.Action, detail)
+	if err != nil {
+		return fmt.Errorf("record resolution of policy %q: %w", s.Policy, err)
+	}
+	return nil
+}
+
 // PolicyStates returns the state of every policy that has one, by name.
 func (db *DB) PolicyStates(ctx context.Context) (map[string]PolicyState, error) {
 	rows, err := db.pool.Query(ctx, `

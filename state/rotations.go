@@ -52,18 +52,21 @@ type Rotation struct {
 	// RequestKey names what asked for the rotation ("fire:<policy>:<time>",
 	// "request:<uuid>"): a key succeeds at most once.
 	RequestKey string
+	// PendingVersion is the version id the rotation's PutPending produced,
+	// "" until the store answered (see RecordPendingVersion).
+	PendingVersion string
 }
 
 const rotationColumns = `token::text, policy, strategy, store, secret_id, step, outcome, coalesce(principal, ''),
 	expected_current, coalesce(error, ''), rolled_back, forced, actor, resumes, steps, retire_after, retired_at,
-	started_at, updated_at, finished_at, coalesce(request_key, '')`
+	started_at, updated_at, finished_at, coalesce(request_key, ''), coalesce(pending_version, '')`
 
 func scanRotation(row pgx.Row) (Rotation, error) {
 	var r Rotation
 	var steps []byte
 	err := row.Scan(&r.Token, &r.Policy, &r.Strategy, &r.Store, &r.SecretID, &r.Step, &r.Outcome, &r.Principal,
 		&r.ExpectedCurrent, &r.Error, &r.RolledBack, &r.Forced, &r.Actor, &r.Resumes, &steps, &r.RetireAfter, &r.RetiredAt,
-		&r.StartedAt, &r.UpdatedAt, &r.FinishedAt, &r.RequestKey)
+		&r.StartedAt, &r.UpdatedAt, &r.FinishedAt, &r.RequestKey, &r.PendingVersion)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, ErrNotFound
 	}
@@ -80,11 +83,10 @@ func scanRotation(row pgx.Row) (Rotation, error) {
 // statement with its audit entry and, for a policy seen for the first time,
 // its state row (one round trip: a rotation makes many).
 func (db *DB) InsertRotation(ctx context.Context, r Rotation, started AuditEntry) error {
-	detail, err := auditDetail(started)
+	detail, now, err := db.auditRow(ctx, started)
 	if err != nil {
 		return err
 	}
-	now := db.now()
 	_, err = db.pool.Exec(ctx, `
 		WITH ensured AS (
 			INSERT INTO policy_state (policy, strategy, store, secret_id, updated_at) VALUES ($2, $3, $4, $5, $10)
@@ -123,6 +125,22 @@ func (db *DB) CompleteStep(ctx context.Context, token, step, principal string, t
 	return nil
 }
 
+// RecordPendingVersion records the version id that the rotation's
+// PutPending produced: with the token, it is what makes the version
+// swarmkey's own. A PutPending repeated after a crash produces the same
+// version, so recording it again changes nothing.
+func (db *DB) RecordPendingVersion(ctx context.Context, token, versionID string) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE rotations SET pending_version = $2, updated_at = $3 WHERE token = $1`,
+		token, versionID, db.now())
+	if err != nil {
+		return fmt.Errorf("record pending version %s of rotation %s: %w", versionID, token, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("record pending version %s of rotation %s: %w", versionID, token, ErrNotFound)
+	}
+	return nil
+}
+
 // MarkResumed counts a resumption of an unfinished rotation.
 func (db *DB) MarkResumed(ctx context.Context, token string) error {
 	_, err := db.pool.Exec(ctx, `UPDATE rotations SET resumes = resumes + 1, updated_at = $2 WHERE token = $1`, token, db.now())
@@ -135,7 +153,7 @@ func (db *DB) MarkResumed(ctx context.Context, token string) error {
 // already ran.
 func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome, errText string, rolledBack bool,
 	retireAfter *time.Time, retired bool, finished AuditEntry) error {
-	detail, err := auditDetail(finished)
+	detail, now, err := db.auditRow(ctx, finished)
 	if err != nil {
 		return err
 	}
@@ -151,7 +169,7 @@ func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome,
 		)
 		UPDATE policy_state SET last_rotation = $1, last_outcome = $2, last_error = nullif($3, ''), updated_at = $7
 		FROM finished WHERE policy_state.policy = finished.policy`,
-		token, string(outcome), errText, rolledBack, retireAfter, retired, db.now(), finished.Actor, finished.Action, detail)
+		token, string(outcome), errText, rolledBack, retireAfter, retired, now, finished.Actor, finished.Action, detail)
 	if err != nil {
 		return fmt.Errorf("record outcome of rotation %s: %w", token, err)
 	}

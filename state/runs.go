@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -285,6 +286,8 @@ func checkName(field, name string) error {
 		return invalid(field, name, "missing")
 	case len(name) > 128:
 		return invalid(field, name, "longer than 128 bytes")
+	case !utf8.ValidString(name):
+		return invalid(field, name, "not valid UTF-8")
 	case strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
 		return invalid(field, name, "no white space or control characters allowed")
 	}
@@ -397,8 +400,13 @@ func (db *DB) StartLease(ctx context.Context, req LeaseRequest) (Lease, error) {
 	if err := checkName("name", req.RunName); err != nil {
 		return Lease{}, err
 	}
-	if strings.TrimSpace(req.Holder) == "" {
+	switch {
+	case strings.TrimSpace(req.Holder) == "":
 		return Lease{}, invalid("holder", req.Holder, "missing: say who holds the lease (host, pid, user)")
+	case !utf8.ValidString(req.Holder) || strings.ContainsFunc(req.Holder, unicode.IsControl):
+		// PostgreSQL text holds neither a NUL nor invalid UTF-8: refused
+		// there, it would look like an unreachable database.
+		return Lease{}, invalid("holder", req.Holder, "no control characters or invalid UTF-8 allowed")
 	}
 	if req.TTL <= 0 {
 		return Lease{}, invalid("ttl", req.TTL.String(), "must be positive")

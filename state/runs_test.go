@@ -226,6 +226,10 @@ func TestLeaseLifecycle(t *testing.T) {
 		{RunName: "r", Uses: nil, Holder: "h", TTL: time.Minute},
 		{RunName: "r", Uses: []string{"p"}, Holder: "", TTL: time.Minute},
 		{RunName: "r", Uses: []string{"p"}, Holder: "h", TTL: 0},
+		{RunName: "r", Uses: []string{"p"}, Holder: "h\x00", TTL: time.Minute},
+		{RunName: "r", Uses: []string{"p"}, Holder: "h\xff", TTL: time.Minute},
+		{RunName: "r\xff", Uses: []string{"p"}, Holder: "h", TTL: time.Minute},
+		{RunName: "r", Uses: []string{"p\xff"}, Holder: "h", TTL: time.Minute},
 	} {
 		_, err := db.StartLease(ctx, bad)
 		var inv *InvalidRunError

@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,6 +39,9 @@ type DB struct {
 	// pool, which pgx may give with the connection string quoted.
 	scrub *secret.Scrubber
 	now   func() time.Time
+	// auditMonth is the month (year*12 + month, UTC) whose audit_log
+	// partition this DB has made sure of (see auditTime).
+	auditMonth atomic.Int64
 }
 
 // Options configures NewFromPool.

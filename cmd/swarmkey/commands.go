@@ -44,7 +44,7 @@ WHAT, and exits 2 if there is any.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, files []string) error {
 			if err := config.ValidateFiles(files...); err != nil {
-				return &exitError{code: exitUsage, err: fmt.Errorf("invalid configuration:\n%w", err)}
+				return invalidConfig(err)
 			}
 			for _, f := range files {
 				fmt.Fprintf(g.stdout, "%s: ok\n", f)
@@ -80,7 +80,7 @@ func operatorName() string {
 }
 
 func newRotateCommand(g *globals) *cobra.Command {
-	var local, force, wait bool
+	var local, force, wait, replace bool
 	cmd := &cobra.Command{
 		Use:   "rotate NAME",
 		Short: "Rotate a policy's credential now",
@@ -93,9 +93,25 @@ follows the rotation step by step and exits with its outcome.
 With --local it runs in this process instead (break-glass use when no daemon
 runs) and prints each step as it completes, with its duration.
 
+A rotation stops, changing nothing, when the secret's current version is not
+a document its target can read (a bare password, a binary value, a JSON
+object without the target's fields, another role's credential): swarmkey
+does not overwrite what it cannot read. --replace-unreadable-current (with
+--local only) replaces it anyway: the rotation goes on as if nothing were
+current, and the audit log records rotation.adopted with your name and the
+version replaced. The credential that version held is no longer managed (a
+PostgreSQL role's password changes at the set step); with the single
+strategy this needs the target's admin credential.
+
 Exit codes: 0 rotated (or asked), 1 failed or refused, 2 bad input, 3 another
 rotation of NAME is in progress (--local).`,
 		Args: cobra.ExactArgs(1),
+		PreRunE: func(*cobra.Command, []string) error {
+			if replace && !local {
+				return usageError("--replace-unreadable-current needs --local: replacing a version swarmkey cannot read is an operator's rotation in this process, never the daemon's")
+			}
+			return nil
+		},
 		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *app.Session) error {
 			if !local {
 				return rotateThroughDaemon(cmd.Context(), g, sess, args[0], force, wait)
@@ -109,15 +125,16 @@ rotation of NAME is in progress (--local).`,
 
 			fmt.Fprintf(g.stdout, "rotating %s (%s, %s:%s)\n", p.Name, p.Strategy, p.Store.Name(), p.SecretID)
 			res, err := rotator.New(db, rotator.Config{Logger: sess.Logger}).Rotate(ctx, p, rotator.Options{
-				Actor: "operator:" + operatorName(),
-				Force: force,
+				Actor:                    "operator:" + operatorName(),
+				Force:                    force,
+				ReplaceUnreadableCurrent: replace,
 				OnStep: func(e rotator.StepEvent) {
 					line := fmt.Sprintf("  %-8s %8s", e.Step, e.Duration.Round(time.Millisecond))
 					if e.Principal != "" && e.Step == rotator.StepCreate {
-						line += "  " + e.Principal
+						line += "  " + printable(e.Principal)
 					}
 					if e.Note != "" {
-						line += "  (" + e.Note + ")"
+						line += "  (" + printable(e.Note) + ")"
 					}
 					fmt.Fprintln(g.stdout, line)
 				},
@@ -126,7 +143,19 @@ rotation of NAME is in progress (--local).`,
 			if errors.As(err, &inProgress) {
 				return &exitError{code: exitInProgress, err: err}
 			}
-			if err != nil {
+			var unreadable *rotator.UnreadableCurrentError
+			switch {
+			case errors.As(err, &unreadable):
+				fmt.Fprintf(g.stdout, "rotation %s of %s stopped before it changed anything: its target cannot read the current version %s.\n"+
+					"Fix that version, or replace it (audited with your name): swarmkey rotate %s --local --replace-unreadable-current\n",
+					res.Token, p.Name, printable(unreadable.Version), p.Name)
+				return err
+			case err != nil && res.RolledBack && res.Replaced != "":
+				// Nothing could put back what the store held in a shape the
+				// target cannot read.
+				fmt.Fprintf(g.stdout, "rotation %s of %s failed and was rolled back: the unreadable version stays current, and what it held may no longer work\n", res.Token, p.Name)
+				return err
+			case err != nil:
 				if res.RolledBack {
 					fmt.Fprintf(g.stdout, "rotation %s of %s failed and was rolled back: the current credential is unchanged\n", res.Token, p.Name)
 				}
@@ -136,13 +165,18 @@ rotation of NAME is in progress (--local).`,
 			if res.Resumed {
 				resumed = " (resumed an unfinished rotation)"
 			}
-			fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)%s\n", p.Name, res.Principal, res.Token, resumed)
+			if res.Replaced != "" {
+				fmt.Fprintf(g.stdout, "replaced the unreadable current version %s (audited as rotation.adopted)\n", printable(res.Replaced))
+			}
+			fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)%s\n", p.Name, printable(res.Principal), res.Token, resumed)
 			return nil
 		}),
 	}
 	cmd.Flags().BoolVar(&local, "local", false, "run the rotation in this process (no daemon needed)")
 	cmd.Flags().BoolVar(&force, "force", false, "rotate even if a Locust run blocks it (recorded in the audit log)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the daemon's rotation step by step and exit with its outcome")
+	cmd.Flags().BoolVar(&replace, "replace-unreadable-current", false,
+		"with --local: replace a current version the target cannot read (audited as rotation.adopted with your name)")
 	return cmd
 }
 
@@ -162,15 +196,17 @@ func newStatusCommand(g *globals) *cobra.Command {
 			fmt.Fprintln(w, "POLICY\tSTRATEGY\tSTORE\tCURRENT VERSION\tPRINCIPAL\tAGE\tLAST OUTCOME")
 			for _, p := range cfg.Policies {
 				s := states[p.Name]
-				version, age, outcome := orDash(s.CurrentVersion), "-", orDash(s.LastOutcome)
+				// What the state database holds came from stores and
+				// targets: printable, like every field from outside.
+				version, age, outcome := orDash(printable(s.CurrentVersion)), "-", orDash(s.LastOutcome)
 				if s.RotatedAt != nil {
 					age = now.Sub(*s.RotatedAt).Round(time.Second).String()
 				}
 				if s.LastError != "" {
-					outcome += ": " + s.LastError
+					outcome += ": " + printable(s.LastError)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\n", p.Name, p.Strategy, p.Store, p.SecretID, version,
-					orDash(s.Principal), age, outcome)
+				fmt.Fprintf(w, "%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\n", p.Name, p.Strategy, p.Store, printable(p.SecretID), version,
+					orDash(printable(s.Principal)), age, outcome)
 			}
 			return w.Flush()
 		}),
@@ -203,15 +239,15 @@ func newHistoryCommand(g *globals) *cobra.Command {
 				if r.FinishedAt != nil {
 					duration = r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
 				}
-				detail := r.Error
+				detail := printable(r.Error)
 				if r.RolledBack {
 					detail = "rolled back: " + detail
 				}
 				if r.Forced {
 					detail = "forced " + detail
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.StartedAt.Local().Format(time.RFC3339), r.Token, r.Actor,
-					orDash(r.Step), r.Outcome, duration, orDash(r.Principal), detail)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.StartedAt.Local().Format(time.RFC3339), r.Token,
+					printable(r.Actor), orDash(r.Step), r.Outcome, duration, orDash(printable(r.Principal)), detail)
 			}
 			return w.Flush()
 		}),
@@ -233,7 +269,10 @@ func newVerifyCommand(g *globals) *cobra.Command {
 		Use:   "verify NAME",
 		Short: "Check that a stored credential logs in (its value is never printed)",
 		Long: `verify reads the policy's secret at --stage (current by default) and runs the
-target's canary with it: exit 0 when it logs in, 1 when it is refused.`,
+target's canary with it: exit 0 when it logs in, 1 when it is refused, 2 when
+no version holds the stage yet (nothing is current before the first rotation,
+previous exists from the second rotation on, pending only during one) or the
+input is wrong (an unknown policy, a reference that does not resolve).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st := providers.Stage(stage)
@@ -248,12 +287,12 @@ target's canary with it: exit 0 when it logs in, 1 when it is refused.`,
 			id, err := rt.Verify(cmd.Context(), args[0], st)
 			var refused *app.RefusedError
 			if errors.As(err, &refused) {
-				fmt.Fprintf(g.stdout, "%s %s (version %s): refused\n", args[0], st, id)
+				fmt.Fprintf(g.stdout, "%s %s (version %s): refused\n", args[0], st, printable(id))
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "%s %s (version %s): logs in\n", args[0], st, id)
+			fmt.Fprintf(g.stdout, "%s %s (version %s): logs in\n", args[0], st, printable(id))
 			return nil
 		},
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/swarmkey/swarmkey/api"
+	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/lease"
 )
 
@@ -25,12 +26,14 @@ type execOptions struct {
 	envMap    []string
 	apiURL    string
 	tokenFile string
+	passEnv   []string
+	inherit   bool
 }
 
 func newExecCommand(g *globals) *cobra.Command {
 	var o execOptions
 	cmd := &cobra.Command{
-		Use:   "exec --policy NAME[=PREFIX]… [--run NAME] [--lease-ttl D] [--env-map [POLICY:]FIELD=VAR…] -- COMMAND [ARG…]",
+		Use:   "exec --policy NAME[=PREFIX]… [--run NAME] [--lease-ttl D] [--env-map [POLICY:]FIELD=VAR…] [--pass-env VAR…] -- COMMAND [ARG…]",
 		Short: "Run a command with the current credentials of policies in its environment, under a lease",
 		Long: `exec reads the current credential of each --policy and runs COMMAND with the
 credential's fields as environment variables, while it holds a live lease on
@@ -50,8 +53,20 @@ sets SWARMKEY_LEASE_ID (the lease) and SWARMKEY_POLICIES (NAME=PREFIX,…).
 
 The values go to COMMAND's environment only: never to its arguments, to
 swarmkey's output or logs, or to the audit log (which records each read:
-who, which policy, which version). Other variables of exec's environment
-are passed on unchanged, except those exec sets.
+who, which policy, which version).
+
+COMMAND gets only what it needs of exec's own environment: exec withholds
+swarmkey's own variables (every SWARMKEY_…, such as SWARMKEY_DATABASE_URL
+and SWARMKEY_CONFIG, and the plugin's SWARMKEY_API and SWARMKEY_TOKEN) and
+every variable an env: reference of the loaded configuration reads (the
+database URL, target.postgres.admin, target.http.auth.secret, of every
+policy: admin URLs and tokens COMMAND must not hold). With --api no
+configuration is loaded, so only SWARMKEY_… are withheld. Everything else
+(PATH, HOME, LOCUST_…, PYTHONPATH) is passed on unchanged, except the
+variables exec sets. --pass-env VAR (repeatable) passes VAR on all the same,
+such as --pass-env SWARMKEY_API --pass-env SWARMKEY_TOKEN_FILE for a
+locustfile that reads other policies through the API; --inherit-env passes
+the whole environment on.
 
 Sources: by default exec reads each policy's store as the configuration
 says, and takes the lease in the state database (so it needs the config, the
@@ -91,6 +106,8 @@ API); the message names which and why, and COMMAND does not run.`,
 	f.StringArrayVar(&o.envMap, "env-map", nil, "[POLICY:]FIELD=VAR: the variable a field goes to; FIELD= leaves it out (repeatable)")
 	f.StringVar(&o.apiURL, "api", "", "read through the HTTP API at this URL instead of the stores and the database")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the runner token for --api (mode 0600 or 0400)")
+	f.StringArrayVar(&o.passEnv, "pass-env", nil, "pass the variable `VAR` on to COMMAND although exec would withhold it (repeatable)")
+	f.BoolVar(&o.inherit, "inherit-env", false, "pass exec's whole environment on to COMMAND, swarmkey's variables and those the config references included")
 	return cmd
 }
 
@@ -109,6 +126,9 @@ func parseExecFlags(o execOptions) ([]lease.Policy, []lease.Mapping, error) {
 	if (o.apiURL == "") != (o.tokenFile == "") {
 		return nil, nil, usageError("--api and --token-file go together: the API needs a runner token, and the token is for the API")
 	}
+	if _, err := lease.ParsePassEnv(o.passEnv); err != nil {
+		return nil, nil, err
+	}
 	return policies, maps, nil
 }
 
@@ -121,11 +141,12 @@ func runExec(ctx context.Context, g *globals, o execOptions, command []string) e
 	if err != nil {
 		return usageError("command %q: %v", command[0], errors.Unwrap(err))
 	}
-	src, err := openLeaseSource(ctx, g, o, policies)
+	src, referenced, err := openLeaseSource(ctx, g, o, policies)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	withhold := lease.Withhold{Referenced: referenced, Pass: o.passEnv, Nothing: o.inherit}
 
 	host, _ := os.Hostname()
 	req := lease.Request{Run: o.run, Uses: lease.Names(policies), TTL: o.leaseTTL,
@@ -135,7 +156,8 @@ func runExec(ctx context.Context, g *globals, o execOptions, command []string) e
 	}
 	// The lease first, then the reads: a rotation that starts after the
 	// lease cannot replace what is read under it.
-	held, err := lease.Take(ctx, src, req, func(msg string) { fmt.Fprintln(g.stderr, "swarmkey exec: "+msg) })
+	// The warnings quote the database's or the API's errors.
+	held, err := lease.Take(ctx, src, req, func(msg string) { fmt.Fprintln(g.stderr, "swarmkey exec: "+printable(msg)) })
 	if err != nil {
 		return err
 	}
@@ -148,7 +170,7 @@ func runExec(ctx context.Context, g *globals, o execOptions, command []string) e
 	child := exec.Command(path, command[1:]...)
 	child.Args[0] = command[0]
 	child.Stdin, child.Stdout, child.Stderr = os.Stdin, os.Stdout, os.Stderr
-	child.Env = lease.ChildEnv(os.Environ(), env)
+	child.Env = lease.ChildEnv(os.Environ(), withhold, env)
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -183,33 +205,30 @@ wait:
 
 // openLeaseSource opens the HTTP API with --api, else the policies' stores
 // and the state database; an unknown policy is a usage error that lists the
-// configured ones.
-func openLeaseSource(ctx context.Context, g *globals, o execOptions, policies []lease.Policy) (lease.Source, error) {
+// configured ones. It also returns the variables the loaded configuration's
+// env: references read (none with --api, which loads none).
+func openLeaseSource(ctx context.Context, g *globals, o execOptions, policies []lease.Policy) (lease.Source, []string, error) {
 	if o.apiURL != "" {
 		token, err := lease.ReadTokenFile(o.tokenFile)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		src, err := lease.NewAPISource(o.apiURL, token)
 		if err != nil {
-			return nil, err // not src: a nil *APISource is a non-nil Source
+			return nil, nil, err // not src: a nil *APISource is a non-nil Source
 		}
-		return src, nil
+		return src, nil, nil
 	}
 	rt, err := g.openRuntime()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	names := make([]string, len(policies))
-	for i, p := range policies {
-		names[i] = p.Name
-	}
-	src, err := rt.LeaseSource(ctx, names, "operator:"+operatorName())
+	src, err := rt.LeaseSource(ctx, lease.Names(policies), "operator:"+operatorName())
 	if err != nil {
 		rt.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return src, nil
+	return src, app.ReferencedEnv(rt.Config), nil
 }
 
 // inTerminalForeground reports whether exec runs in the foreground process

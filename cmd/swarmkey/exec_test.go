@@ -130,7 +130,7 @@ func TestExecGivesTheChildTheValuesAndNothingElseDoes(t *testing.T) {
 	require.Equal(t, "postgres", env["CHECKOUT_DB_ENGINE"])
 	require.Equal(t, "checkout-db=CHECKOUT_DB", env["SWARMKEY_POLICIES"])
 	require.NotEmpty(t, env["SWARMKEY_LEASE_ID"])
-	require.Equal(t, c.db.URL, env["SWARMKEY_DATABASE_URL"], "the rest of the environment is passed on")
+	requireUnset(t, env, "SWARMKEY_DATABASE_URL")
 
 	// The process list: neither swarmkey's nor the child's command line
 	// holds a value, and swarmkey's own environment does not either.
@@ -191,6 +191,77 @@ func TestExecGivesTheChildTheValuesAndNothingElseDoes(t *testing.T) {
 	require.Contains(t, r.stderr, `no policy given has a field "nosuchfield"`)
 	require.Empty(t, liveLeases(t, db), "refusals leave no live lease")
 	c.requireNoLeak(current.Password)
+}
+
+// exec withholds swarmkey's own variables and those the config references;
+// --pass-env and --inherit-env give them back; the rest passes.
+func TestExecWithholdsSwarmkeysAndReferencedVariables(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "alternating", "")
+	r := c.run("rotate", "checkout-db", "--local")
+	require.Equal(t, 0, r.code, r.stderr)
+	current, ok := c.stage("current")
+	require.True(t, ok)
+	c.env = append(c.env, "HOME="+c.dir, "PATH="+os.Getenv("PATH"), "LOCUST_HOST=https://staging.example.com", "LOCUST_USERS=50",
+		"SWARMKEY_API=unix:/run/swarmkey/swarmkey.sock", "PG_ADMIN_URL_SUFFIXED=unrelated")
+
+	childEnv := func(name string, flags ...string) map[string]string {
+		t.Helper()
+		args := append([]string{"exec", "--policy", "checkout-db"}, flags...)
+		r := c.run(append(args, "--", "sh", "-c", "cat /proc/self/environ > "+name)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		data, err := os.ReadFile(filepath.Join(c.dir, name))
+		require.NoError(t, err)
+		// The URLs are gone, not merely renamed: no value holds them.
+		if !slices.Contains(flags, "--inherit-env") && !slices.Contains(flags, "--pass-env") {
+			require.False(t, strings.Contains(string(data), c.db.URL), "a variable holds the database URL")
+		}
+		return readEnvFile(t, filepath.Join(c.dir, name))
+	}
+	passes := func(env map[string]string) {
+		t.Helper()
+		require.Equal(t, c.dir, env["HOME"])
+		require.Equal(t, os.Getenv("PATH"), env["PATH"])
+		require.Equal(t, "https://staging.example.com", env["LOCUST_HOST"])
+		require.Equal(t, "50", env["LOCUST_USERS"])
+		require.Equal(t, "unrelated", env["PG_ADMIN_URL_SUFFIXED"], "a name that only starts like a referenced one")
+		require.Equal(t, current.Password, env["CHECKOUT_DB_PASSWORD"])
+		require.Equal(t, "checkout-db=CHECKOUT_DB", env["SWARMKEY_POLICIES"])
+		require.NotEmpty(t, env["SWARMKEY_LEASE_ID"])
+	}
+
+	env := childEnv("default.env")
+	passes(env)
+	for _, v := range []string{"SWARMKEY_DATABASE_URL", "PG_ADMIN_URL", "SWARMKEY_CONFIG", "SWARMKEY_API"} {
+		requireUnset(t, env, v)
+	}
+
+	env = childEnv("pass.env", "--pass-env", "PG_ADMIN_URL", "--pass-env", "SWARMKEY_DATABASE_URL", "--pass-env", "NOT_SET_ANYWHERE")
+	passes(env)
+	require.Equal(t, c.db.URL, env["PG_ADMIN_URL"])
+	require.Equal(t, c.db.URL, env["SWARMKEY_DATABASE_URL"])
+	requireUnset(t, env, "SWARMKEY_API")
+	requireUnset(t, env, "NOT_SET_ANYWHERE")
+
+	env = childEnv("inherit.env", "--inherit-env")
+	passes(env)
+	require.Equal(t, c.db.URL, env["PG_ADMIN_URL"])
+	require.Equal(t, c.db.URL, env["SWARMKEY_DATABASE_URL"])
+	require.Equal(t, "unix:/run/swarmkey/swarmkey.sock", env["SWARMKEY_API"])
+	require.Contains(t, env, "SWARMKEY_CONFIG")
+
+	r = c.run("exec", "--policy", "checkout-db", "--pass-env", "PG_ADMIN_URL=x", "--", "true")
+	require.Equal(t, 2, r.code, r.stderr)
+	require.Contains(t, r.stderr, `--pass-env "PG_ADMIN_URL=x"`)
+	c.requireNoLeak(current.Password)
+}
+
+// requireUnset fails when the child's environment has name; it does not
+// print the environment, which holds a credential.
+func requireUnset(t *testing.T, env map[string]string, name string) {
+	t.Helper()
+	_, set := env[name]
+	require.False(t, set, "the child's environment has %s", name)
 }
 
 func requireAuditClean(t *testing.T, db *testState, values ...string) {
@@ -364,6 +435,10 @@ func TestExecThroughTheAPI(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	env := readEnvFile(t, filepath.Join(c.dir, "api.env"))
 	require.Equal(t, current.Password, env["CHECKOUT_DB_PASSWORD"])
+	// --api loads no configuration: swarmkey's own variables are withheld,
+	// the variables a config would reference are not known to be credentials.
+	requireUnset(t, env, "SWARMKEY_DATABASE_URL")
+	require.Equal(t, c.db.URL, env["PG_ADMIN_URL"])
 	_, err = db.HeartbeatLease(context.Background(), waitForFile(t, filepath.Join(c.dir, "api.lease")))
 	require.ErrorIs(t, err, state.ErrLeaseEnded, "the API lease ended with the child")
 	entries, err := db.Audit(context.Background(), "checkout-db", 100)

@@ -20,7 +20,7 @@ import (
 const (
 	exitOK         = 0
 	exitFailed     = 1 // the operation ran and failed (a rotation failed and was rolled back, …)
-	exitUsage      = 2 // bad flags, an invalid config file, an unknown policy: fix the input
+	exitUsage      = 2 // bad flags, an invalid config file, an unknown policy, an unresolvable reference: fix the input
 	exitInProgress = 3 // another process is rotating the policy right now
 )
 
@@ -84,13 +84,15 @@ proves it with a canary, promotes it, and never rotates under a running test.`,
 		newRunsCommand(g),
 		newExecCommand(g),
 		newTokensCommand(g),
+		newResolveCommand(g),
+		newAuditCommand(g),
 	)
 
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "swarmkey: "+err.Error())
+	printError(stderr, err)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -137,9 +139,37 @@ func (g *globals) paths() []string {
 func (g *globals) loadConfig() (*config.Config, error) {
 	cfg, err := config.Load(g.paths()...)
 	if err != nil {
-		return nil, &exitError{code: exitUsage, err: fmt.Errorf("invalid configuration:\n%w", err)}
+		return nil, invalidConfig(err)
 	}
 	return cfg, nil
+}
+
+// invalidConfig is the usage error of a config that did not load or
+// validate: "invalid configuration:", then each problem on a line of its own
+// (printError prints config.Errors so).
+func invalidConfig(err error) error {
+	var problems config.Errors
+	if errors.As(err, &problems) {
+		return &exitError{code: exitUsage, err: fmt.Errorf("invalid configuration:\n%w", err)}
+	}
+	return &exitError{code: exitUsage, err: fmt.Errorf("invalid configuration: %w", err)}
+}
+
+// printError prints err after "swarmkey: " on one line, printable: its text
+// may quote a store, a target, an API or the database, and a newline in it
+// must not pass for a line of swarmkey's. An invalid configuration is the
+// exception: "invalid configuration:", then each problem printable on a line
+// of its own, FILE:LINE: FIELD: WHAT at the start, for editors and grep.
+func printError(w io.Writer, err error) {
+	var problems config.Errors
+	if errors.As(err, &problems) {
+		fmt.Fprintln(w, "swarmkey: invalid configuration:")
+		for _, p := range problems {
+			fmt.Fprintln(w, printable(p.Error()))
+		}
+		return
+	}
+	fmt.Fprintln(w, "swarmkey: "+printable(err.Error()))
 }
 
 // openSession loads the config and opens the state database.

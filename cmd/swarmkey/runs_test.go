@@ -224,6 +224,8 @@ func TestRunsBadInputFailsClearlyAndWritesNothing(t *testing.T) {
 		{"unknown zone", recurring("0 * * * *", "--timezone", "Mars/Olympus_Mons"), []string{`--timezone "Mars/Olympus_Mons": not an IANA zone`}},
 		{"unknown display zone", []string{"runs", "list", "--timezone", "Nowhere/Town"}, []string{`--timezone "Nowhere/Town": not an IANA zone`}},
 		{"runs overlap", recurring("@every 20m"), []string{`--duration "30m": longer than the period`}},
+		{"every below a second", recurring("@every 500ms"), []string{`--every "@every 500ms": @every 500ms: the period must be at least 1s`}},
+		{"every of a fraction", recurring("@every 90500ms"), []string{`--every "@every 90500ms": @every 90500ms: the period must be a whole number of seconds, such as 1m30s or 1m31s`}},
 		{"zero duration", with("--duration", "0s"), []string{`--duration "0s": a run must end after it starts`}},
 		{"negative duration", with("--duration", "-1h"), []string{`--duration "-1h": a run must end after it starts`}},
 		{"unparseable duration", with("--duration", "an hour"), []string{`--duration "an hour": not a duration`}},

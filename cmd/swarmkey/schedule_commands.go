@@ -23,26 +23,24 @@ func newRunDueCommand(g *globals) *cobra.Command {
 		Short: "Rotate, in this process, every policy whose planned slot has come, then exit",
 		Long: `run-due is the container-job mode: it plans every policy as the daemon would,
 rotates those whose slot has come (one after another, in this process), prints
-a summary, and exits 0, or 1 when any rotation failed or any policy is
-overdue. It takes the daemon's locks and request keys, so it is safe beside a
-running daemon: each fire rotates once.`,
+a summary, and exits 0; 2 when a due policy could not start for bad input
+(a reference that does not resolve: fix it and run again); otherwise 1 when
+any rotation failed or any policy is overdue. It takes the daemon's locks and
+request keys, so it is safe beside a running daemon: each fire rotates once.`,
 		Args: cobra.NoArgs,
 		RunE: g.withSession(func(cmd *cobra.Command, _ []string, sess *app.Session) error {
 			ctx := cmd.Context()
 			if _, err := sess.DB.Migrate(ctx); err != nil {
 				return err
 			}
-			set, err := sess.PolicySet()
-			if err != nil {
-				return usageError("%v", err)
-			}
+			set := sess.PolicySet()
 			results, err := daemon.RunDue(ctx, sess.DB, set, sess.Logger, time.Now().UTC())
 			if err != nil {
 				return err
 			}
 			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "POLICY\tOUTCOME\tNEXT SLOT\tDETAIL")
-			var failed, overdue []string
+			var failed, overdue, badInput []string
 			for _, r := range results {
 				next := "-"
 				if !r.Next.IsZero() {
@@ -53,16 +51,27 @@ running daemon: each fire rotates once.`,
 					outcome += " (overdue)"
 					overdue = append(overdue, r.Policy)
 				}
-				if r.Outcome == daemon.DueFailed {
+				var input *app.InputError
+				switch {
+				case r.Outcome == daemon.DueFailed && errors.As(r.Err, &input):
+					badInput = append(badInput, r.Policy)
+				case r.Outcome == daemon.DueFailed:
 					failed = append(failed, r.Policy)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Policy, outcome, next, r.Detail)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Policy, outcome, next, printable(r.Detail))
 			}
 			if err := w.Flush(); err != nil {
 				return err
 			}
+			summary := fmt.Sprintf("%d failed %v, %d overdue %v", len(failed), failed, len(overdue), overdue)
+			if len(badInput) > 0 {
+				// Bad input is the one to fix first: until then those
+				// policies never rotate.
+				return &exitError{code: exitUsage, err: fmt.Errorf("run-due: %d could not start for bad input %v (see DETAIL; fix and run again), %s",
+					len(badInput), badInput, summary)}
+			}
 			if len(failed)+len(overdue) > 0 {
-				return fmt.Errorf("run-due: %d failed %v, %d overdue %v", len(failed), failed, len(overdue), overdue)
+				return fmt.Errorf("run-due: %s", summary)
 			}
 			return nil
 		}),
@@ -130,10 +139,7 @@ func newPlanCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer sess.Close()
-			set, err := sess.PolicySet()
-			if err != nil {
-				return usageError("%v", err)
-			}
+			set := sess.PolicySet()
 			var names []string
 			for _, p := range sess.Config.Policies {
 				if policy == "" || p.Name == policy {
@@ -185,13 +191,6 @@ func describe(ivs []schedule.Interval) []string {
 	return out
 }
 
-func derefTime(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return *t
-}
-
 // rotateThroughDaemon asks the daemon for a rotation (only database access
 // needed) and, with wait, follows it step by step.
 func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, name string, force, wait bool) error {
@@ -212,7 +211,7 @@ func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, nam
 	}
 	last, err := sess.Follow(ctx, ticket, func(p daemon.Progress) {
 		if p.Retry {
-			fmt.Fprintf(g.stdout, "  attempt %d failed (%s); the daemon retries at %s\n", p.Attempt, p.Reason, p.At.Local().Format(time.RFC3339))
+			fmt.Fprintf(g.stdout, "  attempt %d failed (%s); the daemon retries at %s\n", p.Attempt, printable(p.Reason), p.At.Local().Format(time.RFC3339))
 			return
 		}
 		fmt.Fprintf(g.stdout, "  %-8s %8s\n", p.Step.Step, p.Step.Duration.Round(time.Millisecond))
@@ -224,6 +223,6 @@ func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, nam
 		fmt.Fprintf(g.stdout, "the daemon finished request %s\n", ticket.Key)
 		return nil
 	}
-	fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)\n", last.Policy, orDash(last.Principal), last.Token)
+	fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)\n", last.Policy, orDash(printable(last.Principal)), last.Token)
 	return nil
 }

@@ -46,6 +46,9 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 		`the HTTP API: unix:/path or tcp:HOST:PORT (TLS required unless HOST is loopback); "" serves none`)
 	cmd.Flags().StringVar(&opts.API.TLSCert, "api-tls-cert", "", "TLS certificate (PEM) of a tcp: --api-listen")
 	cmd.Flags().StringVar(&opts.API.TLSKey, "api-tls-key", "", "TLS private key (PEM) of --api-tls-cert")
+	cmd.Flags().Float64Var(&opts.API.ReadLimit, "api-read-rate", float64(api.DefaultReadLimit),
+		"credential reads a second one API token may make on average (429 with Retry-After beyond)")
+	cmd.Flags().IntVar(&opts.API.ReadBurst, "api-read-burst", api.DefaultReadBurst, "credential reads one API token may make at once")
 	cmd.Flags().StringVar(&opts.HealthListen, "http-listen", "", "address for /metrics, /healthz and /readyz (e.g. 127.0.0.1:9184); off by default")
 	return cmd
 }

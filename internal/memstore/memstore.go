@@ -34,6 +34,21 @@ type version struct {
 // NewBackend returns an empty backend.
 func NewBackend() *Backend { return &Backend{secrets: map[string][]*version{}} }
 
+// PendingOnCurrent puts the pending stage on the version that holds current,
+// as another writer would behind the stores' back (the conformance suite's
+// PendingOnCurrentIsNoPending).
+func (b *Backend) PendingOnCurrent(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	vs := b.secrets[id]
+	if other := holding(vs, providers.StagePending); other != nil {
+		other.stages = slices.DeleteFunc(other.stages, func(s providers.Stage) bool { return s == providers.StagePending })
+	}
+	if cur := holding(vs, providers.StageCurrent); cur != nil {
+		cur.stages = append(cur.stages, providers.StagePending)
+	}
+}
+
 // Store is a client of a Backend.
 type Store struct{ b *Backend }
 
@@ -81,7 +96,7 @@ func (s *Store) Get(_ context.Context, id string, stage providers.Stage) (provid
 		return providers.Version{}, fmt.Errorf("memory: secret %q: %w", id, providers.ErrNotFound)
 	}
 	v := holding(vs, stage)
-	if v == nil {
+	if v == nil || (stage == providers.StagePending && slices.Contains(v.stages, providers.StageCurrent)) {
 		return providers.Version{}, fmt.Errorf("memory: secret %q: no %s version: %w", id, stage, providers.ErrNotFound)
 	}
 	return v.public(true), nil
@@ -117,7 +132,10 @@ func (s *Store) PutPending(_ context.Context, id, token string, value secret.Sec
 		return v.public(false), nil
 	}
 	if other := holding(vs, providers.StagePending); other != nil {
-		return providers.Version{}, fmt.Errorf("memory: secret %q: pending version %q is in the way: %w", id, other.id, providers.ErrConflict)
+		if !slices.Contains(other.stages, providers.StageCurrent) {
+			return providers.Version{}, fmt.Errorf("memory: secret %q: pending version %q is in the way: %w", id, other.id, providers.ErrConflict)
+		}
+		other.stages = slices.DeleteFunc(other.stages, func(s providers.Stage) bool { return s == providers.StagePending })
 	}
 	v := &version{id: token, stages: []providers.Stage{providers.StagePending}, created: time.Now().UTC(), value: value}
 	s.b.secrets[id] = append(vs, v)
@@ -132,11 +150,19 @@ func (s *Store) Promote(_ context.Context, id string, req providers.PromoteReque
 	if !ok {
 		return fmt.Errorf("memory: secret %q: %w", id, providers.ErrNotFound)
 	}
-	v := byID(vs, req.Token)
+	vid := req.PendingID
+	if vid == "" {
+		vid = req.Token
+	}
+	v := byID(vs, vid)
 	if v == nil {
-		return fmt.Errorf("memory: secret %q: token %q has no version: %w", id, req.Token, providers.ErrNotFound)
+		return fmt.Errorf("memory: secret %q: version %q does not exist: %w", id, vid, providers.ErrNotFound)
+	}
+	if req.Token != "" && v.id != req.Token {
+		return fmt.Errorf("memory: secret %q: version %q is not token %q's: %w", id, vid, req.Token, providers.ErrConflict)
 	}
 	if slices.Contains(v.stages, providers.StageCurrent) {
+		v.stages = slices.DeleteFunc(v.stages, func(s providers.Stage) bool { return s == providers.StagePending })
 		return nil
 	}
 	if !slices.Contains(v.stages, providers.StagePending) {
@@ -165,19 +191,36 @@ func (s *Store) Promote(_ context.Context, id string, req providers.PromoteReque
 func (s *Store) DiscardPending(_ context.Context, id, token string) error {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
-	vs := s.b.secrets[id]
-	v := byID(vs, token)
-	if v == nil || !slices.Contains(v.stages, providers.StagePending) {
+	s.discard(id, token)
+	return nil
+}
+
+// DiscardPendingVersion implements providers.Store; the version id is the
+// token here. A version that is also current is left as it is.
+func (s *Store) DiscardPendingVersion(_ context.Context, id, versionID string) error {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if v := byID(s.b.secrets[id], versionID); v != nil && slices.Contains(v.stages, providers.StageCurrent) {
 		return nil
 	}
-	v.stages = nil
+	s.discard(id, versionID)
+	return nil
+}
+
+// discard drops the pending version vid; the caller holds the lock.
+func (s *Store) discard(id, vid string) {
+	vs := s.b.secrets[id]
+	v := byID(vs, vid)
+	if v == nil || !slices.Contains(v.stages, providers.StagePending) {
+		return
+	}
+	v.stages = slices.DeleteFunc(v.stages, func(s providers.Stage) bool { return s == providers.StagePending })
 	vs = slices.DeleteFunc(vs, func(v *version) bool { return len(v.stages) == 0 })
 	if len(vs) == 0 {
 		delete(s.b.secrets, id)
 	} else {
 		s.b.secrets[id] = vs
 	}
-	return nil
 }
 
 // RetireUnstaged implements providers.Store: unstaged versions are dropped

@@ -13,8 +13,9 @@ func TestConformance(t *testing.T) {
 	providertest.Run(t, providertest.Harness{NewBackend: func(t *testing.T) providertest.Backend {
 		b := memstore.NewBackend()
 		return providertest.Backend{
-			Open:     func(t *testing.T) providers.Store { return memstore.New(b) },
-			SecretID: func(name string) string { return name },
+			Open:             func(t *testing.T) providers.Store { return memstore.New(b) },
+			SecretID:         func(name string) string { return name },
+			PendingOnCurrent: func(_ *testing.T, id string) { b.PendingOnCurrent(id) },
 		}
 	}})
 }

@@ -13,24 +13,39 @@
 //
 // Tests share the one server. They keep apart by giving their secrets a
 // prefix of their own (Prefix) rather than by resetting moto under each other.
+//
+// RotationLambda gives tests of AWS's native rotation a rotation Lambda that
+// exists. It switches the server's Lambda to moto's docker-free backend, in
+// which every invocation succeeds and does nothing: RotateSecret then behaves
+// as a Lambda that never touches the secret, and the test plays the Lambda's
+// part itself.
 package mototest
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
@@ -96,6 +111,100 @@ func Prefix(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	return "loadtest/t" + hex.EncodeToString(b) + "/"
+}
+
+var (
+	lambdaOnce sync.Once
+	lambdaARN  string
+	lambdaErr  error
+)
+
+// RotationLambda returns the ARN of a Lambda function on moto that
+// RotateSecret accepts as a rotation Lambda, creating it (and the IAM role it
+// runs as) on first use. Invoking it does nothing (see the package
+// documentation). The SDK modules of IAM and Lambda are not dependencies of
+// swarmkey, so the two calls are made by hand, signed as the SDK would.
+func RotationLambda(tb testing.TB) string {
+	tb.Helper()
+	ep := Endpoint(tb)
+	lambdaOnce.Do(func() { lambdaARN, lambdaErr = createLambda(ep) })
+	if lambdaErr != nil {
+		tb.Fatalf("mototest: rotation Lambda: %v", lambdaErr)
+	}
+	return lambdaARN
+}
+
+func createLambda(ep string) (string, error) {
+	ctx := context.Background()
+	resp, err := http.Post(ep+"/moto-api/config", "application/json", strings.NewReader(`{"lambda":{"use_docker":false}}`))
+	if err != nil {
+		return "", fmt.Errorf("moto config: %w", err)
+	}
+	resp.Body.Close()
+
+	form := url.Values{
+		"Action": {"CreateRole"}, "Version": {"2010-05-08"}, "RoleName": {"swarmkey-test-rotation"},
+		"AssumeRolePolicyDocument": {`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}`},
+	}
+	body, err := call(ctx, "iam", http.MethodPost, ep+"/", "application/x-www-form-urlencoded", []byte(form.Encode()))
+	if err != nil {
+		return "", fmt.Errorf("IAM CreateRole: %w", err)
+	}
+	var role struct {
+		Arn string `xml:"CreateRoleResult>Role>Arn"`
+	}
+	if err := xml.Unmarshal(body, &role); err != nil || role.Arn == "" {
+		return "", fmt.Errorf("IAM CreateRole: no role ARN in %q (%v)", body, err)
+	}
+
+	fn, err := json.Marshal(map[string]any{
+		"FunctionName": "swarmkey-test-rotation", "Runtime": "python3.12", "Role": role.Arn,
+		"Handler": "index.handler", "Code": map[string]any{"ZipFile": emptyZip},
+	})
+	if err != nil {
+		return "", err
+	}
+	body, err = call(ctx, "lambda", http.MethodPost, ep+"/2015-03-31/functions", "application/json", fn)
+	if err != nil {
+		return "", fmt.Errorf("moto lambda CreateFunction: %w", err)
+	}
+	var created struct{ FunctionArn string }
+	if err := json.Unmarshal(body, &created); err != nil || created.FunctionArn == "" {
+		return "", fmt.Errorf("moto lambda CreateFunction: no function ARN in %q (%v)", body, err)
+	}
+	return created.FunctionArn, nil
+}
+
+// emptyZip is a zip archive with no entries, base64: moto keeps a function's
+// code without running it.
+const emptyZip = "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="
+
+// call sends one request signed for service with the fake credentials of
+// Config and returns the body of a 2xx answer.
+func call(ctx context.Context, service, method, u, contentType string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	sum := sha256.Sum256(body)
+	creds := aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test", SessionToken: "test"}
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), service, Region, time.Now()); err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, out)
+	}
+	return out, nil
 }
 
 func start() (string, error) {

@@ -22,6 +22,7 @@ func (Target) Create(_ context.Context, req targets.CreateRequest) (targets.Crea
 	return targets.CreateResponse{Pending: secret.New(doc), Principal: "noop"}, err
 }
 
+func (Target) Check(context.Context, targets.CheckRequest) error     { return nil }
 func (Target) Apply(context.Context, targets.ApplyRequest) error     { return nil }
 func (Target) Verify(context.Context, targets.VerifyRequest) error   { return nil }
 func (Target) Restore(context.Context, targets.RestoreRequest) error { return nil }

@@ -1,6 +1,7 @@
 // Package rotationtest sets up what a test of real rotations needs: a
 // migrated state database of its own, an encrypted file store of its own,
-// and a log buffer that handlers may write from any goroutine.
+// a store that refuses pending writes, and a log buffer that handlers may
+// write from any goroutine.
 package rotationtest
 
 import (
@@ -11,7 +12,9 @@ import (
 	"testing"
 
 	"github.com/swarmkey/swarmkey/internal/pgtest"
+	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
+	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/state"
 )
 
@@ -42,6 +45,30 @@ func FileStore(t testing.TB) *file.Store {
 	}
 	t.Cleanup(func() { _ = fs.Close() })
 	return fs
+}
+
+// RefusingStore is a store whose PutPending fails with Err while Err is set:
+// a store that is down, or that refuses the write. With Landed the write
+// reaches the wrapped store first and only the answer is lost, as after a
+// timeout. Every other method is the wrapped store's.
+type RefusingStore struct {
+	providers.Store
+	Err    error
+	Landed bool
+}
+
+// PutPending fails with Err, after writing when Landed; without Err it
+// writes.
+func (s *RefusingStore) PutPending(ctx context.Context, secretID, token string, value secret.Secret) (providers.Version, error) {
+	if s.Err == nil {
+		return s.Store.PutPending(ctx, secretID, token, value)
+	}
+	if s.Landed {
+		if _, err := s.Store.PutPending(ctx, secretID, token, value); err != nil {
+			return providers.Version{}, err
+		}
+	}
+	return providers.Version{}, s.Err
 }
 
 // LogBuffer collects log output written from several goroutines, for

@@ -62,3 +62,25 @@ func createSecret(tb testing.TB, name, value string) string {
 	require.NoError(tb, err)
 	return awsv2.ToString(out.VersionId)
 }
+
+// labelCurrentPending moves AWSPENDING onto the AWSCURRENT version of secret
+// id, as AWS's own rotation functions leave a secret when they finish.
+func labelCurrentPending(tb testing.TB, raw *secretsmanager.Client, id string) {
+	tb.Helper()
+	ctx := context.Background()
+	d, err := raw.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: awsv2.String(id)})
+	require.NoError(tb, err)
+	in := &secretsmanager.UpdateSecretVersionStageInput{SecretId: awsv2.String(id), VersionStage: awsv2.String(labelPending)}
+	for version, labels := range d.VersionIdsToStages {
+		for _, l := range labels {
+			switch l {
+			case labelCurrent:
+				in.MoveToVersionId = awsv2.String(version)
+			case labelPending:
+				in.RemoveFromVersionId = awsv2.String(version)
+			}
+		}
+	}
+	_, err = raw.UpdateSecretVersionStage(ctx, in)
+	require.NoError(tb, err)
+}

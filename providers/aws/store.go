@@ -4,8 +4,17 @@
 // The three stages are AWS's own staging labels: current is AWSCURRENT,
 // pending is AWSPENDING and previous is AWSPREVIOUS. The rotation token is
 // the ClientRequestToken of PutSecretValue and so becomes the VersionId:
-// Version.ID == Version.Token. Every read names its stage (or version)
-// explicitly, never relying on GetSecretValue's default.
+// Version.ID == Version.Token. That holds for every version, whoever wrote
+// it (another tool's PutSecretValue chooses its own ClientRequestToken, or
+// AWS makes one up), so Version.Token is only the store's claim here: the
+// rotator decides whether swarmkey wrote a version from its state database.
+// Every read names its stage (or version) explicitly, never relying on
+// GetSecretValue's default.
+//
+// AWSPENDING on the AWSCURRENT version is how AWS's own rotation functions
+// leave a secret when they finish, and AWS calls it finished: Get of the
+// pending stage answers ErrNotFound for it, PutPending moves the label on to
+// its new version, List reports both labels.
 //
 // Three AWS behaviours shape the semantics and are worth knowing:
 //
@@ -46,6 +55,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"time"
 	"unicode/utf8"
@@ -59,6 +69,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/validation"
 )
 
 // AWS staging labels for the three stages.
@@ -94,29 +105,47 @@ const (
 const maxSecretString = 65536
 
 // ErrNativeRotation is returned when a secret is also rotated by AWS itself
-// (RotationEnabled, or a managing service): swarmkey refuses to write to it.
-var ErrNativeRotation = errors.New("secret is rotated by AWS itself")
+// (RotationEnabled, or a managing service): swarmkey refuses to change
+// anything on it. It is providers.ErrNativeRotation.
+var ErrNativeRotation = providers.ErrNativeRotation
 
-// Options configures a Store.
+// Options configures a Store. The yaml tags are the keys of a policy file's
+// stores.aws block, which package config decodes into Options; every field
+// is optional.
 type Options struct {
 	// Region overrides the region of the SDK's default chain (AWS_REGION,
 	// the profile's region, instance metadata).
-	Region string
+	Region string `yaml:"region"`
 	// EndpointURL overrides the Secrets Manager endpoint, for a VPC
-	// interface endpoint or an emulator such as moto.
-	EndpointURL string
+	// interface endpoint or an emulator such as moto: an absolute http or
+	// https URL.
+	EndpointURL string `yaml:"endpoint_url"`
 	// Create lets PutPending create a missing secret (CreateSecret without a
 	// value, then the pending version). Without it a missing secret is
 	// ErrNotFound.
-	Create bool
+	Create bool `yaml:"create"`
 	// KMSKeyID, Description and Tags apply to secrets that Create makes;
 	// existing secrets are never changed.
-	KMSKeyID    string
-	Description string
-	Tags        map[string]string
+	KMSKeyID    string            `yaml:"kms_key_id"`
+	Description string            `yaml:"description"`
+	Tags        map[string]string `yaml:"tags"`
 	// Profile selects a shared config/credentials profile instead of
 	// AWS_PROFILE or "default".
-	Profile string
+	Profile string `yaml:"profile"`
+}
+
+// Validate checks the one field the SDK would only refuse on every request:
+// an EndpointURL that is not an absolute http or https URL. It returns a
+// *validation.Error.
+func (o Options) Validate() error {
+	ve := &validation.Error{Subject: "aws store"}
+	if o.EndpointURL != "" {
+		u, err := url.Parse(o.EndpointURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			ve.Add("endpoint_url", "not an absolute URL: give one such as https://secretsmanager.eu-west-1.amazonaws.com or http://localhost:5000")
+		}
+	}
+	return ve.Err()
 }
 
 // Store is a providers.Store on AWS Secrets Manager. It is safe for
@@ -139,7 +168,7 @@ var _ providers.Store = (*Store)(nil)
 // default chain: environment variables, the shared config and credentials
 // files (opts.Profile or AWS_PROFILE), web identity (EKS IRSA), ECS task and
 // EC2 instance roles. It makes no request; wrong credentials show on first
-// use.
+// use. It checks opts as NewFromConfig does.
 func New(ctx context.Context, opts Options) (*Store, error) {
 	var loadOpts []func(*config.LoadOptions) error
 	if opts.Region != "" {
@@ -155,10 +184,14 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	return NewFromConfig(cfg, opts)
 }
 
-// NewFromConfig returns a Store that uses cfg as it is (tests pass static
-// credentials and moto's endpoint here). opts.Region and opts.EndpointURL
-// still override cfg; opts.Profile is ignored.
+// NewFromConfig checks opts (see Validate) and returns a Store that uses cfg
+// as it is (tests pass static credentials and moto's endpoint here).
+// opts.Region and opts.EndpointURL still override cfg; opts.Profile is
+// ignored.
 func NewFromConfig(cfg awsv2.Config, opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	if opts.Region != "" {
 		cfg.Region = opts.Region
 	}
@@ -206,6 +239,9 @@ func (s *Store) Get(ctx context.Context, secretID string, stage providers.Stage)
 		return providers.Version{}, fmt.Errorf("aws secret %q: get %s: %w: %s holds swarmkey's placeholder: no credential has been promoted yet", secretID, stage, providers.ErrNotFound, label)
 	}
 	v := versionOf(awsv2.ToString(out.VersionId), out.VersionStages, out.CreatedDate)
+	if stage == providers.StagePending && v.HasStage(providers.StageCurrent) {
+		return providers.Version{}, fmt.Errorf("aws secret %q: get %s: %w: %s is on the %s version %s, the state a finished rotation leaves: no pending version", secretID, stage, providers.ErrNotFound, labelPending, labelCurrent, v.ID)
+	}
 	v.Value = valueOf(out)
 	return v, nil
 }
@@ -266,7 +302,8 @@ func recency(v providers.Version) int {
 // It first reads who holds AWSPENDING (DescribeSecret): token itself means a
 // retry, answered by comparing the stored value (nil when equal, ErrConflict
 // when not, without writing); another version is ErrConflict naming it,
-// because pending versions are never stacked. A token that AWS already holds
+// because pending versions are never stacked, unless that version is
+// AWSCURRENT (a finished rotation), from which the write moves the label. A token that AWS already holds
 // with another value (as current, previous or a deprecated version) is
 // ErrConflict too. A token whose version was discarded cannot be reused
 // (ErrConflict). A missing secret is created first with Options.Create and
@@ -315,7 +352,7 @@ func (s *Store) PutPending(ctx context.Context, secretID, token string, value se
 	switch pending := st.holder[labelPending]; {
 	case pending == token:
 		return s.samePending(ctx, secretID, token, value)
-	case pending != "":
+	case pending != "" && pending != st.holder[labelCurrent]:
 		return providers.Version{}, fmt.Errorf("aws secret %q: put pending %s: %w: a pending version %s exists: reconcile or discard it first", secretID, token, providers.ErrConflict, pending)
 	}
 
@@ -443,13 +480,17 @@ func (s *Store) create(ctx context.Context, secretID string) (*secretsmanager.De
 	return s.describe(ctx, secretID)
 }
 
-// Promote moves AWSCURRENT to the version of req.Token and then removes
-// AWSPENDING from it; AWS moves AWSPREVIOUS to the old current in the same
-// call, so the version that was previous holds no label afterwards.
+// Promote moves AWSCURRENT to the version of req.Token (req.PendingID when
+// set: the two are one on AWS, and a PendingID with another Token is
+// ErrConflict) and then removes AWSPENDING from it; AWS moves AWSPREVIOUS to
+// the old current in the same call, so the version that was previous holds
+// no label afterwards. Should the second call fail, the version holds both
+// AWSCURRENT and AWSPENDING, which List shows, and Promote called again
+// completes it.
 //
-// It reads the labels first (DescribeSecret). If the version of req.Token is
-// current already it only removes a leftover AWSPENDING and returns nil (a
-// retry after a crash). If AWSCURRENT is on another version than
+// It reads the labels first (DescribeSecret). If the version is current
+// already it only removes a leftover AWSPENDING and returns nil (a retry
+// after a crash, or after the second call failed). If AWSCURRENT is on another version than
 // req.ExpectedCurrentID — including any current at all when
 // ExpectedCurrentID is "", except the placeholder, which stands for "no
 // current yet" — it returns ErrConflict and changes nothing. If req.Token
@@ -465,6 +506,12 @@ func (s *Store) create(ctx context.Context, secretID string) (*secretsmanager.De
 // TestPromoteRaceLostBetweenDescribeAndMove), so the check-then-move is a
 // real compare-and-swap and the loser gets ErrConflict.
 func (s *Store) Promote(ctx context.Context, secretID string, req providers.PromoteRequest) error {
+	if req.PendingID != "" {
+		if req.Token != "" && req.Token != req.PendingID {
+			return fmt.Errorf("aws secret %q: promote %s: %w: version %s is not this token's (on AWS a version id is the token that wrote it)", secretID, req.Token, providers.ErrConflict, req.PendingID)
+		}
+		req.Token = req.PendingID
+	}
 	if err := checkToken(secretID, "promote", req.Token); err != nil {
 		return err
 	}
@@ -551,11 +598,11 @@ func (s *Store) removePending(ctx context.Context, secretID, version string, st 
 // no label left is deprecated and AWS deletes it. It returns nil when token
 // holds no AWSPENDING, the secret not existing included. The first pending
 // version of a new secret is discarded like any other: the placeholder stays
-// AWSCURRENT. A pending version that is also AWSCURRENT (a promote
-// interrupted before it removed AWSPENDING, or a first version written
-// before swarmkey had the placeholder) is refused with ErrConflict: AWS
-// cannot leave a secret without a current version, so its value would stay
-// readable.
+// AWSCURRENT. AWSPENDING on a version that is also AWSCURRENT is no pending
+// version (a finished rotation): DiscardPending returns nil and leaves it,
+// and the next PutPending moves the label. A secret that AWS rotates itself
+// is refused with ErrNativeRotation before anything changes: the pending
+// version may be its rotation Lambda's.
 func (s *Store) DiscardPending(ctx context.Context, secretID, token string) error {
 	if err := checkToken(secretID, "discard pending", token); err != nil {
 		return err
@@ -567,14 +614,49 @@ func (s *Store) DiscardPending(ctx context.Context, secretID, token string) erro
 	if err != nil {
 		return err
 	}
+	if err := checkWritable(secretID, d); err != nil {
+		return err
+	}
 	st := stagesOf(d)
-	if st.holder[labelPending] != token {
+	if st.holder[labelPending] != token || st.holder[labelCurrent] == token {
 		return nil
 	}
-	if st.holder[labelCurrent] == token {
-		return fmt.Errorf("aws secret %q: discard pending %s: %w: the version is also AWSCURRENT (a promote was interrupted, or AWS made it current as the secret's first version): finish it with promote, or replace it with a new rotation", secretID, token, providers.ErrConflict)
-	}
 	return s.removePending(ctx, secretID, token, st)
+}
+
+// DiscardPendingVersion is DiscardPending of the version versionID, whoever
+// wrote it: on AWS a version id is the ClientRequestToken that wrote it, so
+// the two are one.
+func (s *Store) DiscardPendingVersion(ctx context.Context, secretID, versionID string) error {
+	return s.DiscardPending(ctx, secretID, versionID)
+}
+
+// NativeRotation implements providers.NativeRotator from DescribeSecret:
+// Enabled when rotation is enabled or a managing service owns the secret;
+// Rotator names the rotation Lambda (also of a rotation that is configured
+// but not enabled, such as one cancelled mid-way) or the service.
+func (s *Store) NativeRotation(ctx context.Context, secretID string) (providers.NativeRotation, error) {
+	d, err := s.describe(ctx, secretID)
+	if errors.Is(err, providers.ErrNotFound) {
+		return providers.NativeRotation{}, nil
+	}
+	if err != nil {
+		return providers.NativeRotation{}, err
+	}
+	var nr providers.NativeRotation
+	if arn := awsv2.ToString(d.RotationLambdaARN); arn != "" {
+		nr.Rotator = "rotation Lambda " + arn
+	}
+	if svc := awsv2.ToString(d.OwningService); svc != "" {
+		nr.Enabled, nr.Rotator = true, "managing service "+svc
+	}
+	if awsv2.ToBool(d.RotationEnabled) {
+		nr.Enabled = true
+		if nr.Rotator == "" {
+			nr.Rotator = "AWS rotation (no Lambda named)"
+		}
+	}
+	return nr, nil
 }
 
 // RetireUnstaged has nothing to do on AWS: a version without labels is

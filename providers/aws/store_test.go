@@ -713,3 +713,13 @@ func TestNewAppliesOptions(t *testing.T) {
 	_, err = NewFromConfig(awsv2.Config{}, Options{})
 	require.ErrorContains(t, err, "no region")
 }
+
+func TestOptionsValidate(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, Options{}.Validate())
+	require.NoError(t, Options{EndpointURL: "http://localhost:5000"}.Validate())
+	for _, bad := range []string{"localhost:5000", "secretsmanager.eu-west-1.amazonaws.com", "ftp://x", "https://"} {
+		_, err := NewFromConfig(awsv2.Config{Region: "eu-west-1"}, Options{EndpointURL: bad})
+		require.EqualError(t, err, "aws store: endpoint_url: not an absolute URL: give one such as https://secretsmanager.eu-west-1.amazonaws.com or http://localhost:5000", bad)
+	}
+}

@@ -26,31 +26,50 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/validation"
 )
 
 // Name is the provider name policies use for this store.
 const Name = "file"
 
-// Options configures Open.
+// Options configures Open. The yaml tags are the keys of a policy file's
+// stores.file block, which package config decodes into Options.
 type Options struct {
 	// Dir holds one state file and one lock file per secret. Open creates it
-	// with mode 0700 when it is missing.
-	Dir string
+	// with mode 0700 when it is missing and refuses it when group or others
+	// may write in it.
+	Dir string `yaml:"dir"`
 	// KeyFile holds the 32-byte AES-256 key as base64 text (see GenerateKey).
-	// It must not be accessible to group or others (mode 0600 or 0400).
-	KeyFile string
+	// It must be a regular file, or a link to one, that group and others
+	// cannot access (mode 0600 or 0400).
+	KeyFile string `yaml:"key_file"`
 	// Now is the clock of a version's Created; nil means time.Now().UTC().
-	Now func() time.Time
+	Now func() time.Time `yaml:"-"`
+}
+
+// Validate checks that Dir and KeyFile are given; it returns a
+// *validation.Error. What the files hold is Open's to check.
+func (o Options) Validate() error {
+	ve := &validation.Error{Subject: "file store"}
+	if strings.TrimSpace(o.Dir) == "" {
+		ve.Add("dir", "required: the directory that holds one file per secret")
+	}
+	if strings.TrimSpace(o.KeyFile) == "" {
+		ve.Add("key_file", "required: the file that holds the AES-256 key (swarmkey keygen writes one)")
+	}
+	return ve.Err()
 }
 
 // Store is the file secret store. It is safe for concurrent use, and several
@@ -69,14 +88,21 @@ type Store struct {
 
 var _ providers.Store = (*Store)(nil)
 
-// Open loads the key file, checks its mode, and creates Dir (mode 0700) if it
-// does not exist. It fails with an error naming the key file and what to do
-// when the key file is missing, readable by group or others, or does not hold
-// a base64 32-byte key. A key that does not match the values already in Dir
-// is only noticed when a value is read.
+// Open checks opts (see Validate), loads the key file, checks its mode, and
+// creates Dir (mode 0700) if it does not exist. It fails with an error naming
+// the key file and what to do when the key file is missing, not a regular
+// file (or a link to one), accessible to group or others, or does not hold
+// a base64 32-byte key; and with an error naming Dir, its mode and the chmod
+// to run when group or others may write in Dir. A key that does not match
+// the values already in Dir is only noticed when a value is read.
+//
+// The store never follows a symbolic link for a state or lock file: a link
+// found where one should be is an error, and nothing is read or written
+// through it. The key file may be a link (a Kubernetes secret volume
+// mounts each key as a chain of links); the file it ends at is checked.
 func Open(opts Options) (*Store, error) {
-	if opts.Dir == "" {
-		return nil, errors.New("file: no store directory configured: set the directory that holds the secrets")
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	key, err := readKey(opts.KeyFile)
 	if err != nil {
@@ -100,6 +126,12 @@ func Open(opts Options) (*Store, error) {
 	}
 	if !info.IsDir() {
 		return nil, fmt.Errorf("file: store directory %q is not a directory", opts.Dir)
+	}
+	// Whoever may write in the directory may replace a state file (rename
+	// is atomic for them too) or plant a link where one should be.
+	if perm := info.Mode().Perm(); perm&0o022 != 0 {
+		return nil, fmt.Errorf("file: store directory %q has mode %04o, which lets group or others create, replace and delete its files; it must be writable by its owner only: run: chmod 700 %s",
+			opts.Dir, perm, opts.Dir)
 	}
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return time.Now().UTC() }
@@ -143,6 +175,9 @@ func (s *Store) Get(ctx context.Context, secretID string, stage providers.Stage)
 	if rec == nil {
 		return providers.Version{}, fmt.Errorf("file: secret %q: no version holds stage %q: %w", secretID, stage, providers.ErrNotFound)
 	}
+	if stage == providers.StagePending && rec.has(providers.StageCurrent) {
+		return providers.Version{}, fmt.Errorf("file: secret %q: the pending stage is on current version %q, which is no pending version: %w", secretID, rec.ID, providers.ErrNotFound)
+	}
 	value, err := s.open(p, rec)
 	if err != nil {
 		return providers.Version{}, err
@@ -181,7 +216,8 @@ func (s *Store) List(ctx context.Context, secretID string) ([]providers.Version,
 // changes nothing and returns that version as it is now (pending, or current
 // or previous if it was promoted since). If it exists with another value, or
 // a pending version of another token exists, it fails with
-// providers.ErrConflict and changes nothing.
+// providers.ErrConflict and changes nothing. A pending stage on the current
+// version is no pending version: it moves to the new one.
 func (s *Store) PutPending(ctx context.Context, secretID, token string, value secret.Secret) (providers.Version, error) {
 	p, err := s.begin(ctx, secretID)
 	if err != nil {
@@ -207,7 +243,10 @@ func (s *Store) PutPending(ctx context.Context, secretID, token string, value se
 			return false, nil
 		}
 		if other := st.holding(providers.StagePending); other != nil {
-			return false, fmt.Errorf("file: secret %q: a pending version of token %q is in the way of token %q (promote or discard it first): %w", secretID, other.ID, token, providers.ErrConflict)
+			if !other.has(providers.StageCurrent) {
+				return false, fmt.Errorf("file: secret %q: a pending version of token %q is in the way of token %q (promote or discard it first): %w", secretID, other.ID, token, providers.ErrConflict)
+			}
+			other.drop(providers.StagePending)
 		}
 		rec := &record{
 			ID:      token,
@@ -232,12 +271,14 @@ func (s *Store) PutPending(ctx context.Context, secretID, token string, value se
 // previous, in one atomic rename of the state file; the version that was
 // previous is deleted from the file.
 //
-// If the version of req.Token is already current, Promote returns nil and
-// changes nothing, whatever req.ExpectedCurrentID says (a retry after a
-// crash). Otherwise, if the current version is not req.ExpectedCurrentID ("":
+// The version is the one of req.PendingID when that is set (its token must
+// then be req.Token, unless req.Token is ""), else the one of req.Token. If
+// it is already current, Promote returns nil whatever req.ExpectedCurrentID
+// says (a retry after a crash), after dropping a pending stage it still
+// holds. Otherwise, if the current version is not req.ExpectedCurrentID ("":
 // no current version) because another rotation moved it, Promote fails with
-// providers.ErrConflict. If req.Token has no version it fails with
-// providers.ErrNotFound, and if its version is not pending (it is previous,
+// providers.ErrConflict. If the version does not exist it fails with
+// providers.ErrNotFound, and if it is not pending (it is previous,
 // superseded by a later rotation) with providers.ErrConflict. A failing
 // Promote changes nothing.
 func (s *Store) Promote(ctx context.Context, secretID string, req providers.PromoteRequest) error {
@@ -245,22 +286,33 @@ func (s *Store) Promote(ctx context.Context, secretID string, req providers.Prom
 	if err != nil {
 		return err
 	}
-	if req.Token == "" {
+	if req.Token == "" && req.PendingID == "" {
 		return fmt.Errorf("file: secret %q: promote: empty rotation token", secretID)
+	}
+	id := req.PendingID
+	if id == "" {
+		id = req.Token
 	}
 	return s.update(ctx, p, func(st *state) (bool, error) {
 		if st.isNew() {
-			return false, fmt.Errorf("file: secret %q: promote token %q: secret does not exist: %w", secretID, req.Token, providers.ErrNotFound)
+			return false, fmt.Errorf("file: secret %q: promote version %q: secret does not exist: %w", secretID, id, providers.ErrNotFound)
 		}
-		rec := st.byID(req.Token)
+		rec := st.byID(id)
 		if rec == nil {
-			return false, fmt.Errorf("file: secret %q: promote: token %q has no pending version: %w", secretID, req.Token, providers.ErrNotFound)
+			return false, fmt.Errorf("file: secret %q: promote: version %q does not exist: %w", secretID, id, providers.ErrNotFound)
+		}
+		if req.Token != "" && rec.Token != req.Token {
+			return false, fmt.Errorf("file: secret %q: promote: version %q belongs to token %q, not %q: %w", secretID, id, rec.Token, req.Token, providers.ErrConflict)
 		}
 		if rec.has(providers.StageCurrent) {
-			return false, nil
+			if !rec.has(providers.StagePending) {
+				return false, nil
+			}
+			rec.drop(providers.StagePending)
+			return true, nil
 		}
 		if !rec.has(providers.StagePending) {
-			return false, fmt.Errorf("file: secret %q: promote: the version of token %q is no longer pending (a later rotation superseded it): %w", secretID, req.Token, providers.ErrConflict)
+			return false, fmt.Errorf("file: secret %q: promote: version %q is no longer pending (a later rotation superseded it, or it was discarded): %w", secretID, id, providers.ErrConflict)
 		}
 		cur := st.holding(providers.StageCurrent)
 		curID := ""
@@ -268,8 +320,8 @@ func (s *Store) Promote(ctx context.Context, secretID string, req providers.Prom
 			curID = cur.ID
 		}
 		if curID != req.ExpectedCurrentID {
-			return false, fmt.Errorf("file: secret %q: promote token %q: current version is %q, caller expected %q (another rotation moved it): %w",
-				secretID, req.Token, curID, req.ExpectedCurrentID, providers.ErrConflict)
+			return false, fmt.Errorf("file: secret %q: promote version %q: current version is %q, caller expected %q (another rotation moved it): %w",
+				secretID, id, curID, req.ExpectedCurrentID, providers.ErrConflict)
 		}
 		if prev := st.holding(providers.StagePrevious); prev != nil {
 			prev.drop(providers.StagePrevious)
@@ -297,6 +349,26 @@ func (s *Store) DiscardPending(ctx context.Context, secretID, token string) erro
 	return s.update(ctx, p, func(st *state) (bool, error) {
 		rec := st.byID(token)
 		if rec == nil || !rec.has(providers.StagePending) {
+			return false, nil
+		}
+		rec.drop(providers.StagePending)
+		st.pruneUnstaged()
+		return true, nil
+	})
+}
+
+// DiscardPendingVersion deletes the pending version whose id is versionID
+// from the state file, whoever wrote it. It returns nil and changes nothing
+// when versionID holds no pending stage, or is also current (that is no
+// pending version).
+func (s *Store) DiscardPendingVersion(ctx context.Context, secretID, versionID string) error {
+	p, err := s.begin(ctx, secretID)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, p, func(st *state) (bool, error) {
+		rec := st.byID(versionID)
+		if rec == nil || !rec.has(providers.StagePending) || rec.has(providers.StageCurrent) {
 			return false, nil
 		}
 		rec.drop(providers.StagePending)
@@ -380,12 +452,17 @@ func (s *Store) mutexFor(name string) *sync.Mutex {
 // load reads and checks the state file. A missing file is
 // providers.ErrNotFound.
 func (s *Store) load(p paths) (*state, error) {
-	data, err := os.ReadFile(p.state)
+	f, err := openNoFollow("state file", p.state, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("file: secret %q does not exist: %w", p.id, providers.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("file: secret %q: read state file: %w", p.id, err)
+		return nil, fmt.Errorf("file: secret %q: %w", p.id, err)
+	}
+	data, err := io.ReadAll(f)
+	_ = f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("file: secret %q: read state file %q: %w", p.id, p.state, err)
 	}
 	var st state
 	if err := json.Unmarshal(data, &st); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/providertest"
@@ -34,6 +35,20 @@ func TestConformance(t *testing.T) {
 				// A slash in every id, so the suite also runs through the
 				// file name escaping.
 				SecretID: func(name string) string { return "loadtest/" + name },
+				// Only a hand edit of the state file can do this; the
+				// store's own read-modify-write stands in for it.
+				PendingOnCurrent: func(t *testing.T, id string) {
+					s := openStore(t, opts)
+					p, err := s.pathsFor(id)
+					require.NoError(t, err)
+					require.NoError(t, s.update(t.Context(), p, func(st *state) (bool, error) {
+						if other := st.holding(providers.StagePending); other != nil {
+							other.drop(providers.StagePending)
+						}
+						st.holding(providers.StageCurrent).add(providers.StagePending)
+						return true, nil
+					}))
+				},
 			}
 		},
 	})
@@ -96,6 +111,102 @@ func TestOpenCreatesDirWithMode0700(t *testing.T) {
 	require.Equal(t, os.FileMode(0o700), info.Mode().Perm())
 }
 
+func TestOpenRefusesADirOthersMayWrite(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []os.FileMode{0o770, 0o707, 0o777, 0o1777} {
+		opts := newOptions(t)
+		require.NoError(t, os.Mkdir(opts.Dir, 0o700))
+		// Chmod, not Mkdir's mode: the umask would take the bits off.
+		require.NoError(t, os.Chmod(opts.Dir, mode))
+		_, err := Open(opts)
+		require.Error(t, err, "mode %04o", mode)
+		require.ErrorContains(t, err, opts.Dir)
+		require.ErrorContains(t, err, fmt.Sprintf("%04o", mode.Perm()))
+		require.ErrorContains(t, err, "chmod 700 "+opts.Dir)
+	}
+	// Readable is not writable: 0750 and 0755 open (the files are 0600 and
+	// sealed; a listing shows secret ids, which are not secret).
+	for _, mode := range []os.FileMode{0o700, 0o750, 0o755} {
+		opts := newOptions(t)
+		require.NoError(t, os.Mkdir(opts.Dir, 0o700))
+		require.NoError(t, os.Chmod(opts.Dir, mode))
+		openStore(t, opts)
+	}
+}
+
+// A link planted where a state or lock file should be is an error: nothing
+// is read through it, and nothing is written through it.
+func TestStoreNeverFollowsALinkForItsFiles(t *testing.T) {
+	t.Parallel()
+	const id = "loadtest/checkout-db"
+	name, err := escapeID(id)
+	require.NoError(t, err)
+
+	for _, file := range []string{"state", "lock"} {
+		t.Run(file, func(t *testing.T) {
+			t.Parallel()
+			opts := newOptions(t)
+			s := openStore(t, opts)
+			// A valid state file of the same secret outside the store, so
+			// a store that followed the link would read a version from it.
+			other := openStore(t, Options{Dir: filepath.Join(t.TempDir(), "elsewhere"), KeyFile: opts.KeyFile})
+			tok, _, _ := rotate(t, other, id, "")
+			outside := filepath.Join(other.dir, name+"."+map[string]string{"state": "json", "lock": "lock"}[file])
+			before, err := os.ReadFile(outside)
+			require.NoError(t, err)
+
+			link := filepath.Join(opts.Dir, name+"."+map[string]string{"state": "json", "lock": "lock"}[file])
+			require.NoError(t, os.Symlink(outside, link))
+
+			if file == "state" {
+				_, err := s.Get(t.Context(), id, providers.StageCurrent)
+				require.Error(t, err)
+				require.NotErrorIs(t, err, providers.ErrNotFound)
+				require.ErrorContains(t, err, link)
+				require.ErrorContains(t, err, "symbolic link")
+				_, err = s.List(t.Context(), id)
+				require.ErrorContains(t, err, "symbolic link")
+			}
+			v, _ := value(t)
+			_, err = s.PutPending(t.Context(), id, token(t), v)
+			require.Error(t, err)
+			require.ErrorContains(t, err, link)
+			require.ErrorContains(t, err, "symbolic link")
+			require.ErrorContains(t, s.Promote(t.Context(), id, providers.PromoteRequest{Token: tok}), "symbolic link")
+			require.ErrorContains(t, s.DiscardPending(t.Context(), id, tok), "symbolic link")
+
+			after, err := os.ReadFile(outside)
+			require.NoError(t, err)
+			require.Equal(t, before, after, "nothing is written through the link")
+			fi, err := os.Lstat(link)
+			require.NoError(t, err)
+			require.Equal(t, os.ModeSymlink, fi.Mode()&os.ModeSymlink, "the link is left for the operator to look at")
+		})
+	}
+
+	// O_CREATE through a dangling link would create its target.
+	t.Run("dangling lock link", func(t *testing.T) {
+		t.Parallel()
+		opts := newOptions(t)
+		s := openStore(t, opts)
+		outside := filepath.Join(t.TempDir(), "planted")
+		require.NoError(t, os.Symlink(outside, filepath.Join(opts.Dir, name+".lock")))
+		v, _ := value(t)
+		_, err := s.PutPending(t.Context(), id, token(t), v)
+		require.ErrorContains(t, err, "symbolic link")
+		require.NoFileExists(t, outside)
+	})
+
+	t.Run("a FIFO is refused without hanging", func(t *testing.T) {
+		t.Parallel()
+		opts := newOptions(t)
+		s := openStore(t, opts)
+		require.NoError(t, unix.Mkfifo(filepath.Join(opts.Dir, name+".json"), 0o600))
+		_, err := s.Get(t.Context(), id, providers.StageCurrent)
+		require.ErrorContains(t, err, "not a regular file")
+	})
+}
+
 func TestKeyFileChecks(t *testing.T) {
 	t.Parallel()
 
@@ -150,6 +261,41 @@ func TestKeyFileChecks(t *testing.T) {
 			require.ErrorContains(t, err, "swarmkey keygen")
 		})
 	}
+
+	// A Kubernetes secret volume: key -> ..data/key, ..data -> ..2026_…/.
+	t.Run("a link to a good key file is accepted", func(t *testing.T) {
+		t.Parallel()
+		opts := newOptions(t)
+		mount := filepath.Join(t.TempDir(), "mount")
+		require.NoError(t, os.MkdirAll(filepath.Join(mount, "..2026_01_01"), 0o700))
+		require.NoError(t, os.Rename(opts.KeyFile, filepath.Join(mount, "..2026_01_01", "key")))
+		require.NoError(t, os.Symlink("..2026_01_01", filepath.Join(mount, "..data")))
+		require.NoError(t, os.Symlink(filepath.Join("..data", "key"), filepath.Join(mount, "key")))
+		opts.KeyFile = filepath.Join(mount, "key")
+		require.NoError(t, os.Chmod(opts.KeyFile, 0o400))
+		openStore(t, opts)
+
+		// The mode that counts is the target's, and the message names it.
+		target := filepath.Join(mount, "..2026_01_01", "key")
+		require.NoError(t, os.Chmod(target, 0o644))
+		_, err := Open(opts)
+		require.ErrorContains(t, err, opts.KeyFile)
+		require.ErrorContains(t, err, "a link to")
+		require.ErrorContains(t, err, "0644")
+		require.ErrorContains(t, err, "chmod 600 "+target)
+	})
+
+	t.Run("a link to something other than a regular file is refused", func(t *testing.T) {
+		t.Parallel()
+		opts := newOptions(t)
+		fifo := filepath.Join(t.TempDir(), "fifo")
+		require.NoError(t, unix.Mkfifo(fifo, 0o600))
+		require.NoError(t, os.Remove(opts.KeyFile))
+		require.NoError(t, os.Symlink(fifo, opts.KeyFile))
+		_, err := Open(opts)
+		require.ErrorContains(t, err, "not a regular file")
+		require.ErrorContains(t, err, opts.KeyFile)
+	})
 
 	t.Run("no trailing newline is fine", func(t *testing.T) {
 		t.Parallel()
@@ -535,4 +681,12 @@ func TestErrorsNameSubject(t *testing.T) {
 	s := openStore(t, newOptions(t))
 	_, err := s.Get(t.Context(), "loadtest/checkout-db", providers.StageCurrent)
 	require.EqualError(t, err, fmt.Sprintf("file: secret %q does not exist: not found", "loadtest/checkout-db"))
+}
+
+func TestOptionsValidate(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, Options{Dir: "d", KeyFile: "k"}.Validate())
+	_, err := Open(Options{Dir: " "})
+	require.EqualError(t, err, "file store: dir: required: the directory that holds one file per secret; "+
+		"key_file: required: the file that holds the AES-256 key (swarmkey keygen writes one)")
 }

@@ -18,9 +18,9 @@ import (
 // never deleted: deleting one while another process waits on it would let two
 // processes hold "the" lock at once.
 func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openNoFollow("lock file", path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
+		return nil, err
 	}
 	wait := time.Millisecond
 	for {
@@ -49,10 +49,41 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 	}, nil
 }
 
+// openNoFollow opens path, the lock or state file called what, never
+// through a symbolic link (O_NOFOLLOW: a link planted there could point at
+// any file the process may read or write) and without blocking on a FIFO
+// (O_NONBLOCK); what it opens must be a regular file. A missing file is
+// returned as the *os.PathError of open, for errors.Is(err, fs.ErrNotExist).
+func openNoFollow(what, path string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK, perm)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("%s %q is a symbolic link, and the store never follows a link for its state and lock files: remove the link (and find out who could write in %s)",
+			what, path, filepath.Dir(path))
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", what, err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("stat %s %q: %w", what, path, err)
+	}
+	if !info.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, fmt.Errorf("%s %q is not a regular file (mode %s): remove it (and find out who could write in %s)", what, path, info.Mode(), filepath.Dir(path))
+	}
+	return f, nil
+}
+
 // writeFileAtomic replaces path with data so that a reader sees either the old
 // or the new content, never a mix, and the new content survives a crash once
 // it returns: write a temp file in the same directory (mode 0600), fsync it,
-// rename it over path, fsync the directory.
+// rename it over path, fsync the directory. Neither step follows a link:
+// the temp file is created exclusively, and rename replaces a link at path
+// rather than writing through it.
 func writeFileAtomic(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")

@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // keySize is the AES-256 key length in bytes.
@@ -61,14 +63,18 @@ func GenerateKey(path string) error {
 }
 
 // readKey loads the key file at path. It refuses a file that group or others
-// may read or write (mode 0600 and 0400 are fine), a missing file, and
-// content that is not base64 of exactly 32 bytes. Errors name the file and
-// what to do, and never contain key material.
+// may read or write (mode 0600 and 0400 are fine), a missing file, anything
+// but a regular file, and content that is not base64 of exactly 32 bytes.
+// path may be a symbolic link (a Kubernetes secret volume mounts each key as
+// a chain of links): the file it ends at is what is checked and read, and
+// the errors name it. Errors name the file and what to do, and never contain
+// key material.
 func readKey(path string) ([]byte, error) {
 	if path == "" {
 		return nil, errors.New("file: no key file configured: set the key file path (create one with: swarmkey keygen PATH)")
 	}
-	f, err := os.Open(path)
+	// O_NONBLOCK: a FIFO planted as the key file must not hang the open.
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("file: key file %q does not exist: create one with: swarmkey keygen %s", path, path)
 	}
@@ -77,17 +83,25 @@ func readKey(path string) ([]byte, error) {
 	}
 	defer f.Close()
 
+	// Name the file a link ends at: that is the file whose mode counts, and
+	// the one to chmod.
+	name, real := fmt.Sprintf("%q", path), path
+	if li, err := os.Lstat(path); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+		if target, err := filepath.EvalSymlinks(path); err == nil {
+			name, real = fmt.Sprintf("%q (a link to %q)", path, target), target
+		}
+	}
 	// Stat the open file, not the path, so the mode checked is the mode of
 	// the bytes read.
 	info, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("file: stat key file %q: %w", path, err)
+		return nil, fmt.Errorf("file: stat key file %s: %w", name, err)
 	}
 	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("file: key file %q is not a regular file (mode %s): point the key file setting at a key created with: swarmkey keygen PATH", path, info.Mode())
+		return nil, fmt.Errorf("file: key file %s is not a regular file (mode %s): point the key file setting at a key created with: swarmkey keygen PATH", name, info.Mode())
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("file: key file %q has mode %04o, which lets group or others access it; it must be 0600: run: chmod 600 %s", path, perm, path)
+		return nil, fmt.Errorf("file: key file %s has mode %04o, which lets group or others access it; it must be 0600 or 0400: run: chmod 600 %s (a Kubernetes secret volume: set defaultMode: 0400)", name, perm, real)
 	}
 
 	// A key file is 45 bytes; reading a bounded prefix is enough to reject

@@ -17,6 +17,15 @@ func TestConformance(t *testing.T) {
 		return providertest.Backend{
 			Open:     func(t *testing.T) providers.Store { return openStore(t, f, Options{Create: true}) },
 			SecretID: func(name string) string { return name },
+			PendingOnCurrent: func(t *testing.T, id string) {
+				meta, _ := f.Snapshot(t, id)
+				aliases := map[string]int64{}
+				for k, v := range meta.GetVersionAliases() {
+					aliases[k] = v
+				}
+				aliases["pending"] = aliases["current"]
+				f.SetAliases(t, id, aliases)
+			},
 		}
 	}})
 }

@@ -24,7 +24,6 @@ package gcp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,28 +38,71 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/swarmkey/swarmkey/providers"
+	"github.com/swarmkey/swarmkey/validation"
 )
 
-// Options configures a Store.
+// Options configures a Store. The yaml tags are the keys of a policy file's
+// stores.gcp block, which package config decodes into Options.
 type Options struct {
 	// Project is the Google Cloud project id (or number) that holds the
 	// secrets. Required.
-	Project string
+	Project string `yaml:"project"`
 	// Endpoint overrides the API endpoint (host:port), for a regional or
 	// private endpoint. Empty means the library's default.
-	Endpoint string
+	Endpoint string `yaml:"endpoint"`
 	// Create lets PutPending create a secret that does not exist yet, with
 	// automatic replication and Labels. Without it a missing secret is
 	// providers.ErrNotFound, so a typo in a policy never creates a stray
 	// secret.
-	Create bool
+	Create bool `yaml:"create"`
 	// Labels are set on secrets that the store creates; existing secrets'
-	// labels are never changed.
-	Labels map[string]string
+	// labels are never changed. Keys and values follow Google's label
+	// rules (see Validate).
+	Labels map[string]string `yaml:"labels"`
 	// DestroyRetired makes RetireUnstaged destroy versions (the value is gone
 	// for good) instead of disabling them, as if every RetireRequest had
 	// Destroy set.
-	DestroyRetired bool
+	DestroyRetired bool `yaml:"destroy_retired"`
+}
+
+// Google's rules for labels: a key starts with a lower-case letter and holds
+// lower-case letters, digits, _ and -, at most 63 of them; so does a value,
+// which may also be empty or start with a digit, _ or -.
+var (
+	labelKeyRE   = regexp.MustCompile(`^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$`)
+	labelValueRE = regexp.MustCompile(`^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$`)
+)
+
+// maxLabels is Secret Manager's limit of labels on one secret.
+const maxLabels = 64
+
+// Validate checks what New and the secrets it creates need: a Project id
+// (not a resource name) and Labels that Secret Manager accepts. It returns a
+// *validation.Error.
+func (o Options) Validate() error {
+	ve := &validation.Error{Subject: "gcp store"}
+	switch {
+	case strings.TrimSpace(o.Project) == "":
+		ve.Add("project", "required: the Google Cloud project id that holds the secrets")
+	case strings.Contains(o.Project, "/"):
+		ve.Add("project", "%q: give the project id alone, not a resource name", o.Project)
+	}
+	if len(o.Labels) > maxLabels {
+		ve.Add("labels", "%d labels: Secret Manager allows at most %d", len(o.Labels), maxLabels)
+	}
+	keys := make([]string, 0, len(o.Labels))
+	for k := range o.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !labelKeyRE.MatchString(k) {
+			ve.Add("labels", "%q is not a label key: start with a lower-case letter, then at most 62 lower-case letters, digits, _ or -", k)
+		} else if !labelValueRE.MatchString(o.Labels[k]) {
+			ve.Add("labels."+k, "not a label value: at most 63 lower-case letters, digits, _ or -")
+		}
+	}
+	return ve.Err()
 }
 
 // Store is a providers.Store backed by Secret Manager. It is safe for
@@ -73,18 +115,16 @@ type Store struct {
 
 var _ providers.Store = (*Store)(nil)
 
-// New connects to Secret Manager with Application Default Credentials, unless
-// clientOpts say otherwise (a credentials file, option.WithGRPCConn and
-// option.WithoutAuthentication for tests). The library's request logging is
-// always switched off: it would print payloads (secret values) at debug level
-// when GOOGLE_SDK_GO_LOGGING_LEVEL is set, so a logger passed in clientOpts is
+// New checks opts (see Validate) and connects to Secret Manager with
+// Application Default Credentials, unless clientOpts say otherwise (a
+// credentials file, option.WithGRPCConn and option.WithoutAuthentication for
+// tests). The library's request logging is always switched off: it would
+// print payloads (secret values) at debug level when
+// GOOGLE_SDK_GO_LOGGING_LEVEL is set, so a logger passed in clientOpts is
 // overridden too.
 func New(ctx context.Context, opts Options, clientOpts ...option.ClientOption) (*Store, error) {
-	if opts.Project == "" {
-		return nil, errors.New("gcp: project is required (the Google Cloud project id that holds the secrets)")
-	}
-	if strings.Contains(opts.Project, "/") {
-		return nil, fmt.Errorf("gcp: project %q: give the project id alone, not a resource name", opts.Project)
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	all := make([]option.ClientOption, 0, len(clientOpts)+2)
 	if opts.Endpoint != "" {

@@ -24,6 +24,7 @@ import (
 	"github.com/swarmkey/swarmkey/internal/gcpfake"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/validation"
 )
 
 const testSecret = "checkout-db"
@@ -691,4 +692,21 @@ func TestErrorsSayWhereAndWhat(t *testing.T) {
 	_, err = b.store.List(b.ctx, testSecret)
 	require.ErrorContains(t, err, "did not answer")
 	require.ErrorContains(t, err, "GetSecret")
+}
+
+func TestOptionsValidate(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, Options{Project: "p", Labels: map[string]string{"team": "perf", "env": ""}}.Validate())
+
+	err := Options{Project: "projects/p", Labels: map[string]string{"Team": "perf", "owner": "Ops Team"}}.Validate()
+	var ve *validation.Error
+	require.ErrorAs(t, err, &ve)
+	require.Equal(t, []validation.Problem{
+		{Field: "project", Msg: `"projects/p": give the project id alone, not a resource name`},
+		{Field: "labels", Msg: `"Team" is not a label key: start with a lower-case letter, then at most 62 lower-case letters, digits, _ or -`},
+		{Field: "labels.owner", Msg: "not a label value: at most 63 lower-case letters, digits, _ or -"},
+	}, ve.Problems)
+
+	_, err = New(t.Context(), Options{})
+	require.EqualError(t, err, "gcp store: project: required: the Google Cloud project id that holds the secrets")
 }

@@ -23,8 +23,10 @@ import (
 //     version whose token annotation is token, the value is compared
 //     (AccessSecretVersion): equal is a no-op returning that version,
 //     different is ErrConflict. A pending alias on another token's (or an
-//     unknown writer's) version is ErrConflict, and so is another token's
-//     reservation (step 2): pending versions are never stacked.
+//     unknown writer's) version is ErrConflict, unless that version is also
+//     current (no pending version: step 4 moves the alias), and so is
+//     another token's reservation (step 2): pending versions are never
+//     stacked.
 //  2. Reserve: one UpdateSecret with the etag writes the annotations
 //     swarmkey.reserved-token = token and swarmkey.reserved-after = the
 //     newest version number (ListSecretVersions, one entry).
@@ -90,7 +92,11 @@ func (s *Store) putPendingOnce(ctx context.Context, name, secretID, token string
 		return s.samePending(ctx, name, st, n, value)
 	}
 	if p, ok := st.stageVersion(providers.StagePending); ok {
-		return providers.Version{}, fmt.Errorf("pending version %d %s: finish or discard that rotation first: %w", p, st.writer(p), providers.ErrConflict)
+		// A pending alias on the current version is no pending version:
+		// step 4 moves it to the new one.
+		if cur, hasCur := st.stageVersion(providers.StageCurrent); !hasCur || cur != p {
+			return providers.Version{}, fmt.Errorf("pending version %d %s: finish or discard that rotation first: %w", p, st.writer(p), providers.ErrConflict)
+		}
 	}
 	if st.reserved != "" && st.reserved != token {
 		return providers.Version{}, fmt.Errorf("rotation token %q is writing a pending version (reservation annotation %s): resume or discard that rotation first: %w", st.reserved, annReserved, providers.ErrConflict)

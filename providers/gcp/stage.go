@@ -25,7 +25,9 @@ func validStage(stage providers.Stage) error {
 // AccessSecretVersion(…/versions/<stage>), and the version's creation time.
 // If the alias moved between the two reads, it reads again, so the value,
 // the version id and the token always belong together. A disabled or
-// destroyed version under the stage is an error that says so.
+// destroyed version under the stage is an error that says so. The pending
+// alias on the version that is current is no pending version:
+// providers.ErrNotFound.
 func (s *Store) Get(ctx context.Context, secretID string, stage providers.Stage) (providers.Version, error) {
 	if err := validStage(stage); err != nil {
 		return providers.Version{}, err
@@ -59,6 +61,9 @@ func (s *Store) getOnce(ctx context.Context, name string, stage providers.Stage)
 	if !ok {
 		return providers.Version{}, fmt.Errorf("no version holds stage %s (no alias %q): %w", stage, stage, providers.ErrNotFound)
 	}
+	if cur, hasCur := st.stageVersion(providers.StageCurrent); stage == providers.StagePending && hasCur && cur == want {
+		return providers.Version{}, fmt.Errorf("alias pending is on current version %d, which is no pending version: %w", want, providers.ErrNotFound)
+	}
 	type meta struct {
 		v   *secretmanagerpb.SecretVersion
 		err error
@@ -88,13 +93,15 @@ func (s *Store) getOnce(ctx context.Context, name string, stage providers.Stage)
 }
 
 // Promote implements providers.Store with one UpdateSecret under the etag
-// read just before: alias current → the pending version of req.Token,
-// previous → the old current (dropped when there was none), pending removed,
-// and the token annotation of the version that was previous removed with its
-// last stage. Before writing it checks, in this order: the token's version
-// is current already → nil (a retry after a crash); current is not
+// read just before: alias current → the pending version of req.Token (the
+// version req.PendingID when set), previous → the old current (dropped when
+// there was none), pending removed, and the token annotation of the version
+// that was previous removed with its last stage. Before writing it checks,
+// in this order: the version is current already → nil (a retry after a
+// crash; a pending alias left on it is removed first); current is not
 // req.ExpectedCurrentID ("" = no current alias) → ErrConflict; no pending
-// alias → ErrNotFound; pending belongs to another token → ErrConflict. If
+// alias → ErrNotFound; pending is another version than req.PendingID, or
+// its token annotation is not req.Token (when given) → ErrConflict. If
 // anyone changed the secret between the read and the write, the etag no
 // longer matches, nothing is written, and Promote returns ErrConflict: the
 // caller re-reads and decides, as it would for a moved current.
@@ -110,8 +117,16 @@ func (s *Store) Promote(ctx context.Context, secretID string, req providers.Prom
 }
 
 func (s *Store) promote(ctx context.Context, name string, req providers.PromoteRequest) error {
-	if req.Token == "" {
+	if req.Token == "" && req.PendingID == "" {
 		return errors.New("empty rotation token")
+	}
+	var want int64
+	if req.PendingID != "" {
+		n, err := strconv.ParseInt(req.PendingID, 10, 64)
+		if err != nil || n < 1 {
+			return fmt.Errorf("pending version id %q is not a version number: %w", req.PendingID, providers.ErrNotFound)
+		}
+		want = n
 	}
 	sec, err := s.getSecret(ctx, name)
 	if err != nil {
@@ -119,7 +134,23 @@ func (s *Store) promote(ctx context.Context, name string, req providers.PromoteR
 	}
 	st := readState(sec)
 	cur, hasCur := st.stageVersion(providers.StageCurrent)
-	if hasCur && st.tokens[cur] == req.Token {
+	if hasCur && cur == want && req.Token != "" && st.tokens[cur] != req.Token {
+		return fmt.Errorf("version %d is current and %s, not token %q's: %w", cur, st.writer(cur), req.Token, providers.ErrConflict)
+	}
+	if hasCur && (cur == want || (want == 0 && st.tokens[cur] == req.Token)) {
+		if p, ok := st.stageVersion(providers.StagePending); !ok || p != cur {
+			return nil
+		}
+		// A pending alias left on the promoted version: the promote is
+		// complete once it goes.
+		aliases := st.cloneAliases()
+		delete(aliases, string(providers.StagePending))
+		if _, err := s.updateSecret(ctx, name, st.etag, aliases, nil); err != nil {
+			if errors.Is(err, errEtagMoved) {
+				return fmt.Errorf("the secret changed between read and write, the pending alias on current version %d stays: %w", cur, err)
+			}
+			return err
+		}
 		return nil
 	}
 	curID := ""
@@ -137,7 +168,10 @@ func (s *Store) promote(ctx context.Context, name string, req providers.PromoteR
 	if !ok {
 		return fmt.Errorf("no pending version: %w", providers.ErrNotFound)
 	}
-	if st.tokens[pend] != req.Token {
+	if want != 0 && pend != want {
+		return fmt.Errorf("pending is version %d (it %s), not version %d: %w", pend, st.writer(pend), want, providers.ErrConflict)
+	}
+	if req.Token != "" && st.tokens[pend] != req.Token {
 		return fmt.Errorf("pending version %d %s: %w", pend, st.writer(pend), providers.ErrConflict)
 	}
 
@@ -257,6 +291,66 @@ func (s *Store) discardOnce(ctx context.Context, name, token string) error {
 	}
 	_, err = s.updateSecret(ctx, name, etag, nil, ann)
 	return err
+}
+
+// DiscardPendingVersion implements providers.Store for the pending version
+// numbered versionID, whoever wrote it: the pending alias is removed under
+// the etag (unless it is also the current alias: that is no pending
+// version, and nothing changes), then the version is disabled and its token
+// annotation, if any, dropped. It returns nil when versionID holds no
+// pending alias. A crash between the alias removal and the disable leaves an
+// enabled version that no alias names, which RetireUnstaged disables.
+func (s *Store) DiscardPendingVersion(ctx context.Context, secretID, versionID string) error {
+	name, err := s.secretName(secretID)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.ParseInt(versionID, 10, 64)
+	if err != nil || n < 1 {
+		return fmt.Errorf("gcp: secret %q: discard pending version %q: not a version number", name, versionID)
+	}
+	for attempt := 0; ; attempt++ {
+		err := s.discardVersionOnce(ctx, name, n)
+		if errors.Is(err, errEtagMoved) && attempt+1 < maxAttempts {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("gcp: secret %q: discard pending version %d: %w", name, n, err)
+		}
+		return nil
+	}
+}
+
+func (s *Store) discardVersionOnce(ctx context.Context, name string, n int64) error {
+	sec, err := s.getSecret(ctx, name)
+	if errors.Is(err, providers.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st := readState(sec)
+	p, ok := st.stageVersion(providers.StagePending)
+	if !ok || p != n {
+		return nil
+	}
+	if cur, hasCur := st.stageVersion(providers.StageCurrent); hasCur && cur == n {
+		return nil
+	}
+	aliases := st.cloneAliases()
+	delete(aliases, string(providers.StagePending))
+	var ann map[string]string
+	if _, tagged := st.tokens[n]; tagged {
+		ann = st.cloneAnnotations()
+		delete(ann, tokenKey(n))
+	}
+	if _, err := s.updateSecret(ctx, name, st.etag, aliases, ann); err != nil {
+		return err
+	}
+	if !namedBy(aliases, n) {
+		return s.disable(ctx, name, n)
+	}
+	return nil
 }
 
 // RetireUnstaged implements providers.Store: every version that no alias

@@ -42,6 +42,12 @@ type Backend struct {
 	// this backend (shared emulators prefix it so parallel tests do not
 	// collide).
 	SecretID func(name string) string
+	// PendingOnCurrent puts the pending stage on the version that holds
+	// current, behind the store's back, as another writer would (AWS's own
+	// rotation functions leave AWSPENDING on AWSCURRENT when they finish; a
+	// GCP secret may carry both aliases on one version). The case
+	// PendingOnCurrentIsNoPending needs it and is skipped without it.
+	PendingOnCurrent func(t *testing.T, id string)
 }
 
 // Harness prepares backends for the suite.
@@ -81,6 +87,9 @@ func Run(t *testing.T, h Harness) {
 		{"RacePromote", testRacePromote},
 		{"StalePromote", testStalePromote},
 		{"DiscardPending", testDiscardPending},
+		{"DiscardPendingVersion", testDiscardPendingVersion},
+		{"PromoteByPendingID", testPromoteByPendingID},
+		{"PendingOnCurrentIsNoPending", testPendingOnCurrentIsNoPending},
 		{"RetireUnstaged", testRetireUnstaged},
 		{"SecretsAreIndependent", testSecretsAreIndependent},
 		{"Redaction", testRedaction},
@@ -729,6 +738,103 @@ func testDiscardPending(t *testing.T, h Harness) {
 	require.NoError(t, b.store.Promote(b.ctx, b.id, providers.PromoteRequest{Token: t4, ExpectedCurrentID: cur2.ID}))
 	b.get(t, b.store, b.id, current, t4, v4)
 	b.get(t, b.store, b.id, previous, t2, v2)
+}
+
+// testDiscardPendingVersion discards a pending version by its version id,
+// as `swarmkey resolve --discard-pending` does for a version whose writer
+// swarmkey does not know; current and previous are never touched.
+func testDiscardPendingVersion(t *testing.T, h Harness) {
+	b := setup(t, h)
+	require.NoError(t, b.store.DiscardPendingVersion(b.ctx, b.id, "1"), "a secret that does not exist")
+
+	t1, v1, _ := b.rotate(t, b.id, "")
+	cur := b.get(t, b.store, b.id, current, t1, v1)
+	t2 := newToken(t)
+	put, err := b.store.PutPending(b.ctx, b.id, t2, b.newValue(t))
+	require.NoError(t, err)
+
+	// The id of the current version holds no pending stage: nothing happens.
+	require.NoError(t, b.store.DiscardPendingVersion(b.ctx, b.id, cur.ID))
+	b.get(t, b.store, b.id, current, t1, v1)
+	b.get(t, b.store, b.id, pending, t2, secret.Secret{})
+
+	require.NoError(t, b.store.DiscardPendingVersion(b.ctx, b.id, put.ID))
+	b.requireNoStage(t, b.store, b.id, pending)
+	b.get(t, b.store, b.id, current, t1, v1)
+	require.Equal(t, []listed{{t1, st(current)}}, b.list(t, b.store, b.id))
+	require.NoError(t, b.store.DiscardPendingVersion(b.ctx, b.id, put.ID), "again: already discarded")
+
+	// The secret rotates on as before.
+	t3, v3, _ := b.rotate(t, b.id, cur.ID)
+	b.get(t, b.store, b.id, current, t3, v3)
+	b.get(t, b.store, b.id, previous, t1, v1)
+}
+
+// testPromoteByPendingID promotes the pending version named by its id: with
+// no token (another writer's version, after `swarmkey resolve
+// --promote-pending` verified it), and refuses when another version is
+// pending than the one named.
+func testPromoteByPendingID(t *testing.T, h Harness) {
+	b := setup(t, h)
+	t1, v1, _ := b.rotate(t, b.id, "")
+	cur := b.get(t, b.store, b.id, current, t1, v1)
+
+	t2 := newToken(t)
+	v2 := b.newValue(t)
+	put2, err := b.store.PutPending(b.ctx, b.id, t2, v2)
+	require.NoError(t, err)
+	// Named as the version that is current, which t2 did not write: not the
+	// pending one.
+	err = b.store.Promote(b.ctx, b.id, providers.PromoteRequest{Token: t2, PendingID: cur.ID, ExpectedCurrentID: cur.ID})
+	b.requireErrIsOneOf(t, err, providers.ErrConflict, providers.ErrNotFound)
+	b.get(t, b.store, b.id, current, t1, v1)
+	b.get(t, b.store, b.id, pending, t2, v2)
+
+	req := providers.PromoteRequest{PendingID: put2.ID, ExpectedCurrentID: cur.ID}
+	require.NoError(t, b.store.Promote(b.ctx, b.id, req))
+	b.get(t, b.store, b.id, current, t2, v2)
+	b.get(t, b.store, b.id, previous, t1, v1)
+	b.requireNoStage(t, b.store, b.id, pending)
+	require.NoError(t, b.store.Promote(b.ctx, b.id, req), "again: already current")
+	require.Equal(t, []listed{{t2, st(current)}, {t1, st(previous)}}, b.list(t, b.store, b.id))
+}
+
+// testPendingOnCurrentIsNoPending: the pending stage on the current version
+// (a finished rotation, by AWS's account) is no pending version. Get does
+// not return it, List shows it, Promote of the current version removes it,
+// a discard leaves the current version alone, and the next rotation writes
+// over it.
+func testPendingOnCurrentIsNoPending(t *testing.T, h Harness) {
+	b := setup(t, h)
+	if b.backend.PendingOnCurrent == nil {
+		t.Skip("the harness cannot put pending on current behind the store's back")
+	}
+	t1, v1, _ := b.rotate(t, b.id, "")
+	cur := b.get(t, b.store, b.id, current, t1, v1)
+
+	b.backend.PendingOnCurrent(t, b.id)
+	b.requireNoStage(t, b.store, b.id, pending)
+	require.Equal(t, []listed{{t1, st(current, pending)}}, b.list(t, b.store, b.id))
+	require.NoError(t, b.store.DiscardPendingVersion(b.ctx, b.id, cur.ID))
+	b.get(t, b.store, b.id, current, t1, v1)
+
+	// Promote of the version that is current completes it.
+	require.NoError(t, b.store.Promote(b.ctx, b.id, providers.PromoteRequest{Token: t1, PendingID: cur.ID, ExpectedCurrentID: cur.ID}))
+	require.Equal(t, []listed{{t1, st(current)}}, b.list(t, b.store, b.id))
+
+	// The next rotation proceeds over it.
+	b.backend.PendingOnCurrent(t, b.id)
+	t2 := newToken(t)
+	v2 := b.newValue(t)
+	_, err := b.store.PutPending(b.ctx, b.id, t2, v2)
+	require.NoError(t, err)
+	b.get(t, b.store, b.id, pending, t2, v2)
+	b.get(t, b.store, b.id, current, t1, v1)
+	require.Equal(t, []listed{{t2, st(pending)}, {t1, st(current)}}, b.list(t, b.store, b.id))
+	require.NoError(t, b.store.Promote(b.ctx, b.id, providers.PromoteRequest{Token: t2, ExpectedCurrentID: cur.ID}))
+	b.get(t, b.store, b.id, current, t2, v2)
+	b.get(t, b.store, b.id, previous, t1, v1)
+	b.requireNoStage(t, b.store, b.id, pending)
 }
 
 func testRetireUnstaged(t *testing.T, h Harness) {

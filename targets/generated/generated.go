@@ -6,7 +6,8 @@
 //
 // Because no system holds the value, the shared conformance suite
 // (targettest), which proves that an old credential stops working, does not
-// apply; the package's own tests cover the verbs.
+// apply; the package's own tests cover the verbs, and run the suite's cases
+// of the Check step (targettest.RunCheck).
 package generated
 
 import (
@@ -18,6 +19,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/targets"
+	"github.com/swarmkey/swarmkey/validation"
 )
 
 // DefaultField is the document's field when Options.Field is empty.
@@ -25,12 +27,33 @@ const DefaultField = "value"
 
 var fieldRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
-// Options configure a generated target.
+// Options configure a generated target. The yaml tags are the keys of a
+// policy file's target.generated block, which package config decodes into
+// Options.
 type Options struct {
 	// Policy names the policy in errors.
-	Policy string
+	Policy string `yaml:"-"`
 	// Field is the document's only field; default "value".
-	Field string
+	Field string `yaml:"field"`
+}
+
+// WithDefaults returns o with Field "value" when it is empty.
+func (o Options) WithDefaults() Options {
+	if o.Field == "" {
+		o.Field = DefaultField
+	}
+	return o
+}
+
+// Validate checks o after defaults: Field must be a ValidField. It returns
+// a *validation.Error.
+func (o Options) Validate() error {
+	o = o.WithDefaults()
+	ve := &validation.Error{Subject: fmt.Sprintf("generated target of policy %q", o.Policy)}
+	if !ValidField(o.Field) {
+		ve.Add("field", "%q is not a valid field name: use lower case letters, digits and _, starting with a letter", o.Field)
+	}
+	return ve.Err()
 }
 
 // Target stores generated values. It has no state.
@@ -44,23 +67,40 @@ var _ targets.Target = (*Target)(nil)
 // letters, digits and _, starting with a letter, at most 63 bytes.
 func ValidField(name string) bool { return fieldRE.MatchString(name) }
 
-// New checks opts and fills in the default field.
+// New checks opts (see Validate) and fills in the default field.
 func New(opts Options) (*Target, error) {
-	if opts.Field == "" {
-		opts.Field = DefaultField
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	if !ValidField(opts.Field) {
-		return nil, fmt.Errorf("generated target of policy %q: field: %q is not a valid field name: use lower case letters, digits and _, starting with a letter", opts.Policy, opts.Field)
+	return &Target{opts: opts.WithDefaults()}, nil
+}
+
+// Check reads req.Document as this target's document: a JSON object whose
+// field is a non-empty string. Anything else is a
+// *targets.UnreadableError.
+func (t *Target) Check(_ context.Context, req targets.CheckRequest) error {
+	if _, err := targets.ParseStrategy(string(req.Strategy)); err != nil {
+		return t.errorf("check", err)
 	}
-	return &Target{opts: opts}, nil
+	if err := t.readable(req.Document); err != nil {
+		return t.errorf("check", err)
+	}
+	return nil
 }
 
 // Create returns the document {"<field>": <the generated password>}.
 // Principal is "generated:" and the rotation token, since a shared token has
-// no id of its own.
+// no id of its own. A current document that Check refuses is an error
+// wrapping *targets.UnreadableError: a value swarmkey cannot read is not
+// replaced unless the rotator says so (by passing no Current).
 func (t *Target) Create(_ context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
 	if _, err := targets.ParseStrategy(string(req.Strategy)); err != nil {
 		return targets.CreateResponse{}, t.errorf("create", err)
+	}
+	if !req.Current.IsZero() {
+		if err := t.readable(req.Current); err != nil {
+			return targets.CreateResponse{}, t.errorf("create", fmt.Errorf("current: %w", err))
+		}
 	}
 	if req.Password.IsZero() {
 		return targets.CreateResponse{}, t.errorf("create", errors.New("the generated password is empty"))
@@ -98,17 +138,30 @@ func (t *Target) Close() error { return nil }
 
 // check parses doc; errors name the field, never a value.
 func (t *Target) check(verb string, doc secret.Secret) error {
+	if err := t.readable(doc); err != nil {
+		return t.errorf(verb, err)
+	}
+	return nil
+}
+
+// readable is nil when doc is this target's document, else a
+// *targets.UnreadableError.
+func (t *Target) readable(doc secret.Secret) error {
+	unreadable := func(err error) error {
+		return &targets.UnreadableError{Document: "a generated document", Err: err,
+			Expected: fmt.Sprintf("a JSON object with a non-empty string field %q", t.opts.Field)}
+	}
 	var m map[string]json.RawMessage
-	if json.Unmarshal(doc.Reveal(), &m) != nil {
-		return t.errorf(verb, errors.New("the document is not a JSON object"))
+	if json.Unmarshal(doc.Reveal(), &m) != nil || m == nil {
+		return unreadable(errors.New("the document is not a JSON object"))
 	}
 	var v string
 	raw, ok := m[t.opts.Field]
 	if !ok {
-		return t.errorf(verb, fmt.Errorf("the document has no %q", t.opts.Field))
+		return unreadable(fmt.Errorf("the document has no %q", t.opts.Field))
 	}
 	if json.Unmarshal(raw, &v) != nil || v == "" {
-		return t.errorf(verb, fmt.Errorf("the document's %q is not a non-empty string", t.opts.Field))
+		return unreadable(fmt.Errorf("the document's %q is not a non-empty string", t.opts.Field))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package generated_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/generated"
+	"github.com/swarmkey/swarmkey/targets/targettest"
 )
 
 func TestVerbs(t *testing.T) {
@@ -38,6 +40,27 @@ func TestVerbs(t *testing.T) {
 	require.ErrorContains(t, err, "the generated password is empty")
 	_, err = generated.New(generated.Options{Policy: "shared", Field: "Bad Field"})
 	require.ErrorContains(t, err, `generated target of policy "shared": field: "Bad Field" is not a valid field name`)
+}
+
+// TestCheckConformance runs the shared suite's cases of the Check step; the
+// rest of the suite does not apply (see the package doc).
+func TestCheckConformance(t *testing.T) {
+	t.Parallel()
+	targettest.RunCheck(t, targettest.Harness{
+		NewTarget: func(t *testing.T, _ targets.Strategy) targets.Target {
+			tg, err := generated.New(generated.Options{Policy: "conformance", Field: "token"})
+			require.NoError(t, err)
+			return tg
+		},
+		Password: func(*testing.T) secret.Secret { return secret.FromString("generated-" + rand.Text()) },
+		SecretOf: func(t *testing.T, doc secret.Secret) string {
+			var d struct {
+				Token string `json:"token"`
+			}
+			require.NoError(t, json.Unmarshal(doc.Reveal(), &d))
+			return d.Token
+		},
+	})
 }
 
 // TestBrokenDocuments: every verb rejects a malformed document without
@@ -101,4 +124,42 @@ func TestRotator(t *testing.T) {
 	prev, err := fs.Get(ctx, "loadtest/shared", providers.StagePrevious)
 	require.NoError(t, err)
 	require.Contains(t, prev.Value.RevealString(), values[1])
+}
+
+// TestRotatorUnreadableCurrent: a current value that is not the target's
+// document (a bare token another tool stored) stops the rotation with
+// nothing changed; with ReplaceUnreadableCurrent it is replaced, and the
+// rotation after that works too.
+func TestRotatorUnreadableCurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := rotationtest.State(t)
+	fs := rotationtest.FileStore(t)
+	const foreign = "0190b5a4-0000-7000-8000-0000000f0e19"
+	_, err := fs.PutPending(ctx, "loadtest/shared", foreign, secret.FromString("bare-token-of-another-tool"))
+	require.NoError(t, err)
+	require.NoError(t, fs.Promote(ctx, "loadtest/shared", providers.PromoteRequest{Token: foreign}))
+
+	tg, err := generated.New(generated.Options{Policy: "shared"})
+	require.NoError(t, err)
+	p := rotator.Credential{Name: "shared", Strategy: targets.Single, Store: fs, SecretID: "loadtest/shared", Target: tg}
+	rot := rotator.New(db, rotator.Config{})
+	_, err = rot.Rotate(ctx, p, rotator.Options{Actor: "test"})
+	require.ErrorContains(t, err, `secret "loadtest/shared": current version `+foreign+
+		` is not a generated document (the document is not a JSON object): expected a JSON object with a non-empty string field "value"; nothing was changed`)
+	require.NotContains(t, err.Error(), "bare-token-of-another-tool")
+	v, err := fs.Get(ctx, "loadtest/shared", providers.StageCurrent)
+	require.NoError(t, err)
+	require.Equal(t, foreign, v.ID)
+	_, err = fs.Get(ctx, "loadtest/shared", providers.StagePending)
+	require.ErrorIs(t, err, providers.ErrNotFound)
+
+	for _, replace := range []bool{true, false} {
+		res, err := rot.Rotate(ctx, p, rotator.Options{Actor: "operator:alice", ReplaceUnreadableCurrent: replace})
+		require.NoError(t, err)
+		require.Equal(t, state.OutcomeSucceeded, res.Outcome)
+	}
+	v, err = fs.Get(ctx, "loadtest/shared", providers.StageCurrent)
+	require.NoError(t, err)
+	require.NoError(t, tg.Verify(ctx, targets.VerifyRequest{Credential: v.Value}))
 }

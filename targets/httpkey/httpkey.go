@@ -4,6 +4,9 @@
 //
 // The verbs, as the rotator calls them:
 //
+//	Check   — before create: the current document must be one this target
+//	          reads (api_key and key_id strings); an unreadable one stops
+//	          the rotation before any key is issued.
 //	Create  — the create step: the issue request makes the API create the
 //	          key; its value goes into the pending document, which the
 //	          rotator writes to the store right after Create returns, so a
@@ -270,13 +273,45 @@ func (t *Target) optional(s secret.Secret, what string) (Document, bool, error) 
 	return d, err == nil, err
 }
 
+// Check reads req.Document as a key document of this policy (see
+// ParseDocument): api_key and key_id are required strings; key_name,
+// expires_at, previous_key_id and the issue.fields, when present, strings.
+// Anything else is a *targets.UnreadableError. It sends nothing.
+func (t *Target) Check(_ context.Context, req targets.CheckRequest) error {
+	sc := t.scrub.With()
+	if err := checkStrategy(req.Strategy); err != nil {
+		return t.errorf(sc, "check", "%w", err)
+	}
+	if err := t.check(req.Document); err != nil {
+		return t.errorf(sc, "check", "%w", err)
+	}
+	return nil
+}
+
+func (t *Target) check(s secret.Secret) error {
+	if _, err := ParseDocument(s, t.fields); err != nil {
+		optional := append([]string{FieldKeyName, FieldExpiresAt, FieldPreviousKeyID}, t.fields...)
+		return &targets.UnreadableError{Document: "an http key document", Err: err,
+			Expected: "a JSON object with string fields " + FieldAPIKey + " and " + FieldKeyID +
+				" (" + strings.Join(optional, ", ") + " optional)"}
+	}
+	return nil
+}
+
 // Create issues a new key (see the package doc). Principal is the key's id.
 // A key the API issued but whose answer is unusable (a field missing) is
-// revoked before Create returns its error.
+// revoked before Create returns its error. A current document that Check
+// refuses is an error wrapping *targets.UnreadableError, and nothing is
+// sent.
 func (t *Target) Create(ctx context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
 	sc := t.scrub.With()
 	if err := checkStrategy(req.Strategy); err != nil {
 		return targets.CreateResponse{}, t.errorf(sc, "create", "%w", err)
+	}
+	if !req.Current.IsZero() {
+		if err := t.check(req.Current); err != nil {
+			return targets.CreateResponse{}, t.errorf(sc, "create", "current: %w", err)
+		}
 	}
 	cur, hasCur, err := t.optional(req.Current, "current")
 	if err != nil {

@@ -45,6 +45,33 @@ func create(t *testing.T, tg *httpkey.Target, strategy targets.Strategy, current
 	})
 }
 
+// TestCheckBeforeIssue: a current document the target cannot read is
+// refused by Check, naming the fields it expects (issue.fields among the
+// optional ones), and by Create before the issue request is sent.
+func TestCheckBeforeIssue(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	o := a.options("shapes")
+	o.Issue.Fields = map[string]string{"key_label": "/name"}
+	tg := a.target(o)
+	const value = "s3cret-value-of-another-tool"
+	for _, doc := range []string{value, `{"token": "` + value + `"}`, `{"api_key": "` + value + `"}`, `{"api_key": "` + value + `", "key_id": 7}`} {
+		err := tg.Check(t.Context(), targets.CheckRequest{Strategy: targets.Single, Document: secret.FromString(doc)})
+		var unread *targets.UnreadableError
+		require.ErrorAs(t, err, &unread)
+		require.ErrorContains(t, err, `http target of policy "shapes": check: not an http key document (`)
+		require.ErrorContains(t, err, "expected a JSON object with string fields api_key and key_id (key_name, expires_at, previous_key_id, key_label optional)")
+		_, err = create(t, tg, targets.Single, secret.FromString(doc))
+		require.ErrorAs(t, err, &unread)
+		a.record(err)
+	}
+	require.Zero(t, a.svc.Count(keyservice.OpIssue), "no key was issued")
+	a.requireNoSecrets()
+	for _, out := range a.outputs {
+		require.NotContains(t, out, value)
+	}
+}
+
 func TestCreateDocument(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
@@ -326,6 +353,10 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			"auth.type", `unknown auth type "digest"`},
 		{"credentials in URL", func(o *httpkey.Options) { o.Verify.URL = strings.Replace(a.srv.URL, "//", "//u:p@", 1) },
 			"verify.url", "credentials in the URL are not allowed"},
+		{"huge responses", func(o *httpkey.Options) { o.MaxResponseBytes = httpkey.MaxMaxResponseBytes + 1 },
+			"max_response_bytes", "must be between 1024 and 67108864 (64 MiB)"},
+		{"no admin secret", func(o *httpkey.Options) { o.Auth.Secret = secret.Secret{} },
+			"auth.secret", "required: the admin token, header value or password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -375,4 +406,22 @@ func TestTLS(t *testing.T) {
 	require.NoError(t, err)
 	_, err = create(t, untrusting, targets.Single, secret.Secret{})
 	require.ErrorContains(t, err, "certificate")
+}
+
+// TestMethodsAreUpperCased: a policy file may say "post"; the wire needs
+// POST, and the caller's optional requests are left as they were.
+func TestMethodsAreUpperCased(t *testing.T) {
+	t.Parallel()
+	enable := &httpkey.Request{Method: "put", URL: "https://k.example.com/keys/{{.KeyID}}/on"}
+	o := httpkey.Options{
+		Policy: "p",
+		Issue:  httpkey.IssueRequest{Request: httpkey.Request{Method: "post"}},
+		Verify: httpkey.VerifyRequest{Request: httpkey.Request{Method: "Get"}},
+		Enable: enable,
+	}.WithDefaults()
+	require.Equal(t, "POST", o.Issue.Method)
+	require.Equal(t, "GET", o.Verify.Method)
+	require.Equal(t, "DELETE", o.Revoke.Method)
+	require.Equal(t, "PUT", o.Enable.Method)
+	require.Equal(t, "put", enable.Method)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/validation"
 )
 
 // Defaults applied by WithDefaults to fields left zero.
@@ -21,7 +22,10 @@ const (
 	DefaultMaxBackoff       = 30 * time.Second
 	DefaultMaxRetryAfter    = time.Minute
 	DefaultMaxResponseBytes = 1 << 20
-	DefaultMinTLSVersion    = "1.2"
+	// MaxMaxResponseBytes is the largest MaxResponseBytes: a key API's
+	// answer is small, and the limit bounds what one request may buffer.
+	MaxMaxResponseBytes  = 64 << 20
+	DefaultMinTLSVersion = "1.2"
 	// initialBackoff is the first wait between attempts: 0.5 s, 1 s, 2 s …
 	// up to MaxBackoff.
 	initialBackoff = 500 * time.Millisecond
@@ -57,28 +61,33 @@ const (
 // text/template over Data (see Data for the fields and functions); a
 // template that names a field Data does not have is an error at Validate,
 // which renders every template against a sample.
+//
+// The yaml tags are the keys of a policy file's target.http block, which
+// package config decodes into Options. Auth.Secret is not among them: the
+// file holds a reference to it (auth.secret), resolved when the target is
+// opened.
 type Options struct {
 	// Policy names the policy in errors.
-	Policy string
+	Policy string `yaml:"-"`
 	// Vars are the policy's own public values, .Vars.NAME in templates.
-	Vars map[string]string
+	Vars map[string]string `yaml:"vars"`
 	// KeyNamePrefix starts the name of every key this policy issues
 	// (.KeyName is KeyNamePrefix + the rotation token). It marks the keys
 	// the target owns: Apply and Restore refuse a document whose key_name
 	// lacks it, and the list sweep revokes only keys that carry it.
 	// Default "swarmkey-" + Policy + "-".
-	KeyNamePrefix string
+	KeyNamePrefix string `yaml:"key_name_prefix"`
 
 	// Auth authenticates the admin requests.
-	Auth Auth
+	Auth Auth `yaml:"auth"`
 
 	// Issue creates a key; required. The Create verb sends it.
-	Issue IssueRequest
+	Issue IssueRequest `yaml:"issue"`
 	// Verify proves a key; required.
-	Verify VerifyRequest
+	Verify VerifyRequest `yaml:"verify"`
 	// Revoke deletes a key (.KeyID is its id); required. 2xx, 404 and 410
 	// all count as revoked.
-	Revoke Request
+	Revoke Request `yaml:"revoke"`
 	// Enable and Disable, when the API has them, switch a key on and off
 	// (.KeyID). With Enable, Issue should create the key disabled and Apply
 	// enables it, so Create has no effect a client could see. With Disable
@@ -86,144 +95,133 @@ type Options struct {
 	// place at promote (single: the current key; alternating: the previous
 	// key), and Restore switches it back on: at most two keys ever work,
 	// the way the postgres target's two roles do.
-	Enable, Disable *Request
+	Enable  *Request `yaml:"enable"`
+	Disable *Request `yaml:"disable"`
 	// List, when set, lets the target find its orphans: keys named with
 	// KeyNamePrefix that no stage of the secret holds (see Retire and
 	// Create).
-	List *ListRequest
+	List *ListRequest `yaml:"list"`
 
 	// IdempotencyHeader, when set, is sent on Issue with the rotation token
 	// as its value, and makes Issue retryable on 5xx and network errors.
 	// Without it Issue is retried only on 429 (the API says it did not act).
-	IdempotencyHeader string
+	IdempotencyHeader string `yaml:"idempotency_header"`
 
 	// Timeout bounds each HTTP request; default 10 s.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// MaxAttempts bounds the tries of one request (429 and 5xx, and network
-	// errors for idempotent requests); default 4.
-	MaxAttempts int
+	// errors for idempotent requests); 1 to 20, default 4.
+	MaxAttempts int `yaml:"max_attempts"`
 	// MaxBackoff caps the exponential wait between tries; default 30 s.
-	MaxBackoff time.Duration
+	MaxBackoff time.Duration `yaml:"max_backoff"`
 	// MaxRetryAfter is the longest Retry-After the target waits; a longer
 	// one ends the retries at once. Default 1 min.
-	MaxRetryAfter time.Duration
-	// MaxResponseBytes bounds a response body; default 1 MiB.
-	MaxResponseBytes int64
+	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
+	// MaxResponseBytes bounds a response body; 1 KiB to 64 MiB, default
+	// 1 MiB.
+	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 	// TLS configures HTTPS.
-	TLS TLSOptions
+	TLS TLSOptions `yaml:"tls"`
 	// AllowInsecure permits http:// URLs. Without it every URL must be
 	// https://, checked at Validate and again on every request.
-	AllowInsecure bool
+	AllowInsecure bool `yaml:"allow_insecure"`
 
 	// Logger receives retry notices; nil discards them. Lines carry the
 	// request's name, method and URL without its query, never a value.
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 	// Transport replaces the HTTP transport (tests); nil builds one from TLS.
-	Transport http.RoundTripper
+	Transport http.RoundTripper `yaml:"-"`
 }
 
 // Auth is the admin credential of the API.
 type Auth struct {
 	// Type is bearer (Authorization: Bearer SECRET), header (Header:
 	// Prefix+SECRET), basic (Username and SECRET as password) or "" (none).
-	Type     string
-	Header   string
-	Prefix   string
-	Username string
+	Type     string `yaml:"type"`
+	Header   string `yaml:"header"`
+	Prefix   string `yaml:"prefix"`
+	Username string `yaml:"username"`
 	// Secret is the token, header value or password.
-	Secret secret.Secret
+	Secret secret.Secret `yaml:"-"`
 }
 
 // Request is one HTTP request of the API.
 type Request struct {
-	// Method defaults to GET (POST for Issue, DELETE for Revoke).
-	Method string
+	// Method defaults to GET (POST for Issue, DELETE for Revoke);
+	// WithDefaults upper-cases it.
+	Method string `yaml:"method"`
 	// URL is a template; the rendered URL must be https:// unless
 	// AllowInsecure.
-	URL string
+	URL string `yaml:"url"`
 	// Headers are templates.
-	Headers map[string]string
+	Headers map[string]string `yaml:"headers"`
 	// Body is a template; "" sends no body.
-	Body string
+	Body string `yaml:"body"`
 }
 
 // IssueRequest creates a key and says where its parts are in the JSON
 // response, as RFC 6901 JSON pointers ("/key", "/data/id").
 type IssueRequest struct {
-	Request
+	Request `yaml:",inline"`
 	// Key points at the key's value; required.
-	Key string
+	Key string `yaml:"key"`
 	// ID points at the key's id (a string or a number); required. It is
 	// public: shown in status, audit rows and errors.
-	ID string
+	ID string `yaml:"id"`
 	// Expiry points at the key's expiry (copied as is); optional.
-	Expiry string
+	Expiry string `yaml:"expiry"`
 	// Fields maps document field names to pointers: public extras the
 	// document carries and templates see as .Current.Fields.NAME.
-	Fields map[string]string
+	Fields map[string]string `yaml:"fields"`
 }
 
 // VerifyRequest is the canary: a request authenticated with the key.
 type VerifyRequest struct {
-	Request
+	Request `yaml:",inline"`
 	// KeyIn is where the key goes: header (KeyName, default X-API-Key,
 	// value KeyPrefix+key), query (parameter KeyName, default api_key) or
 	// basic (username KeyName, the key as password).
-	KeyIn     string
-	KeyName   string
-	KeyPrefix string
+	KeyIn     string `yaml:"key_in"`
+	KeyName   string `yaml:"key_name"`
+	KeyPrefix string `yaml:"key_prefix"`
 	// Status is the status that proves the key; default 200.
-	Status int
+	Status int `yaml:"status"`
 	// JSONPointer and Expect, when set, also require the response's value
 	// at JSONPointer to equal Expect (a template, e.g. "{{.KeyID}}", so a
 	// document whose key belongs to another id fails). Checked when the
 	// rotator asks for the canary, not for a plain "is it accepted".
-	JSONPointer string
-	Expect      string
+	JSONPointer string `yaml:"json_pointer"`
+	Expect      string `yaml:"expect"`
 }
 
 // ListRequest lists the API's keys.
 type ListRequest struct {
-	Request
+	Request `yaml:",inline"`
 	// Items points at the array of keys; "" is the whole response.
-	Items string
+	Items string `yaml:"items"`
 	// ID and Name point into each item; both required.
-	ID   string
-	Name string
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
 }
 
 // TLSOptions configure HTTPS.
 type TLSOptions struct {
 	// CAFile is a PEM bundle; when set it replaces the system roots.
-	CAFile string
+	CAFile string `yaml:"ca_file"`
 	// CertFile and KeyFile are a client certificate, both or neither.
-	CertFile, KeyFile string
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 	// MinVersion is "1.2" (default) or "1.3".
-	MinVersion string
+	MinVersion string `yaml:"min_version"`
 }
 
 // Problem is one thing wrong with Options. Field is the path as a policy
 // file spells it under target.http ("issue.url", "verify.key_in").
-type Problem struct {
-	Field string
-	Msg   string
-}
+type Problem = validation.Problem
 
-func (p Problem) Error() string { return p.Field + ": " + p.Msg }
-
-// ValidationError is every Problem of one Options.
-type ValidationError struct {
-	Policy   string
-	Problems []Problem
-}
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		parts[i] = p.Error()
-	}
-	return fmt.Sprintf("http target of policy %q: %s", e.Policy, strings.Join(parts, "; "))
-}
+// ValidationError is every Problem of one Options; its Subject names the
+// policy.
+type ValidationError = validation.Error
 
 // WithDefaults returns o with defaults filled in (see the constants and
 // the field docs).
@@ -231,28 +229,24 @@ func (o Options) WithDefaults() Options {
 	if o.KeyNamePrefix == "" && o.Policy != "" {
 		o.KeyNamePrefix = "swarmkey-" + o.Policy + "-"
 	}
-	if o.Issue.Method == "" {
-		o.Issue.Method = http.MethodPost
-	}
-	if o.Revoke.Method == "" {
-		o.Revoke.Method = http.MethodDelete
-	}
-	if o.Verify.Method == "" {
-		o.Verify.Method = http.MethodGet
-	}
-	if o.Enable != nil && o.Enable.Method == "" {
+	o.Issue.Method = method(o.Issue.Method, http.MethodPost)
+	o.Revoke.Method = method(o.Revoke.Method, http.MethodDelete)
+	o.Verify.Method = method(o.Verify.Method, http.MethodGet)
+	// The optional requests are copied, not changed in place: o shares
+	// them with the caller's Options.
+	if o.Enable != nil {
 		e := *o.Enable
-		e.Method = http.MethodPost
+		e.Method = method(e.Method, http.MethodPost)
 		o.Enable = &e
 	}
-	if o.Disable != nil && o.Disable.Method == "" {
+	if o.Disable != nil {
 		d := *o.Disable
-		d.Method = http.MethodPost
+		d.Method = method(d.Method, http.MethodPost)
 		o.Disable = &d
 	}
-	if o.List != nil && o.List.Method == "" {
+	if o.List != nil {
 		l := *o.List
-		l.Method = http.MethodGet
+		l.Method = method(l.Method, http.MethodGet)
 		o.List = &l
 	}
 	switch o.Verify.KeyIn {
@@ -287,6 +281,15 @@ func (o Options) WithDefaults() Options {
 		o.TLS.MinVersion = DefaultMinTLSVersion
 	}
 	return o
+}
+
+// method is m upper-cased (methods are case-sensitive on the wire, and
+// policy files often say "post"), or def when m is empty.
+func method(m, def string) string {
+	if m == "" {
+		return def
+	}
+	return strings.ToUpper(m)
 }
 
 var (
@@ -324,7 +327,7 @@ func (o Options) Validate() error {
 		}
 	case AuthBearer, AuthHeader, AuthBasic:
 		if o.Auth.Secret.IsZero() {
-			add("auth.secret", "required for auth type %s", o.Auth.Type)
+			add("auth.secret", "required: the admin token, header value or password")
 		}
 		if o.Auth.Type == AuthHeader && !headerNameRE.MatchString(o.Auth.Header) {
 			add("auth.header", "required for auth type header: a header name such as X-Admin-Key")
@@ -435,8 +438,8 @@ func (o Options) Validate() error {
 	if o.MaxRetryAfter < 0 {
 		add("max_retry_after", "must not be negative")
 	}
-	if o.MaxResponseBytes < 1024 {
-		add("max_response_bytes", "must be at least 1024")
+	if o.MaxResponseBytes < 1024 || o.MaxResponseBytes > MaxMaxResponseBytes {
+		add("max_response_bytes", "must be between 1024 and %d (64 MiB)", MaxMaxResponseBytes)
 	}
 	if _, ok := tlsVersions[o.TLS.MinVersion]; !ok {
 		add("tls.min_version", "unknown TLS version %q: use 1.2 or 1.3", o.TLS.MinVersion)
@@ -446,7 +449,7 @@ func (o Options) Validate() error {
 	}
 
 	if len(ps) > 0 {
-		return &ValidationError{Policy: o.Policy, Problems: ps}
+		return &ValidationError{Subject: fmt.Sprintf("http target of policy %q", o.Policy), Problems: ps}
 	}
 	return nil
 }

@@ -281,3 +281,135 @@ func TestRotatorResumedFinish(t *testing.T) {
 	}
 	w.requireClean()
 }
+
+// TestRotatorStoreRefusesPending: the store refuses the pending write after
+// the API issued the key (or takes it and loses the answer). The key is
+// revoked on rollback, from the rotation's memory, so no issued key stays
+// valid unless it is stored; the rotation fails, rolled back, and the keys
+// that were valid still are.
+func TestRotatorStoreRefusesPending(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range []targets.Strategy{targets.Alternating, targets.Single} {
+		for _, landed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/landed=%v", strategy, landed), func(t *testing.T) {
+				t.Parallel()
+				w := setupRotator(t)
+				store := &rotationtest.RefusingStore{Store: w.store}
+				p := w.policy(strategy, w.fullOptions("api-refused"))
+				p.Store = store
+				var valid []string
+				for range 2 {
+					res, err := w.rotate(p)
+					require.NoError(t, err)
+					valid = append(valid, res.Principal)
+				}
+				if strategy == targets.Single {
+					valid = valid[1:]
+				}
+				w.requireValid(valid...)
+
+				store.Err, store.Landed = errors.New("secret store unavailable"), landed
+				res, err := w.rotate(p)
+				require.ErrorContains(t, err, "write pending version: secret store unavailable")
+				require.Equal(t, state.OutcomeFailed, res.Outcome)
+				require.True(t, res.RolledBack)
+				keys := w.svc.Keys()
+				issued := keys[len(keys)-1]
+				require.Equal(t, res.Principal, issued.ID, "the rotation issued a key")
+				require.True(t, issued.Revoked, "the issued key is revoked")
+				w.requireValid(valid...)
+				require.Empty(t, w.stageID(providers.StagePending), "nothing is pending")
+
+				store.Err = nil
+				_, err = w.rotate(p)
+				require.NoError(t, err)
+				w.requireClean()
+			})
+		}
+	}
+}
+
+// TestRotatorStoreRefusesPendingAndRevokeFails: the issued key can be
+// neither stored nor revoked: the rotation ends needs_attention, and its
+// reason names the key id that is still valid.
+func TestRotatorStoreRefusesPendingAndRevokeFails(t *testing.T) {
+	t.Parallel()
+	w := setupRotator(t)
+	o := w.options("api-refused-orphan")
+	o.MaxAttempts = 2
+	store := &rotationtest.RefusingStore{Store: w.store, Err: errors.New("secret store unavailable")}
+	p := w.policy(targets.Alternating, o)
+	p.Store = store
+	w.svc.Inject(keyservice.OpRevoke, keyservice.Fault{Status: 500})
+
+	res, err := w.rotate(p)
+	require.Error(t, err)
+	require.Equal(t, state.OutcomeNeedsAttention, res.Outcome)
+	keys := w.svc.Keys()
+	require.Len(t, keys, 1)
+	orphan := keys[0]
+	require.False(t, orphan.Revoked)
+	w.requireValid(orphan.ID)
+	for _, want := range []string{
+		fmt.Sprintf("the pending key %q could not be revoked, revoke it by hand", orphan.ID),
+		fmt.Sprintf("what is left: this rotation's credential for %q (what create made, an issued key) may still be valid on the target", orphan.ID),
+	} {
+		require.Contains(t, err.Error(), want)
+		row, err := w.state.Rotation(w.ctx, res.Token)
+		require.NoError(t, err)
+		require.Contains(t, row.Error, want)
+	}
+	w.requireClean()
+}
+
+// TestRotatorUnreadableCurrent: a current document the http target cannot
+// read stops the rotation before any key is issued; with
+// ReplaceUnreadableCurrent it is replaced (audited), and the replaced
+// version, previous and then fallen off, is never handed to the API.
+func TestRotatorUnreadableCurrent(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range []targets.Strategy{targets.Alternating, targets.Single} {
+		t.Run(string(strategy), func(t *testing.T) {
+			t.Parallel()
+			w := setupRotator(t)
+			const foreign = "0190b5a4-0000-7000-8000-0000000f0e19"
+			_, err := w.store.PutPending(w.ctx, secretID, foreign, secret.FromString(`{"token": "key-of-another-tool-0123456789"}`))
+			require.NoError(t, err)
+			require.NoError(t, w.store.Promote(w.ctx, secretID, providers.PromoteRequest{Token: foreign}))
+			p := w.policy(strategy, w.fullOptions("api-unreadable"))
+
+			res, err := w.rotate(p)
+			require.ErrorContains(t, err, `secret "loadtest/api-key": current version `+foreign+` is not an http key document (the document has no "api_key"): expected a JSON object with string fields api_key and key_id`)
+			require.ErrorContains(t, err, "nothing was changed")
+			require.Equal(t, state.OutcomeFailed, res.Outcome)
+			require.Zero(t, w.svc.Count(keyservice.OpIssue), "no key was issued")
+			require.Equal(t, "", w.stageID(providers.StagePending))
+
+			res, err = w.rot.Rotate(w.ctx, p, rotator.Options{Actor: "operator:alice", ReplaceUnreadableCurrent: true})
+			w.record(err)
+			require.NoError(t, err)
+			ids := []string{res.Principal}
+			for range 2 {
+				res, err := w.rotate(p)
+				require.NoError(t, err)
+				ids = append(ids, res.Principal)
+			}
+			if strategy == targets.Alternating {
+				w.requireValid(ids[2], ids[1])
+			} else {
+				w.requireValid(ids[2])
+			}
+			audit, err := w.state.Audit(w.ctx, "api-unreadable", 100)
+			require.NoError(t, err)
+			var adopted []string
+			for _, e := range audit {
+				if e.Action == "rotation.adopted" {
+					adopted = append(adopted, fmt.Sprintf("%s %v", e.Actor, e.Detail["replaced_version"]))
+				}
+			}
+			require.Equal(t, []string{"operator:alice " + foreign}, adopted)
+			w.requireClean()
+			require.NotContains(t, w.rlogs.String(), "key-of-another-tool-0123456789")
+		})
+	}
+}

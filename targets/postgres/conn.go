@@ -25,7 +25,39 @@ func (t *Target) loginConfig(user string, password secret.Secret) (*pgx.ConnConf
 	// under test is the only password a login may use.
 	cfg.Password = password.RevealString()
 	cfg.ConnectTimeout = t.opts.ConnectTimeout
+	if !t.opts.AllowInsecureAuth {
+		cfg.RequireAuth = scramOnly
+	}
 	return cfg, nil
+}
+
+// The require_auth of swarmkey's logins (see Options.AllowInsecureAuth).
+// pgx checks each authentication request of the server against it and
+// hangs up, before it sends anything derived from the password, when the
+// server asks for another method.
+const (
+	// scramOnly is for a login with a password: SCRAM-SHA-256 proves the
+	// password without sending it, where cleartext sends it as is and MD5
+	// sends a hash that logs in as well as the password does (and, over
+	// sslmode prefer, to whoever answers). It also refuses a server that
+	// lets the login in without asking (trust): that is not the server
+	// the credential is meant for.
+	scramOnly = "scram-sha-256"
+	// scramOrNone is for an admin URL without a password (peer, cert or
+	// trust authentication): a server that asks for nothing is fine, one
+	// that asks for a cleartext or MD5 password gets none.
+	scramOrNone = "scram-sha-256,none"
+)
+
+// explainAuth adds what to do to a login error of a server that asked for
+// an authentication method that require_auth refuses.
+func explainAuth(err error) error {
+	if err == nil || !strings.Contains(err.Error(), "require_auth check failed") {
+		return err
+	}
+	return fmt.Errorf("%w; swarmkey sends a password only through SCRAM-SHA-256, which never reveals it to the server: "+
+		"make the server authenticate this login with scram-sha-256 (pg_hba.conf, and the password stored as a SCRAM verifier), "+
+		"or accept that the server receives the password by setting allow_insecure_auth: true in the policy", err)
 }
 
 // login opens a new connection (never a pooled one: the point is to prove
@@ -37,7 +69,7 @@ func (t *Target) login(ctx context.Context, user string, password secret.Secret)
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, secret.NewScrubber(password).Err(err)
+		return nil, explainAuth(secret.NewScrubber(password).Err(err))
 	}
 	return conn, nil
 }

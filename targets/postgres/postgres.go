@@ -14,7 +14,11 @@
 //
 // Passwords never reach the server in plaintext: the target computes the
 // SCRAM-SHA-256 verifier itself and sends that, so a server that logs every
-// statement logs only the verifier. Errors name roles, never passwords.
+// statement logs only the verifier. Its logins with a password (Verify, the
+// single strategy's own logins, the admin connection) authenticate only with
+// SCRAM-SHA-256, so a server that asks for a cleartext or MD5 password gets
+// none (unless Options.AllowInsecureAuth). Errors name roles, never
+// passwords.
 package postgres
 
 import (
@@ -73,6 +77,13 @@ func New(ctx context.Context, opts Options) (*Target, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "swarmkey"
 	}
+	if !opts.AllowInsecureAuth {
+		// Password is what the URL, PGPASSWORD or a passfile gave.
+		cfg.ConnConfig.RequireAuth = scramOnly
+		if cfg.ConnConfig.Password == "" {
+			cfg.ConnConfig.RequireAuth = scramOrNone
+		}
+	}
 	t.adminScrub = secret.NewScrubber(opts.Admin, secret.FromString(cfg.ConnConfig.Password))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -93,34 +104,86 @@ func (t *Target) Close() error {
 	return nil
 }
 
-// Create describes the next credential without touching the server: single
+// Check reads req.Document as a credential of this target: a postgres
+// document (ParseDocument) naming Username or, with alternating,
+// AlternateUsername. Anything else is a *targets.UnreadableError. It
+// touches nothing.
+func (t *Target) Check(_ context.Context, req targets.CheckRequest) error {
+	if err := t.opts.ValidateStrategy(req.Strategy); err != nil {
+		return err
+	}
+	if err := t.check(req.Strategy, req.Document); err != nil {
+		return fmt.Errorf("postgres target: %w", err)
+	}
+	return nil
+}
+
+// check is Check without the strategy's validation.
+func (t *Target) check(strategy targets.Strategy, s secret.Secret) error {
+	roles := fmt.Sprintf("%q", t.opts.Username)
+	if strategy == targets.Alternating {
+		roles += fmt.Sprintf(" or %q", t.opts.AlternateUsername)
+	}
+	unreadable := func(err error) error {
+		return &targets.UnreadableError{Document: "a postgres document", Err: err,
+			Expected: "a JSON object with username " + roles + " and password (engine, host, port, dbname optional)"}
+	}
+	doc, err := ParseDocument(s)
+	if err != nil {
+		return unreadable(err)
+	}
+	switch {
+	case doc.Username == t.opts.Username:
+	case strategy == targets.Alternating && doc.Username == t.opts.AlternateUsername:
+	case strategy == targets.Alternating:
+		return unreadable(fmt.Errorf("role %q is neither Username %q nor AlternateUsername %q",
+			doc.Username, t.opts.Username, t.opts.AlternateUsername))
+	default:
+		return unreadable(fmt.Errorf("role %q is not Username %q", doc.Username, t.opts.Username))
+	}
+	return nil
+}
+
+// Create describes the next credential without changing the server: single
 // always names Username; alternating names Username for the first rotation
 // and afterwards whichever of Username and AlternateUsername the current
 // document does not. The document carries Host, Port and DBName from the
 // options and req.Password; Principal is the role name.
-func (t *Target) Create(_ context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
+//
+// A current document that Check refuses is an error wrapping
+// *targets.UnreadableError. single without Admin changes the role's password
+// by logging in with the current one, so it refuses a zero Current (a first
+// rotation, or a replaced unreadable current): that needs Admin.
+//
+// Unless AllowPrivileged, Create then reads the server, on the admin
+// connection or (single without Admin) logged in with the current
+// credential, and refuses with a *PrivilegedRoleError a policy whose roles
+// are privileged (see Options.AllowPrivileged): the create step fails, and
+// the rotation with it, before anything changed. Apply, Restore and Retire
+// check again on the transaction or session in which they change a role.
+func (t *Target) Create(ctx context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
 	if err := t.opts.ValidateStrategy(req.Strategy); err != nil {
 		return targets.CreateResponse{}, err
 	}
 	if req.Password.IsZero() {
 		return targets.CreateResponse{}, errors.New("postgres target: create: the generated password is empty")
 	}
-	role := t.opts.Username
-	if req.Strategy == targets.Alternating && !req.Current.IsZero() {
-		cur, err := ParseDocument(req.Current)
-		if err != nil {
+	var cur Document
+	if !req.Current.IsZero() {
+		if err := t.check(req.Strategy, req.Current); err != nil {
 			return targets.CreateResponse{}, fmt.Errorf("postgres target: create: current: %w", err)
 		}
-		switch cur.Username {
-		case t.opts.Username:
-			role = t.opts.AlternateUsername
-		case t.opts.AlternateUsername:
-			role = t.opts.Username
-		default:
-			return targets.CreateResponse{}, fmt.Errorf(
-				"postgres target: create: the current credential's role %q is neither Username %q nor AlternateUsername %q",
-				cur.Username, t.opts.Username, t.opts.AlternateUsername)
-		}
+		cur, _ = ParseDocument(req.Current)
+	} else if req.Strategy == targets.Single && t.opts.Admin.IsZero() {
+		return targets.CreateResponse{}, fieldErr("Admin",
+			"is empty: without Admin the single strategy changes the role's password by logging in with the current credential, and there is none (a first rotation, or a current version being replaced)")
+	}
+	if err := t.checkPrivileges(ctx, req.Strategy, cur); err != nil {
+		return targets.CreateResponse{}, fmt.Errorf("postgres target: create: %w", err)
+	}
+	role := t.opts.Username
+	if req.Strategy == targets.Alternating && cur.Username == t.opts.Username {
+		role = t.opts.AlternateUsername
 	}
 	doc, err := t.document(role, req.Password).Secret()
 	if err != nil {
@@ -151,6 +214,10 @@ func (t *Target) document(role string, password secret.Secret) Document {
 //
 // single: ALTER ROLE … PASSWORD on Username, as admin or, without one,
 // logged in as the role with req.Current's password.
+//
+// Unless AllowPrivileged, a policy whose roles are privileged is refused
+// with a *PrivilegedRoleError on the transaction or session that would
+// change the role, before it changes anything (as in Create).
 func (t *Target) Apply(ctx context.Context, req targets.ApplyRequest) error {
 	pending, err := t.parseOwn(req.Strategy, req.Pending, "pending")
 	if err != nil {
@@ -167,7 +234,7 @@ func (t *Target) Apply(ctx context.Context, req targets.ApplyRequest) error {
 
 	if req.Strategy == targets.Single {
 		if t.hasAdmin() {
-			err = t.adminSetPassword(ctx, role, verifier, "")
+			err = t.adminSetPassword(ctx, req.Strategy, role, verifier, "")
 		} else {
 			err = t.selfSetPassword(ctx, role, req.Current, "current", verifier)
 		}
@@ -182,6 +249,9 @@ func (t *Target) Apply(ctx context.Context, req targets.ApplyRequest) error {
 	}
 	group := t.opts.GroupRole
 	err = t.adminTx(ctx, func(tx pgx.Tx) error {
+		if err := t.refusePrivileged(ctx, tx, req.Strategy, true); err != nil {
+			return err
+		}
 		exists, _, err := roleState(ctx, tx, group)
 		if err != nil {
 			return err
@@ -264,6 +334,9 @@ func (t *Target) Verify(ctx context.Context, req targets.VerifyRequest) error {
 // it gets Previous's password back, with LOGIN, so the previous credential
 // keeps working; otherwise it gets a random unknown password and NOLOGIN.
 // A role Apply never created is left absent.
+//
+// Like Apply, it refuses to change a role of a privileged policy: a role
+// that became privileged during the rotation is for a person to look at.
 func (t *Target) Restore(ctx context.Context, req targets.RestoreRequest) error {
 	if req.BeforeSet {
 		// Create touched nothing and Apply never ran: the role is as it was.
@@ -314,7 +387,7 @@ func (t *Target) restoreSingle(ctx context.Context, req targets.RestoreRequest, 
 		return err
 	}
 	if t.hasAdmin() {
-		return t.adminSetPassword(ctx, role, verifier, "")
+		return t.adminSetPassword(ctx, req.Strategy, role, verifier, "")
 	}
 	return t.selfSetPassword(ctx, role, req.Pending, "pending", verifier)
 }
@@ -336,7 +409,7 @@ func (t *Target) restoreAlternating(ctx context.Context, req targets.RestoreRequ
 			if err != nil {
 				return err
 			}
-			return t.adminSetPassword(ctx, role, verifier, "LOGIN")
+			return t.adminSetPassword(ctx, req.Strategy, role, verifier, "LOGIN")
 		}
 	}
 	unknown, err := randomPassword()
@@ -348,6 +421,9 @@ func (t *Target) restoreAlternating(ctx context.Context, req targets.RestoreRequ
 		return err
 	}
 	return t.adminTx(ctx, func(tx pgx.Tx) error {
+		if err := t.refusePrivileged(ctx, tx, req.Strategy, true); err != nil {
+			return err
+		}
 		exists, _, err := roleState(ctx, tx, role)
 		if err != nil || !exists {
 			return err
@@ -359,6 +435,7 @@ func (t *Target) restoreAlternating(ctx context.Context, req targets.RestoreRequ
 // Retire, for alternating with RetireNoLogin, sets the retired credential's
 // role NOLOGIN, unless it is the current credential's role or does not
 // exist; the next Apply on it sets LOGIN again. Otherwise it does nothing.
+// Like Apply, it refuses to change a role of a privileged policy.
 func (t *Target) Retire(ctx context.Context, req targets.RetireRequest) error {
 	if req.Strategy != targets.Alternating || !t.opts.RetireNoLogin || req.Retired.IsZero() {
 		return nil
@@ -378,6 +455,9 @@ func (t *Target) Retire(ctx context.Context, req targets.RetireRequest) error {
 		}
 	}
 	err = t.adminTx(ctx, func(tx pgx.Tx) error {
+		if err := t.refusePrivileged(ctx, tx, req.Strategy, true); err != nil {
+			return err
+		}
 		exists, canLogin, err := roleState(ctx, tx, role)
 		if err != nil || !exists || !canLogin {
 			return err
@@ -446,13 +526,17 @@ func (t *Target) adminTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		}
 		return errors.New("the target is closed")
 	}
-	return t.adminScrub.Err(pgx.BeginFunc(ctx, pool, fn))
+	return explainAuth(t.adminScrub.Err(pgx.BeginFunc(ctx, pool, fn)))
 }
 
 // adminSetPassword sets role's password verifier as admin; attrs ("LOGIN",
-// "NOLOGIN" or "") go into the same ALTER ROLE. The role must exist.
-func (t *Target) adminSetPassword(ctx context.Context, role, verifier, attrs string) error {
+// "NOLOGIN" or "") go into the same ALTER ROLE. The role must exist, and
+// the policy's roles under strategy must not be privileged.
+func (t *Target) adminSetPassword(ctx context.Context, strategy targets.Strategy, role, verifier, attrs string) error {
 	return t.adminTx(ctx, func(tx pgx.Tx) error {
+		if err := t.refusePrivileged(ctx, tx, strategy, true); err != nil {
+			return err
+		}
 		exists, _, err := roleState(ctx, tx, role)
 		if err != nil {
 			return err
@@ -479,6 +563,9 @@ func (t *Target) selfSetPassword(ctx context.Context, role string, doc secret.Se
 		return fmt.Errorf("log in with the %s credential: %w", what, err)
 	}
 	defer closeConn(ctx, conn)
+	if err := t.refusePrivileged(ctx, conn, targets.Single, false); err != nil {
+		return err
+	}
 	lit, err := passwordLiteral(verifier)
 	if err != nil {
 		return err

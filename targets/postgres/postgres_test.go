@@ -14,6 +14,7 @@ import (
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/postgres"
 	"github.com/swarmkey/swarmkey/targets/targettest"
+	"github.com/swarmkey/swarmkey/validation"
 )
 
 var strategies = []targets.Strategy{targets.Alternating, targets.Single}
@@ -198,16 +199,21 @@ func TestSingleWithoutAdmin(t *testing.T) {
 	require.NoError(t, r.verify(r.current, true))
 	require.Error(t, r.verify(pending, false))
 
-	// Without a current credential there is nothing to log in with.
+	// Without a current credential there is nothing to log in with: Create
+	// says so, before anything is written, and Apply would too.
 	pw := newPassword(t)
-	resp, err := tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Single, Password: pw})
+	_, err := tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Single, Password: pw})
+	var fe *postgres.FieldError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "Admin", fe.Field)
+	require.ErrorContains(t, err, "without Admin the single strategy changes the role's password by logging in with the current credential, and there is none")
+	doc, err := postgres.Document{Host: s.host, Port: s.port, DBName: s.db.Name, Username: s.user, Password: pw}.Secret()
 	require.NoError(t, err)
-	err = tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: resp.Pending})
+	err = tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: doc})
 	require.ErrorContains(t, err, "without Admin")
 
 	// Alternating needs the admin connection.
 	_, err = tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Alternating, Password: pw})
-	var fe *postgres.FieldError
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, "Admin", fe.Field)
 }
@@ -364,6 +370,9 @@ func TestCreate(t *testing.T) {
 	tg, err := postgres.New(context.Background(), postgres.Options{
 		Host: "db.internal", Port: 5433, DBName: "app", Username: "checkout", GroupRole: "checkout_group",
 		Admin: secret.FromString("postgres://admin:hunter2@db.internal/app"),
+		// Create reads the server only for the privilege check
+		// (TestPrivilegedRolesAreRefused); without it, nothing is reached.
+		AllowPrivileged: true,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, tg.Close()) })
@@ -402,6 +411,62 @@ func TestCreate(t *testing.T) {
 	require.ErrorContains(t, err, "password is empty")
 	_, err = tg.Create(ctx, targets.CreateRequest{Strategy: "round-robin", Password: pw})
 	require.ErrorContains(t, err, `unknown strategy "round-robin"`)
+}
+
+// TestCheck: Check accepts the documents of the policy's roles and refuses,
+// with a *targets.UnreadableError naming the roles it expects, a document of
+// another role (under single, the alternate role is another role) and one
+// that is not a postgres document; Create refuses them alike.
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	tg, err := postgres.New(context.Background(), postgres.Options{
+		Host: "db.internal", Port: 5433, DBName: "app", Username: "checkout", GroupRole: "checkout_group",
+		Admin: secret.FromString("postgres://admin:hunter2@db.internal/app"),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, tg.Close()) })
+	ctx := context.Background()
+	docOf := func(user string) secret.Secret {
+		s, err := postgres.Document{Username: user, Password: secret.FromString("s3cret-Password")}.Secret()
+		require.NoError(t, err)
+		return s
+	}
+	check := func(strategy targets.Strategy, doc secret.Secret) error {
+		return tg.Check(ctx, targets.CheckRequest{Strategy: strategy, Document: doc})
+	}
+
+	require.NoError(t, check(targets.Single, docOf("checkout")))
+	require.NoError(t, check(targets.Alternating, docOf("checkout")))
+	require.NoError(t, check(targets.Alternating, docOf("checkout_b")))
+	// Engine absent and AWS's extra fields are fine.
+	require.NoError(t, check(targets.Single, secret.FromString(`{"username":"checkout","password":"p","dbClusterIdentifier":"c"}`)))
+
+	cases := []struct {
+		strategy targets.Strategy
+		doc      secret.Secret
+		want     string
+	}{
+		{targets.Single, docOf("checkout_b"), `not a postgres document (role "checkout_b" is not Username "checkout"): expected a JSON object with username "checkout" and password (engine, host, port, dbname optional)`},
+		{targets.Single, docOf("someone"), `role "someone" is not Username "checkout"`},
+		{targets.Alternating, docOf("someone"), `(role "someone" is neither Username "checkout" nor AlternateUsername "checkout_b"): expected a JSON object with username "checkout" or "checkout_b" and password`},
+		{targets.Single, secret.FromString("s3cret-Password"), "not a postgres document (postgres secret document is not valid JSON"},
+		{targets.Single, secret.FromString(`{"user":"checkout","pass":"s3cret-Password"}`), "username is missing or empty"},
+		{targets.Single, secret.FromString(`{"engine":"mysql","username":"checkout","password":"p"}`), `engine "mysql"`},
+		{targets.Single, secret.Secret{}, "postgres secret document is empty"},
+	}
+	for _, c := range cases {
+		var unread *targets.UnreadableError
+		err := check(c.strategy, c.doc)
+		require.ErrorAs(t, err, &unread, c.want)
+		require.ErrorContains(t, err, c.want)
+		require.NotContains(t, err.Error(), "s3cret-Password")
+		if !c.doc.IsZero() {
+			_, err = tg.Create(ctx, targets.CreateRequest{Strategy: c.strategy, Current: c.doc, Password: secret.FromString("new-Password")})
+			require.ErrorAs(t, err, &unread, c.want)
+			require.ErrorContains(t, err, "postgres target: create: current: not a postgres document (")
+			require.ErrorContains(t, err, c.want)
+		}
+	}
 }
 
 func TestOptionsValidation(t *testing.T) {
@@ -476,9 +541,88 @@ func TestAdminErrorsDoNotLeakTheAdminPassword(t *testing.T) {
 	adminPW = strings.NewReplacer("'", "", `"`, "", `\`, "", "@", "", "/", "", "%", "", "?", "", "#", "", "[", "", "]", "", ":", "").Replace(adminPW)
 	opts.Admin = secret.FromString(fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", s.user, adminPW, s.host, s.port, s.db.Name))
 	tg := newTarget(t, opts)
-	resp, err := tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Single, Password: newPassword(t)})
-	require.NoError(t, err)
-	err = tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: resp.Pending})
-	require.Error(t, err)
+	// Create's privilege check is the first admin login.
+	_, err := tg.Create(context.Background(), targets.CreateRequest{Strategy: targets.Single, Password: newPassword(t)})
+	require.ErrorContains(t, err, "password authentication failed")
 	require.NotContains(t, fmt.Sprintf("%v %+v %#v", err, err, err), adminPW)
+
+	doc, err := postgres.Document{Host: s.host, Port: s.port, DBName: s.db.Name, Username: s.user, Password: newPassword(t)}.Secret()
+	require.NoError(t, err)
+	err = tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Single, Pending: doc})
+	require.ErrorContains(t, err, "password authentication failed")
+	require.NotContains(t, fmt.Sprintf("%v %+v %#v", err, err, err), adminPW)
+}
+
+// TestValidateDeclared: a policy file is held to every rule of
+// ValidateStrategy and more, and hears of every problem at once, by its
+// yaml key.
+func TestValidateDeclared(t *testing.T) {
+	t.Parallel()
+	admin := secret.FromString("postgres://admin:hunter2@127.0.0.1/app")
+	alt := postgres.Options{Host: "db", Port: 5432, DBName: "app", Username: "app", GroupRole: "app_rw", Admin: admin}
+	require.NoError(t, alt.ValidateDeclared(targets.Alternating))
+	single := postgres.Options{Host: "db", Port: 5432, DBName: "app", Username: "app"}
+	require.NoError(t, single.ValidateDeclared(targets.Single))
+
+	problems := func(o postgres.Options, s targets.Strategy) []validation.Problem {
+		var ve *validation.Error
+		require.ErrorAs(t, o.ValidateDeclared(s), &ve)
+		require.Equal(t, "postgres target", ve.Subject)
+		return ve.Problems
+	}
+	require.Equal(t, []validation.Problem{
+		{Field: "host", Msg: "required: the server's host name, address or unix socket folder"},
+		{Field: "dbname", Msg: "required: the database that logins and the canary use"},
+		{Field: "username", Msg: "required: the login role"},
+		{Field: "group_role", Msg: "required for strategy alternating: the role that holds the privileges and both users are members of"},
+		{Field: "admin", Msg: "required: an admin connection URL"},
+	}, problems(postgres.Options{Host: " ", Port: 5432}, targets.Alternating))
+
+	o := single
+	o.Port, o.SSLMode, o.GroupRole, o.AlternateUsername, o.RetireNoLogin = 70000, "strict", "g", "app_b", true
+	require.Equal(t, []validation.Problem{
+		{Field: "port", Msg: "must be between 1 and 65535"},
+		{Field: "sslmode", Msg: `unknown sslmode "strict": use disable, allow, prefer, require, verify-ca, verify-full`},
+		{Field: "alternate_username", Msg: "used only by strategy alternating; remove it or set strategy: alternating"},
+		{Field: "group_role", Msg: "used only by strategy alternating; remove it or set strategy: alternating"},
+		{Field: "retire_nologin", Msg: "used only by strategy alternating; remove it or set strategy: alternating"},
+	}, problems(o, targets.Single))
+
+	o = alt
+	o.AlternateUsername, o.GroupRole = "app", "app"
+	require.Equal(t, []validation.Problem{
+		{Field: "alternate_username", Msg: "must differ from username: alternating takes turns between two roles"},
+		{Field: "group_role", Msg: "must differ from username and alternate_username: it is the NOLOGIN role that holds the grants"},
+	}, problems(o, targets.Alternating))
+
+	// Quoted names work (TestQuotedIdentifiersAreKeptExactly), but a policy file keeps to plain ones.
+	o = alt
+	o.Username = `Check "Out" User`
+	require.NoError(t, o.ValidateStrategy(targets.Alternating))
+	require.Equal(t, []validation.Problem{
+		{Field: "username", Msg: `"Check \"Out\" User" is not a valid role name: use 1 to 63 of A-Z a-z 0-9 _ . - starting with a letter or _`},
+		{Field: "alternate_username", Msg: `the default "Check \"Out\" User_b" is not a valid role name; give alternate_username`},
+	}, problems(o, targets.Alternating))
+
+	// Single derives the alternate too (the target is strategy-blind), so a
+	// 62-byte username is refused there as well.
+	o = single
+	o.Username = strings.Repeat("u", 62)
+	require.Equal(t, []validation.Problem{
+		{Field: "alternate_username", Msg: fmt.Sprintf("the default %q is not a valid role name; shorten username", o.Username+"_b")},
+	}, problems(o, targets.Single))
+	require.Error(t, o.ValidateStrategy(targets.Single))
+
+	var ve *validation.Error
+	require.ErrorAs(t, alt.ValidateDeclared("sometimes"), &ve)
+	require.Equal(t, `postgres target: unknown strategy "sometimes": use alternating or single`, ve.Error())
+}
+
+func TestForStrategy(t *testing.T) {
+	t.Parallel()
+	o := postgres.Options{Username: "app"}
+	require.Equal(t, postgres.Options{Username: "app", AlternateUsername: "app_b", SSLMode: "prefer",
+		ConnectTimeout: postgres.DefaultConnectTimeout}, o.ForStrategy(targets.Alternating))
+	require.Equal(t, postgres.Options{Username: "app", SSLMode: "prefer",
+		ConnectTimeout: postgres.DefaultConnectTimeout}, o.ForStrategy(targets.Single))
 }

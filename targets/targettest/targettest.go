@@ -1,11 +1,15 @@
 // Package targettest is the conformance suite that every target runs, so a
 // new target is proven by the same cases as the others: a full cycle of
 // rotations per strategy, idempotent Apply, a wrong credential failing
-// Verify, Restore before promote, Retire, and no generated secret in any
-// error or response.
+// Verify, Restore before promote, Retire, an unreadable current document
+// refused before anything changes, and no generated secret in any error or
+// response.
 //
 // A target's own test calls Run with a Harness that builds the target on a
-// fresh system (a database and roles, a fake API) for each case.
+// fresh system (a database and roles, a fake API) for each case. A target
+// that no system holds (generated), which cannot show that an old
+// credential stops working, calls RunCheck instead: the cases of the
+// contract's Check step alone.
 package targettest
 
 import (
@@ -44,14 +48,7 @@ const opTimeout = 60 * time.Second
 // target from h.NewTarget.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
-	require.NotNil(t, h.NewTarget, "Harness.NewTarget")
-	require.NotNil(t, h.Password, "Harness.Password")
-	require.NotNil(t, h.SecretOf, "Harness.SecretOf")
-
-	cases := []struct {
-		name string
-		fn   func(b *bundle)
-	}{
+	run(t, h, []suiteCase{
 		{"FullCycle", testFullCycle},
 		{"ApplyTwice", testApplyTwice},
 		{"VerifyWrongCredential", testVerifyWrongCredential},
@@ -59,8 +56,28 @@ func Run(t *testing.T, h Harness) {
 		{"RestoreAfterApply", testRestoreAfterApply},
 		{"RestoreWithoutApply", testRestoreWithoutApply},
 		{"Retire", testRetire},
+		{"UnreadableCurrent", testUnreadableCurrent},
 		{"Redaction", testRedaction},
-	}
+	})
+}
+
+// RunCheck runs the cases of the Check step alone (UnreadableCurrent), for
+// both strategies: for targets that cannot run the whole suite.
+func RunCheck(t *testing.T, h Harness) {
+	t.Helper()
+	run(t, h, []suiteCase{{"UnreadableCurrent", testUnreadableCurrent}})
+}
+
+type suiteCase struct {
+	name string
+	fn   func(b *bundle)
+}
+
+func run(t *testing.T, h Harness, cases []suiteCase) {
+	t.Helper()
+	require.NotNil(t, h.NewTarget, "Harness.NewTarget")
+	require.NotNil(t, h.Password, "Harness.Password")
+	require.NotNil(t, h.SecretOf, "Harness.SecretOf")
 	for _, strategy := range []targets.Strategy{targets.Alternating, targets.Single} {
 		t.Run(string(strategy), func(t *testing.T) {
 			t.Parallel()
@@ -159,6 +176,12 @@ func (b *bundle) tryCreate(current secret.Secret) (targets.CreateResponse, error
 		b.remember(b.h.SecretOf(b.t, resp.Pending))
 	}
 	return resp, err
+}
+
+func (b *bundle) check(doc secret.Secret) error {
+	err := b.target.Check(b.ctx(), targets.CheckRequest{Strategy: b.strategy, Document: doc})
+	b.output("Check", err)
+	return err
 }
 
 func (b *bundle) apply(pending, current secret.Secret) error {
@@ -358,6 +381,43 @@ func testRetire(b *bundle) {
 			b.requireVerifies(s.current, fmt.Sprintf("the current credential after Retire (rotation %d)", i+1))
 		}
 	}
+}
+
+// testUnreadableCurrent: documents the target cannot read (a plain string,
+// bytes that are not text, JSON objects without the target's fields, other
+// JSON values) are refused by Check with a *targets.UnreadableError that
+// says what the target expects, and by Create before it has any effect: the
+// current credential still verifies and the next rotation works. The
+// target's own documents pass Check.
+func testUnreadableCurrent(b *bundle) {
+	s := b.rotate(state{})
+	require.NoError(b.t, b.check(s.current), "Check of a current document the target wrote")
+	require.NoError(b.t, b.check(b.create(s.current).Pending), "Check of a pending document the target wrote")
+
+	pw := b.password().RevealString()
+	binary := append([]byte{0xff, 0xfe, 0x00, 0x9c}, pw...)
+	unreadable := map[string]secret.Secret{
+		"a plain string":                   secret.FromString(pw),
+		"binary bytes":                     secret.New(binary),
+		"a JSON object without the fields": secret.FromString(`{"note": "` + pw + `"}`),
+		"an empty JSON object":             secret.FromString(`{}`),
+		"a JSON array":                     secret.FromString(`["` + pw + `"]`),
+		"a JSON string":                    secret.FromString(`"` + pw + `"`),
+		"JSON null":                        secret.FromString(`null`),
+	}
+	for what, doc := range unreadable {
+		var unread *targets.UnreadableError
+		require.ErrorAs(b.t, b.check(doc), &unread, "Check of %s", what)
+		require.NotEmpty(b.t, unread.Document, "UnreadableError.Document for %s", what)
+		require.NotEmpty(b.t, unread.Expected, "UnreadableError.Expected for %s", what)
+		_, err := b.tryCreate(doc)
+		require.ErrorAs(b.t, err, &unread, "Create with %s as current", what)
+	}
+	require.Error(b.t, b.check(secret.Secret{}), "Check of a zero document")
+	b.requireVerifies(s.current, "the current credential after Creates refused an unreadable current")
+
+	s = b.rotate(s)
+	b.requireVerifies(s.current, "a credential applied after the refused Creates")
 }
 
 // testRedaction feeds the target broken and foreign documents that carry a

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/swarmkey/swarmkey/targets"
+	"github.com/swarmkey/swarmkey/targets/generated"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
 )
 
@@ -44,9 +45,9 @@ func TestLoadHTTPAndGenerated(t *testing.T) {
 	require.Equal(t, "/keys", o.List.Items)
 	require.False(t, o.AllowInsecure)
 
-	require.Equal(t, &GeneratedTarget{Field: "token"}, cfg.Policies[1].Target.Generated)
+	require.Equal(t, &generated.Options{Policy: "shared-token", Field: "token"}, cfg.Policies[1].Target.Generated)
 	require.Equal(t, 48, cfg.Policies[1].Password.Length)
-	require.Equal(t, &GeneratedTarget{Field: "value"}, cfg.Policies[2].Target.Generated)
+	require.Equal(t, &generated.Options{Policy: "shared-default", Field: "value"}, cfg.Policies[2].Target.Generated)
 }
 
 func TestLoadHTTPErrors(t *testing.T) {
