@@ -328,12 +328,45 @@ func TestAlternatingRestoreWithoutPreviousDisablesRole(t *testing.T) {
 	require.False(t, s.roleCanLogin(t, doc.Username))
 	require.NoError(t, r.verify(r.current, true))
 
-	// Restore refuses to touch the current credential's role.
-	err = r.tg.Restore(context.Background(), targets.RestoreRequest{
+	// A restore whose pending names the current credential's role leaves
+	// current working (here it already does: nothing changes).
+	before := s.rolpassword(t, mustDoc(t, r.current).Username)
+	require.NoError(t, r.tg.Restore(context.Background(), targets.RestoreRequest{
 		Strategy: targets.Alternating, Pending: r.current, Current: r.current,
-	})
-	require.ErrorContains(t, err, "refusing to change the current credential's role")
+	}))
 	require.NoError(t, r.verify(r.current, true))
+	require.Equal(t, before, s.rolpassword(t, mustDoc(t, r.current).Username))
+}
+
+// TestAlternatingRestoreAfterCurrentRolledBack: another writer rolls
+// current back to previous (the version that names the role set just
+// changed) between create and the rollback. The restore must give that role
+// current's password back, not refuse and leave current broken, and must
+// leave the other role alone.
+func TestAlternatingRestoreAfterCurrentRolledBack(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, plainNames, targets.Alternating)
+	r := &rotator{t: t, tg: newTarget(t, s.options()), strategy: targets.Alternating}
+	r.rotate()
+	r.rotate()
+	older, newer := r.previous, r.current
+	pending := r.createApply() // on older's role: older no longer logs in
+	require.Equal(t, mustDoc(t, older).Username, mustDoc(t, pending).Username)
+	require.Error(t, r.verify(older, false))
+
+	// The other writer's roll-back: current is older again.
+	r.current, r.previous = older, newer
+	require.NoError(t, r.restore(pending))
+	require.NoError(t, r.verify(older, true), "current logs in after the restore")
+	require.Error(t, r.verify(pending, false), "the failed credential no longer logs in")
+	require.NoError(t, r.verify(newer, true), "the other role was left alone")
+}
+
+func mustDoc(t *testing.T, s secret.Secret) postgres.Document {
+	t.Helper()
+	d, err := postgres.ParseDocument(s)
+	require.NoError(t, err)
+	return d
 }
 
 func TestAlternatingNeedsTheGroupRole(t *testing.T) {
