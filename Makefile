@@ -27,14 +27,8 @@ test:
 	scripts/test-deps
 	scripts/with-postgres $(MAKE) --no-print-directory test-go
 
-# internal/chaos runs in `make chaos` only for now: its "stuck" invariant
-# still counts a policy refused for another writer's pending version (the
-# documented rule: an operator runs `swarmkey resolve`) as stuck, so its
-# short run fails on correct behaviour until the harness plays the operator.
-TEST_PKGS ?= $(shell $(GO) list $(PKGS) | grep -v '/internal/chaos$$')
-
 test-go:
-	$(GO) test $(TESTFLAGS) $(TEST_PKGS)
+	$(GO) test $(TESTFLAGS) $(PKGS)
 	cd locust && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m unittest
 
 # The long fault-injection run: kill -9 of `rotate --local` and of serve

@@ -299,6 +299,16 @@ func (g *GCP) recover(ctx context.Context, p *Policy, cause string) bool {
 			g.h.Stats.Outcome("recovery: resumed and finished the unfinished rotation")
 			continue
 		}
+		if refusedForeign(err.Error()) && g.h.takeStray(p) {
+			// What the refusal tells an operator to do about another
+			// writer's pending version; then a fresh rotation is due.
+			_, rerr := g.rot.Resolve(ctx, g.creds[p.Name], rotator.ResolveOptions{Actor: "operator:chaos", Action: rotator.ResolveDiscard})
+			if rerr == nil {
+				g.h.Stats.Outcome("recovery: refused another writer's pending version; the operator discarded it (resolve --discard-pending)")
+				continue
+			}
+			errs = append(errs, "resolve --discard-pending: "+rerr.Error())
+		}
 		g.h.Stats.Outcome("recovery: gcp rotation " + gcpOutcome(res, err))
 		errs = append(errs, err.Error())
 	}
@@ -373,6 +383,7 @@ func (g *GCP) anotherWriter(p *Policy, action string) string {
 			}
 			m.Annotations["swarmkey.token."+strconv.FormatInt(n, 10)] = uuid.NewString()
 		})
+		g.h.NoteStray(p)
 		return "stray pending alias"
 	case WriterRollBack:
 		cur, cok := aliases["current"]

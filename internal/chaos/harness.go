@@ -116,6 +116,11 @@ type Harness struct {
 	// (one stuck policy is one violation, not one per later round).
 	stuckMu sync.Mutex
 	stuck   map[string]bool
+	// stray holds the policies whose secret another writer gave a pending
+	// version of its own since swarmkey last rotated them: a refusal
+	// naming such a version is the documented rule, and the harness then
+	// does what the refusal tells an operator to do (see Resolve).
+	stray map[string]bool
 }
 
 // Options bound a run.
@@ -140,7 +145,7 @@ func New(t testing.TB, opts Options) *Harness {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	h := &Harness{t: t, opts: opts, Stats: NewStats(), stuck: map[string]bool{}, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed))}
+	h := &Harness{t: t, opts: opts, Stats: NewStats(), stuck: map[string]bool{}, stray: map[string]bool{}, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed))}
 	dir, err := os.MkdirTemp("", "swarmkey-chaos-")
 	if err != nil {
 		t.Fatal(err)
@@ -368,6 +373,30 @@ func (h *Harness) Quarantine(p *Policy) {
 	h.stuckMu.Lock()
 	defer h.stuckMu.Unlock()
 	h.stuck[p.Name] = true
+}
+
+// NoteStray records that another writer put a pending version of its own
+// into p's secret.
+func (h *Harness) NoteStray(p *Policy) {
+	h.stuckMu.Lock()
+	defer h.stuckMu.Unlock()
+	h.stray[p.Name] = true
+}
+
+// takeStray reports whether another writer left a pending version in p's
+// secret that no operator has resolved yet, and forgets it.
+func (h *Harness) takeStray(p *Policy) bool {
+	h.stuckMu.Lock()
+	defer h.stuckMu.Unlock()
+	had := h.stray[p.Name]
+	delete(h.stray, p.Name)
+	return had
+}
+
+// refusedForeign reports whether a rotation's output (or error) is the
+// refusal of a pending version swarmkey did not write.
+func refusedForeign(output string) bool {
+	return strings.Contains(output, "that swarmkey did not write")
 }
 
 // Quarantined reports whether p was found stuck.

@@ -203,6 +203,16 @@ func (h *Harness) RecoverLocal(ctx context.Context, p *Policy, cause string) boo
 			h.Stats.Outcome("recovery: resumed and finished the unfinished rotation")
 		case r.Code == 0:
 			return true
+		case refusedForeign(r.Output) && h.takeStray(p):
+			// What the refusal tells an operator to do about another
+			// writer's pending version; then a fresh rotation is due.
+			res := h.Resolve(p)
+			if res.Code == 0 {
+				h.Stats.Outcome("recovery: refused another writer's pending version; the operator discarded it (resolve --discard-pending)")
+				continue
+			}
+			h.Stats.Outcome(fmt.Sprintf("recovery: resolve --discard-pending exit %d", res.Code))
+			outputs = append(outputs, lastLines(res.Output, 3))
 		default:
 			h.Stats.Outcome(fmt.Sprintf("recovery: rotate --local exit %d", r.Code))
 		}
@@ -224,4 +234,19 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " / ")
+}
+
+// Resolve runs `swarmkey resolve NAME --discard-pending`, what a refusal of
+// another writer's pending version tells the operator to do.
+func (h *Harness) Resolve(p *Policy) LocalResult {
+	proc := h.Start("resolve "+p.Name, nil, "resolve", p.Name, "--discard-pending")
+	code, ok := proc.Wait(2 * time.Minute)
+	r := LocalResult{}
+	if !ok {
+		proc.Kill()
+		code, _ = proc.Wait(30 * time.Second)
+		r.TimedOut = true
+	}
+	r.Code, r.Output = code, proc.Output()
+	return r
 }

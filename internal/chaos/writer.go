@@ -93,6 +93,7 @@ func (h *Harness) anotherWriter(p *Policy, action string) string {
 		if err != nil {
 			return ""
 		}
+		h.NoteStray(p)
 		return action
 	case WriterRollBack:
 		cur, prev := holder["AWSCURRENT"], holder["AWSPREVIOUS"]
