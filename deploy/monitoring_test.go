@@ -1,7 +1,9 @@
 package deploy_test
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -22,4 +24,21 @@ func TestPrometheusAlertRules(t *testing.T) {
 		require.NoError(t, err, "promtool %v:\n%s", args, out)
 		require.Contains(t, string(out), "SUCCESS")
 	}
+}
+
+// TestMakeInstall: `make install PREFIX=DIR` leaves a working swarmkey in
+// DIR/bin, where the README's commands call it as `swarmkey`.
+func TestMakeInstall(t *testing.T) {
+	prefix := t.TempDir()
+	out, err := exec.Command("make", "-C", "..", "--no-print-directory", "install", "PREFIX="+prefix).CombinedOutput()
+	require.NoError(t, err, "make install:\n%s", out)
+	installed := filepath.Join(prefix, "bin", "swarmkey")
+	info, err := os.Stat(installed)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o755), info.Mode().Perm())
+	help, err := exec.Command(installed, "--help").CombinedOutput()
+	require.NoError(t, err, "%s", help)
+	require.Contains(t, string(help), "swarmkey rotates the credentials")
+	readme := readFile(t, "../README.md")
+	require.Contains(t, readme, "make install")
 }
