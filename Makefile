@@ -1,5 +1,6 @@
 # swarmkey — one Makefile is the entry point.
 #   make demo   a throwaway PostgreSQL, a demo role, three rotations per strategy
+#   make install  build and install swarmkey as $(PREFIX)/bin/swarmkey
 #   make test   the whole suite against a real PostgreSQL and a real Locust,
 #               provisioned by scripts/test-deps and scripts/with-postgres
 #   make chaos  the long fault-injection run (internal/chaos): 1,000 kills and more
@@ -14,12 +15,20 @@ PKGS     ?= ./...
 TESTFLAGS ?= -count=1 -timeout 20m
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test test-go chaos demo bench bench-idle lint fuzz clean
+.PHONY: all build install test test-go chaos demo bench bench-idle lint fuzz clean
 
 all: build
 
 build:
 	$(GO) build -o bin/swarmkey ./cmd/swarmkey
+
+# install puts the binary where the README's `swarmkey ...` finds it:
+# /usr/local/bin by default (run as root), or PREFIX=$$HOME/.local for you
+# alone; DESTDIR stages it for a package.
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 bin/swarmkey $(DESTDIR)$(PREFIX)/bin/swarmkey
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/swarmkey"
 
 # test-deps installs Debian's Locust (and the unit-check tools) when missing;
 # with-postgres starts a throwaway PostgreSQL for the run.

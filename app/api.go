@@ -74,6 +74,9 @@ func (s *Session) ServeAPI(l APIListen, reg *prometheus.Registry) (*APIServer, e
 		return nil, Inputf("--api-read-burst %d: give the reads one token may make at once (such as 100)", l.ReadBurst)
 	}
 	ln, err := api.Listen(l.Address, l.TLSCert, l.TLSKey)
+	if err != nil && !l.Explicit && errors.Is(err, api.ErrSocketFolderMissing) {
+		ln, l.Address, err = s.listenPrivateSocket(err)
+	}
 	if err != nil {
 		if !l.Explicit && (errors.Is(err, api.ErrSocketFolderMissing) || errors.Is(err, api.ErrSocketInUse)) {
 			s.Logger.Warn("the HTTP API is not served", "reason", err.Error())

@@ -50,6 +50,7 @@ func (s *Session) Serve(ctx context.Context, o ServeOptions) error {
 	}
 	metrics := daemon.NewMetrics(len(set.Policies))
 	d.OnResult = metrics.Observe
+	metrics.Watch(d)
 	if err := d.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start daemon: %w", err)
 	}

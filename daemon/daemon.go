@@ -156,6 +156,9 @@ type Daemon struct {
 	logger   *slog.Logger
 	// OnResult, if set, is called after each rotation job (tests, metrics).
 	OnResult func(args RotateArgs, res rotator.Result, err error)
+	// OnStart, if set, is called when a rotation job first gets to run,
+	// with how late it is after its slot (metrics).
+	OnStart func(args RotateArgs, lag time.Duration)
 	// rotating holds a token per rotation running in this process: at most
 	// DaemonConfig.Workers.
 	rotating chan struct{}

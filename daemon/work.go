@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
@@ -134,17 +136,28 @@ type rotateWorker struct {
 }
 
 func (w *rotateWorker) Work(ctx context.Context, job *river.Job[RotateArgs]) error {
-	res, err := w.d.runJob(ctx, job.Args, job.Attempt, job.MaxAttempts)
+	res, err := w.d.runJob(ctx, job.Args, job.Attempt, job.MaxAttempts, firstRun(job.JobRow))
 	if w.d.OnResult != nil {
 		w.d.OnResult(job.Args, res, err)
 	}
 	return err
 }
 
+// firstRun tells a job's first run from a retry (Attempt counts those) and
+// from a run after a snooze (River counts those in the metadata's
+// "snoozes"): only the first shows how late the daemon got to a slot.
+func firstRun(job *rivertype.JobRow) bool {
+	var meta struct {
+		Snoozes int `json:"snoozes"`
+	}
+	_ = json.Unmarshal(job.Metadata, &meta)
+	return job.Attempt <= 1 && meta.Snoozes == 0
+}
+
 // runJob runs one rotation job. It waits for the job's slot, snoozes while
 // a run or deny window blocks the policy (unless forced), rotates, and
 // turns the outcome into what River should do next.
-func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttempts int) (rotator.Result, error) {
+func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttempts int, first bool) (rotator.Result, error) {
 	set := d.policies.Load()
 	p, ok := set.Policies[args.Policy]
 	if !ok {
@@ -163,6 +176,9 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		defer func() { <-d.rotating }()
 	case <-ctx.Done():
 		return rotator.Result{}, river.JobSnooze(0)
+	}
+	if first && d.OnStart != nil {
+		d.OnStart(args, d.cfg.Now().Sub(args.Slot))
 	}
 
 	block := &blockCheck{db: d.db, set: set, policy: args.Policy, plan: p.Plan, now: d.cfg.Now, windowEnd: args.WindowEnd}

@@ -36,13 +36,16 @@ func newMigrateCommand(g *globals) *cobra.Command {
 
 func newValidateCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate FILE…",
+		Use:   "validate [FILE…]",
 		Short: "Check config and policy files without touching anything",
 		Long: `validate checks each file on its own (with its includes): YAML syntax, unknown
 fields, types, references, schedules. It prints every problem as FILE:LINE: FIELD:
-WHAT, and exits 2 if there is any.`,
-		Args: cobra.MinimumNArgs(1),
+WHAT, and exits 2 if there is any. Without FILE it checks the files every
+other command reads: --config, else $SWARMKEY_CONFIG, else ` + defaultConfigPath + `.`,
 		RunE: func(_ *cobra.Command, files []string) error {
+			if len(files) == 0 {
+				files = g.paths()
+			}
 			if err := config.ValidateFiles(files...); err != nil {
 				return invalidConfig(err)
 			}
@@ -58,8 +61,18 @@ func newKeygenCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "keygen PATH",
 		Short: "Write a new key file for the file store (mode 0600; never overwrites)",
-		Args:  cobra.ExactArgs(1),
+		Long: `keygen writes a new random key for the file store to PATH, mode 0600. It never
+overwrites a key file. A missing folder is created, mode 0700 (only you can
+list it), and keygen says so.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
+			created, err := ensureKeyFolder(args[0])
+			if err != nil {
+				return err
+			}
+			if created != "" {
+				fmt.Fprintf(g.stdout, "created the folder %s (mode 0700)\n", printable(created))
+			}
 			if err := file.GenerateKey(args[0]); err != nil {
 				return err
 			}

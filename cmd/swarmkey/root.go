@@ -56,15 +56,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Long: `swarmkey rotates the credentials that Locust load tests use: it generates a new
-credential on the target (a PostgreSQL role), writes it as a versioned secret,
-proves it with a canary, promotes it, and never rotates under a running test.`,
+credential on the target (a PostgreSQL role, an HTTP service's API key, or a
+generated shared token), writes it as a versioned secret (encrypted file
+store, AWS Secrets Manager, GCP Secret Manager), proves it with a canary,
+promotes it, and never rotates under a running test.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(args)
 	root.PersistentFlags().StringArrayVarP(&g.configPaths, "config", "c", nil,
 		"config file (repeatable; default $SWARMKEY_CONFIG or "+defaultConfigPath+")")
-	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	// No flag default: serve logs at info, the one-shot commands at warn
+	// (see logger), and the help must not claim one level for both.
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "",
+		"log level: debug, info, warn, error (default info for serve, warn for the other commands)")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
@@ -111,6 +116,9 @@ proves it with a canary, promotes it, and never rotates under a running test.`,
 
 func (g *globals) logger() (*slog.Logger, error) {
 	var level slog.Level
+	if g.logLevel == "" {
+		g.logLevel = "warn"
+	}
 	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return nil, usageError("--log-level %q: use debug, info, warn or error", g.logLevel)
 	}

@@ -30,7 +30,8 @@
 //	          rotator lost it, from the retired document's previous_key_id.
 //	          With a list request, keys named with the policy's prefix that
 //	          are neither current nor previous are revoked too (orphans of
-//	          failed creates), when FellOff is not known.
+//	          failed creates), when FellOff is not known; a list of ids
+//	          alone (no list.name) is taken as the policy's keys only.
 //
 // Network behaviour: every request has its own timeout; 429 is retried
 // always, 5xx and network errors only for idempotent requests (everything
@@ -320,7 +321,7 @@ func (t *Target) Create(ctx context.Context, req targets.CreateRequest) (targets
 	sc.Add(cur.APIKey)
 	name := t.opts.KeyNamePrefix + req.Token
 
-	if t.list != nil {
+	if t.list != nil && t.listByName() {
 		// A key named for this token is an earlier attempt whose answer was
 		// lost (the rotator calls Create again only when no pending
 		// document was written): nobody holds its value.
@@ -640,7 +641,7 @@ func (t *Target) Retire(ctx context.Context, req targets.RetireRequest) error {
 	}
 	if t.list != nil && !hasFell && len(keep) > 0 {
 		err := t.revokeWhere(ctx, sc, func(id, name string) bool {
-			return !keep[id] && !done[id] && strings.HasPrefix(name, t.opts.KeyNamePrefix)
+			return !keep[id] && !done[id] && (!t.listByName() || strings.HasPrefix(name, t.opts.KeyNamePrefix))
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list sweep: %w", err))
@@ -680,7 +681,12 @@ func (t *Target) revokeID(ctx context.Context, sc *secret.Scrubber, id string, k
 	return t.switchKey(ctx, sc, t.revoke, id, key, cur, true)
 }
 
-// revokeWhere lists the API's keys and revokes those match accepts.
+// listByName: the list names its keys (list.name), so the policy's own are
+// told apart by KeyNamePrefix; without it every listed key is the policy's.
+func (t *Target) listByName() bool { return t.opts.List != nil && t.opts.List.Name != "" }
+
+// revokeWhere lists the API's keys and revokes those match accepts; name is
+// "" when the list gives ids alone.
 func (t *Target) revokeWhere(ctx context.Context, sc *secret.Scrubber, match func(id, name string) bool) error {
 	k, err := t.build(t.list, Data{}, nil, sc)
 	if err != nil {
@@ -704,14 +710,20 @@ func (t *Target) revokeWhere(ctx context.Context, sc *secret.Scrubber, match fun
 	}
 	var errs []error
 	for _, it := range items {
-		idv, err1 := t.lidPtr.lookup(it)
-		namev, err2 := t.lname.lookup(it)
-		if err1 != nil || err2 != nil {
+		idv, err := t.lidPtr.lookup(it)
+		if err != nil {
 			continue
 		}
-		id, ok1 := scalar(idv)
-		name, ok2 := scalar(namev)
-		if !ok1 || !ok2 || id == "" || !match(id, name) {
+		id, ok := scalar(idv)
+		name := ""
+		if t.listByName() {
+			namev, err := t.lname.lookup(it)
+			if err != nil {
+				continue
+			}
+			name, ok = scalar(namev)
+		}
+		if !ok || id == "" || !match(id, name) {
 			continue
 		}
 		if err := t.revokeID(ctx, sc, id, &secret.Secret{}, Key{}); err != nil {

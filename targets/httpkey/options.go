@@ -199,8 +199,13 @@ type ListRequest struct {
 	Request `yaml:",inline"`
 	// Items points at the array of keys; "" is the whole response.
 	Items string `yaml:"items"`
-	// ID and Name point into each item; both required.
-	ID   string `yaml:"id"`
+	// ID points at a key's id within each item; required.
+	ID string `yaml:"id"`
+	// Name points at a key's name within each item. Without it the list
+	// is taken as this policy's keys alone (its request must list only
+	// those, as a per-service keys endpoint does): the sweep then revokes
+	// every listed key no stage holds, and an earlier attempt's key is
+	// found by that sweep rather than by its name.
 	Name string `yaml:"name"`
 }
 
@@ -419,11 +424,10 @@ func (o Options) Validate() error {
 		if o.List.ID == "" {
 			add("list.id", "required: the JSON pointer of a key's id within each item, such as /id")
 		}
-		if o.List.Name == "" {
-			add("list.name", "required: the JSON pointer of a key's name within each item, such as /name")
-		}
 		checkPointer(&ps, "list.id", o.List.ID)
-		checkPointer(&ps, "list.name", o.List.Name)
+		if o.List.Name != "" {
+			checkPointer(&ps, "list.name", o.List.Name)
+		}
 	}
 
 	if o.Timeout < 0 {

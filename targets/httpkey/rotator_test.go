@@ -282,6 +282,40 @@ func TestRotatorResumedFinish(t *testing.T) {
 	w.requireClean()
 }
 
+// TestRotatorSweepsOrphansFromAListOfIDs: a service whose list gives key ids
+// alone (no list.name) can still have its orphans revoked: every listed key
+// no stage holds.
+func TestRotatorSweepsOrphansFromAListOfIDs(t *testing.T) {
+	t.Parallel()
+	w := setupRotator(t)
+	o := w.fullOptions("api-ids")
+	o.List.Name = ""
+	p := w.policy(targets.Alternating, o)
+	for range 2 {
+		_, err := w.rotate(p)
+		require.NoError(t, err)
+	}
+	tg := w.target(o)
+	orphan, err := create(t, tg, targets.Alternating, secret.Secret{})
+	require.NoError(t, err)
+	_, err = w.rotate(p)
+	require.NoError(t, err)
+
+	cur, prev := w.stageID(providers.StageCurrent), w.stageID(providers.StagePrevious)
+	require.NoError(t, tg.Retire(w.ctx, targets.RetireRequest{Strategy: targets.Alternating,
+		Retired: w.stageValue(providers.StagePrevious), Current: w.stageValue(providers.StageCurrent)}))
+	w.requireValid(cur, prev)
+	found := false
+	for _, k := range w.svc.Keys() {
+		if k.ID == orphan.Principal {
+			found = true
+			require.True(t, k.Revoked, "the orphan is revoked by the sweep of the ids")
+		}
+	}
+	require.True(t, found)
+	w.requireClean()
+}
+
 // TestRotatorStoreRefusesPending: the store refuses the pending write after
 // the API issued the key (or takes it and loses the answer). The key is
 // revoked on rollback, from the rotation's memory, so no issued key stays
