@@ -135,7 +135,16 @@ func (a *APIServer) Close() {
 // database answers) on addr, with the API's connection limits (timeouts t,
 // see api.HTTPServer), and returns what stops it.
 func (s *Session) ServeHealth(addr string, t api.Timeouts, reg *prometheus.Registry) (func(), error) {
+	return s.serveHTTP(addr, t, reg, nil)
+}
+
+// serveHTTP is ServeHealth with pages, when not nil, serving every other
+// path.
+func (s *Session) serveHTTP(addr string, t api.Timeouts, reg *prometheus.Registry, pages http.Handler) (func(), error) {
 	mux := http.NewServeMux()
+	if pages != nil {
+		mux.Handle("/", pages)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {

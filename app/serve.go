@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,8 +55,11 @@ func (s *Session) Serve(ctx context.Context, o ServeOptions) error {
 	if err := d.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start daemon: %w", err)
 	}
+	// The timeline pages show the policies the daemon plans with.
+	var shown atomic.Pointer[daemon.PolicySet]
+	shown.Store(set)
 	if o.HealthListen != "" {
-		stopHealth, err := s.ServeHealth(o.HealthListen, o.API.Timeouts, metrics.Registry)
+		stopHealth, err := s.ServeStatus(o.HealthListen, o.API.Timeouts, metrics.Registry, shown.Load)
 		if err != nil {
 			_ = d.Stop(context.Background())
 			return err
@@ -81,6 +85,7 @@ func (s *Session) Serve(ctx context.Context, o ServeOptions) error {
 			if rt := s.reload(ctx, o.Reload, d); rt != nil {
 				metrics.Reloaded(len(rt.Config.Policies), true)
 				apiServer.Reload(rt)
+				shown.Store(rt.PolicySet())
 			} else {
 				metrics.Reloaded(0, false)
 			}

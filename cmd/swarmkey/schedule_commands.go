@@ -113,7 +113,7 @@ type planRow struct {
 }
 
 func newPlanCommand(g *globals) *cobra.Command {
-	var policy, from, to, output string
+	var policy, from, to, output, htmlFile string
 	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Show the coming rotations: fires, windows, chosen slots, and what pushed or blocked them",
@@ -149,6 +149,9 @@ func newPlanCommand(g *globals) *cobra.Command {
 			if len(names) == 0 {
 				return usageError("--policy %q: unknown policy", policy)
 			}
+			if htmlFile != "" {
+				return writeTimeline(cmd, g, sess, set, names, now, fromT, toT, htmlFile)
+			}
 			upcoming, err := daemon.Upcoming(cmd.Context(), sess.DB, set, names, fromT, toT)
 			if err != nil {
 				return err
@@ -180,6 +183,7 @@ func newPlanCommand(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&from, "from", "now", "start of the period (RFC 3339, now, +2h)")
 	cmd.Flags().StringVar(&to, "to", "+7d", "end of the period (RFC 3339, now, +2h)")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.Flags().StringVar(&htmlFile, "html", "", "write the timeline page (HTML, no value in it) to this file instead of printing")
 	return cmd
 }
 

@@ -49,6 +49,6 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 	cmd.Flags().Float64Var(&opts.API.ReadLimit, "api-read-rate", float64(api.DefaultReadLimit),
 		"credential reads a second one API token may make on average (429 with Retry-After beyond)")
 	cmd.Flags().IntVar(&opts.API.ReadBurst, "api-read-burst", api.DefaultReadBurst, "credential reads one API token may make at once")
-	cmd.Flags().StringVar(&opts.HealthListen, "http-listen", "", "address for /metrics, /healthz and /readyz (e.g. 127.0.0.1:9184); off by default")
+	cmd.Flags().StringVar(&opts.HealthListen, "http-listen", "", "address for /metrics, /healthz, /readyz and the timeline page at / (e.g. 127.0.0.1:9184); off by default")
 	return cmd
 }
