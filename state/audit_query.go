@@ -31,6 +31,9 @@ func (f AuditFilter) where(first int) (string, []any) {
 	var conds []string
 	var args []any
 	arg := func(v any) string {
+		if list, ok := v.([]string); ok {
+			v = nonNil(list) // NULL would make the condition NULL, not false
+		}
 		args = append(args, v)
 		return fmt.Sprintf("$%d", first+len(args)-1)
 	}
@@ -132,7 +135,7 @@ type AuditAfter struct {
 // commits late appears below ids already returned.
 func (db *DB) AuditSince(ctx context.Context, f AuditFilter, after int64, limit int) ([]AuditAfter, error) {
 	where, args := f.where(3)
-	rows, err := db.pool.Query(ctx, `SELECT `+auditColumns+`, `+where+` FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2`,
+	rows, err := db.pool.Query(ctx, `SELECT `+auditColumns+`, coalesce(`+where+`, false) FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2`,
 		append([]any{after, limit}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
