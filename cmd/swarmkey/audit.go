@@ -8,22 +8,52 @@ import (
 )
 
 func newAuditCommand(g *globals) *cobra.Command {
+	var q auditQueryFlags
 	cmd := &cobra.Command{
-		Use:   "audit",
-		Short: "Export the audit log",
-		Long: `The audit log (audit_log) is append-only and partitioned by month. Old
-months are kept until they are exported (audit export) and then dropped by a
-database role the operator grants swarmkey_drop_audit_partition to (see
-README.md, "Audit retention").`,
-		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Use:   "audit [--policy P] [--actor A] [--kind K] [--since T] [--until T] [-o json] [-f]",
+		Short: "Show the audit log: who did what to which policy, and who read which credential version",
+		Long: `audit lists the entries of the audit log, oldest first: the newest --limit
+(50; 0 for all) that the filters match. Each filter is repeatable and matches
+any of its values:
+
+  --policy NAME     entries about the policy
+  --actor WHO       operator:alice, token:ci, daemon, run-due; a name without
+                    a kind (alice) matches every kind (operator:alice, token:alice)
+  --kind KIND       an action (rotation.forced) or every action of a kind
+                    (rotation, credential, lease, run, token, audit)
+  --since T         entries at or after T; --until T: entries before T
+                    (RFC 3339, a date at midnight UTC, now, +2h or -1d)
+
+Times are RFC 3339 in UTC, to the second. -o json writes one JSON object per
+line, as audit export does. -f keeps following: entries appended after the
+listing are printed as they arrive, until Ctrl-C.
+
+audit reads lists who read which version of which credential, and when;
+audit export writes old entries for retention (README.md, "Audit
+retention"). Entries never hold a credential or a token.
+
+Exit codes: 0 listed, 1 the database failed, 2 bad input.`,
+		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageError("unknown command %q for \"swarmkey audit\": use export", args[0])
+				return usageError("unknown command %q for \"swarmkey audit\": use reads or export, or flags such as --policy", args[0])
 			}
-			return cmd.Help()
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			filter, err := q.filter()
+			if err != nil {
+				return err
+			}
+			sess, err := g.openSession(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer sess.Close()
+			return listAudit(cmd.Context(), g, sess, q, filter)
 		},
 	}
-	cmd.AddCommand(newAuditExportCommand(g))
+	q.register(cmd)
+	cmd.AddCommand(newAuditExportCommand(g), newAuditReadsCommand(g))
 	return cmd
 }
 
@@ -53,11 +83,9 @@ recorded), 2 bad input.`,
 			if before == "" {
 				return usageError("--before is required: the entries older than it are exported (such as --before 2026-01-01)")
 			}
-			t, err := time.Parse(time.DateOnly, before)
+			t, err := parseAuditTime("--before", before, time.Now().UTC())
 			if err != nil {
-				if t, err = parseWhen("--before", before, time.Now().UTC()); err != nil {
-					return usageError("--before %q: use a date (2026-01-01), RFC 3339 (2026-01-01T00:00:00Z), now, or -DURATION (-90d)", before)
-				}
+				return err
 			}
 			sess, err := g.openSession(cmd.Context())
 			if err != nil {

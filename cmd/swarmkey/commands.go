@@ -94,8 +94,9 @@ func operatorName() string {
 
 func newRotateCommand(g *globals) *cobra.Command {
 	var local, force, wait, replace bool
+	var many manyFlags
 	cmd := &cobra.Command{
-		Use:   "rotate NAME",
+		Use:   "rotate NAME | --tag T… | --all",
 		Short: "Rotate a policy's credential now",
 		Long: `rotate asks the daemon to rotate the policy NAME now: it inserts a job through
 PostgreSQL, so it needs only database access. It refuses while a Locust run
@@ -116,16 +117,31 @@ version replaced. The credential that version held is no longer managed (a
 PostgreSQL role's password changes at the set step); with the single
 strategy this needs the target's admin credential.
 
-Exit codes: 0 rotated (or asked), 1 failed or refused, 2 bad input, 3 another
-rotation of NAME is in progress (--local).`,
-		Args: cobra.ExactArgs(1),
-		PreRunE: func(*cobra.Command, []string) error {
+Emergency rotation: --tag T (repeatable) rotates every policy with the tag,
+--all every policy, --concurrency at once (default 4), in this process with
+--local or through the daemon (which rotates each as a request of yours and
+is followed to its end, like --wait). Leases, runs and deny windows still
+hold unless --force. A progress bar shows on a terminal, a line per policy
+otherwise, and a summary table at the end names every policy that did not
+rotate and why.
+
+Exit codes: 0 rotated (or asked), 1 failed or refused (--tag/--all: some
+policy did not rotate), 2 bad input (--tag/--all: also a policy that could not
+start for bad input), 3 another rotation of NAME is in progress (--local).`,
+		Args: cobra.MaximumNArgs(1),
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := many.check(cmd, args, replace); err != nil {
+				return err
+			}
 			if replace && !local {
 				return usageError("--replace-unreadable-current needs --local: replacing a version swarmkey cannot read is an operator's rotation in this process, never the daemon's")
 			}
 			return nil
 		},
 		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *app.Session) error {
+			if many.selected() {
+				return rotateMany(cmd.Context(), g, sess, many, local, force)
+			}
 			if !local {
 				return rotateThroughDaemon(cmd.Context(), g, sess, args[0], force, wait)
 			}
@@ -190,6 +206,7 @@ rotation of NAME is in progress (--local).`,
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the daemon's rotation step by step and exit with its outcome")
 	cmd.Flags().BoolVar(&replace, "replace-unreadable-current", false,
 		"with --local: replace a current version the target cannot read (audited as rotation.adopted with your name)")
+	many.register(cmd)
 	return cmd
 }
 
