@@ -13,6 +13,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/daemon"
+	"github.com/swarmkey/swarmkey/notify"
 )
 
 // ServeOptions are serve's settings beside the config file.
@@ -44,11 +45,16 @@ func (s *Session) Serve(ctx context.Context, o ServeOptions) error {
 	// policies): hand them back, so the idle daemon's footprint is its
 	// working set.
 	debug.FreeOSMemory()
+	notifier := notify.New(s.NotifyConfig(), logger)
+	o.Daemon.Notifier = notifier
 	d, err := s.NewDaemon(set, o.Daemon)
 	if err != nil {
 		return err
 	}
 	metrics := daemon.NewMetrics(len(set.Policies))
+	if err := notifier.Register(metrics.Registry); err != nil {
+		return err
+	}
 	d.OnResult = metrics.Observe
 	if err := d.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start daemon: %w", err)
@@ -78,6 +84,7 @@ func (s *Session) Serve(ctx context.Context, o ServeOptions) error {
 		select {
 		case <-hup:
 			if rt := s.reload(ctx, o.Reload, d); rt != nil {
+				notifier.Reload(rt.NotifyConfig())
 				metrics.Reloaded(len(rt.Config.Policies), true)
 				apiServer.Reload(rt)
 			} else {
