@@ -47,8 +47,9 @@ func (r *Runtime) LeaseSource(ctx context.Context, names []string, actor string)
 }
 
 // ReferencedEnv returns the variables cfg's env: references read, sorted and
-// each once: the database URL's, and every policy's target.postgres.admin
-// and target.http.auth.secret. `swarmkey exec` withholds them from its
+// each once: the database URL's, every policy's target.postgres.admin
+// and target.http.auth.secret, and every notification sink's key or Slack
+// URL. `swarmkey exec` withholds them from its
 // command, which needs none of them.
 func ReferencedEnv(cfg *config.Config) []string {
 	var names []string
@@ -65,6 +66,11 @@ func ReferencedEnv(cfg *config.Config) []string {
 		}
 		if t.HTTP != nil {
 			add(t.HTTP.AuthSecret)
+		}
+	}
+	if cfg.Notifications != nil {
+		for _, s := range cfg.Notifications.Sinks {
+			add(s.Credential)
 		}
 	}
 	slices.Sort(names)

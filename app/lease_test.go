@@ -37,8 +37,12 @@ func TestReferencedEnv(t *testing.T) {
     schedule: "@daily"
     target:
       generated: {}
+notifications:
+  sinks:
+    - { name: hook, kind: webhook, url: "https://hooks.example.com/x", secret: env:WEBHOOK_KEY }
+    - { name: chat, kind: slack, url: env:SLACK_URL }
 `)
-	require.Equal(t, []string{"KEYS_ADMIN_TOKEN", "PG_ADMIN_URL", "SWARMKEY_DATABASE_URL"}, ReferencedEnv(rt.Config))
+	require.Equal(t, []string{"KEYS_ADMIN_TOKEN", "PG_ADMIN_URL", "SLACK_URL", "SWARMKEY_DATABASE_URL", "WEBHOOK_KEY"}, ReferencedEnv(rt.Config))
 }
 
 // TestReferencedEnvKnowsEveryReference fails when config gains a Reference
@@ -73,6 +77,7 @@ func TestReferencedEnvKnowsEveryReference(t *testing.T) {
 	slices.Sort(found)
 	require.Equal(t, []string{
 		"Config.Database",
+		"Config.Notifications.Sinks.Credential",
 		"Config.Policies.Target.HTTP.AuthSecret",
 		"Config.Policies.Target.Postgres.Admin",
 	}, found, "a new Reference field: read it in ReferencedEnv, and list it here")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/daemon"
+	"github.com/swarmkey/swarmkey/notify"
 )
 
 // ServeOptions are serve's settings beside the config file.
@@ -45,11 +46,16 @@ func (s *Session) Serve(ctx context.Context, o ServeOptions) error {
 	// policies): hand them back, so the idle daemon's footprint is its
 	// working set.
 	debug.FreeOSMemory()
+	notifier := notify.New(s.NotifyConfig(), logger)
+	o.Daemon.Notifier = notifier
 	d, err := s.NewDaemon(set, o.Daemon)
 	if err != nil {
 		return err
 	}
 	metrics := daemon.NewMetrics(len(set.Policies))
+	if err := notifier.Register(metrics.Registry); err != nil {
+		return err
+	}
 	d.OnResult = metrics.Observe
 	metrics.Watch(d)
 	if err := d.Start(context.WithoutCancel(ctx)); err != nil {
@@ -83,6 +89,7 @@ func (s *Session) Serve(ctx context.Context, o ServeOptions) error {
 		select {
 		case <-hup:
 			if rt := s.reload(ctx, o.Reload, d); rt != nil {
+				notifier.Reload(rt.NotifyConfig())
 				metrics.Reloaded(len(rt.Config.Policies), true)
 				apiServer.Reload(rt)
 				shown.Store(rt.PolicySet())

@@ -12,6 +12,8 @@
 //	          policies: and deny:
 //	deny      global deny windows (cron + duration + timezone)
 //	policies  rotation policies
+//	notifications  sinks (signed webhooks, Slack) and the routes of events
+//	          to them (notifications.go)
 //
 // Each file is at most MaxFileSize (8 MiB) long; a larger one is refused
 // before it is read. A file that is not YAML, or whose top level is not a
@@ -90,6 +92,8 @@ type Config struct {
 	Policies []Policy
 	// Files lists every file read, in the same order.
 	Files []string
+	// Notifications is the notifications: block; nil when no file gives one.
+	Notifications *Notifications
 }
 
 // Policy returns the policy called name.
@@ -251,6 +255,8 @@ type loader struct {
 	sources  []*source
 	seen     map[string]bool
 	errs     Errors
+	// notificationsFrom is the main file that gives notifications:.
+	notificationsFrom *source
 	// incomplete is set when a file could not be read or parsed at all: a
 	// setting missing from the rest may well be in that file.
 	incomplete bool
@@ -286,6 +292,7 @@ func (l *loader) load(paths []string) (*Config, error) {
 	l.merge(cfg)
 	l.checkAll(cfg)
 	l.checkRoleClaims(cfg)
+	l.notifications(cfg)
 
 	if len(l.errs) > 0 {
 		rank := map[string]int{}
@@ -395,12 +402,15 @@ func (l *loader) merge(cfg *Config) {
 
 	for _, s := range l.sources {
 		if s.include {
-			for _, key := range []string{"database", "stores", "include"} {
+			for _, key := range []string{"database", "stores", "include", "notifications"} {
 				if s.has(key) {
 					l.errs = append(l.errs, s.errAt(key, "not allowed in an included file; an included file holds only policies: and deny:"))
 				}
 			}
 			continue
+		}
+		if s.has("notifications") && claim(s, "notifications") {
+			l.notificationsFrom = s
 		}
 		if s.has("database") && claim(s, "database") && !s.suppressed("database") {
 			if s.raw.Database == "" {

@@ -67,7 +67,7 @@ func FuzzLoad(f *testing.F) {
 
 // notPolicyWords are the fixed words of the errors about a file that is
 // not a policy file: a line of the input that is one of them is no quote.
-const notPolicyWords = "not a swarmkey policy file (none of its top-level keys is database:, stores:, include:, deny: or policies:) " +
+const notPolicyWords = "not a swarmkey policy file (none of its top-level keys is database:, stores:, include:, deny:, policies: or notifications:) " +
 	"its top level is a string, not a mapping of bad YAML: cannot parse the YAML: (…)"
 
 // requireNoLineOf fails when e quotes a line of data (one of 16 bytes or

@@ -41,6 +41,7 @@ func TestIntegerFieldsRefuseDecimals(t *testing.T) {
 	// Every integer field of the file format is set below; a new one fails
 	// here until the test sets it too.
 	require.Equal(t, []string{
+		"notifications.attempts",
 		"policies[].canary.attempts",
 		"policies[].max_attempts",
 		"policies[].password.length",
@@ -68,6 +69,8 @@ func TestIntegerFieldsRefuseDecimals(t *testing.T) {
         issue: { url: "https://k.example.com/keys", key: /key, id: /id }
         verify: { url: "https://k.example.com/me", key_in: query, status: *n }
         revoke: { url: "https://k.example.com/keys/{{.KeyID}}" }
+notifications:
+  attempts: 3.5
 `)
 	// One error each and no follow-on: a refused value is not checked
 	// against the field's bounds as well.
@@ -79,6 +82,7 @@ func TestIntegerFieldsRefuseDecimals(t *testing.T) {
 		"p.yaml:17: policies[api].target.http.max_attempts: want an integer, got a decimal number",
 		"p.yaml:18: policies[api].target.http.max_response_bytes: want an integer, got a decimal number",
 		"p.yaml:21: policies[api].target.http.verify.status: want an integer, got a decimal number",
+		"p.yaml:24: notifications.attempts: want an integer, got a decimal number",
 	)
 	for _, e := range es {
 		require.NotContains(t, e.Msg, ".5", "the value is not repeated")

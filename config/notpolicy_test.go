@@ -38,7 +38,7 @@ func TestNotAPolicyFile(t *testing.T) {
 	write("shadow", shadowLines)
 	write("main.yaml", smallPolicyFile+"include: [shadow]\n")
 
-	const notMapping = "not a swarmkey policy file (none of its top-level keys is database:, stores:, include:, deny: or policies:)"
+	const notMapping = "not a swarmkey policy file (none of its top-level keys is database:, stores:, include:, deny:, policies: or notifications:)"
 	_, err := Load("main.yaml")
 	requireErrors(t, err, "shadow: "+notMapping)
 	requireNoneOf(t, err, shadowLines)
@@ -51,7 +51,7 @@ func TestNotAPolicyFile(t *testing.T) {
 
 	for _, c := range []struct{ name, text, want string }{
 		{"passwd", "root:x:0:0:root:/root:/bin/bash\nsvc:x:999:999::/home/svc:/usr/sbin/nologin\n",
-			"passwd: not a swarmkey policy file (its top level is a string, not a mapping of database:, stores:, include:, deny: or policies:)"},
+			"passwd: not a swarmkey policy file (its top level is a string, not a mapping of database:, stores:, include:, deny:, policies: or notifications:)"},
 		{"list.yaml", "- hunter2-list-item\n- correct-horse\n",
 			"list.yaml: not a swarmkey policy file (its top level is a list, not a mapping"},
 		{"compose.yaml", "version: \"3\"\nservices: { db: { image: postgres, environment: [POSTGRES_PASSWORD=hunter2] } }\n",

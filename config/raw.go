@@ -25,6 +25,8 @@ type rawFile struct {
 	Include  []string    `yaml:"include"`
 	Deny     []rawDeny   `yaml:"deny"`
 	Policies []rawPolicy `yaml:"policies"`
+	// Notifications is a main file's notifications: block (notifications.go).
+	Notifications *rawNotifications `yaml:"notifications"`
 }
 
 type rawStores struct {

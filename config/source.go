@@ -302,7 +302,7 @@ func notPolicyFile(file string, line int, why string) Error {
 }
 
 // topLevelKeys are the keys of a policy file, as messages list them.
-const topLevelKeys = "database:, stores:, include:, deny: or policies:"
+const topLevelKeys = "database:, stores:, include:, deny:, policies: or notifications:"
 
 // notPolicyMapping says why the document root n cannot be a policy file, or
 // "" when it may be one: empty, or a mapping with at least one key that is

@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/swarmkey/swarmkey/notify"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/state"
@@ -143,6 +144,10 @@ type Config struct {
 	// time.Now().UTC(). River's own timers (the planning tick, snoozes,
 	// retries, rescues) keep the real time.
 	Now func() time.Time
+	// Notifier routes and delivers notifications (needs_attention, failed,
+	// overdue, long deferrals, expired leases); nil sends none. Its
+	// deliveries run in this daemon's River client, in their own queue.
+	Notifier *notify.Notifier
 }
 
 // Daemon plans and runs rotations on River.
@@ -217,12 +222,20 @@ func New(pool *pgxpool.Pool, db *state.DB, set *PolicySet, cfg Config) (*Daemon,
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &rotateWorker{d: d})
 	river.AddWorker(workers, &planWorker{d: d})
+	if cfg.Notifier == nil {
+		// Deliveries queued before a restart without notifications are
+		// dropped (logged, counted) rather than left to fail as unknown.
+		cfg.Notifier = notify.New(notify.Config{}, cfg.Logger)
+		d.cfg.Notifier = cfg.Notifier
+	}
+	cfg.Notifier.AddWorker(workers)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		ID:     cfg.ID,
 		Logger: quietRiverLogger(cfg.Logger),
 		// River's workers mostly wait for their job's slot (see Lookahead);
 		// d.rotating bounds the rotations that run at once.
-		Queues: map[string]river.QueueConfig{QueueRotations: {MaxWorkers: cfg.Workers + maxWaiting}},
+		Queues: map[string]river.QueueConfig{QueueRotations: {MaxWorkers: cfg.Workers + maxWaiting},
+			notify.Queue: {MaxWorkers: notify.QueueWorkers}},
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.PlanInterval),
 			func() (river.JobArgs, *river.InsertOpts) { return planArgs{}, nil },
 			&river.PeriodicJobOpts{ID: "swarmkey_plan", RunOnStart: true})},

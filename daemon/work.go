@@ -30,6 +30,9 @@ type planWorker struct {
 }
 
 func (w *planWorker) Work(ctx context.Context, _ *river.Job[planArgs]) error {
+	if err := w.d.reportExpiredLeases(ctx); err != nil {
+		w.d.logger.Error("reporting expired leases failed", "error", err)
+	}
 	_, err := w.d.PlanOnce(ctx)
 	return err
 }
@@ -89,11 +92,13 @@ func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
 				continue
 			}
 			d.audit(ctx, st.Policy, "rotation.deferred", map[string]any{"fire": w.Window.Start, "blocked_by": blockerNames(w.Blockers)})
+			d.notifyDeferred(ctx, st.Policy, w.Window.Start, dec.Start, w.Blockers, "")
 			fire := w.Window.Start
 			update.DeferredFire = &fire
 		}
 		if dec.Overdue {
 			d.logger.Warn("policy is overdue", "policy", st.Policy, "overdue_since", dec.OverdueAt, "forced", dec.Forced)
+			d.notifyOverdue(ctx, st.Policy, dec.OverdueAt, dec.Forced)
 		}
 		switch {
 		case dec.Start.IsZero():
@@ -137,6 +142,7 @@ type rotateWorker struct {
 
 func (w *rotateWorker) Work(ctx context.Context, job *river.Job[RotateArgs]) error {
 	res, err := w.d.runJob(ctx, job.Args, job.Attempt, job.MaxAttempts, firstRun(job.JobRow))
+	w.d.notifyResult(ctx, job.Args, res, err, job.Attempt, job.MaxAttempts)
 	if w.d.OnResult != nil {
 		w.d.OnResult(job.Args, res, err)
 	}
@@ -338,6 +344,7 @@ func (d *Daemon) auditWindowClosed(ctx context.Context, args RotateArgs, block *
 		d.audit(ctx, args.Policy, "rotation.deferred", map[string]any{"fire": fire, "window_end": args.WindowEnd,
 			"blocked_by": blockerNames(block.blockers), "reason": "held past the end of its window"})
 		d.logger.Info("rotation deferred: its window ended while a run held it", "policy", args.Policy, "fire", fire)
+		d.notifyWindowClosed(ctx, args, fire, block.blockers)
 		return
 	}
 	d.audit(ctx, args.Policy, "rotation.missed", map[string]any{"fire": fire, "window_end": args.WindowEnd,
