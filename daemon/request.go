@@ -216,7 +216,7 @@ func DescribeBlockers(ivs []schedule.Interval) string {
 func describeEach(ivs []schedule.Interval) []string {
 	out := make([]string, 0, len(ivs))
 	for _, iv := range ivs {
-		out = append(out, fmt.Sprintf("%s %q until %s", iv.Kind, iv.Name, iv.End.Local().Format("2006-01-02 15:04 MST")))
+		out = append(out, fmt.Sprintf("%s %q until %s", iv.Kind, iv.Name, iv.End.UTC().Format(time.RFC3339)))
 	}
 	return out
 }

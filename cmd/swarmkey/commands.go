@@ -276,7 +276,7 @@ func newHistoryCommand(g *globals) *cobra.Command {
 				if r.Forced {
 					detail = "forced " + detail
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.StartedAt.Local().Format(time.RFC3339), r.Token,
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cliTime(r.StartedAt), r.Token,
 					printable(r.Actor), orDash(r.Step), r.Outcome, duration, orDash(printable(r.Principal)), detail)
 			}
 			return w.Flush()

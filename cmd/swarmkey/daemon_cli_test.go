@@ -375,6 +375,15 @@ func TestPlanShowsSlotsAndWhatPushedThem(t *testing.T) {
 	require.Nil(t, rows[1].Slot, "the next fire is deferred: %s", r.stdout)
 	require.Contains(t, strings.Join(rows[1].BlockedBy, " "), "all-nighter")
 
+	// The table shows each instant one way: RFC 3339 to the second, in the
+	// user's zone (a window seconds long must not read "05:23 – 05:23").
+	r = c.run("plan", "--policy", "checkout-db", "--to", "+49h")
+	require.Equal(t, 0, r.code, r.stderr)
+	at := func(t time.Time) string { return t.Local().Format(time.RFC3339) }
+	require.Contains(t, r.stdout, at(next)+" – "+at(next.Add(time.Hour)), r.stdout)
+	require.Contains(t, r.stdout, at(next.Add(30*time.Minute)), r.stdout)
+	require.Regexp(t, `"all-nighter" until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)`, r.stdout)
+
 	r = c.run("plan", "--from", "tomorrow")
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "--from")

@@ -284,7 +284,7 @@ func formatRunTime(t *time.Time) string {
 	if t == nil {
 		return "-"
 	}
-	return t.Format(time.RFC3339)
+	return cliTime(*t)
 }
 
 // formatRunDuration prints "2h" rather than Go's "2h0m0s".

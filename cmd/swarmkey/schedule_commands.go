@@ -44,7 +44,7 @@ request keys, so it is safe beside a running daemon: each fire rotates once.`,
 			for _, r := range results {
 				next := "-"
 				if !r.Next.IsZero() {
-					next = r.Next.Local().Format(time.RFC3339)
+					next = cliTime(r.Next)
 				}
 				outcome := string(r.Outcome)
 				if r.Overdue {
@@ -171,10 +171,9 @@ func newPlanCommand(g *globals) *cobra.Command {
 			for _, r := range rows {
 				slot, why := "deferred", strings.Join(r.BlockedBy, "; ")
 				if r.Slot != nil {
-					slot, why = r.Slot.Local().Format("2006-01-02 15:04:05 MST"), strings.Join(r.PushedBy, "; ")
+					slot, why = cliTime(*r.Slot), strings.Join(r.PushedBy, "; ")
 				}
-				fmt.Fprintf(tw, "%s\t%s – %s\t%s\t%s\n", r.Policy, r.WindowStart.Local().Format("2006-01-02 15:04 MST"),
-					r.WindowEnd.Local().Format("15:04 MST"), slot, why)
+				fmt.Fprintf(tw, "%s\t%s – %s\t%s\t%s\n", r.Policy, cliTime(r.WindowStart), cliTime(r.WindowEnd), slot, why)
 			}
 			return tw.Flush()
 		},
@@ -190,7 +189,7 @@ func newPlanCommand(g *globals) *cobra.Command {
 func describe(ivs []schedule.Interval) []string {
 	out := make([]string, 0, len(ivs))
 	for _, iv := range ivs {
-		out = append(out, fmt.Sprintf("%s %q until %s", iv.Kind, iv.Name, iv.End.Local().Format("2006-01-02 15:04 MST")))
+		out = append(out, fmt.Sprintf("%s %q until %s", iv.Kind, iv.Name, cliTime(iv.End)))
 	}
 	return out
 }
@@ -215,7 +214,7 @@ func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, nam
 	}
 	last, err := sess.Follow(ctx, ticket, func(p daemon.Progress) {
 		if p.Retry {
-			fmt.Fprintf(g.stdout, "  attempt %d failed (%s); the daemon retries at %s\n", p.Attempt, printable(p.Reason), p.At.Local().Format(time.RFC3339))
+			fmt.Fprintf(g.stdout, "  attempt %d failed (%s); the daemon retries at %s\n", p.Attempt, printable(p.Reason), cliTime(p.At))
 			return
 		}
 		fmt.Fprintf(g.stdout, "  %-8s %8s\n", p.Step.Step, p.Step.Duration.Round(time.Millisecond))

@@ -36,6 +36,6 @@ func writeTimeline(cmd *cobra.Command, g *globals, sess *app.Session, set *daemo
 		return usageError("--html %q: %v", path, err)
 	}
 	fmt.Fprintf(g.stderr, "wrote the timeline of %d policies (%s – %s) to %s\n", len(names),
-		from.Local().Format("2006-01-02 15:04 MST"), to.Local().Format("2006-01-02 15:04 MST"), path)
+		cliTime(from), cliTime(to), path)
 	return nil
 }

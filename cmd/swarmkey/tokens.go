@@ -116,7 +116,7 @@ func expiryText(t *time.Time) string {
 	if t == nil {
 		return "never"
 	}
-	return t.Local().Format(time.RFC3339)
+	return cliTime(*t)
 }
 
 func newTokensListCommand(g *globals) *cobra.Command {
@@ -140,7 +140,7 @@ func newTokensListCommand(g *globals) *cobra.Command {
 				state := "active"
 				switch {
 				case t.RevokedAt != nil:
-					state = "revoked " + t.RevokedAt.Local().Format(time.RFC3339) + " by " + t.RevokedBy
+					state = "revoked " + cliTime(*t.RevokedAt) + " by " + t.RevokedBy
 				case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
 					state = "expired"
 				}
@@ -149,7 +149,7 @@ func newTokensListCommand(g *globals) *cobra.Command {
 					grants = "-"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Scope, grants,
-					t.CreatedAt.Local().Format(time.RFC3339), t.CreatedBy, expiryText(t.ExpiresAt), state)
+					cliTime(t.CreatedAt), t.CreatedBy, expiryText(t.ExpiresAt), state)
 			}
 			return tw.Flush()
 		}),
