@@ -166,8 +166,29 @@ type Daemon struct {
 // starts on time instead of queueing behind others.
 const maxWaiting = 2000
 
-// MigrateRiver applies River's own migrations.
+// MigrateRiver applies River's own migrations. Replicas started together
+// would race in them (two runs of one migration: a "duplicate key" error
+// that stops serve), so they run under a PostgreSQL advisory lock: the
+// first replica migrates, the others wait and find nothing left to do.
 func MigrateRiver(ctx context.Context, pool *pgxpool.Pool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
+	defer conn.Release()
+	// A session lock on a connection of its own: River's migrator runs its
+	// statements on other connections of the pool.
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, riverMigrateLock); err != nil {
+		return fmt.Errorf("river migrations: wait for the migration lock: %w", err)
+	}
+	defer func() {
+		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(unlockCtx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, riverMigrateLock); err != nil {
+			// Ending the session releases the lock; never pool it held.
+			_ = conn.Conn().Close(unlockCtx)
+		}
+	}()
 	migrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
 	if err != nil {
 		return fmt.Errorf("river migrations: %w", err)
@@ -177,6 +198,10 @@ func MigrateRiver(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	return nil
 }
+
+// riverMigrateLock names the advisory lock of River's migrations (hashed
+// like the policy locks, under a prefix of its own).
+const riverMigrateLock = "swarmkey/river-migrate"
 
 // New builds a daemon; Start runs it. River keeps its jobs in the state
 // database: pool is the pool db was made from (state.Connect).
