@@ -98,28 +98,21 @@ func FireKey(policy string, fire time.Time) string {
 	return "fire:" + policy + ":" + fire.UTC().Format(time.RFC3339)
 }
 
-// planArgs is the leader's periodic planning job.
+// planArgs is the planning job of earlier versions, which River's leader
+// inserted every tick. Planning now runs in every replica (planLoop); the
+// kind stays registered so that such a job, left in the queue by an older
+// replica during an upgrade, completes as one more planning tick.
 type planArgs struct{}
 
 func (planArgs) Kind() string { return "swarmkey_plan" }
-
-func (planArgs) InsertOpts() river.InsertOpts {
-	// One planning job at a time: a tick that finds the last one still
-	// queued or running is dropped.
-	return river.InsertOpts{Queue: QueueRotations, MaxAttempts: 1, UniqueOpts: river.UniqueOpts{
-		ByArgs: true,
-		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
-			rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled},
-	}}
-}
 
 // Config tunes the daemon.
 type Config struct {
 	// Workers is how many rotations one process runs at once (jobs waiting
 	// for their slot do not count); default 10.
 	Workers int
-	// PlanInterval is how often the leader plans; default 2s (each tick
-	// is a River job: at 1s the idle daemon spends over 1% of a core).
+	// PlanInterval is how often each replica tries to plan (one plans at a
+	// time, under the planning lock); default 2s.
 	PlanInterval time.Duration
 	// Lookahead: jobs are inserted for slots this close; the worker waits
 	// for the slot itself, so a rotation starts on time whatever River's
@@ -159,6 +152,9 @@ type Daemon struct {
 	// rotating holds a token per rotation running in this process: at most
 	// DaemonConfig.Workers.
 	rotating chan struct{}
+	// stopPlanning ends planLoop, which closes planningDone.
+	stopPlanning context.CancelFunc
+	planningDone chan struct{}
 }
 
 // maxWaiting is how many jobs one process may hold while they wait for their
@@ -244,10 +240,7 @@ func New(pool *pgxpool.Pool, db *state.DB, set *PolicySet, cfg Config) (*Daemon,
 		Logger: quietRiverLogger(cfg.Logger),
 		// River's workers mostly wait for their job's slot (see Lookahead);
 		// d.rotating bounds the rotations that run at once.
-		Queues: map[string]river.QueueConfig{QueueRotations: {MaxWorkers: cfg.Workers + maxWaiting}},
-		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.PlanInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return planArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "swarmkey_plan", RunOnStart: true})},
+		Queues:               map[string]river.QueueConfig{QueueRotations: {MaxWorkers: cfg.Workers + maxWaiting}},
 		Workers:              workers,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		// River rescues only jobs that have outlived their timeout, so the
@@ -298,6 +291,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.river.Start(ctx); err != nil {
 		return err
 	}
+	planCtx, stop := context.WithCancel(ctx)
+	d.stopPlanning, d.planningDone = stop, make(chan struct{})
+	go d.planLoop(planCtx)
 	deadline := time.Now().Add(leaderWait)
 	for {
 		alive, err := Alive(ctx, d.pool)
@@ -333,6 +329,13 @@ func (d *Daemon) Reload(ctx context.Context, set *PolicySet) error {
 // done to finish; then they are cancelled, which leaves each resumable from
 // its last recorded step (the job is snoozed for another replica).
 func (d *Daemon) Stop(ctx context.Context) error {
+	if d.stopPlanning != nil {
+		d.stopPlanning()
+		select {
+		case <-d.planningDone:
+		case <-ctx.Done():
+		}
+	}
 	err := d.river.Stop(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		cancelCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

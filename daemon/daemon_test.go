@@ -68,6 +68,8 @@ type daemonBundle struct {
 	set     *daemon.PolicySet
 	targets map[string]*recordingTarget
 	pool    *pgxpool.Pool
+	// url connects to the test's database (a replica with a pool of its own).
+	url string
 }
 
 func setupDaemon(t *testing.T, policies int, spec string, guard time.Duration) *daemonBundle {
@@ -81,7 +83,7 @@ func setupDaemonWindow(t *testing.T, policies int, spec string, window, guard ti
 	require.NoError(t, daemon.MigrateRiver(ctx, pg.Pool))
 	files := rotationtest.FileStore(t)
 
-	b := &daemonBundle{t: t, ctx: ctx, db: db, pool: pg.Pool, files: files, set: &daemon.PolicySet{Policies: map[string]daemon.Scheduled{}},
+	b := &daemonBundle{t: t, ctx: ctx, db: db, pool: pg.Pool, url: pg.URL, files: files, set: &daemon.PolicySet{Policies: map[string]daemon.Scheduled{}},
 		targets: map[string]*recordingTarget{}}
 	for i := range policies {
 		name := fmt.Sprintf("p%02d", i)

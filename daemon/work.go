@@ -28,8 +28,46 @@ type planWorker struct {
 }
 
 func (w *planWorker) Work(ctx context.Context, _ *river.Job[planArgs]) error {
-	_, err := w.d.PlanOnce(ctx)
-	return err
+	w.d.planTick(ctx)
+	return nil
+}
+
+// planLoop plans, in every replica, every PlanInterval until ctx ends.
+// Planning does not wait for River's leader: a killed leader's lease runs
+// 15 s before another replica is elected, while a killed planner's lock
+// goes with its database session at once, so the next tick of any replica
+// plans.
+func (d *Daemon) planLoop(ctx context.Context) {
+	defer close(d.planningDone)
+	next := time.NewTimer(0)
+	defer next.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-next.C:
+		}
+		d.planTick(ctx)
+		next.Reset(d.cfg.PlanInterval)
+	}
+}
+
+// planTick plans once if no other replica is planning right now.
+func (d *Daemon) planTick(ctx context.Context) {
+	lock, err := d.db.TryLockPlanner(ctx)
+	switch {
+	case errors.Is(err, state.ErrLocked):
+		return // another replica plans this tick
+	case err != nil:
+		if ctx.Err() == nil {
+			d.logger.Warn("planning skipped", "error", err)
+		}
+		return
+	}
+	defer lock.Release()
+	if _, err := d.PlanOnce(ctx); err != nil && ctx.Err() == nil {
+		d.logger.Error("planning failed", "error", err)
+	}
 }
 
 // Calendar is the one assembly of what blocks rotations: the runs and
@@ -47,8 +85,9 @@ func (s *PolicySet) Calendar(ctx context.Context, db *state.DB, now time.Time) (
 // PlanOnce plans every policy whose next check has come: it inserts a
 // rotation job for each fire whose slot is within the lookahead, records
 // deferrals in the audit log once per fire, and sets when to look again.
-// It returns how many jobs it inserted. The leader runs it every
-// PlanInterval; it is safe to run anywhere (jobs are unique per fire).
+// It returns how many jobs it inserted. The replica that holds the planning
+// lock runs it every PlanInterval; it is safe to run anywhere (jobs are
+// unique per fire, and planned fires only move forward).
 func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
 	set := d.policies.Load()
 	now := d.cfg.Now()
