@@ -101,3 +101,38 @@ func TestUnrecordedPromoteIsNotRolledBackNorRepeated(t *testing.T) {
 	require.Equal(t, rot.Token, ps.CurrentToken)
 	require.Len(t, b.targets["p00"].times(), 1, "the target was applied once")
 }
+
+// TestRefusedRotationIsNotRetried: a pending version swarmkey did not write
+// is refused, nothing changed. The job is cancelled at once, with one audit
+// row, instead of being retried up to the attempt limit with a row each time.
+func TestRefusedRotationIsNotRetried(t *testing.T) {
+	t.Parallel()
+	b := setupDaemonWindow(t, 1, "0 0 1 1 *", time.Hour, 0)
+	_, err := b.files.PutPending(b.ctx, "p00", uuid.Must(uuid.NewV7()).String(), secret.FromString(`{"value":"another tool's"}`))
+	require.NoError(t, err)
+	d := b.start("a")
+	args := daemon.RotateArgs{Policy: "p00", Key: "request:" + uuid.Must(uuid.NewV7()).String(), Slot: time.Now(), Actor: "operator:test"}
+	opts := args.InsertOpts()
+	opts.MaxAttempts = 3
+	job, err := d.River().Insert(b.ctx, args, &opts)
+	require.NoError(t, err)
+
+	var row *rivertype.JobRow
+	require.Eventually(t, func() bool {
+		row, err = d.River().JobGet(b.ctx, job.Job.ID)
+		require.NoError(t, err)
+		return row.State == rivertype.JobStateCompleted || row.State == rivertype.JobStateDiscarded || row.State == rivertype.JobStateCancelled
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, rivertype.JobStateCancelled, row.State)
+	require.Equal(t, 1, row.Attempt)
+	entries, err := b.db.Audit(b.ctx, "p00", 100)
+	require.NoError(t, err)
+	refused := 0
+	for _, e := range entries {
+		if e.Action == "rotation.refused" {
+			refused++
+		}
+	}
+	require.Equal(t, 1, refused, "one audit row")
+	require.Empty(t, b.targets["p00"].times())
+}

@@ -234,9 +234,17 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 
 	var inProgress *rotator.InProgressError
 	var stepErr *rotator.StepError
+	var unreadable *rotator.UnreadableCurrentError
 	switch {
 	case err == nil:
 		return res, nil
+	case errors.Is(err, rotator.ErrRefused) || errors.As(err, &unreadable):
+		// Refused, nothing changed (audited once, by the rotator): the
+		// secret needs an operator (`swarmkey resolve`, the store's own
+		// rotator, `rotate --local --replace-unreadable-current`). A retry
+		// would find the same and audit it again.
+		d.logger.Warn("rotation refused; the job is cancelled until an operator acts", "policy", args.Policy, "key", args.Key, "error", err)
+		return res, river.JobCancel(err)
 	case errors.Is(err, ErrWindowClosed):
 		// The window closed while the rotation waited at set: it was
 		// rolled back (nothing was applied); the fire is deferred.
