@@ -31,6 +31,8 @@ type recordingTarget struct {
 	// onCreate, if set, runs in Create: a test's way to act between the
 	// create and set steps.
 	onCreate func()
+	// retireErr, if set, is what Retire fails with.
+	retireErr error
 }
 
 func (t *recordingTarget) Create(_ context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
@@ -51,7 +53,7 @@ func (t *recordingTarget) Apply(context.Context, targets.ApplyRequest) error {
 func (t *recordingTarget) Check(context.Context, targets.CheckRequest) error     { return nil }
 func (t *recordingTarget) Verify(context.Context, targets.VerifyRequest) error   { return nil }
 func (t *recordingTarget) Restore(context.Context, targets.RestoreRequest) error { return nil }
-func (t *recordingTarget) Retire(context.Context, targets.RetireRequest) error   { return nil }
+func (t *recordingTarget) Retire(context.Context, targets.RetireRequest) error   { return t.retireErr }
 func (t *recordingTarget) Close() error                                          { return nil }
 
 func (t *recordingTarget) times() []time.Time {

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -135,4 +136,54 @@ func TestRefusedRotationIsNotRetried(t *testing.T) {
 	}
 	require.Equal(t, 1, refused, "one audit row")
 	require.Empty(t, b.targets["p00"].times())
+}
+
+// TestRotationThatPromotedIsNotRepeated: the finish step fails after the
+// promote (the target cannot retire the old credential). The rotation ends
+// needs_attention with the new credential current; the job ends there, and
+// the request key counts as done: running it again rotates nothing.
+func TestRotationThatPromotedIsNotRepeated(t *testing.T) {
+	t.Parallel()
+	b := setupDaemonWindow(t, 1, "0 0 1 1 *", time.Hour, 0)
+	seed := uuid.Must(uuid.NewV7()).String()
+	_, err := b.files.PutPending(b.ctx, "p00", seed, secret.FromString(`{"value":"seed"}`))
+	require.NoError(t, err)
+	require.NoError(t, b.files.Promote(b.ctx, "p00", providers.PromoteRequest{Token: seed}))
+	b.targets["p00"].retireErr = errors.New("injected: the target cannot retire the old credential")
+	d := b.start("a")
+	args := daemon.RotateArgs{Policy: "p00", Key: "request:" + uuid.Must(uuid.NewV7()).String(), Slot: time.Now(), Actor: "operator:test"}
+	opts := args.InsertOpts()
+	opts.MaxAttempts = 3
+	job, err := d.River().Insert(b.ctx, args, &opts)
+	require.NoError(t, err)
+
+	var row *rivertype.JobRow
+	require.Eventually(t, func() bool {
+		row, err = d.River().JobGet(b.ctx, job.Job.ID)
+		require.NoError(t, err)
+		return row.State == rivertype.JobStateCompleted || row.State == rivertype.JobStateDiscarded || row.State == rivertype.JobStateCancelled
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, rivertype.JobStateCancelled, row.State)
+	require.Equal(t, 1, row.Attempt, "no second attempt")
+
+	rows, err := b.db.ByKey(b.ctx, args.Key)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	require.Equal(t, state.OutcomeNeedsAttention, rows[0].Outcome)
+	current, err := b.files.Get(b.ctx, "p00", providers.StageCurrent)
+	require.NoError(t, err)
+	require.Equal(t, rows[0].Token, current.Token, "the new credential is current")
+
+	// A retry of the request (a replica that crashed before it could end
+	// the job) finds it done.
+	policy, err := b.set.Policies["p00"].Open(b.ctx)
+	require.NoError(t, err)
+	res, err := rotator.New(b.db, rotator.Config{}).Rotate(b.ctx, policy, rotator.Options{Actor: "daemon", RequestKey: args.Key})
+	require.NoError(t, err)
+	require.True(t, res.AlreadyDone)
+	require.Equal(t, state.OutcomeNeedsAttention, res.Outcome)
+	require.Len(t, b.targets["p00"].times(), 1, "the target was applied once")
+	again, err := b.files.Get(b.ctx, "p00", providers.StageCurrent)
+	require.NoError(t, err)
+	require.Equal(t, current.ID, again.ID)
 }

@@ -260,6 +260,11 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		// A drain: the rotation stays resumable; make the job available
 		// again at once, for another replica or the next start.
 		return res, river.JobSnooze(0)
+	case errors.As(err, &stepErr) && stepErr.Outcome == state.OutcomeNeedsAttention && promoted(err):
+		// The new credential is current: the fire or request is done, and
+		// what needs a person is recorded. Another attempt would rotate it
+		// again and retire this credential a whole period early.
+		return res, river.JobCancel(err)
 	case errors.As(err, &stepErr) && stepErr.Outcome == state.OutcomeFailed && attempt >= maxAttempts:
 		reason := fmt.Sprintf("attempt limit %d reached", maxAttempts)
 		if markErr := d.db.MarkNeedsAttention(context.WithoutCancel(ctx), res.Token, reason); markErr != nil {
@@ -271,6 +276,18 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		return res, err
 	}
 	return res, err
+}
+
+// promoted reports whether a rotation that ended needs_attention got past
+// its promote: its finish failed, or its promote landed while another
+// writer changed the secret.
+func promoted(err error) bool {
+	var stepErr *rotator.StepError
+	if errors.As(err, &stepErr) && stepErr.Step == rotator.StepFinish {
+		return true
+	}
+	var incomplete *rotator.PromoteIncompleteError
+	return errors.As(err, &incomplete) && !incomplete.Resumable
 }
 
 // blockCheck asks whether a run, a lease or a deny window blocks a policy

@@ -188,6 +188,12 @@ func (run *rotation) promoteIncomplete(ctx context.Context, e *PromoteIncomplete
 	}); err != nil {
 		run.r.logger.Error("recording the promote failed", "policy", p.Name, "token", run.row.Token, "error", err)
 	}
+	// The promote landed: so says the row, which settles the request key
+	// (no second rotation for it).
+	if err := run.r.db.CompleteStep(cctx, run.row.Token, string(StepPromote), run.result.Principal,
+		state.StepTiming{Step: string(StepPromote), Started: run.r.now()}); err != nil {
+		run.r.logger.Error("recording the promote step failed", "policy", p.Name, "token", run.row.Token, "error", err)
+	}
 	run.result.Outcome = state.OutcomeNeedsAttention
 	ended := run.auditEntry("rotation.needs_attention", map[string]any{"step": string(StepPromote), "reason": reason, "rolled_back": false})
 	if err := run.r.db.FinishRotation(cctx, run.row.Token, state.OutcomeNeedsAttention, reason, false, nil, false, ended); err != nil {
