@@ -83,6 +83,12 @@ type RotateArgs struct {
 	// operator's request, a forced (overdue) start and a missed: asap start,
 	// which have no window.
 	WindowEnd time.Time `json:"window_end,omitzero"`
+	// MissedASAP marks the job of a fire whose own job could not start in
+	// its window, for a policy with `missed: asap`: it starts at the
+	// earliest free moment instead, under the fire's key. It is part of the
+	// job's identity, so the fire's job and its missed-asap job are two
+	// jobs, each insertable once.
+	MissedASAP bool `json:"missed_asap,omitempty" river:"unique"`
 }
 
 // Kind implements river.JobArgs.

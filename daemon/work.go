@@ -379,18 +379,75 @@ func (d *Daemon) windowClosed(ctx context.Context, p Scheduled, args RotateArgs,
 
 // auditWindowClosed records a fire that did not rotate because its window
 // ended: rotation.deferred with what held it back, or rotation.missed when
-// nothing did (the job itself came late: a rescued or drained job).
+// nothing did (the job itself came late: a rescued or drained job). Then
+// the policy's missed rule applies to the fire, as to a window the planner
+// finds missed: with next_window the planner takes the next fire; with asap
+// a job starts the rotation at the earliest free moment (see missedASAP).
 func (d *Daemon) auditWindowClosed(ctx context.Context, args RotateArgs, block *blockCheck) {
 	fire := strings.TrimPrefix(args.Key, "fire:"+args.Policy+":")
+	detail := map[string]any{"fire": fire, "window_end": args.WindowEnd}
+	asap, err := d.missedASAP(ctx, args)
+	switch {
+	case err != nil:
+		d.logger.Error("missed: asap not applied", "policy", args.Policy, "fire", fire, "error", err)
+		detail["missed_rule"] = "asap failed: " + err.Error()
+	case !asap.IsZero():
+		detail["missed_rule"] = "asap"
+		detail["asap_start"] = asap
+	default:
+		detail["missed_rule"] = schedule.MissedNextWindow
+	}
 	if len(block.blockers) > 0 {
-		d.audit(ctx, args.Policy, "rotation.deferred", map[string]any{"fire": fire, "window_end": args.WindowEnd,
-			"blocked_by": blockerNames(block.blockers), "reason": "held past the end of its window"})
-		d.logger.Info("rotation deferred: its window ended while a run held it", "policy", args.Policy, "fire", fire)
+		detail["blocked_by"], detail["reason"] = blockerNames(block.blockers), "held past the end of its window"
+		d.audit(ctx, args.Policy, "rotation.deferred", detail)
+		d.logger.Info("rotation deferred: its window ended while a run held it", "policy", args.Policy, "fire", fire, "asap_start", asap)
 		return
 	}
-	d.audit(ctx, args.Policy, "rotation.missed", map[string]any{"fire": fire, "window_end": args.WindowEnd,
-		"reason": "the job started after its window ended"})
-	d.logger.Warn("rotation missed: the job started after its window ended", "policy", args.Policy, "fire", fire)
+	detail["reason"] = "the job started after its window ended"
+	d.audit(ctx, args.Policy, "rotation.missed", detail)
+	d.logger.Warn("rotation missed: the job started after its window ended", "policy", args.Policy, "fire", fire, "asap_start", asap)
+}
+
+// missedASAP applies `missed: asap` to a fire whose job ended without
+// rotating because its window closed: it plans the policy as if the fire
+// had not been handled, and when that gives an asap start for this very
+// fire (the earliest free moment within one period, before the next fire
+// takes over), it inserts the fire's missed-asap job there and returns the
+// start. It returns zero for `next_window`, and when the start falls to a
+// later fire, which the planner plans as usual. Inserting is idempotent (a
+// retried job finds the missed-asap job inserted), and the rotation keeps
+// the fire's key, so the fire rotates at most once.
+func (d *Daemon) missedASAP(ctx context.Context, args RotateArgs) (time.Time, error) {
+	p, ok := d.policies.Load().Policies[args.Policy]
+	if !ok || p.Plan.Missed != schedule.MissedASAP || args.MissedASAP {
+		return time.Time{}, nil
+	}
+	fire, err := time.Parse(time.RFC3339, strings.TrimPrefix(args.Key, "fire:"+args.Policy+":"))
+	if err != nil {
+		return time.Time{}, nil // not a fire's job
+	}
+	ctx = context.WithoutCancel(ctx)
+	now := d.cfg.Now()
+	ps, err := d.db.PolicyState(ctx, args.Policy)
+	if err != nil {
+		return time.Time{}, err
+	}
+	cal, err := d.policies.Load().Calendar(ctx, d.db, now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	dec := schedule.Plan(p.Plan, schedule.State{LastRotated: deref(ps.RotatedAt), LastPlannedFire: fire.Add(-time.Nanosecond)},
+		cal.For(args.Policy), now)
+	if !dec.ASAP || !dec.Missed.Start.Equal(fire) || !dec.Handles.Equal(fire) {
+		return time.Time{}, nil
+	}
+	asap := RotateArgs{Policy: args.Policy, Key: args.Key, Slot: dec.Start, Actor: "daemon", MissedASAP: true}
+	opts := asap.InsertOpts()
+	opts.MaxAttempts = max(p.MaxAttempts, 1)
+	if _, err := d.river.Insert(ctx, asap, &opts); err != nil {
+		return time.Time{}, fmt.Errorf("insert the missed-asap job: %w", err)
+	}
+	return dec.Start, nil
 }
 
 func (d *Daemon) audit(ctx context.Context, policy, action string, detail map[string]any) {
