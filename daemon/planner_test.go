@@ -70,7 +70,7 @@ func TestKilledPlannerCostsNoFire(t *testing.T) {
 	b.startWith("survivor", func(cfg *daemon.Config) { cfg.RescueAfter = rescueAfter }, nil)
 
 	// The fires whose windows open from a second after the kill on.
-	first := time.Unix(0, 0).Add(killed.Add(time.Second).Sub(time.Unix(0, 0)).Truncate(period)).Add(period).UTC()
+	first := killed.Add(time.Second).Truncate(period).Add(period).UTC()
 	fires := []time.Time{first, first.Add(period), first.Add(2 * period)}
 	succeeded := func() map[string]int {
 		rows, err := b.db.History(b.ctx, "p00", 100)
@@ -91,7 +91,7 @@ func TestKilledPlannerCostsNoFire(t *testing.T) {
 			}
 		}
 		return true
-	}, fires[2].Sub(time.Now())+20*time.Second, 100*time.Millisecond,
+	}, time.Until(fires[2])+20*time.Second, 100*time.Millisecond,
 		"every fire after the kill rotates (succeeded: %v)", succeeded())
 	done := succeeded()
 	for _, f := range fires {
