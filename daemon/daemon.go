@@ -84,6 +84,12 @@ type RotateArgs struct {
 	// operator's request, a forced (overdue) start and a missed: asap start,
 	// which have no window.
 	WindowEnd time.Time `json:"window_end,omitzero"`
+	// MissedASAP marks the job of a fire whose own job could not start in
+	// its window, for a policy with `missed: asap`: it starts at the
+	// earliest free moment instead, under the fire's key. It is part of the
+	// job's identity, so the fire's job and its missed-asap job are two
+	// jobs, each insertable once.
+	MissedASAP bool `json:"missed_asap,omitempty" river:"unique"`
 }
 
 // Kind implements river.JobArgs.
@@ -99,28 +105,21 @@ func FireKey(policy string, fire time.Time) string {
 	return "fire:" + policy + ":" + fire.UTC().Format(time.RFC3339)
 }
 
-// planArgs is the leader's periodic planning job.
+// planArgs is the planning job of earlier versions, which River's leader
+// inserted every tick. Planning now runs in every replica (planLoop); the
+// kind stays registered so that such a job, left in the queue by an older
+// replica during an upgrade, completes as one more planning tick.
 type planArgs struct{}
 
 func (planArgs) Kind() string { return "swarmkey_plan" }
-
-func (planArgs) InsertOpts() river.InsertOpts {
-	// One planning job at a time: a tick that finds the last one still
-	// queued or running is dropped.
-	return river.InsertOpts{Queue: QueueRotations, MaxAttempts: 1, UniqueOpts: river.UniqueOpts{
-		ByArgs: true,
-		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
-			rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled},
-	}}
-}
 
 // Config tunes the daemon.
 type Config struct {
 	// Workers is how many rotations one process runs at once (jobs waiting
 	// for their slot do not count); default 10.
 	Workers int
-	// PlanInterval is how often the leader plans; default 2s (each tick
-	// is a River job: at 1s the idle daemon spends over 1% of a core).
+	// PlanInterval is how often each replica tries to plan (one plans at a
+	// time, under the planning lock); default 2s.
 	PlanInterval time.Duration
 	// Lookahead: jobs are inserted for slots this close; the worker waits
 	// for the slot itself, so a rotation starts on time whatever River's
@@ -167,6 +166,9 @@ type Daemon struct {
 	// rotating holds a token per rotation running in this process: at most
 	// DaemonConfig.Workers.
 	rotating chan struct{}
+	// stopPlanning ends planLoop, which closes planningDone.
+	stopPlanning context.CancelFunc
+	planningDone chan struct{}
 }
 
 // maxWaiting is how many jobs one process may hold while they wait for their
@@ -174,8 +176,29 @@ type Daemon struct {
 // starts on time instead of queueing behind others.
 const maxWaiting = 2000
 
-// MigrateRiver applies River's own migrations.
+// MigrateRiver applies River's own migrations. Replicas started together
+// would race in them (two runs of one migration: a "duplicate key" error
+// that stops serve), so they run under a PostgreSQL advisory lock: the
+// first replica migrates, the others wait and find nothing left to do.
 func MigrateRiver(ctx context.Context, pool *pgxpool.Pool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
+	defer conn.Release()
+	// A session lock on a connection of its own: River's migrator runs its
+	// statements on other connections of the pool.
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, riverMigrateLock); err != nil {
+		return fmt.Errorf("river migrations: wait for the migration lock: %w", err)
+	}
+	defer func() {
+		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(unlockCtx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, riverMigrateLock); err != nil {
+			// Ending the session releases the lock; never pool it held.
+			_ = conn.Conn().Close(unlockCtx)
+		}
+	}()
 	migrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
 	if err != nil {
 		return fmt.Errorf("river migrations: %w", err)
@@ -185,6 +208,10 @@ func MigrateRiver(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	return nil
 }
+
+// riverMigrateLock names the advisory lock of River's migrations (hashed
+// like the policy locks, under a prefix of its own).
+const riverMigrateLock = "swarmkey/river-migrate"
 
 // New builds a daemon; Start runs it. River keeps its jobs in the state
 // database: pool is the pool db was made from (state.Connect).
@@ -236,9 +263,6 @@ func New(pool *pgxpool.Pool, db *state.DB, set *PolicySet, cfg Config) (*Daemon,
 		// d.rotating bounds the rotations that run at once.
 		Queues: map[string]river.QueueConfig{QueueRotations: {MaxWorkers: cfg.Workers + maxWaiting},
 			notify.Queue: {MaxWorkers: notify.QueueWorkers}},
-		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.PlanInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return planArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "swarmkey_plan", RunOnStart: true})},
 		Workers:              workers,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		// River rescues only jobs that have outlived their timeout, so the
@@ -289,6 +313,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.river.Start(ctx); err != nil {
 		return err
 	}
+	planCtx, stop := context.WithCancel(ctx)
+	d.stopPlanning, d.planningDone = stop, make(chan struct{})
+	go d.planLoop(planCtx)
 	deadline := time.Now().Add(leaderWait)
 	for {
 		alive, err := Alive(ctx, d.pool)
@@ -324,6 +351,13 @@ func (d *Daemon) Reload(ctx context.Context, set *PolicySet) error {
 // done to finish; then they are cancelled, which leaves each resumable from
 // its last recorded step (the job is snoozed for another replica).
 func (d *Daemon) Stop(ctx context.Context) error {
+	if d.stopPlanning != nil {
+		d.stopPlanning()
+		select {
+		case <-d.planningDone:
+		case <-ctx.Done():
+		}
+	}
 	err := d.river.Stop(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		cancelCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -31,6 +31,8 @@ type recordingTarget struct {
 	// onCreate, if set, runs in Create: a test's way to act between the
 	// create and set steps.
 	onCreate func()
+	// retireErr, if set, is what Retire fails with.
+	retireErr error
 }
 
 func (t *recordingTarget) Create(_ context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
@@ -51,7 +53,7 @@ func (t *recordingTarget) Apply(context.Context, targets.ApplyRequest) error {
 func (t *recordingTarget) Check(context.Context, targets.CheckRequest) error     { return nil }
 func (t *recordingTarget) Verify(context.Context, targets.VerifyRequest) error   { return nil }
 func (t *recordingTarget) Restore(context.Context, targets.RestoreRequest) error { return nil }
-func (t *recordingTarget) Retire(context.Context, targets.RetireRequest) error   { return nil }
+func (t *recordingTarget) Retire(context.Context, targets.RetireRequest) error   { return t.retireErr }
 func (t *recordingTarget) Close() error                                          { return nil }
 
 func (t *recordingTarget) times() []time.Time {
@@ -68,6 +70,8 @@ type daemonBundle struct {
 	set     *daemon.PolicySet
 	targets map[string]*recordingTarget
 	pool    *pgxpool.Pool
+	// url connects to the test's database (a replica with a pool of its own).
+	url string
 }
 
 func setupDaemon(t *testing.T, policies int, spec string, guard time.Duration) *daemonBundle {
@@ -81,7 +85,7 @@ func setupDaemonWindow(t *testing.T, policies int, spec string, window, guard ti
 	require.NoError(t, daemon.MigrateRiver(ctx, pg.Pool))
 	files := rotationtest.FileStore(t)
 
-	b := &daemonBundle{t: t, ctx: ctx, db: db, pool: pg.Pool, files: files, set: &daemon.PolicySet{Policies: map[string]daemon.Scheduled{}},
+	b := &daemonBundle{t: t, ctx: ctx, db: db, pool: pg.Pool, url: pg.URL, files: files, set: &daemon.PolicySet{Policies: map[string]daemon.Scheduled{}},
 		targets: map[string]*recordingTarget{}}
 	for i := range policies {
 		name := fmt.Sprintf("p%02d", i)

@@ -12,6 +12,7 @@ import (
 	"github.com/swarmkey/swarmkey/daemon"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/rotator"
+	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/state"
 )
 
@@ -135,4 +136,64 @@ func TestRunStartingBeforeSetPastTheWindowRollsBack(t *testing.T) {
 	require.Len(t, rows, 1)
 	require.True(t, rows[0].RolledBack, "the rotation was rolled back: %+v", rows[0])
 	require.Len(t, w.audited("rotation.deferred"), 1)
+}
+
+// TestLateJobFollowsTheMissedRule: a fire's job that starts only after its
+// window ended (rescued from a dead replica, put back by a drain) is
+// recorded as missed, and then the policy's missed rule applies as to any
+// missed window: asap rotates the fire at the first free moment, once;
+// next_window leaves it to the next fire.
+func TestLateJobFollowsTheMissedRule(t *testing.T) {
+	t.Parallel()
+	for _, rule := range []string{schedule.MissedASAP, schedule.MissedNextWindow} {
+		t.Run(rule, func(t *testing.T) {
+			t.Parallel()
+			b := setupDaemonWindow(t, 1, "@hourly", 30*time.Minute, 0)
+			p := b.set.Policies["p00"]
+			p.Plan.Missed = rule
+			b.set.Policies["p00"] = p
+			fire := time.Date(2030, 1, 2, 3, 0, 0, 0, time.UTC)
+			now := fire.Add(40 * time.Minute) // ten minutes after the window
+			done := make(chan daemon.RotateArgs, 10)
+			d := b.startWith("a", func(cfg *daemon.Config) { cfg.Now = func() time.Time { return now } },
+				func(args daemon.RotateArgs, _ rotator.Result, _ error) { done <- args })
+			late := daemon.RotateArgs{Policy: "p00", Key: daemon.FireKey("p00", fire), Slot: fire, WindowEnd: fire.Add(30 * time.Minute), Actor: "daemon"}
+			opts := late.InsertOpts()
+			_, err := d.River().Insert(b.ctx, late, &opts)
+			require.NoError(t, err)
+
+			want := 1 // the late job
+			if rule == schedule.MissedASAP {
+				want = 2 // and the missed-asap job
+			}
+			for range want {
+				select {
+				case <-done:
+				case <-time.After(30 * time.Second):
+					t.Fatal("the jobs did not run")
+				}
+			}
+			entries, err := b.db.Audit(b.ctx, "p00", 100)
+			require.NoError(t, err)
+			var missed []state.AuditEntry
+			for _, e := range entries {
+				if e.Action == "rotation.missed" {
+					missed = append(missed, e)
+				}
+			}
+			require.Len(t, missed, 1, "the late job is recorded as missed")
+			require.Equal(t, rule, missed[0].Detail["missed_rule"])
+			rows, err := b.db.ByKey(b.ctx, late.Key)
+			require.NoError(t, err)
+			if rule == schedule.MissedNextWindow {
+				require.Empty(t, rows, "nothing rotates for the missed fire")
+				require.Empty(t, b.targets["p00"].times())
+				return
+			}
+			require.Len(t, rows, 1, "the fire rotates once, at the first free moment")
+			require.Equal(t, state.OutcomeSucceeded, rows[0].Outcome, rows[0].Error)
+			require.True(t, rows[0].Steps[0].Started.Equal(now), "it started at once, outside the window")
+			require.Len(t, b.targets["p00"].times(), 1)
+		})
+	}
 }

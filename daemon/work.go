@@ -30,11 +30,50 @@ type planWorker struct {
 }
 
 func (w *planWorker) Work(ctx context.Context, _ *river.Job[planArgs]) error {
-	if err := w.d.reportExpiredLeases(ctx); err != nil {
-		w.d.logger.Error("reporting expired leases failed", "error", err)
+	w.d.planTick(ctx)
+	return nil
+}
+
+// planLoop plans, in every replica, every PlanInterval until ctx ends.
+// Planning does not wait for River's leader: a killed leader's lease runs
+// 15 s before another replica is elected, while a killed planner's lock
+// goes with its database session at once, so the next tick of any replica
+// plans.
+func (d *Daemon) planLoop(ctx context.Context) {
+	defer close(d.planningDone)
+	next := time.NewTimer(0)
+	defer next.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-next.C:
+		}
+		d.planTick(ctx)
+		next.Reset(d.cfg.PlanInterval)
 	}
-	_, err := w.d.PlanOnce(ctx)
-	return err
+}
+
+// planTick plans once if no other replica is planning right now.
+func (d *Daemon) planTick(ctx context.Context) {
+	lock, err := d.db.TryLockPlanner(ctx)
+	switch {
+	case errors.Is(err, state.ErrLocked):
+		return // another replica plans this tick
+	case err != nil:
+		if ctx.Err() == nil {
+			d.logger.Warn("planning skipped", "error", err)
+		}
+		return
+	}
+	defer lock.Release()
+	// Under the planner's lock: one replica reports an expired lease.
+	if err := d.reportExpiredLeases(ctx); err != nil && ctx.Err() == nil {
+		d.logger.Error("reporting expired leases failed", "error", err)
+	}
+	if _, err := d.PlanOnce(ctx); err != nil && ctx.Err() == nil {
+		d.logger.Error("planning failed", "error", err)
+	}
 }
 
 // Calendar is the one assembly of what blocks rotations: the runs and
@@ -52,8 +91,9 @@ func (s *PolicySet) Calendar(ctx context.Context, db *state.DB, now time.Time) (
 // PlanOnce plans every policy whose next check has come: it inserts a
 // rotation job for each fire whose slot is within the lookahead, records
 // deferrals in the audit log once per fire, and sets when to look again.
-// It returns how many jobs it inserted. The leader runs it every
-// PlanInterval; it is safe to run anywhere (jobs are unique per fire).
+// It returns how many jobs it inserted. The replica that holds the planning
+// lock runs it every PlanInterval; it is safe to run anywhere (jobs are
+// unique per fire, and planned fires only move forward).
 func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
 	set := d.policies.Load()
 	now := d.cfg.Now()
@@ -217,9 +257,17 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 
 	var inProgress *rotator.InProgressError
 	var stepErr *rotator.StepError
+	var unreadable *rotator.UnreadableCurrentError
 	switch {
 	case err == nil:
 		return res, nil
+	case errors.Is(err, rotator.ErrRefused) || errors.As(err, &unreadable):
+		// Refused, nothing changed (audited once, by the rotator): the
+		// secret needs an operator (`swarmkey resolve`, the store's own
+		// rotator, `rotate --local --replace-unreadable-current`). A retry
+		// would find the same and audit it again.
+		d.logger.Warn("rotation refused; the job is cancelled until an operator acts", "policy", args.Policy, "key", args.Key, "error", err)
+		return res, river.JobCancel(err)
 	case errors.Is(err, ErrWindowClosed):
 		// The window closed while the rotation waited at set: it was
 		// rolled back (nothing was applied); the fire is deferred.
@@ -235,6 +283,11 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		// A drain: the rotation stays resumable; make the job available
 		// again at once, for another replica or the next start.
 		return res, river.JobSnooze(0)
+	case errors.As(err, &stepErr) && stepErr.Outcome == state.OutcomeNeedsAttention && promoted(err):
+		// The new credential is current: the fire or request is done, and
+		// what needs a person is recorded. Another attempt would rotate it
+		// again and retire this credential a whole period early.
+		return res, river.JobCancel(err)
 	case errors.As(err, &stepErr) && stepErr.Outcome == state.OutcomeFailed && attempt >= maxAttempts:
 		reason := fmt.Sprintf("attempt limit %d reached", maxAttempts)
 		if markErr := d.db.MarkNeedsAttention(context.WithoutCancel(ctx), res.Token, reason); markErr != nil {
@@ -246,6 +299,18 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		return res, err
 	}
 	return res, err
+}
+
+// promoted reports whether a rotation that ended needs_attention got past
+// its promote: its finish failed, or its promote landed while another
+// writer changed the secret.
+func promoted(err error) bool {
+	var stepErr *rotator.StepError
+	if errors.As(err, &stepErr) && stepErr.Step == rotator.StepFinish {
+		return true
+	}
+	var incomplete *rotator.PromoteIncompleteError
+	return errors.As(err, &incomplete) && !incomplete.Resumable
 }
 
 // blockCheck asks whether a run, a lease or a deny window blocks a policy
@@ -337,19 +402,76 @@ func (d *Daemon) windowClosed(ctx context.Context, p Scheduled, args RotateArgs,
 
 // auditWindowClosed records a fire that did not rotate because its window
 // ended: rotation.deferred with what held it back, or rotation.missed when
-// nothing did (the job itself came late: a rescued or drained job).
+// nothing did (the job itself came late: a rescued or drained job). Then
+// the policy's missed rule applies to the fire, as to a window the planner
+// finds missed: with next_window the planner takes the next fire; with asap
+// a job starts the rotation at the earliest free moment (see missedASAP).
 func (d *Daemon) auditWindowClosed(ctx context.Context, args RotateArgs, block *blockCheck) {
 	fire := strings.TrimPrefix(args.Key, "fire:"+args.Policy+":")
+	detail := map[string]any{"fire": fire, "window_end": args.WindowEnd}
+	asap, err := d.missedASAP(ctx, args)
+	switch {
+	case err != nil:
+		d.logger.Error("missed: asap not applied", "policy", args.Policy, "fire", fire, "error", err)
+		detail["missed_rule"] = "asap failed: " + err.Error()
+	case !asap.IsZero():
+		detail["missed_rule"] = "asap"
+		detail["asap_start"] = asap
+	default:
+		detail["missed_rule"] = schedule.MissedNextWindow
+	}
 	if len(block.blockers) > 0 {
-		d.audit(ctx, args.Policy, "rotation.deferred", map[string]any{"fire": fire, "window_end": args.WindowEnd,
-			"blocked_by": blockerNames(block.blockers), "reason": "held past the end of its window"})
-		d.logger.Info("rotation deferred: its window ended while a run held it", "policy", args.Policy, "fire", fire)
+		detail["blocked_by"], detail["reason"] = blockerNames(block.blockers), "held past the end of its window"
+		d.audit(ctx, args.Policy, "rotation.deferred", detail)
+		d.logger.Info("rotation deferred: its window ended while a run held it", "policy", args.Policy, "fire", fire, "asap_start", asap)
 		d.notifyWindowClosed(ctx, args, fire, block.blockers)
 		return
 	}
-	d.audit(ctx, args.Policy, "rotation.missed", map[string]any{"fire": fire, "window_end": args.WindowEnd,
-		"reason": "the job started after its window ended"})
-	d.logger.Warn("rotation missed: the job started after its window ended", "policy", args.Policy, "fire", fire)
+	detail["reason"] = "the job started after its window ended"
+	d.audit(ctx, args.Policy, "rotation.missed", detail)
+	d.logger.Warn("rotation missed: the job started after its window ended", "policy", args.Policy, "fire", fire, "asap_start", asap)
+}
+
+// missedASAP applies `missed: asap` to a fire whose job ended without
+// rotating because its window closed: it plans the policy as if the fire
+// had not been handled, and when that gives an asap start for this very
+// fire (the earliest free moment within one period, before the next fire
+// takes over), it inserts the fire's missed-asap job there and returns the
+// start. It returns zero for `next_window`, and when the start falls to a
+// later fire, which the planner plans as usual. Inserting is idempotent (a
+// retried job finds the missed-asap job inserted), and the rotation keeps
+// the fire's key, so the fire rotates at most once.
+func (d *Daemon) missedASAP(ctx context.Context, args RotateArgs) (time.Time, error) {
+	p, ok := d.policies.Load().Policies[args.Policy]
+	if !ok || p.Plan.Missed != schedule.MissedASAP || args.MissedASAP {
+		return time.Time{}, nil
+	}
+	fire, err := time.Parse(time.RFC3339, strings.TrimPrefix(args.Key, "fire:"+args.Policy+":"))
+	if err != nil {
+		return time.Time{}, nil // not a fire's job
+	}
+	ctx = context.WithoutCancel(ctx)
+	now := d.cfg.Now()
+	ps, err := d.db.PolicyState(ctx, args.Policy)
+	if err != nil {
+		return time.Time{}, err
+	}
+	cal, err := d.policies.Load().Calendar(ctx, d.db, now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	dec := schedule.Plan(p.Plan, schedule.State{LastRotated: deref(ps.RotatedAt), LastPlannedFire: fire.Add(-time.Nanosecond)},
+		cal.For(args.Policy), now)
+	if !dec.ASAP || !dec.Missed.Start.Equal(fire) || !dec.Handles.Equal(fire) {
+		return time.Time{}, nil
+	}
+	asap := RotateArgs{Policy: args.Policy, Key: args.Key, Slot: dec.Start, Actor: "daemon", MissedASAP: true}
+	opts := asap.InsertOpts()
+	opts.MaxAttempts = max(p.MaxAttempts, 1)
+	if _, err := d.river.Insert(ctx, asap, &opts); err != nil {
+		return time.Time{}, fmt.Errorf("insert the missed-asap job: %w", err)
+	}
+	return dec.Start, nil
 }
 
 func (d *Daemon) audit(ctx context.Context, policy, action string, detail map[string]any) {

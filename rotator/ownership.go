@@ -193,8 +193,24 @@ func (run *rotation) wrote(v providers.Version) bool {
 	return v.Token == run.row.Token
 }
 
+// ErrRefused is wrapped by the error of every refused rotation: one that
+// changed nothing because the secret needs an operator first (a pending
+// version swarmkey did not write, a secret its store rotates itself, a
+// stale pending version with which nothing logs in). Trying again finds the
+// same, so the daemon does not retry it.
+var ErrRefused = errors.New("rotation refused")
+
+// refusal is a refused rotation's error: err's text, errors.As reaches err,
+// and errors.Is finds ErrRefused.
+type refusal struct{ error }
+
+func (r refusal) Unwrap() error { return r.error }
+
+func (refusal) Is(target error) bool { return target == ErrRefused }
+
 // refuse records a refusal before anything changed (the policy's last
-// outcome, and an audit entry `rotation.refused`) and returns err.
+// outcome, and an audit entry `rotation.refused`) and returns err, wrapped
+// so that it is ErrRefused too.
 func (run *rotation) refuse(ctx context.Context, err error, detail map[string]any) error {
 	reason := run.scrub.Text(err.Error())
 	if detail == nil {
@@ -208,5 +224,5 @@ func (run *rotation) refuse(ctx context.Context, err error, detail map[string]an
 		run.r.logger.Error("recording the refusal failed", "policy", p.Name, "error", rerr)
 	}
 	run.r.logger.Warn("rotation refused", "policy", p.Name, "reason", reason)
-	return err
+	return refusal{err}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/state"
@@ -187,6 +188,12 @@ func (run *rotation) promoteIncomplete(ctx context.Context, e *PromoteIncomplete
 	}); err != nil {
 		run.r.logger.Error("recording the promote failed", "policy", p.Name, "token", run.row.Token, "error", err)
 	}
+	// The promote landed: so says the row, which settles the request key
+	// (no second rotation for it).
+	if err := run.r.db.CompleteStep(cctx, run.row.Token, string(StepPromote), run.result.Principal,
+		state.StepTiming{Step: string(StepPromote), Started: run.r.now()}); err != nil {
+		run.r.logger.Error("recording the promote step failed", "policy", p.Name, "token", run.row.Token, "error", err)
+	}
 	run.result.Outcome = state.OutcomeNeedsAttention
 	ended := run.auditEntry("rotation.needs_attention", map[string]any{"step": string(StepPromote), "reason": reason, "rolled_back": false})
 	if err := run.r.db.FinishRotation(cctx, run.row.Token, state.OutcomeNeedsAttention, reason, false, nil, false, ended); err != nil {
@@ -195,4 +202,55 @@ func (run *rotation) promoteIncomplete(ctx context.Context, e *PromoteIncomplete
 	run.r.logger.Error("rotation needs_attention", "policy", p.Name, "token", run.row.Token, "step", StepPromote, "reason", reason)
 	stepErr.Outcome = state.OutcomeNeedsAttention
 	return run.result, stepErr
+}
+
+// promoteLanded decides a promote step that failed with cause from what the
+// store holds. When this rotation's version is not current, the promote did
+// not land: landed is false and the step fails as usual (rolled back). When
+// it is current, the promote landed and nothing may be rolled back: the
+// promote is recorded again (RecordPromoted, the step), and if that works
+// landed is true and the rotation goes on to finish. If the state database
+// still refuses, or the store cannot be read, the rotation stays running
+// (err is a *StepError with Outcome running): the next attempt resumes it
+// at promote, which finds the version current and completes, so the fire
+// or request never rotates a second time.
+func (run *rotation) promoteLanded(ctx context.Context, started time.Time, cause error) (landed bool, res Result, err error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	p := run.p
+	stay := func(why string) (bool, Result, error) {
+		reason := run.scrub.Text(fmt.Sprintf("%s: %v; %s", StepPromote, cause, why))
+		run.audit(cctx, "rotation.promote_unrecorded", map[string]any{"reason": reason})
+		run.r.logger.Error("promote not recorded; the rotation stays resumable", "policy", p.Name, "token", run.row.Token, "reason", reason)
+		return false, run.result, &StepError{Policy: p.Name, Token: run.row.Token, Step: StepPromote, Outcome: state.OutcomeRunning,
+			Reason: reason, cause: cause}
+	}
+	current, err := p.Store.Get(cctx, p.SecretID, providers.StageCurrent)
+	switch {
+	case errors.Is(err, providers.ErrNotFound):
+		return false, run.result, nil
+	case err != nil:
+		return stay(fmt.Sprintf("whether the promote landed is unknown (the current version could not be read: %v); the rotation stays unfinished and completes when it resumes", err))
+	case current.Token != run.row.Token || !run.wrote(current):
+		return false, run.result, nil
+	}
+	run.scrub.AddDocument(current.Value)
+	if run.result.Principal == "" {
+		run.result.Principal = principalOf(current.Value)
+	}
+	recordErr := run.r.db.RecordPromoted(cctx, state.PolicyState{
+		Policy: p.Name, Strategy: string(p.Strategy), Store: p.Store.Name(), SecretID: p.SecretID,
+		CurrentVersion: current.ID, CurrentToken: run.row.Token, Principal: run.result.Principal,
+	})
+	if recordErr == nil {
+		recordErr = run.r.db.CompleteStep(cctx, run.row.Token, string(StepPromote), run.result.Principal,
+			state.StepTiming{Step: string(StepPromote), Started: started, Duration: run.r.now().Sub(started)})
+	}
+	if recordErr != nil {
+		return stay(fmt.Sprintf("the promote landed (version %s is current) but recording it failed: %v; the rotation stays unfinished and completes when it resumes "+
+			"(the daemon's next attempt, or `swarmkey rotate %s --local`)", current.ID, recordErr, p.Name))
+	}
+	run.r.logger.Warn("the promote landed but its first record failed; recorded on the second try", "policy", p.Name, "token", run.row.Token,
+		"version", current.ID, "error", run.scrub.Text(cause.Error()))
+	return true, run.result, nil
 }

@@ -103,8 +103,9 @@ type Options struct {
 	BeforeSet func(ctx context.Context) error
 	// RequestKey names what asked for this rotation: "fire:<policy>:<time>"
 	// for a schedule fire, "request:<uuid>" for an operator's request. A key
-	// rotates at most once: if a rotation of the key already succeeded,
-	// Rotate returns it (Result.AlreadyDone) and touches nothing. "" means
+	// rotates at most once: if a rotation of the key already succeeded, or
+	// promoted and then ended needs_attention, Rotate returns it
+	// (Result.AlreadyDone, with that rotation's outcome) and touches nothing. "" means
 	// no key (a break-glass `rotate --local`).
 	RequestKey string
 	// ReplaceUnreadableCurrent lets the rotation go on when the target
@@ -146,7 +147,8 @@ func (e *InProgressError) Error() string {
 
 // Result of a rotation.
 type Result struct {
-	// AlreadyDone: a rotation of Options.RequestKey had succeeded before.
+	// AlreadyDone: a rotation of Options.RequestKey had settled it before
+	// (succeeded, or promoted and ended needs_attention: Outcome says which).
 	AlreadyDone bool
 	Token       string
 	Outcome     state.Outcome
@@ -205,9 +207,9 @@ func (r *Rotator) Rotate(ctx context.Context, p Credential, opts Options) (Resul
 	defer lock.Release()
 
 	if opts.RequestKey != "" {
-		done, err := r.db.SucceededByKey(ctx, opts.RequestKey)
+		done, err := r.db.SettledByKey(ctx, opts.RequestKey)
 		if err == nil {
-			return Result{AlreadyDone: true, Token: done.Token, Outcome: state.OutcomeSucceeded, Principal: done.Principal}, nil
+			return Result{AlreadyDone: true, Token: done.Token, Outcome: done.Outcome, Principal: done.Principal}, nil
 		}
 		if !errors.Is(err, state.ErrNotFound) {
 			return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)

@@ -150,7 +150,21 @@ func (run *rotation) steps(ctx context.Context) (Result, error) {
 			if errors.As(err, &incomplete) && ctx.Err() == nil {
 				return run.promoteIncomplete(ctx, incomplete)
 			}
-			return run.fail(ctx, step, err)
+			if step == StepPromote && ctx.Err() == nil {
+				// The store may have promoted although the step failed
+				// (recording it in the state database did not): what it
+				// holds decides, never the error.
+				landed, res, landedErr := run.promoteLanded(ctx, started, err)
+				if landedErr != nil {
+					return res, landedErr
+				}
+				if landed {
+					err = nil
+				}
+			}
+			if err != nil {
+				return run.fail(ctx, step, err)
+			}
 		}
 		if run.opts.AfterStep != nil {
 			if err := run.opts.AfterStep(step); errors.Is(err, ErrCrash) {

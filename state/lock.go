@@ -19,8 +19,8 @@ var ErrLocked = errors.New("policy is locked by another rotation")
 // rotation holds its lock while it queries through that pool: N rotations
 // holding N of its connections would starve each other.
 type PolicyLock struct {
-	conn   *pgxpool.Conn
-	policy string
+	conn *pgxpool.Conn
+	key  string
 }
 
 // maxHeldLocks bounds the lock pool: how many policies one process may
@@ -46,24 +46,50 @@ func lockKey(policy string) string { return "swarmkey/policy/" + policy }
 // ErrLocked when another session (a daemon, `run-due`, `rotate --local`)
 // holds it.
 func (db *DB) TryLockPolicy(ctx context.Context, policy string) (*PolicyLock, error) {
+	lock, err := db.tryLock(ctx, lockKey(policy))
+	if err != nil && !errors.Is(err, ErrLocked) {
+		return nil, fmt.Errorf("lock policy %q: %w", policy, err)
+	}
+	return lock, err
+}
+
+// plannerLockKey names the lock that one daemon replica at a time plans
+// under; no policy lock can take this name (theirs all start with
+// "swarmkey/policy/").
+const plannerLockKey = "swarmkey/planner"
+
+// TryLockPlanner takes the planning lock without waiting: one daemon
+// replica plans at a time. It returns ErrLocked while another replica
+// plans. Like a policy lock it goes with its session, so a planner killed
+// mid-plan (kill -9, a lost node) frees it as soon as PostgreSQL sees the
+// connection close.
+func (db *DB) TryLockPlanner(ctx context.Context) (*PolicyLock, error) {
+	lock, err := db.tryLock(ctx, plannerLockKey)
+	if err != nil && !errors.Is(err, ErrLocked) {
+		return nil, fmt.Errorf("take the planning lock: %w", err)
+	}
+	return lock, err
+}
+
+func (db *DB) tryLock(ctx context.Context, key string) (*PolicyLock, error) {
 	pool, err := db.lockPool()
 	if err != nil {
-		return nil, fmt.Errorf("lock policy %q: %w", policy, db.scrub.Err(err))
+		return nil, db.scrub.Err(err)
 	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("lock policy %q: connect: %w", policy, db.scrub.Err(err))
+		return nil, fmt.Errorf("connect: %w", db.scrub.Err(err))
 	}
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, lockKey(policy)).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
 		conn.Release()
-		return nil, fmt.Errorf("lock policy %q: %w", policy, err)
+		return nil, err
 	}
 	if !ok {
 		conn.Release()
 		return nil, ErrLocked
 	}
-	return &PolicyLock{conn: conn, policy: policy}, nil
+	return &PolicyLock{conn: conn, key: key}, nil
 }
 
 // Release gives the lock back and returns its connection to the lock pool.
@@ -74,7 +100,7 @@ func (l *PolicyLock) Release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var released bool
-	err := l.conn.QueryRow(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, lockKey(l.policy)).Scan(&released)
+	err := l.conn.QueryRow(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, l.key).Scan(&released)
 	if err != nil || !released {
 		// Ending the session releases the lock whatever state it is in; a
 		// connection that may still hold a lock never goes back to the pool.

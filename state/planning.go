@@ -88,7 +88,9 @@ type PlanUpdate struct {
 	NextCheck    time.Time
 }
 
-// UpdatePlans records the planner's verdicts in one statement.
+// UpdatePlans records the planner's verdicts in one statement. Planned and
+// deferred fires only move forward (greatest ignores a NULL): a planner
+// that was slow, or outlived its planning lock, never hands a fire back.
 func (db *DB) UpdatePlans(ctx context.Context, updates []PlanUpdate) error {
 	if len(updates) == 0 {
 		return nil
@@ -102,8 +104,8 @@ func (db *DB) UpdatePlans(ctx context.Context, updates []PlanUpdate) error {
 	}
 	_, err := db.pool.Exec(ctx, `
 		UPDATE policy_state p SET
-			planned_fire = coalesce(u.planned, p.planned_fire),
-			deferred_fire = coalesce(u.deferred, p.deferred_fire),
+			planned_fire = greatest(u.planned, p.planned_fire),
+			deferred_fire = greatest(u.deferred, p.deferred_fire),
 			next_check = u.next
 		FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[]) AS u(policy, planned, deferred, next)
 		WHERE p.policy = u.policy`, names, planned, deferred, next)

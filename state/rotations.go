@@ -201,11 +201,16 @@ func (db *DB) RetireDue(ctx context.Context, policy string, now time.Time) ([]Ro
 		ORDER BY started_at`, policy, now)
 }
 
-// SucceededByKey returns the succeeded rotation of a request key, or
-// ErrNotFound.
-func (db *DB) SucceededByKey(ctx context.Context, key string) (Rotation, error) {
+// SettledByKey returns the rotation that settled a request key, or
+// ErrNotFound: the succeeded one, or one whose promote landed and that
+// ended needs_attention (its finish failed, or another writer changed the
+// secret right after the promote). Either way the key's new credential is
+// current; rotating the key again would retire it a whole period early.
+func (db *DB) SettledByKey(ctx context.Context, key string) (Rotation, error) {
 	return scanRotation(db.pool.QueryRow(ctx,
-		`SELECT `+rotationColumns+` FROM rotations WHERE request_key = $1 AND outcome = 'succeeded'`, key))
+		`SELECT `+rotationColumns+` FROM rotations WHERE request_key = $1
+			AND (outcome = 'succeeded' OR (outcome = 'needs_attention' AND step IN ('promote', 'finish')))
+		ORDER BY outcome = 'succeeded' DESC, started_at DESC LIMIT 1`, key))
 }
 
 // ByKey returns every rotation of a request key, oldest first.

@@ -12,7 +12,10 @@
 // per-secret lock file (and a mutex within the process), and lands by
 // write-temp + fsync + rename + fsync(dir): two processes racing get the
 // compare-and-swap semantics of providers.Store, and a reader never sees a
-// half-written file. The store keeps no unstaged versions: a version that
+// half-written file. A temp file never outlives its write: a failed write
+// empties and removes it, and the temp files of a writer killed mid-write
+// are removed under the secret's lock at the next Open (each holds a whole
+// sealed state). The store keeps no unstaged versions: a version that
 // falls off previous at promote, and a discarded pending version, are deleted
 // from the file.
 package file
@@ -83,6 +86,12 @@ type Store struct {
 	locksMu sync.Mutex
 	locks   map[string]*sync.Mutex // by state file name
 
+	// steps are the file system calls of a write (tests fail them).
+	steps writeSteps
+	// leftBehind holds the state file names (stems) of secrets whose failed
+	// write could not remove its temp file: their next write removes it.
+	leftBehind sync.Map
+
 	closed atomic.Bool
 }
 
@@ -136,14 +145,51 @@ func Open(opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return time.Now().UTC() }
 	}
-	return &Store{
+	s := &Store{
 		dir:     opts.Dir,
 		keyFile: opts.KeyFile,
 		aead:    aead,
 		now:     opts.Now,
 		locks:   map[string]*sync.Mutex{},
-	}, nil
+		steps:   osSteps,
+	}
+	s.removeLeftovers()
+	return s, nil
 }
+
+// removeLeftovers removes the temp files that writers killed mid-write
+// (kill -9, a lost node) left in Dir: each holds a whole sealed state,
+// possibly of versions the store has since deleted. Each secret's are
+// removed under its lock, so a live writer's temp file is never touched.
+// It is best effort: a temp file that cannot be removed (a read-only
+// folder) is emptied, and the next write of its secret removes it.
+func (s *Store) removeLeftovers() {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return
+	}
+	stems := map[string]bool{}
+	for _, e := range entries {
+		if stateName, ok := tempOf(e.Name()); ok {
+			stems[strings.TrimSuffix(stateName, ".json")] = true
+		}
+	}
+	for stem := range stems {
+		p := paths{name: stem, state: filepath.Join(s.dir, stem+".json"), lock: filepath.Join(s.dir, stem+".lock")}
+		ctx, cancel := context.WithTimeout(context.Background(), leftoverLockWait)
+		unlock, err := lockFile(ctx, p.lock)
+		cancel()
+		if err != nil {
+			continue
+		}
+		_ = removeTemps(p.state, s.steps)
+		unlock()
+	}
+}
+
+// leftoverLockWait bounds how long Open waits for a secret's lock (held by
+// a live writer in another process) to remove its leftover temp files.
+const leftoverLockWait = 5 * time.Second
 
 // Name returns "file".
 func (*Store) Name() string { return Name }
@@ -410,6 +456,11 @@ func (s *Store) update(ctx context.Context, p paths, fn func(*state) (bool, erro
 		return fmt.Errorf("file: secret %q: %w", p.id, err)
 	}
 	defer unlock()
+	if _, ok := s.leftBehind.Load(p.name); ok {
+		if removeTemps(p.state, s.steps) == nil {
+			s.leftBehind.Delete(p.name)
+		}
+	}
 
 	st, err := s.load(p)
 	if errors.Is(err, providers.ErrNotFound) {
@@ -432,7 +483,12 @@ func (s *Store) update(ctx context.Context, p paths, fn func(*state) (bool, erro
 	if err != nil {
 		return fmt.Errorf("file: secret %q: encode state: %w", p.id, err)
 	}
-	if err := writeFileAtomic(p.state, data); err != nil {
+	if err := writeFileAtomic(p.state, data, s.steps); err != nil {
+		// Still under the lock: remove this write's temp file if its own
+		// removal failed, and any a killed writer left.
+		if removeTemps(p.state, s.steps) != nil {
+			s.leftBehind.Store(p.name, true)
+		}
 		return fmt.Errorf("file: secret %q: %w", p.id, err)
 	}
 	return nil
