@@ -32,6 +32,7 @@ var (
 	gcpFaults  = flag.Int("chaos.gcp-faults", -1, "GCP faults and crashes (in process)")
 	serveHolds = flag.Int("chaos.serve-holds", -1, "AWS answers held past a serve job's timeout")
 	hangProbes = flag.Int("chaos.hang-probes", -1, "AWS answers held 90s under rotate --local")
+	stateDowns = flag.Int("chaos.state-downs", -1, "state database stopped just before a store call of rotate --local")
 	replicas   = flag.Int("chaos.replicas", 3, "serve replicas")
 	report     = flag.String("chaos.report", "", "also write the report to this file")
 )
@@ -47,17 +48,17 @@ func loadAverage(t *testing.T) string {
 
 func plan() chaos.Plan {
 	p := chaos.Plan{LocalKills: 12, ServeKills: 6, PGRestarts: 2, ReadOnly: 2, AWSFaults: 12, GCPFaults: 12, ServeHolds: 1,
-		Duration: 5 * time.Minute}
+		StateDowns: 3, Duration: 5 * time.Minute}
 	if *long {
 		p = chaos.Plan{LocalKills: 850, ServeKills: 250, PGRestarts: 25, ReadOnly: 25, AWSFaults: 300, GCPFaults: 300,
-			ServeHolds: 15, HangProbes: 1, Duration: 50 * time.Minute}
+			ServeHolds: 15, HangProbes: 1, StateDowns: 30, Duration: 50 * time.Minute}
 	}
 	for _, o := range []struct {
 		flag int
 		dst  *int
 	}{{*localKills, &p.LocalKills}, {*serveKills, &p.ServeKills}, {*pgRestarts, &p.PGRestarts},
 		{*readOnly, &p.ReadOnly}, {*awsFaults, &p.AWSFaults}, {*gcpFaults, &p.GCPFaults}, {*serveHolds, &p.ServeHolds},
-		{*hangProbes, &p.HangProbes}} {
+		{*hangProbes, &p.HangProbes}, {*stateDowns, &p.StateDowns}} {
 		if o.flag >= 0 {
 			*o.dst = o.flag
 		}

@@ -55,6 +55,11 @@ func canaryPassed(ctx context.Context, q interface {
 func (h *Harness) Check(ctx context.Context, p *Policy, relaxed bool) {
 	logins := 0
 	defer func() { h.Stats.Checked(logins) }()
+	defer h.CheckOutcome(ctx, p)
+	if !relaxed && p.Store == StoreFile {
+		// Nothing writes p's secret now: a temp file is a leftover.
+		defer h.CheckTempFiles(ctx, p)
+	}
 	var running struct {
 		token, step string
 	}

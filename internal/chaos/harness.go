@@ -94,13 +94,14 @@ type Harness struct {
 	cred     *syscall.Credential // the children's user, when we are root
 	childUID int
 
-	PG    *PGServer
-	pool  *pgxpool.Pool // state database, as superuser
-	Proxy *faultproxy.Proxy
-	moto  string
-	aws   *secretsmanager.Client // straight to moto: the harness's reads and another writer
-	files *file.Store            // the harness's reads of the file store
-	gcp   *GCP                   // the in-process GCP part, once started
+	PG         *PGServer
+	pool       *pgxpool.Pool // state database, as superuser
+	Proxy      *faultproxy.Proxy
+	moto       string
+	aws        *secretsmanager.Client // straight to moto: the harness's reads and another writer
+	files      *file.Store            // the harness's reads of the file store
+	secretsDir string                 // the file store's folder
+	gcp        *GCP                   // the in-process GCP part, once started
 
 	polMu    sync.RWMutex
 	policies []*Policy // under polMu; grows when a stuck policy is replaced
@@ -116,6 +117,9 @@ type Harness struct {
 	// (one stuck policy is one violation, not one per later round).
 	stuckMu sync.Mutex
 	stuck   map[string]bool
+	// reported holds the findings already counted (CheckOutcome,
+	// CheckTempFiles).
+	reported map[string]bool
 	// stray holds the policies whose secret another writer gave a pending
 	// version of its own since swarmkey last rotated them: a refusal
 	// naming such a version is the documented rule, and the harness then
@@ -145,7 +149,7 @@ func New(t testing.TB, opts Options) *Harness {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	h := &Harness{t: t, opts: opts, Stats: NewStats(), stuck: map[string]bool{}, stray: map[string]bool{}, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed))}
+	h := &Harness{t: t, opts: opts, Stats: NewStats(), stuck: map[string]bool{}, reported: map[string]bool{}, stray: map[string]bool{}, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed))}
 	dir, err := os.MkdirTemp("", "swarmkey-chaos-")
 	if err != nil {
 		t.Fatal(err)
@@ -233,6 +237,7 @@ func New(t testing.TB, opts Options) *Harness {
 	// The store's folder belongs to the children's user; the harness
 	// only reads it (file.Open would create it as root otherwise).
 	secrets := filepath.Join(dir, "secrets")
+	h.secretsDir = secrets
 	if err := os.Mkdir(secrets, 0o700); err != nil {
 		t.Fatal(err)
 	}

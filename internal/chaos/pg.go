@@ -29,6 +29,7 @@ type PGServer struct {
 	Sockets string
 	Log     string
 	Port    int
+	opts    string // the server options of the last start
 }
 
 // findPGBin is scripts/with-postgres's choice: SWARMKEY_TEST_POSTGRES_BIN,
@@ -112,7 +113,7 @@ func StartPG(tb testing.TB, dir string) *PGServer {
 			"-c log_min_messages=warning", s.Port, s.Sockets)
 		out, err := s.command("pg_ctl", "-D", s.Data, "-l", s.Log, "-w", "-t", "60", "-o", opts, "start").CombinedOutput()
 		if err == nil {
-			lastErr = nil
+			s.opts, lastErr = opts, nil
 			break
 		}
 		lastErr = fmt.Errorf("%v\n%s", err, out)
@@ -142,6 +143,22 @@ func (s *PGServer) Restart(mode string) error {
 	out, err := s.command("pg_ctl", "-D", s.Data, "-l", s.Log, "-m", mode, "-w", "-t", "60", "restart").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pg_ctl restart -m %s: %v\n%s", mode, err, out)
+	}
+	return nil
+}
+
+// Stop stops the server (-m immediate: as a crash does).
+func (s *PGServer) Stop() error {
+	if out, err := s.command("pg_ctl", "-D", s.Data, "-m", "immediate", "-w", "-t", "60", "stop").CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl stop -m immediate: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// Start starts the stopped server with the options of its first start.
+func (s *PGServer) Start() error {
+	if out, err := s.command("pg_ctl", "-D", s.Data, "-l", s.Log, "-w", "-t", "60", "-o", s.opts, "start").CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl start: %v\n%s", err, out)
 	}
 	return nil
 }

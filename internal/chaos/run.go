@@ -23,6 +23,9 @@ type Plan struct {
 	// store sets no timeout of its own, so the process waits (the harness
 	// kills it after 60s and counts it).
 	HangProbes int
+	// StateDowns stop the state database just before a store call of a
+	// `rotate --local`, so that the record of its step fails.
+	StateDowns int
 	Duration   time.Duration
 	// StuckAfter: a served policy that has not rotated for this long while
 	// replicas run (and faults go on) is stuck; default 5m.
@@ -95,8 +98,8 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 	}()
 
 	left := map[string]int{"local": plan.LocalKills, "pg": plan.PGRestarts, "ro": plan.ReadOnly, "aws": plan.AWSFaults,
-		"gcp": plan.GCPFaults, "hang": plan.HangProbes}
-	order := []string{"local", "pg", "ro", "aws", "gcp", "hang"}
+		"gcp": plan.GCPFaults, "hang": plan.HangProbes, "state": plan.StateDowns}
+	order := []string{"local", "pg", "ro", "aws", "gcp", "hang", "state"}
 	// A kill that came after its process ended is tried again (at most as
 	// many times as the plan has kills), so the plan counts kills that
 	// landed.
@@ -131,12 +134,15 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 			gcp.Round(ctx)
 		case "hang":
 			h.HangProbe(ctx)
-		case "pg", "ro":
+		case "pg", "ro", "state":
 			global.Lock()
-			if kind == "pg" {
+			switch kind {
+			case "pg":
 				h.PGRestartRound(ctx, rs)
-			} else {
+			case "ro":
 				h.ReadOnlyRound(ctx, rs)
+			default:
+				h.StateDownRound(ctx, rs)
 			}
 			h.CheckDoubleRotations(ctx, doubles)
 			global.Unlock()
@@ -170,4 +176,5 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 	}
 	h.CheckDoubleRotations(ctx, doubles)
 	h.CheckProxyPromotions(ctx)
+	h.CheckTempFiles(ctx, nil)
 }

@@ -2,8 +2,10 @@ package chaos_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -93,6 +95,33 @@ func TestScenarios(t *testing.T) {
 			g.Inject(ctx, p, chaos.GCPFault{
 				Fault:  gcpfake.Fault{Method: "AccessSecretVersion", Nth: 5, Kind: gcpfake.FaultHook},
 				Writer: chaos.WriterStrayPending})
+		})
+	})
+
+	// The state database fails just before promote's calls (its sessions
+	// cut, or the server down for a while): the store promotes, the record
+	// of the step fails. The outcome recorded must be
+	// what the store holds (issue 15: it said "rolled back, the current
+	// credential is unchanged" although current had moved).
+	for _, nth := range []int{1, 2} {
+		for _, down := range []time.Duration{0, 3 * time.Second} {
+			t.Run(fmt.Sprintf("state database fault (down %s) before promote call %d", down, nth), func(t *testing.T) {
+				noNewViolations(t, chaos.StateDown+"a store call", func() {
+					h.InjectStateDown(ctx, h.Policy("alt-aws"), "secretsmanager.UpdateSecretVersionStage", nth, down)
+				})
+			})
+		}
+	}
+
+	// A write killed between its fsync and its rename leaves a sealed copy
+	// of the secret in a temp file; the next rotation's store must remove
+	// it (issue 15: nothing did).
+	t.Run("temp file of a killed write", func(t *testing.T) {
+		p := h.Policy("single-file")
+		noNewViolations(t, chaos.LeftTempFile, func() {
+			h.LeaveTempFile(p)
+			require.True(t, h.RecoverLocal(ctx, p, "a temp file left"))
+			h.Check(ctx, p, false)
 		})
 	})
 

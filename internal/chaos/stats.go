@@ -16,10 +16,12 @@ const (
 	ForeignPromotion = "foreign promotion" // current is not a version whose rotation passed its canary
 	Stuck            = "stuck"             // no new rotation succeeds after the fault is gone
 	DoubleRotation   = "double rotation"   // a request key (a fire) succeeded twice
+	UntrueOutcome    = "untrue outcome"    // a rotation recorded rolled back whose version is current or previous
+	TempFileLeft     = "temp file left"    // a file-store temp file (a sealed copy of a version) outlived its write
 )
 
 // Invariants in report order.
-var Invariants = []string{Lockout, ForeignPromotion, Stuck, DoubleRotation}
+var Invariants = []string{Lockout, ForeignPromotion, Stuck, DoubleRotation, UntrueOutcome, TempFileLeft}
 
 // Violation is one broken invariant, with what led to it.
 type Violation struct {
