@@ -75,7 +75,11 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = "swarmkey"
+	// Sessions say they are swarmkey's (pg_stat_activity), unless the URL
+	// names them: replicas can be told apart by ?application_name=.
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "swarmkey"
+	}
 	// pgx may quote the connection string, password included, in its errors.
 	scrub := secret.NewScrubber(secret.FromString(cfg.ConnConfig.Password))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +123,27 @@ func TestOpenUnreachableDatabaseSaysWhereAndHidesPassword(t *testing.T) {
 	_, err = state.Open(context.Background(), "postgres://swarmkey:sup3r-s3cret-pw@127.0.0.1:notaport/state")
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "sup3r-s3cret-pw")
+}
+
+// TestSessionsNameThemselves: sessions are "swarmkey" in pg_stat_activity
+// unless the URL names them (the chaos harness tells replicas apart so).
+func TestSessionsNameThemselves(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.New(t).URL
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	for _, c := range []struct{ url, want string }{
+		{url, "swarmkey"},
+		{url + sep + "application_name=replica-b", "replica-b"},
+	} {
+		pool, err := state.Connect(ctx, c.url)
+		require.NoError(t, err)
+		var name string
+		require.NoError(t, pool.QueryRow(ctx, `SHOW application_name`).Scan(&name))
+		pool.Close()
+		require.Equal(t, c.want, name)
+	}
 }

@@ -348,7 +348,7 @@ policies:
 		if p.Serve {
 			// A fire every 2s whose window is most of the period, as the
 			// CLI test of three replicas does.
-			schedule = "schedule: \"@every 2s\"\n    window: 1900ms"
+			schedule = fmt.Sprintf("schedule: \"@every 2s\"\n    window: %dms", servedWindow.Milliseconds())
 		}
 		groupRole := ""
 		if p.Strategy == Alternating {
@@ -467,10 +467,22 @@ func (h *Harness) command(args ...string) *exec.Cmd {
 	return cmd
 }
 
+// servedWindow is the window of the served policies' fires (every 2s).
+const servedWindow = 1900 * time.Millisecond
+
 // Start starts swarmkey with args (after --config) as the children's user.
 func (h *Harness) Start(name string, onLine func(string), args ...string) *Proc {
 	h.t.Helper()
-	p, err := h.kids.start(name, h.command(append([]string{"--config", h.config}, args...)...), onLine)
+	return h.StartEnv(name, onLine, nil, args...)
+}
+
+// StartEnv is Start with env added to the children's environment (a later
+// entry wins).
+func (h *Harness) StartEnv(name string, onLine func(string), env []string, args ...string) *Proc {
+	h.t.Helper()
+	cmd := h.command(append([]string{"--config", h.config}, args...)...)
+	cmd.Env = append(append([]string(nil), cmd.Env...), env...)
+	p, err := h.kids.start(name, cmd, onLine)
 	if err != nil {
 		h.t.Fatalf("chaos: start %s: %v", name, err)
 	}

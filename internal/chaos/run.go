@@ -23,6 +23,9 @@ type Plan struct {
 	// store sets no timeout of its own, so the process waits (the harness
 	// kills it after 60s and counts it).
 	HangProbes int
+	// PlannerKills kill -9 the replica that plans (half of them: River's
+	// leader), between the serve kills.
+	PlannerKills int
 	// StateDowns stop the state database just before a store call of a
 	// `rotate --local`, so that the record of its step fails.
 	StateDowns int
@@ -75,11 +78,20 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 		}
 		// A round that saw no rotation to kill is tried again (at most
 		// as many times as the plan has kills).
-		kills, misses := 0, 0
+		planEvery := 0
+		if plan.PlannerKills > 0 {
+			planEvery = max(1, plan.ServeKills/plan.PlannerKills)
+		}
+		lateSeen := map[string]bool{}
+		kills, misses, plannerKills := 0, 0, 0
 		for i := 0; kills < plan.ServeKills && misses <= plan.ServeKills && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 			global.RLock()
 			if every > 0 && i%every == every-1 {
 				rs.HoldRound(ctx)
+			}
+			if planEvery > 0 && i%planEvery == planEvery-1 && plannerKills < plan.PlannerKills {
+				rs.PlannerKillRound(ctx, plannerKills%2 == 1)
+				plannerKills++
 			}
 			if rs.KillRound(ctx) {
 				kills++
@@ -89,6 +101,7 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 			if i%10 == 9 {
 				rs.CheckServed(ctx)
 				h.CheckDoubleRotations(ctx, doubles)
+				h.CheckLateStarts(ctx, lateSeen)
 			}
 			global.RUnlock()
 			if i%25 == 24 {
@@ -164,6 +177,8 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 	for policy, gap := range rs.MaxGaps() {
 		h.Stats.Outcome(fmt.Sprintf("longest gap between two successful rotations of %s: %s", policy, gap.Round(time.Second)))
 	}
+	rs.ReportPlanning()
+	h.CheckLateStarts(ctx, map[string]bool{})
 	rs.Stop()
 	rs.CheckServed(ctx)
 	for _, p := range h.All() {

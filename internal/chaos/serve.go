@@ -38,6 +38,7 @@ type Replicas struct {
 	lastOK      map[string]time.Time // policy → last success seen
 	stuckSince  map[string]bool
 	maxGap      map[string]time.Duration
+	gaps        *planGaps // planning as seen from the outside
 }
 
 // serveArgs: plan often, rescue a dead replica's job after 10s (a rotation
@@ -68,6 +69,8 @@ func (h *Harness) StartReplicas(n int, stuckAfter time.Duration) *Replicas {
 		rs.lastOK[p.Name] = now
 	}
 	go rs.monitor(stuckAfter)
+	rs.gaps = &planGaps{stop: make(chan struct{}), stopped: make(chan struct{})}
+	go rs.gaps.run(h)
 	h.t.Cleanup(rs.Stop)
 	return rs
 }
@@ -97,7 +100,10 @@ func (rs *Replicas) start(slot int) {
 			rs.mu.Unlock()
 		}
 	}
-	p := rs.h.Start(id, onLine, append(append([]string(nil), serveArgs...), "--id", id)...)
+	// Its sessions carry its id (application_name), so that the harness
+	// can tell which replica holds the planning lock.
+	env := []string{"SWARMKEY_DATABASE_URL=" + rs.h.PG.URL(stateDB) + "&application_name=" + id}
+	p := rs.h.StartEnv(id, onLine, env, append(append([]string(nil), serveArgs...), "--id", id)...)
 	rs.mu.Lock()
 	rs.procs[slot] = p
 	rs.mu.Unlock()
@@ -145,6 +151,8 @@ func (rs *Replicas) Stop() {
 	default:
 		close(rs.stopMonitor)
 		<-rs.monitorDone
+		close(rs.gaps.stop)
+		<-rs.gaps.stopped
 	}
 	rs.mu.Lock()
 	procs := append([]*Proc(nil), rs.procs...)

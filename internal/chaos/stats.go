@@ -18,10 +18,11 @@ const (
 	DoubleRotation   = "double rotation"   // a request key (a fire) succeeded twice
 	UntrueOutcome    = "untrue outcome"    // a rotation recorded rolled back whose version is current or previous
 	TempFileLeft     = "temp file left"    // a file-store temp file (a sealed copy of a version) outlived its write
+	LateStart        = "late start"        // the daemon started a fire's rotation after its window ended
 )
 
 // Invariants in report order.
-var Invariants = []string{Lockout, ForeignPromotion, Stuck, DoubleRotation, UntrueOutcome, TempFileLeft}
+var Invariants = []string{Lockout, ForeignPromotion, Stuck, DoubleRotation, UntrueOutcome, TempFileLeft, LateStart}
 
 // Violation is one broken invariant, with what led to it.
 type Violation struct {
