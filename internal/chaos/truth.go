@@ -87,7 +87,7 @@ func (h *Harness) ownerOfFile(name string) *Policy {
 // StateDown names the injection that makes the state database fail just
 // before one of a rotation's store calls, so that the call lands and the
 // record of its step that follows fails.
-const StateDown = "state database down before "
+const StateDown = "state database fault before "
 
 // stateDownCalls are the store calls after which a step is recorded: the
 // version id create wrote, promote's move of AWSCURRENT, and its removal
