@@ -284,7 +284,9 @@ func formatRunTime(t *time.Time) string {
 	if t == nil {
 		return "-"
 	}
-	return cliTime(*t)
+	// A run's times stay in the run's own zone (its schedule's), in the
+	// CLI's one format.
+	return t.Format(time.RFC3339)
 }
 
 // formatRunDuration prints "2h" rather than Go's "2h0m0s".
