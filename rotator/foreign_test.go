@@ -599,6 +599,52 @@ func TestOwnStalePendingIsReconciled(t *testing.T) {
 	require.Equal(t, unknown, pending.ID, "left where it was")
 }
 
+// TestResumedRotationRecordsItsUnrecordedPending: a process killed between
+// its PutPending and the record of the version id leaves a running rotation
+// with no version recorded. The rotation that resumes it finds the version
+// by its token (trusted while the rotation runs) and records it, so that
+// when the resumed rotation then fails and cannot discard it, the next
+// rotation reconciles it as its own instead of refusing it as another
+// writer's (found by `make chaos`: a served policy refused every fire for
+// 24 minutes).
+func TestResumedRotationRecordsItsUnrecordedPending(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.policy(targets.Alternating, "")
+	_, err := b.rotate(p, rotator.Options{})
+	require.NoError(t, err)
+	crashed, err := b.rotate(p, rotator.Options{AfterStep: func(s rotator.Step) error {
+		if s == rotator.StepCreate {
+			return rotator.ErrCrash
+		}
+		return nil
+	}})
+	require.ErrorIs(t, err, rotator.ErrCrash)
+	// The kill came before the record of the version id.
+	b.exec(`UPDATE rotations SET pending_version = NULL, step = '' WHERE token = '` + crashed.Token + `'`)
+
+	broken := p
+	broken.Store = failingDiscard{p.Store}
+	var res rotator.Result
+	require.Eventually(t, func() bool { // the crashed session's lock goes once the server notices
+		res, err = b.rotate(broken, rotator.Options{AfterStep: func(s rotator.Step) error {
+			if s == rotator.StepSet {
+				return errors.New("injected failure")
+			}
+			return nil
+		}})
+		var inProgress *rotator.InProgressError
+		return !errors.As(err, &inProgress)
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Error(t, err)
+	require.True(t, res.Resumed, "the crashed rotation was resumed: %v", err)
+	require.Equal(t, state.OutcomeNeedsAttention, res.Outcome)
+
+	_, err = b.rotate(p, rotator.Options{})
+	require.NoError(t, err, "the resumed rotation's pending version is swarmkey's own")
+	require.Contains(t, b.audit("action", "stale_rotation"), "rotation.reconciled action=discarded stale_rotation="+crashed.Token+" by test")
+}
+
 // TestResolveRefusesWhileARotationRuns: resolve takes the policy's lock,
 // and leaves an unfinished rotation's pending version to that rotation.
 func TestResolveRefusesWhileARotationRuns(t *testing.T) {

@@ -87,6 +87,9 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 		if err := db.MarkResumed(ctx, running.Token); err != nil {
 			return run.result, err
 		}
+		if err := run.recordUnrecordedPending(ctx); err != nil {
+			return run.result, fmt.Errorf("rotate policy %q: resume: %w", p.Name, err)
+		}
 		run.audit(ctx, "rotation.resumed", map[string]any{"after_step": running.Step})
 		run.r.logger.Info("resuming rotation", "policy", p.Name, "token", running.Token, "after_step", running.Step)
 		return run.result, nil
@@ -506,4 +509,34 @@ func (run *rotation) audit(ctx context.Context, action string, detail map[string
 	if err := run.r.db.AppendAudit(ctx, run.auditEntry(action, detail)); err != nil {
 		run.r.logger.Error("audit write failed", "policy", run.p.Name, "action", action, "error", err)
 	}
+}
+
+// recordUnrecordedPending is for a resumed rotation whose process died
+// between its PutPending and the record of the version id: it finds that
+// version by its token (trusted while the rotation runs: nobody outside the
+// state database knew the token before the write) and records it, so that
+// whatever comes next (a rollback that cannot discard it, another kill)
+// leaves a version that later rotations recognise as swarmkey's own once
+// this rotation has ended.
+func (run *rotation) recordUnrecordedPending(ctx context.Context) error {
+	if run.row.PendingVersion != "" {
+		return nil
+	}
+	versions, err := run.p.Store.List(ctx, run.p.SecretID)
+	if errors.Is(err, providers.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list versions: %w", err)
+	}
+	for _, v := range versions {
+		if v.HasStage(providers.StagePending) && !v.HasStage(providers.StageCurrent) && v.Token == run.row.Token {
+			if err := run.r.db.RecordPendingVersion(ctx, run.row.Token, v.ID); err != nil {
+				return err
+			}
+			run.row.PendingVersion = v.ID
+			return nil
+		}
+	}
+	return nil
 }
