@@ -86,6 +86,7 @@ proves it with a canary, promotes it, and never rotates under a running test.`,
 		newTokensCommand(g),
 		newResolveCommand(g),
 		newAuditCommand(g),
+		newScanCommand(g), newImportCommand(g),
 	)
 
 	err := root.ExecuteContext(ctx)
