@@ -108,11 +108,15 @@ func plausibleSecret(v string) bool {
 	if strings.Contains(v, "://") || strings.HasPrefix(v, "/") || strings.HasPrefix(v, "./") || strings.HasPrefix(v, "~/") {
 		return false
 	}
-	if isNumber(v) {
+	if isNumber(v) || slugPath.MatchString(v) {
 		return false
 	}
 	return true
 }
+
+// slugPath: a lower-case path of words, such as a secret's id
+// (loadtest/payments-api); base64 and generated secrets mix cases.
+var slugPath = regexp.MustCompile(`^[a-z][a-z0-9_-]*(/[a-z0-9_-]+)+$`)
 
 // plausibleUsedSecret is plausibleSecret for a value swarmkey saw used as a
 // credential (a header, an auth tuple, a login field): a shorter one counts.

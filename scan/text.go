@@ -20,6 +20,14 @@ var keyValue = regexp.MustCompile(`^\s*(?:-\s+)?(?:export\s+|ENV\s+|ARG\s+|set\s
 // docker run -e NAME=value, a CI script line).
 var inlineAssign = regexp.MustCompile(`(?:^|[\s"'])([A-Za-z_][A-Za-z0-9_]*)=`)
 
+// quotedKey: "key": value anywhere on a line (a JSON object on one line,
+// a YAML flow mapping).
+var quotedKey = regexp.MustCompile(`["']([A-Za-z_][A-Za-z0-9_.\-]*)["']\s*:\s*`)
+
+// k8sName: "- name: NAME" of a list of variables (Kubernetes env, compose);
+// the next line's "value:" is NAME's.
+var k8sName = regexp.MustCompile(`^\s*-\s+name:\s*["']?([A-Za-z_][A-Za-z0-9_]*)["']?\s*$`)
+
 // flagValue: --password value, --api-key=value.
 var flagValue = regexp.MustCompile(`(?:^|\s)--([A-Za-z][A-Za-z0-9_\-]*)(?:=|\s+)`)
 
@@ -51,6 +59,7 @@ func scanText(file string, src []byte) []Finding {
 	}
 	kind := textKind(file)
 	offset := 0
+	listName := "" // the NAME of a "- name: NAME" line just read
 	for lineNo, line := range bytes.Split(src, []byte("\n")) {
 		l := string(line)
 		lineStart := offset
@@ -61,6 +70,13 @@ func scanText(file string, src []byte) []Finding {
 			continue
 		}
 		key, keyEnd := leadingKey(l)
+		if key == "value" && listName != "" {
+			key = listName
+		}
+		listName = ""
+		if m := k8sName.FindStringSubmatch(l); m != nil {
+			listName = m[1]
+		}
 		for _, u := range urlPasswords(l) {
 			k := KindConnectionString
 			if u.http {
@@ -88,6 +104,9 @@ func scanText(file string, src []byte) []Finding {
 			cands = append(cands, cand{name: key, at: keyEnd})
 		}
 		for _, m := range inlineAssign.FindAllStringSubmatchIndex(l, -1) {
+			cands = append(cands, cand{name: l[m[2]:m[3]], at: m[1]})
+		}
+		for _, m := range quotedKey.FindAllStringSubmatchIndex(l, -1) {
 			cands = append(cands, cand{name: l[m[2]:m[3]], at: m[1]})
 		}
 		for _, m := range flagValue.FindAllStringSubmatchIndex(l, -1) {
