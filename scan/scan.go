@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/swarmkey/swarmkey/secret"
 )
@@ -187,9 +188,6 @@ func Scan(paths []string, opts Options) (*Report, error) {
 	}
 	for i := range r.Findings {
 		f := &r.Findings[i]
-		f.Preview = Mask(f.Value.RevealString())
-		f.Length = len([]rune(f.Value.RevealString()))
-		f.Fingerprint = fingerprint(*f)
 		f.Baselined = opts.Baseline.Accepts(f.Fingerprint)
 		f.Provided = provider(*f, opts.Provided)
 	}
@@ -205,7 +203,7 @@ func ScanFile(file string, src []byte, rules RuleSet) ([]Finding, string, error)
 		return nil, "", err
 	}
 	if rules == GenericRules {
-		return dropIgnored(src, gen), "", nil
+		return describe(dropIgnored(src, gen), nil), "", nil
 	}
 	var own []Finding
 	notice := ""
@@ -231,13 +229,22 @@ func ScanFile(file string, src []byte, rules RuleSet) ([]Finding, string, error)
 		}
 		return a.Column - b.Column
 	})
-	own = dropIgnored(src, own)
-	if plugin := pluginPolicies(src); len(plugin) > 0 {
-		for i := range own {
-			own[i].plugin = plugin
-		}
+	return describe(dropIgnored(src, own), pluginPolicies(src)), notice, nil
+}
+
+// describe sets what a finding shows instead of its value: the masked
+// preview, the length, the fingerprint; and the policies its file reads
+// through the plugin.
+func describe(fs []Finding, plugin []string) []Finding {
+	for i := range fs {
+		f := &fs[i]
+		v := f.Value.RevealString()
+		f.Preview = Mask(v)
+		f.Length = utf8.RuneCountInString(v)
+		f.Fingerprint = fingerprint(*f)
+		f.plugin = plugin
 	}
-	return own, notice, nil
+	return fs
 }
 
 func overlaps(a, b span) bool { return a.start < b.end && b.start < a.end }
