@@ -89,7 +89,7 @@ The first scheduled rotation then replaces the imported value.`,
 				return err
 			}
 			defer sess.Close()
-			res, err := sess.Import(cmd.Context(), app.ImportRequest{Policy: policy, Value: value, Source: source, Actor: operatorName()})
+			res, err := sess.Import(cmd.Context(), app.ImportRequest{Policy: policy, Value: value, Source: source, Actor: "operator:" + operatorName()})
 			if err != nil {
 				return err
 			}
