@@ -87,7 +87,7 @@ func scanText(file string, src []byte) []Finding {
 		}
 		for _, m := range headerInText.FindAllStringSubmatchIndex(l, -1) {
 			v := l[m[6]:m[7]]
-			if !plausibleUsedSecret(v) {
+			if !plausibleUsedSecret(v) || strings.HasPrefix(v, "self.") || strings.HasPrefix(v, "cls.") {
 				continue
 			}
 			add(Finding{Line: lineNo + 1, Column: m[6] + 1, Kind: KindHeader, Rule: "locust/header", Variable: l[m[2]:m[3]]},

@@ -74,9 +74,6 @@ swarmkey with: swarmkey import --finding FILE:LINE --policy NAME.`,
 			case "sarif":
 				err = scan.WriteSARIF(g.stdout, report)
 			default:
-				if !scan.PythonParsed {
-					fmt.Fprintln(g.stderr, "swarmkey scan: this build has no Python parser (built without cgo): Python files are read line by line")
-				}
 				err = scan.WriteTable(g.stdout, report)
 			}
 			if err != nil {
