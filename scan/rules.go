@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"math"
 	"regexp"
 	"strings"
 )
@@ -131,24 +130,6 @@ func isNumber(v string) bool {
 		}
 	}
 	return true
-}
-
-// entropy is the Shannon entropy of v in bits per character.
-func entropy(v string) float64 {
-	if v == "" {
-		return 0
-	}
-	counts := map[rune]int{}
-	for _, c := range v {
-		counts[c]++
-	}
-	n := float64(len([]rune(v)))
-	e := 0.0
-	for _, c := range counts {
-		p := float64(c) / n
-		e -= p * math.Log2(p)
-	}
-	return e
 }
 
 // stripScheme removes an authorization scheme ("Bearer ", "Token ",
