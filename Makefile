@@ -69,6 +69,7 @@ bench: build
 	$(GO) test -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x ./providers/aws/ ./providers/gcp/
 	scripts/with-postgres $(GO) run ./bench/execbench -runs 30
 	scripts/with-postgres $(GO) run ./bench/emergencybench -policies 1000 -concurrency 8 -rounds $(BENCH_ROUNDS)
+	$(GO) run ./bench/scanbench -files 10000 -rounds $(BENCH_ROUNDS)
 
 # Ten minutes of an idle daemon with 10,000 policies beside one with a single
 # policy: peak RSS and CPU time (kept out of `make bench` for its length).

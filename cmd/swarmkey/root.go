@@ -91,6 +91,7 @@ promotes it, and never rotates under a running test.`,
 		newTokensCommand(g),
 		newResolveCommand(g),
 		newAuditCommand(g),
+		newScanCommand(g), newImportCommand(g),
 	)
 
 	err := root.ExecuteContext(ctx)
