@@ -27,6 +27,14 @@ test:
 	scripts/test-deps
 	scripts/with-postgres $(MAKE) --no-print-directory test-go
 
+# The vault store's tests run on a real OpenBao dev server when the machine
+# provides its start script beside the repository, and on their in-process
+# fake of KV v2 otherwise (the test output says which).
+OPENBAO_START ?= $(abspath ../shared/tools/openbao/start-dev)
+ifneq ($(wildcard $(OPENBAO_START)),)
+export SWARMKEY_TEST_OPENBAO_START := $(OPENBAO_START)
+endif
+
 test-go:
 	$(GO) test $(TESTFLAGS) $(PKGS)
 	cd locust && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m unittest
@@ -57,7 +65,7 @@ bench: build
 	scripts/with-postgres $(GO) run ./bench/rotationbench -duration $(BENCH_DURATION) -rounds $(BENCH_ROUNDS) -concurrency 1,4
 	$(GO) test -run '^$$' -bench BenchmarkPlanAll -benchtime 20x ./schedule/
 	scripts/with-postgres $(GO) run ./bench/daemonbench -mode lag -policies 10000
-	$(GO) test -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x ./providers/aws/ ./providers/gcp/
+	$(GO) test -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x ./providers/aws/ ./providers/gcp/ ./providers/vault/
 	scripts/with-postgres $(GO) run ./bench/execbench -runs 30
 
 # Ten minutes of an idle daemon with 10,000 policies beside one with a single

@@ -224,6 +224,12 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		}
 	}
 	cfg.MaxRetries = retries
+	return newWithConfig(ctx, opts, cfg)
+}
+
+// newWithConfig is New on a client configuration made already (tests wrap
+// its HTTP transport).
+func newWithConfig(ctx context.Context, opts Options, cfg *vaultapi.Config) (*Store, error) {
 	client, err := vaultapi.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("vault: client for %s: %w", cfg.Address, err)
