@@ -67,11 +67,14 @@ var (
 	stop     = func() {}
 )
 
-// Run runs the package's tests and stops the server afterwards. It says
-// which server the tests use when the package's tests ask for one.
-func Run(m *testing.M) int {
+// Run runs the package's tests and stops the server afterwards.
+func Run(m *testing.M) int { return Around(m, (*testing.M).Run) }
+
+// Around is Run for a package whose TestMain has another runner of its own
+// (mototest.Run): os.Exit(vaulttest.Around(m, mototest.Run)).
+func Around(m *testing.M, run func(*testing.M) int) int {
 	wrapped = true
-	code := m.Run()
+	code := run(m)
 	stop()
 	return code
 }
