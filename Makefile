@@ -36,6 +36,7 @@ export SWARMKEY_TEST_OPENBAO_START := $(OPENBAO_START)
 endif
 
 test-go:
+	@echo "make test: the vault store's tests run on $(if $(SWARMKEY_TEST_OPENBAO_START),a real OpenBao dev server ($(SWARMKEY_TEST_OPENBAO_START)),the in-process fake of KV v2 (no OpenBao start script at $(OPENBAO_START)))"
 	$(GO) test $(TESTFLAGS) $(PKGS)
 	cd locust && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m unittest
 
