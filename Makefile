@@ -36,7 +36,16 @@ test:
 	scripts/test-deps
 	scripts/with-postgres $(MAKE) --no-print-directory test-go
 
+# The vault store's tests run on a real OpenBao dev server when the machine
+# provides its start script beside the repository, and on their in-process
+# fake of KV v2 otherwise (the test output says which).
+OPENBAO_START ?= $(abspath ../shared/tools/openbao/start-dev)
+ifneq ($(wildcard $(OPENBAO_START)),)
+export SWARMKEY_TEST_OPENBAO_START := $(OPENBAO_START)
+endif
+
 test-go:
+	@echo "make test: the vault store's tests run on $(if $(SWARMKEY_TEST_OPENBAO_START),a real OpenBao dev server ($(SWARMKEY_TEST_OPENBAO_START)),the in-process fake of KV v2 (no OpenBao start script at $(OPENBAO_START)))"
 	$(GO) test $(TESTFLAGS) $(PKGS)
 	cd locust && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m unittest
 
@@ -66,7 +75,7 @@ bench: build
 	scripts/with-postgres $(GO) run ./bench/rotationbench -duration $(BENCH_DURATION) -rounds $(BENCH_ROUNDS) -concurrency 1,4
 	$(GO) test -run '^$$' -bench BenchmarkPlanAll -benchtime 20x ./schedule/
 	scripts/with-postgres $(GO) run ./bench/daemonbench -mode lag -policies 10000
-	$(GO) test -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x ./providers/aws/ ./providers/gcp/
+	$(GO) test -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x ./providers/aws/ ./providers/gcp/ ./providers/vault/
 	scripts/with-postgres $(GO) run ./bench/execbench -runs 30
 	scripts/with-postgres $(GO) run ./bench/emergencybench -policies 1000 -concurrency 8 -rounds $(BENCH_ROUNDS)
 	$(GO) run ./bench/scanbench -files 10000 -rounds $(BENCH_ROUNDS)

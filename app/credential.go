@@ -10,6 +10,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers/aws"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
+	"github.com/swarmkey/swarmkey/providers/vault"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/targets"
@@ -30,6 +31,9 @@ var storeOpeners = map[string]func(ctx context.Context, s config.Stores) (provid
 	},
 	config.ProviderGCP: func(ctx context.Context, s config.Stores) (providers.Store, error) {
 		return gcp.New(ctx, *s.GCP)
+	},
+	config.ProviderVault: func(ctx context.Context, s config.Stores) (providers.Store, error) {
+		return vault.New(ctx, *s.Vault)
 	},
 }
 

@@ -6,7 +6,7 @@
 // loads it. In short, a main file holds:
 //
 //	database  a Reference to the state database URL (required by Load)
-//	stores    settings per provider (file, aws, gcp); a policy may only use a
+//	stores    settings per provider (file, aws, gcp, vault); a policy may only use a
 //	          provider configured here
 //	include   globs, relative to the file, of more files; those hold only
 //	          policies: and deny:
@@ -59,6 +59,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers/aws"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
+	"github.com/swarmkey/swarmkey/providers/vault"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/targets"
@@ -69,14 +70,15 @@ import (
 
 // Provider names as policies spell them.
 const (
-	ProviderFile = "file"
-	ProviderAWS  = "aws"
-	ProviderGCP  = "gcp"
+	ProviderFile  = "file"
+	ProviderAWS   = "aws"
+	ProviderGCP   = "gcp"
+	ProviderVault = "vault"
 )
 
 // providerNames are the providers the stores section knows, in the order
 // they are listed in messages.
-var providerNames = []string{ProviderFile, ProviderAWS, ProviderGCP}
+var providerNames = []string{ProviderFile, ProviderAWS, ProviderGCP, ProviderVault}
 
 // Config is the checked, merged content of the main files and their includes.
 type Config struct {
@@ -111,9 +113,10 @@ func (c *Config) Policy(name string) (*Policy, bool) {
 // Relative paths in stores.file are resolved against the directory of the
 // file that gives them.
 type Stores struct {
-	File *file.Options
-	AWS  *aws.Options
-	GCP  *gcp.Options
+	File  *file.Options
+	AWS   *aws.Options
+	GCP   *gcp.Options
+	Vault *vault.Options
 }
 
 // Configured reports whether the provider called name has a block.
@@ -125,6 +128,8 @@ func (s Stores) Configured(name string) bool {
 		return s.AWS != nil
 	case ProviderGCP:
 		return s.GCP != nil
+	case ProviderVault:
+		return s.Vault != nil
 	}
 	return false
 }
@@ -455,6 +460,12 @@ func (l *loader) storeBlock(cfg *Config, s *source, name string) {
 		o := valueOf(s.raw.Stores.GCP)
 		c.report(o.Validate(), nil, nil)
 		cfg.Stores.GCP = &o
+	case ProviderVault:
+		o := valueOf(s.raw.Stores.Vault)
+		c.report(o.Validate(), nil, nil)
+		o.CACert, o.Auth.TokenFile, o.Auth.SecretIDFile = s.abs(o.CACert), s.abs(o.Auth.TokenFile), s.abs(o.Auth.SecretIDFile)
+		o.Auth.ServiceAccountTokenFile = s.abs(o.Auth.ServiceAccountTokenFile)
+		cfg.Stores.Vault = &o
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers/aws"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
+	"github.com/swarmkey/swarmkey/providers/vault"
 	"github.com/swarmkey/swarmkey/targets/generated"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
 	"github.com/swarmkey/swarmkey/targets/postgres"
@@ -30,9 +31,10 @@ type rawFile struct {
 }
 
 type rawStores struct {
-	File *file.Options `yaml:"file"`
-	AWS  *aws.Options  `yaml:"aws"`
-	GCP  *gcp.Options  `yaml:"gcp"`
+	File  *file.Options  `yaml:"file"`
+	AWS   *aws.Options   `yaml:"aws"`
+	GCP   *gcp.Options   `yaml:"gcp"`
+	Vault *vault.Options `yaml:"vault"`
 }
 
 type rawDeny struct {

@@ -5,18 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	awsv2 "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/stretchr/testify/require"
 
 	"github.com/swarmkey/swarmkey/internal/gcpfake"
 	"github.com/swarmkey/swarmkey/internal/mototest"
+	"github.com/swarmkey/swarmkey/internal/vaulttest"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/aws"
 	"github.com/swarmkey/swarmkey/providers/gcp"
+	"github.com/swarmkey/swarmkey/providers/vault"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
@@ -24,7 +28,8 @@ import (
 
 // The rotator's tests run moto (internal/mototest) for the AWS cases below;
 // it starts only when one of them asks for it.
-func TestMain(m *testing.M) { os.Exit(mototest.Run(m)) }
+// internal/vaulttest serves the vault cases the same way.
+func TestMain(m *testing.M) { os.Exit(vaulttest.Around(m, mototest.Run)) }
 
 // cloud is one cloud store under test, with a way to act as another writer
 // behind swarmkey's back.
@@ -105,12 +110,41 @@ func gcpCloud(t *testing.T) cloud {
 	}
 }
 
+func vaultCloud(t *testing.T) cloud {
+	t.Helper()
+	srv := vaulttest.Start(t)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(srv.RootToken), 0o600))
+	s, err := vault.New(t.Context(), vault.Options{Address: srv.Addr, Create: true, Auth: vault.Auth{TokenFile: tokenFile}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	kv := srv.Client(t).KVv2(vaulttest.Mount)
+	id := vaulttest.Prefix(t) + "checkout-db"
+	return cloud{
+		store: s, secretID: id,
+		moveCurrent: func(t *testing.T) {
+			// Another tool's `vault kv put` of the same document.
+			cur, err := kv.Get(t.Context(), id)
+			require.NoError(t, err)
+			_, err = kv.Put(t.Context(), id, cur.Data)
+			require.NoError(t, err)
+		},
+		beforeFirstPromote: func(t *testing.T) {
+			// A reader's `vault kv get` finds nothing: the pending
+			// credential waits outside the secret's path.
+			_, err := kv.Get(t.Context(), id)
+			require.ErrorIs(t, err, vaultapi.ErrSecretNotFound, "a reader's read before the first promote")
+		},
+	}
+}
+
 var clouds = []struct {
 	name string
 	open func(t *testing.T) cloud
 }{
 	{"aws", awsCloud},
 	{"gcp", gcpCloud},
+	{"vault", vaultCloud},
 }
 
 // cloudStage reads stage from the cloud store.
