@@ -135,9 +135,9 @@ func passwordOf(t *testing.T, doc secret.Secret) string {
 	return d.Password.RevealString()
 }
 
-// rotator drives a target the way the rotator does, recording every
+// stepper drives a target the way the rotator does, recording every
 // generated password.
-type rotator struct {
+type stepper struct {
 	t         *testing.T
 	tg        targets.Target
 	strategy  targets.Strategy
@@ -146,13 +146,13 @@ type rotator struct {
 	passwords []string
 }
 
-func (r *rotator) ctx() context.Context {
+func (r *stepper) ctx() context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	r.t.Cleanup(cancel)
 	return ctx
 }
 
-func (r *rotator) createApply() secret.Secret {
+func (r *stepper) createApply() secret.Secret {
 	r.t.Helper()
 	pw := newPassword(r.t)
 	r.passwords = append(r.passwords, pw.RevealString())
@@ -162,7 +162,7 @@ func (r *rotator) createApply() secret.Secret {
 	return resp.Pending
 }
 
-func (r *rotator) rotate() secret.Secret {
+func (r *stepper) rotate() secret.Secret {
 	r.t.Helper()
 	pending := r.createApply()
 	require.NoError(r.t, r.verify(pending, true))
@@ -170,11 +170,11 @@ func (r *rotator) rotate() secret.Secret {
 	return pending
 }
 
-func (r *rotator) verify(doc secret.Secret, canary bool) error {
+func (r *stepper) verify(doc secret.Secret, canary bool) error {
 	return r.tg.Verify(r.ctx(), targets.VerifyRequest{Credential: doc, Canary: canary})
 }
 
-func (r *rotator) restore(pending secret.Secret) error {
+func (r *stepper) restore(pending secret.Secret) error {
 	return r.tg.Restore(r.ctx(), targets.RestoreRequest{
 		Token: "t", Strategy: r.strategy, Pending: pending, Current: r.current, Previous: r.previous,
 	})

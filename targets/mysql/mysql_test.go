@@ -70,7 +70,7 @@ func TestStoredHashIsTheClientsAndLoginIsOverTCP(t *testing.T) {
 				s := newSystem(t, strategy)
 				opts := s.options(strategy)
 				opts.AuthPlugin = plugin
-				r := &rotator{t: t, tg: newTarget(t, strategy, opts), strategy: strategy}
+				r := &stepper{t: t, tg: newTarget(t, strategy, opts), strategy: strategy}
 				doc, err := mysql.ParseDocument(r.rotate())
 				require.NoError(t, err)
 				gotPlugin, gotHash := s.authString(t, doc.Username)
@@ -104,7 +104,7 @@ func TestNoPasswordInServerLogs(t *testing.T) {
 				_, err := s.db.DB.Exec("ALTER USER '" + s.user + "'@'%' IDENTIFIED VIA ed25519 USING 'ZIgUREUg5PVgQ6LskhXmO+eZLS0nC8be6HPjYWR4YJY'")
 				require.NoError(t, err)
 			}
-			r := &rotator{t: t, tg: newTarget(t, strategy, opts), strategy: strategy}
+			r := &stepper{t: t, tg: newTarget(t, strategy, opts), strategy: strategy}
 			for range 3 {
 				r.rotate()
 			}
@@ -112,7 +112,7 @@ func TestNoPasswordInServerLogs(t *testing.T) {
 			if strategy == targets.Single {
 				self := opts
 				self.Admin = secret.Secret{}
-				sr := &rotator{t: t, tg: newTarget(t, strategy, self), strategy: strategy, current: r.current}
+				sr := &stepper{t: t, tg: newTarget(t, strategy, self), strategy: strategy, current: r.current}
 				sr.rotate()
 				sr.rotate()
 				require.NoError(t, sr.restore(sr.createApply()))
@@ -145,7 +145,7 @@ func TestCanaryWithoutGrantFailsVerify(t *testing.T) {
 			s := newSystem(t, strategy)
 			opts := s.options(strategy)
 			opts.CanaryQuery = "SELECT * FROM hidden"
-			r := &rotator{t: t, tg: newTarget(t, strategy, opts), strategy: strategy}
+			r := &stepper{t: t, tg: newTarget(t, strategy, opts), strategy: strategy}
 			pending := r.createApply()
 			require.NoError(t, r.verify(pending, false), "without Canary only the login is checked")
 			err := r.verify(pending, true)
@@ -163,7 +163,7 @@ func TestCanaryWithoutGrantFailsVerify(t *testing.T) {
 func TestAlternatingSharesTheRole(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t, targets.Alternating)
-	r := &rotator{t: t, tg: newTarget(t, targets.Alternating, s.options(targets.Alternating)), strategy: targets.Alternating}
+	r := &stepper{t: t, tg: newTarget(t, targets.Alternating, s.options(targets.Alternating)), strategy: targets.Alternating}
 	first := r.rotate()
 	second := r.rotate()
 	for _, doc := range []secret.Secret{first, second} {
@@ -182,7 +182,7 @@ func TestAlternatingRestoreAndRetireLock(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t, targets.Alternating)
 	tg := newTarget(t, targets.Alternating, s.options(targets.Alternating))
-	r := &rotator{t: t, tg: tg, strategy: targets.Alternating}
+	r := &stepper{t: t, tg: tg, strategy: targets.Alternating}
 	r.rotate() // user
 	pending := r.createApply()
 	require.NoError(t, r.restore(pending))
@@ -208,7 +208,7 @@ func TestApplyRefusesTheCurrentAccountAndTheAdmins(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t, targets.Alternating)
 	tg := newTarget(t, targets.Alternating, s.options(targets.Alternating))
-	r := &rotator{t: t, tg: tg, strategy: targets.Alternating}
+	r := &stepper{t: t, tg: tg, strategy: targets.Alternating}
 	cur := r.rotate()
 	err := tg.Apply(context.Background(), targets.ApplyRequest{Strategy: targets.Alternating, Pending: cur, Current: cur})
 	require.ErrorContains(t, err, "refusing to change the current credential's account")
@@ -229,13 +229,13 @@ func TestApplyRefusesTheCurrentAccountAndTheAdmins(t *testing.T) {
 func TestSingleWithoutAdmin(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t, targets.Single)
-	bootstrap := &rotator{t: t, tg: newTarget(t, targets.Single, s.options(targets.Single)), strategy: targets.Single}
+	bootstrap := &stepper{t: t, tg: newTarget(t, targets.Single, s.options(targets.Single)), strategy: targets.Single}
 	first := bootstrap.rotate()
 
 	opts := s.options(targets.Single)
 	opts.Admin = secret.Secret{}
 	tg := newTarget(t, targets.Single, opts)
-	r := &rotator{t: t, tg: tg, strategy: targets.Single, current: first}
+	r := &stepper{t: t, tg: tg, strategy: targets.Single, current: first}
 	second := r.rotate()
 	require.Error(t, r.verify(first, false), "the old password stops working")
 	third := r.rotate()
