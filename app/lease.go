@@ -48,7 +48,7 @@ func (r *Runtime) LeaseSource(ctx context.Context, names []string, actor string)
 
 // ReferencedEnv returns the variables cfg's env: references read, sorted and
 // each once: the database URL's, and every policy's target.postgres.admin
-// and target.http.auth.secret. `swarmkey exec` withholds them from its
+// target.http.auth.secret and target.mysql.admin. `swarmkey exec` withholds them from its
 // command, which needs none of them.
 func ReferencedEnv(cfg *config.Config) []string {
 	var names []string
@@ -65,6 +65,9 @@ func ReferencedEnv(cfg *config.Config) []string {
 		}
 		if t.HTTP != nil {
 			add(t.HTTP.AuthSecret)
+		}
+		if t.MySQL != nil {
+			add(t.MySQL.Admin)
 		}
 	}
 	slices.Sort(names)

@@ -155,7 +155,9 @@ func (o Options) Validate(s targets.Strategy) error {
 		}
 		return ve.Err()
 	}
-	if name("alternate_username", o.AlternateUsername, "user") && userOK && o.AlternateUsername == o.Username {
+	// The default (Username+"_b") of a wrong username is wrong for the same reason.
+	derived := o.AlternateUsername == o.Username+AlternateSuffix
+	if (userOK || !derived) && name("alternate_username", o.AlternateUsername, "user") && userOK && o.AlternateUsername == o.Username {
 		ve.Add("alternate_username", "must differ from username: alternating takes turns between two accounts")
 	}
 	switch {
