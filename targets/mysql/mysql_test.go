@@ -124,13 +124,16 @@ func TestNoPasswordInServerLogs(t *testing.T) {
 	require.NotEmpty(t, passwords)
 
 	logs := srv.Logs(t)
-	// The logs must hold our statements, or the search proves nothing.
+	// The logs must hold our statements, or the search proves nothing. (A
+	// failure names what is missing; it never prints the logs.)
+	var want []string
 	for _, u := range users {
-		require.Contains(t, logs, "ALTER USER '"+u+"'@'%' IDENTIFIED WITH", "the logs should hold the set step")
+		want = append(want, "ALTER USER '"+u+"'@'%' IDENTIFIED WITH")
 	}
-	require.Contains(t, logs, "IDENTIFIED WITH mysql_native_password AS '*")
-	require.Contains(t, logs, "IDENTIFIED WITH ed25519 AS '")
-	require.Contains(t, logs, "SET PASSWORD = '", "the general log should hold single's own password change")
+	want = append(want, "IDENTIFIED WITH mysql_native_password AS '*", "IDENTIFIED WITH ed25519 AS '", "SET PASSWORD = '")
+	for _, w := range want {
+		require.True(t, strings.Contains(logs, w), "the server's logs should hold %q", w)
+	}
 	requireNoneIn(t, logs, passwords)
 }
 
