@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -50,7 +51,17 @@ func (t *Target) login(ctx context.Context, user string, password secret.Secret)
 		return nil, fmt.Errorf("connection settings: %w", secret.NewScrubber(password).Err(err))
 	}
 	db := sql.OpenDB(connector)
-	conn, err := db.Conn(ctx)
+	var conn *sql.Conn
+	for attempt := 1; ; attempt++ {
+		conn, err = db.Conn(ctx)
+		// The driver drops a trailing zero byte of the server's
+		// auth-switch data (meant for a NUL-terminated scramble), so one
+		// ed25519 login in 256, whose 32-byte random nonce ends in zero,
+		// fails with ErrMalformPkt. A new login gets a new nonce.
+		if !errors.Is(err, driver.ErrMalformPkt) || t.opts.AuthPlugin != PluginEd25519 || attempt == 3 {
+			break
+		}
+	}
 	if err != nil {
 		_ = db.Close()
 		return nil, secret.NewScrubber(password).Err(err)
