@@ -37,8 +37,12 @@ func TestReferencedEnv(t *testing.T) {
     schedule: "@daily"
     target:
       generated: {}
+  - name: my
+    schedule: "@daily"
+    target:
+      mysql: { host: db, username: app, role: app_rw, admin: env:MYSQL_ADMIN_DSN }
 `)
-	require.Equal(t, []string{"KEYS_ADMIN_TOKEN", "PG_ADMIN_URL", "SWARMKEY_DATABASE_URL"}, ReferencedEnv(rt.Config))
+	require.Equal(t, []string{"KEYS_ADMIN_TOKEN", "MYSQL_ADMIN_DSN", "PG_ADMIN_URL", "SWARMKEY_DATABASE_URL"}, ReferencedEnv(rt.Config))
 }
 
 // TestReferencedEnvKnowsEveryReference fails when config gains a Reference
@@ -74,6 +78,7 @@ func TestReferencedEnvKnowsEveryReference(t *testing.T) {
 	require.Equal(t, []string{
 		"Config.Database",
 		"Config.Policies.Target.HTTP.AuthSecret",
+		"Config.Policies.Target.MySQL.Admin",
 		"Config.Policies.Target.Postgres.Admin",
 	}, found, "a new Reference field: read it in ReferencedEnv, and list it here")
 }
