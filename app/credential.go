@@ -16,6 +16,7 @@ import (
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/generated"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
+	"github.com/swarmkey/swarmkey/targets/mysql"
 	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
@@ -92,6 +93,13 @@ func (r *Runtime) target(ctx context.Context, p *config.Policy) (targets.Target,
 		return httpkey.New(opts)
 	case p.Target.Generated != nil:
 		return generated.New(*p.Target.Generated)
+	case p.Target.MySQL != nil:
+		opts := p.Target.MySQL.Options
+		var err error
+		if opts.Admin, err = r.resolveOptional(ctx, p.Target.MySQL.Admin); err != nil {
+			return nil, fmt.Errorf("target.mysql.admin: %w", err)
+		}
+		return mysql.New(p.Strategy, opts)
 	}
 	return nil, errors.New("target: no supported target configured")
 }

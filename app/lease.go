@@ -47,9 +47,9 @@ func (r *Runtime) LeaseSource(ctx context.Context, names []string, actor string)
 }
 
 // ReferencedEnv returns the variables cfg's env: references read, sorted and
-// each once: the database URL's, every policy's target.postgres.admin
-// and target.http.auth.secret, and every notification sink's key or Slack
-// URL. `swarmkey exec` withholds them from its
+// each once: the database URL's, every policy's target.postgres.admin,
+// target.http.auth.secret and target.mysql.admin, and every notification
+// sink's key or Slack URL. `swarmkey exec` withholds them from its
 // command, which needs none of them.
 func ReferencedEnv(cfg *config.Config) []string {
 	var names []string
@@ -66,6 +66,9 @@ func ReferencedEnv(cfg *config.Config) []string {
 		}
 		if t.HTTP != nil {
 			add(t.HTTP.AuthSecret)
+		}
+		if t.MySQL != nil {
+			add(t.MySQL.Admin)
 		}
 	}
 	if cfg.Notifications != nil {

@@ -37,12 +37,16 @@ func TestReferencedEnv(t *testing.T) {
     schedule: "@daily"
     target:
       generated: {}
+  - name: my
+    schedule: "@daily"
+    target:
+      mysql: { host: db, username: app, role: app_rw, admin: env:MYSQL_ADMIN_DSN }
 notifications:
   sinks:
     - { name: hook, kind: webhook, url: "https://hooks.example.com/x", secret: env:WEBHOOK_KEY }
     - { name: chat, kind: slack, url: env:SLACK_URL }
 `)
-	require.Equal(t, []string{"KEYS_ADMIN_TOKEN", "PG_ADMIN_URL", "SLACK_URL", "SWARMKEY_DATABASE_URL", "WEBHOOK_KEY"}, ReferencedEnv(rt.Config))
+	require.Equal(t, []string{"KEYS_ADMIN_TOKEN", "MYSQL_ADMIN_DSN", "PG_ADMIN_URL", "SLACK_URL", "SWARMKEY_DATABASE_URL", "WEBHOOK_KEY"}, ReferencedEnv(rt.Config))
 }
 
 // TestReferencedEnvKnowsEveryReference fails when config gains a Reference
@@ -79,6 +83,7 @@ func TestReferencedEnvKnowsEveryReference(t *testing.T) {
 		"Config.Database",
 		"Config.Notifications.Sinks.Credential",
 		"Config.Policies.Target.HTTP.AuthSecret",
+		"Config.Policies.Target.MySQL.Admin",
 		"Config.Policies.Target.Postgres.Admin",
 	}, found, "a new Reference field: read it in ReferencedEnv, and list it here")
 }

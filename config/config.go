@@ -65,6 +65,7 @@ import (
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/generated"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
+	"github.com/swarmkey/swarmkey/targets/mysql"
 	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
@@ -182,6 +183,7 @@ type Target struct {
 	Postgres  *PostgresTarget
 	HTTP      *HTTPTarget
 	Generated *generated.Options
+	MySQL     *MySQLTarget
 }
 
 // PostgresTarget is a PostgreSQL role (or, alternating, two roles that are
@@ -193,6 +195,17 @@ type PostgresTarget struct {
 	Options postgres.Options
 	// Admin refers to an admin connection URL; required for alternating,
 	// optional for single (which then logs in with the current credential).
+	Admin Reference
+}
+
+// MySQLTarget is a MySQL or MariaDB account (or, alternating, two accounts
+// that hold Role, which holds the grants), rotated by targets/mysql.
+type MySQLTarget struct {
+	// Options are target.mysql with the defaults of the policy's strategy
+	// (mysql.Options.WithDefaults). Options.Admin is zero: Admin refers to it.
+	Options mysql.Options
+	// Admin refers to the admin DSN; required for alternating, optional for
+	// single (which then logs in with the current credential).
 	Admin Reference
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/swarmkey/swarmkey/targets/httpkey"
+	"github.com/swarmkey/swarmkey/targets/mysql"
 	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
@@ -43,6 +44,7 @@ import (
 var referenceKeys = map[reflect.Type]string{
 	reflect.TypeFor[postgres.Options](): "admin",
 	reflect.TypeFor[httpkey.Auth]():     "secret",
+	reflect.TypeFor[mysql.Options]():    "admin",
 }
 
 // treeProblem is one problem checkTree found, at an index path.

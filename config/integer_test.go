@@ -48,6 +48,7 @@ func TestIntegerFieldsRefuseDecimals(t *testing.T) {
 		"policies[].target.http.max_attempts",
 		"policies[].target.http.max_response_bytes",
 		"policies[].target.http.verify.status",
+		"policies[].target.mysql.port",
 		"policies[].target.postgres.port",
 	}, intFieldsOf("", reflect.TypeFor[rawFile](), 0))
 
@@ -69,6 +70,11 @@ func TestIntegerFieldsRefuseDecimals(t *testing.T) {
         issue: { url: "https://k.example.com/keys", key: /key, id: /id }
         verify: { url: "https://k.example.com/me", key_in: query, status: *n }
         revoke: { url: "https://k.example.com/keys/{{.KeyID}}" }
+  - name: my
+    strategy: single
+    schedule: "@daily"
+    target:
+      mysql: { host: h, username: u, port: 3306.5 }
 notifications:
   attempts: 3.5
 `)
@@ -82,7 +88,8 @@ notifications:
 		"p.yaml:17: policies[api].target.http.max_attempts: want an integer, got a decimal number",
 		"p.yaml:18: policies[api].target.http.max_response_bytes: want an integer, got a decimal number",
 		"p.yaml:21: policies[api].target.http.verify.status: want an integer, got a decimal number",
-		"p.yaml:24: notifications.attempts: want an integer, got a decimal number",
+		"p.yaml:27: policies[my].target.mysql.port: want an integer, got a decimal number",
+		"p.yaml:29: notifications.attempts: want an integer, got a decimal number",
 	)
 	for _, e := range es {
 		require.NotContains(t, e.Msg, ".5", "the value is not repeated")

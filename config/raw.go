@@ -7,6 +7,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers/vault"
 	"github.com/swarmkey/swarmkey/targets/generated"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
+	"github.com/swarmkey/swarmkey/targets/mysql"
 	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
@@ -71,6 +72,7 @@ type rawTarget struct {
 	Postgres  *postgres.Options  `yaml:"postgres"`
 	HTTP      *httpkey.Options   `yaml:"http"`
 	Generated *generated.Options `yaml:"generated"`
+	MySQL     *mysql.Options     `yaml:"mysql"`
 }
 
 type rawPassword struct {

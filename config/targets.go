@@ -4,6 +4,7 @@ import (
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/generated"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
+	"github.com/swarmkey/swarmkey/targets/mysql"
 	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
@@ -65,4 +66,23 @@ func (c check) generatedTarget(given *generated.Options, policy string) *generat
 	c.report(o.Validate(), nil, nil)
 	o = o.WithDefaults()
 	return &o
+}
+
+// mysqlTarget checks target.mysql against mysql.Options.Validate for the
+// policy's strategy, after its defaults.
+func (c check) mysqlTarget(cfg *Config, given *mysql.Options, strategy targets.Strategy) *MySQLTarget {
+	o := valueOf(given).WithDefaults(strategy)
+	t := &MySQLTarget{}
+	admin, adminGiven := c.reference(cfg, "admin")
+	t.Admin = admin
+	// An unknown strategy is reported at strategy; its checks are skipped.
+	if strategy != "" {
+		v, missing := o, []string{"admin"}
+		if adminGiven {
+			v.Admin, missing = unresolved, nil
+		}
+		c.report(v.Validate(strategy), missing, nil)
+	}
+	t.Options = o
+	return t
 }

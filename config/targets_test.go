@@ -11,6 +11,7 @@ import (
 	"github.com/swarmkey/swarmkey/targets"
 	"github.com/swarmkey/swarmkey/targets/generated"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
+	"github.com/swarmkey/swarmkey/targets/mysql"
 )
 
 func TestLoadHTTPAndGenerated(t *testing.T) {
@@ -76,5 +77,48 @@ func TestLoadHTTPErrors(t *testing.T) {
 		"testdata/errors/http.yaml:34: policies[auth-plain].target.http.auth.secret: plaintext credentials are not allowed here",
 		`testdata/errors/http.yaml:36: policies[auth-plain].target.http.verify.expect: bad template: verify.expect:1:10: executing "verify.expect" at <.Current.Fields.nope>: map has no entry for key "nope"`,
 		"testdata/errors/http.yaml:38: policies[auth-plain].target.http.disable: needs enable",
+	)
+}
+
+func TestLoadMySQL(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("testdata/mysql.yaml")
+	require.NoError(t, err)
+	require.Len(t, cfg.Policies, 2)
+
+	alt := cfg.Policies[0]
+	require.Equal(t, targets.Alternating, alt.Strategy)
+	require.NotNil(t, alt.Target.MySQL)
+	require.Nil(t, alt.Target.Postgres)
+	require.Equal(t, Reference{Scheme: SchemeEnv, Name: "MYSQL_ADMIN_DSN"}, alt.Target.MySQL.Admin)
+	o := alt.Target.MySQL.Options
+	require.True(t, o.Admin.IsZero(), "config never holds the admin DSN's value")
+	require.Equal(t, mysql.DefaultPort, o.Port)
+	require.Equal(t, "checkout_b", o.AlternateUsername)
+	require.Equal(t, "checkout_app", o.Role)
+	require.Equal(t, "%", o.UserHost)
+	require.Equal(t, mysql.PluginNative, o.AuthPlugin)
+	require.True(t, o.RetireLock)
+
+	single := cfg.Policies[1].Target.MySQL
+	require.True(t, single.Admin.IsZero(), "single may go without admin")
+	require.Equal(t, 3307, single.Options.Port)
+	require.Empty(t, single.Options.AlternateUsername)
+	require.Equal(t, mysql.PluginEd25519, single.Options.AuthPlugin)
+	require.Equal(t, "10.%", single.Options.UserHost)
+}
+
+func TestLoadMySQLErrors(t *testing.T) {
+	t.Parallel()
+	const forms = "env:NAME, file:/absolute/path or store:<provider>/<secret-id>[#field]"
+	cfg, err := Load("testdata/errors/mysql.yaml")
+	require.Nil(t, cfg)
+	requireErrors(t, err,
+		`testdata/errors/mysql.yaml:8: policies[alt].target.mysql.role: required for strategy alternating`,
+		`testdata/errors/mysql.yaml:8: policies[alt].target.mysql.admin: required for strategy alternating: a DSN (user:password@tcp(host:port)/) of an account that may CREATE USER, ALTER USER and GRANT the role, as a reference: `+forms,
+		`testdata/errors/mysql.yaml:10: policies[alt].target.mysql.username: "app'x" is not a valid user name`,
+		`testdata/errors/mysql.yaml:11: policies[alt].target.mysql.auth_plugin: unsupported plugin "caching_sha2_password"`,
+		`testdata/errors/mysql.yaml:16: policies[single].target.mysql.admin: plaintext credentials are not allowed here`,
+		`testdata/errors/mysql.yaml:16: policies[single].target.mysql.role: used only by strategy alternating`,
 	)
 }
