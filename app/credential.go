@@ -10,6 +10,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers/aws"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
+	"github.com/swarmkey/swarmkey/providers/ssm"
 	"github.com/swarmkey/swarmkey/providers/vault"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
@@ -35,6 +36,9 @@ var storeOpeners = map[string]func(ctx context.Context, s config.Stores) (provid
 	},
 	config.ProviderVault: func(ctx context.Context, s config.Stores) (providers.Store, error) {
 		return vault.New(ctx, *s.Vault)
+	},
+	config.ProviderSSM: func(ctx context.Context, s config.Stores) (providers.Store, error) {
+		return ssm.New(ctx, *s.SSM)
 	},
 }
 

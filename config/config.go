@@ -6,7 +6,7 @@
 // loads it. In short, a main file holds:
 //
 //	database  a Reference to the state database URL (required by Load)
-//	stores    settings per provider (file, aws, gcp, vault); a policy may only use a
+//	stores    settings per provider (file, aws, gcp, vault, ssm); a policy may only use a
 //	          provider configured here
 //	include   globs, relative to the file, of more files; those hold only
 //	          policies: and deny:
@@ -59,6 +59,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers/aws"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
+	"github.com/swarmkey/swarmkey/providers/ssm"
 	"github.com/swarmkey/swarmkey/providers/vault"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/schedule"
@@ -75,11 +76,12 @@ const (
 	ProviderAWS   = "aws"
 	ProviderGCP   = "gcp"
 	ProviderVault = "vault"
+	ProviderSSM   = "ssm"
 )
 
 // providerNames are the providers the stores section knows, in the order
 // they are listed in messages.
-var providerNames = []string{ProviderFile, ProviderAWS, ProviderGCP, ProviderVault}
+var providerNames = []string{ProviderFile, ProviderAWS, ProviderGCP, ProviderVault, ProviderSSM}
 
 // Config is the checked, merged content of the main files and their includes.
 type Config struct {
@@ -118,6 +120,7 @@ type Stores struct {
 	AWS   *aws.Options
 	GCP   *gcp.Options
 	Vault *vault.Options
+	SSM   *ssm.Options
 }
 
 // Configured reports whether the provider called name has a block.
@@ -131,6 +134,8 @@ func (s Stores) Configured(name string) bool {
 		return s.GCP != nil
 	case ProviderVault:
 		return s.Vault != nil
+	case ProviderSSM:
+		return s.SSM != nil
 	}
 	return false
 }
@@ -479,6 +484,10 @@ func (l *loader) storeBlock(cfg *Config, s *source, name string) {
 		o.CACert, o.Auth.TokenFile, o.Auth.SecretIDFile = s.abs(o.CACert), s.abs(o.Auth.TokenFile), s.abs(o.Auth.SecretIDFile)
 		o.Auth.ServiceAccountTokenFile = s.abs(o.Auth.ServiceAccountTokenFile)
 		cfg.Stores.Vault = &o
+	case ProviderSSM:
+		o := valueOf(s.raw.Stores.SSM)
+		c.report(o.Validate(), nil, nil)
+		cfg.Stores.SSM = &o
 	}
 }
 

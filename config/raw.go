@@ -4,6 +4,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers/aws"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
+	"github.com/swarmkey/swarmkey/providers/ssm"
 	"github.com/swarmkey/swarmkey/providers/vault"
 	"github.com/swarmkey/swarmkey/targets/generated"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
@@ -36,6 +37,7 @@ type rawStores struct {
 	AWS   *aws.Options   `yaml:"aws"`
 	GCP   *gcp.Options   `yaml:"gcp"`
 	Vault *vault.Options `yaml:"vault"`
+	SSM   *ssm.Options   `yaml:"ssm"`
 }
 
 type rawDeny struct {

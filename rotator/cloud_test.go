@@ -11,6 +11,7 @@ import (
 
 	awsv2 "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
 	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/stretchr/testify/require"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/aws"
 	"github.com/swarmkey/swarmkey/providers/gcp"
+	"github.com/swarmkey/swarmkey/providers/ssm"
 	"github.com/swarmkey/swarmkey/providers/vault"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/state"
@@ -138,6 +140,33 @@ func vaultCloud(t *testing.T) cloud {
 	}
 }
 
+func ssmCloud(t *testing.T) cloud {
+	t.Helper()
+	s, err := ssm.NewFromConfig(mototest.Config(t), ssm.Options{Create: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	raw := awsssm.NewFromConfig(mototest.Config(t))
+	name := "/" + mototest.Prefix(t) + "checkout-db"
+	return cloud{
+		store: s, secretID: name,
+		moveCurrent: func(t *testing.T) {
+			// Another tool's `aws ssm put-parameter --overwrite` of the
+			// same document.
+			cur, err := raw.GetParameter(t.Context(), &awsssm.GetParameterInput{Name: awsv2.String(name), WithDecryption: awsv2.Bool(true)})
+			require.NoError(t, err)
+			_, err = raw.PutParameter(t.Context(), &awsssm.PutParameterInput{Name: awsv2.String(name), Value: cur.Parameter.Value, Type: "SecureString", Overwrite: awsv2.Bool(true)})
+			require.NoError(t, err)
+		},
+		beforeFirstPromote: func(t *testing.T) {
+			// A reader's GetParameter finds nothing: the pending
+			// credential waits in its own parameter.
+			_, err := raw.GetParameter(t.Context(), &awsssm.GetParameterInput{Name: awsv2.String(name), WithDecryption: awsv2.Bool(true)})
+			require.Error(t, err, "a reader's read before the first promote")
+			require.Contains(t, err.Error(), "ParameterNotFound")
+		},
+	}
+}
+
 var clouds = []struct {
 	name string
 	open func(t *testing.T) cloud
@@ -145,6 +174,7 @@ var clouds = []struct {
 	{"aws", awsCloud},
 	{"gcp", gcpCloud},
 	{"vault", vaultCloud},
+	{"ssm", ssmCloud},
 }
 
 // cloudStage reads stage from the cloud store.

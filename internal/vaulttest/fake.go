@@ -39,6 +39,8 @@ import (
 //     ("AppRole auth method", "Kubernetes auth method" API pages) for the
 //     role ids and secret ids, or roles and service account tokens, added
 //     with AddAppRole and AddKubernetesRole.
+//   - auth/token/revoke ("Token auth method" API page) revokes the token in
+//     its body: later requests with it get 403, as an expired one does.
 //
 // Every request needs X-Vault-Token: the root token or one that a login
 // issued; otherwise 403 "permission denied", as Vault answers.
@@ -150,6 +152,14 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if tok := r.Header.Get("X-Vault-Token"); tok != f.rootToken && !f.tokens[tok] {
 		fail(w, http.StatusForbidden, "permission denied")
+		return
+	}
+	if path == "auth/token/revoke" {
+		// As Vault's: the token in the body stops working at once.
+		var tok string
+		_ = json.Unmarshal(body["token"], &tok)
+		delete(f.tokens, tok)
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	op, name, ok := strings.Cut(strings.TrimPrefix(path, Mount+"/"), "/")

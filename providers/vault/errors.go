@@ -29,7 +29,11 @@ func (s *Store) translate(secretID, op, path string, err error, value *secret.Se
 	if value != nil {
 		sc.Add(*value)
 	}
-	detail := sc.Text(describe(err))
+	detail := describe(err)
+	if rl := (*reloginError)(nil); errors.As(err, &rl) {
+		detail += "; logging in again failed: " + rl.login.Error()
+	}
+	detail = sc.Text(detail)
 	var re *vaultapi.ResponseError
 	if !errors.As(err, &re) {
 		return fmt.Errorf("%s: the server at %s did not answer: check address (or VAULT_ADDR), ca_cert and the network path: %s", subject, s.client.Address(), detail)

@@ -54,6 +54,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
@@ -191,8 +193,14 @@ func (o Options) pendingPrefix() string {
 // Store is a providers.Store on KV v2. It is safe for concurrent use.
 type Store struct {
 	client *vaultapi.Client
-	kv     *vaultapi.KVv2
+	kv     *authedKV
 	opts   Options
+
+	// loginMu keeps concurrent calls that found the token expired from
+	// logging in more than once for it.
+	loginMu sync.Mutex
+	// relogins counts the logins after New's, for tests.
+	relogins atomic.Int64
 
 	// testHookBeforeWrite, when set, runs between the reads and the data
 	// write of PutPending and Promote, so tests can put another writer
@@ -237,7 +245,8 @@ func newWithConfig(ctx context.Context, opts Options, cfg *vaultapi.Config) (*St
 	if opts.Namespace != "" {
 		client.SetNamespace(opts.Namespace)
 	}
-	s := &Store{client: client, kv: client.KVv2(opts.mount()), opts: opts}
+	s := &Store{client: client, opts: opts}
+	s.kv = &authedKV{kv: client.KVv2(opts.mount()), s: s}
 	if err := s.login(ctx); err != nil {
 		return nil, err
 	}
@@ -278,9 +287,14 @@ func (s *Store) login(ctx context.Context) error {
 }
 
 func (s *Store) loginAt(ctx context.Context, path string, body map[string]any) error {
-	// No token goes with a login request.
-	s.client.ClearToken()
-	out, err := s.client.Logical().WriteWithContext(ctx, "auth/"+path+"/login", body)
+	// No token goes with a login request. A clone sends it, so that calls
+	// running on the store meanwhile keep the token they have.
+	c, err := s.client.Clone()
+	if err != nil {
+		return fmt.Errorf("vault: login at auth/%s: %w", path, err)
+	}
+	c.ClearToken()
+	out, err := c.Logical().WriteWithContext(ctx, "auth/"+path+"/login", body)
 	if err != nil {
 		return fmt.Errorf("vault: login at auth/%s: %s", path, describe(err))
 	}

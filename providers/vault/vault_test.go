@@ -245,3 +245,52 @@ func TestValidate(t *testing.T) {
 	b, _ := json.Marshal(err.Error())
 	require.NotContains(t, string(b), `["a"]`)
 }
+
+// TestReloginAfterTokenExpiry revokes the token an AppRole and a Kubernetes
+// login gave the store, as its TTL running out would: the next calls log in
+// again once and succeed, where a store that logged in only at New fails
+// every call with 403 from then on.
+func TestReloginAfterTokenExpiry(t *testing.T) {
+	t.Parallel()
+	f := vaulttest.NewFake()
+	t.Cleanup(f.Close)
+	f.AddAppRole("rotator", "sid-1")
+	f.AddKubernetesRole("swarmkey", "sa-jwt")
+	root, err := vaultapi.NewClient(&vaultapi.Config{Address: f.URL()})
+	require.NoError(t, err)
+	root.SetToken(f.RootToken())
+	for _, auth := range []Auth{
+		{Method: AuthAppRole, RoleID: "rotator", SecretIDFile: tokenFile(t, "sid-1")},
+		{Method: AuthKubernetes, Role: "swarmkey", ServiceAccountTokenFile: tokenFile(t, "sa-jwt")},
+	} {
+		s := login(t, f.URL(), auth)
+		id := vaulttest.Prefix(t) + "checkout-db"
+		revoke := func() {
+			_, err := root.Logical().WriteWithContext(t.Context(), "auth/token/revoke", map[string]any{"token": s.client.Token()})
+			require.NoError(t, err)
+		}
+		revoke()
+		// Every kind of call: a read, a staging write, the promote's data
+		// and metadata writes and its delete.
+		_, err := s.PutPending(t.Context(), id, "tok-a", doc("pa"))
+		require.NoError(t, err, auth.Method)
+		revoke()
+		require.NoError(t, s.Promote(t.Context(), id, providers.PromoteRequest{Token: "tok-a"}), auth.Method)
+		revoke()
+		cur, err := s.Get(t.Context(), id, providers.StageCurrent)
+		require.NoError(t, err, auth.Method)
+		require.Equal(t, "tok-a", cur.Token)
+		require.Equal(t, int64(3), s.relogins.Load(), "%s: one login per revoked token", auth.Method)
+	}
+
+	// A 403 that a fresh token gets as well is the policy's: one login,
+	// then the refusal, with the store's advice.
+	s := login(t, f.URL(), Auth{Method: AuthAppRole, RoleID: "rotator", SecretIDFile: tokenFile(t, "sid-1")})
+	f.AddAppRole("rotator", "sid-rotated-away")
+	_, err = root.Logical().WriteWithContext(t.Context(), "auth/token/revoke", map[string]any{"token": s.client.Token()})
+	require.NoError(t, err)
+	_, err = s.Get(t.Context(), vaulttest.Prefix(t)+"x", providers.StageCurrent)
+	require.ErrorContains(t, err, "permission denied for swarmkey's token")
+	require.ErrorContains(t, err, "login at auth/approle")
+	require.NotContains(t, err.Error(), "sid-1")
+}
