@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,6 +95,15 @@ type Vault struct {
 	// beforeCall, when set, runs before each call is served (outside the
 	// lock), with the call's name: another writer between two calls.
 	beforeCall func(call string)
+	// refusals answer the calls whose name starts with their prefix with
+	// an error instead of serving them.
+	refusals []refusal
+}
+
+type refusal struct {
+	prefix string
+	status int
+	code   string
 }
 
 // New returns an empty vault.
@@ -130,8 +140,18 @@ func (v *Vault) BeforeCall(f func(call string)) {
 	v.mu.Unlock()
 }
 
-// lock records call, runs the before-call hook and takes the lock.
-func (v *Vault) lock(call string) {
+// Refuse answers every later call whose name starts with prefix
+// ("SetSecret checkout-db") with status and code, as Key Vault answers a
+// caller without permission (403 Forbidden) or a throttled one (429).
+func (v *Vault) Refuse(prefix string, status int, code string) {
+	v.mu.Lock()
+	v.refusals = append(v.refusals, refusal{prefix: prefix, status: status, code: code})
+	v.mu.Unlock()
+}
+
+// lock records call, runs the before-call hook and takes the lock. It
+// returns the refusal that answers call, if any.
+func (v *Vault) lock(call string) (status int, code string) {
 	v.mu.Lock()
 	hook := v.beforeCall
 	v.mu.Unlock()
@@ -140,6 +160,12 @@ func (v *Vault) lock(call string) {
 	}
 	v.mu.Lock()
 	v.calls = append(v.calls, call)
+	for _, r := range v.refusals {
+		if strings.HasPrefix(call, r.prefix) {
+			return r.status, r.code
+		}
+	}
+	return 0, ""
 }
 
 // Versions returns the ids of name's versions in creation order, for tests
@@ -246,8 +272,12 @@ func (v *Vault) server() *fake.Server {
 		// (REST API, Secrets - Set Secret.) The new version is enabled
 		// unless the request's attributes say otherwise.
 		SetSecret: func(_ context.Context, name string, p azsecrets.SetSecretParameters, _ *azsecrets.SetSecretOptions) (resp azfake.Responder[azsecrets.SetSecretResponse], errResp azfake.ErrorResponder) {
-			v.lock("SetSecret " + name)
+			status, code := v.lock("SetSecret " + name)
 			defer v.mu.Unlock()
+			if status != 0 {
+				errResp.SetResponseError(status, code)
+				return
+			}
 			tags, ok := checkTags(p.Tags)
 			if !validName.MatchString(name) || p.Value == nil || len(*p.Value) > maxValueBytes || !ok {
 				errResp.SetResponseError(http.StatusBadRequest, CodeBadParameter)
@@ -271,8 +301,12 @@ func (v *Vault) server() *fake.Server {
 		// disabled secret."), also when it is the latest: readers of the
 		// secret then get that error, not an older version.
 		GetSecret: func(_ context.Context, name, id string, _ *azsecrets.GetSecretOptions) (resp azfake.Responder[azsecrets.GetSecretResponse], errResp azfake.ErrorResponder) {
-			v.lock("GetSecret " + name + " " + id)
+			status, code := v.lock("GetSecret " + name + " " + id)
 			defer v.mu.Unlock()
+			if status != 0 {
+				errResp.SetResponseError(status, code)
+				return
+			}
 			ver := v.find(name, id)
 			switch {
 			case ver == nil:
@@ -291,8 +325,12 @@ func (v *Vault) server() *fake.Server {
 		// the version's tags. It applies to disabled versions (enabling one
 		// is such an update).
 		UpdateSecretProperties: func(_ context.Context, name, id string, p azsecrets.UpdateSecretPropertiesParameters, _ *azsecrets.UpdateSecretPropertiesOptions) (resp azfake.Responder[azsecrets.UpdateSecretPropertiesResponse], errResp azfake.ErrorResponder) {
-			v.lock("UpdateSecretProperties " + name + " " + id)
+			status, code := v.lock("UpdateSecretProperties " + name + " " + id)
 			defer v.mu.Unlock()
+			if status != 0 {
+				errResp.SetResponseError(status, code)
+				return
+			}
 			ver := v.find(name, id)
 			if ver == nil {
 				errResp.SetResponseError(http.StatusNotFound, CodeSecretNotFound)
@@ -323,8 +361,12 @@ func (v *Vault) server() *fake.Server {
 		// the service will return up to 25 results".) Disabled versions are
 		// listed with enabled=false. A name without versions lists nothing.
 		NewListSecretPropertiesVersionsPager: func(name string, _ *azsecrets.ListSecretPropertiesVersionsOptions) (resp azfake.PagerResponder[azsecrets.ListSecretPropertiesVersionsResponse]) {
-			v.lock("ListSecretPropertiesVersions " + name)
+			status, code := v.lock("ListSecretPropertiesVersions " + name)
 			defer v.mu.Unlock()
+			if status != 0 {
+				resp.AddResponseError(status, code)
+				return
+			}
 			versions := append([]*version(nil), v.secrets[name]...)
 			sort.Slice(versions, func(i, j int) bool { return versions[i].id < versions[j].id })
 			var props []*azsecrets.SecretProperties
