@@ -8,6 +8,7 @@ import (
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/aws"
+	"github.com/swarmkey/swarmkey/providers/azure"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
 	"github.com/swarmkey/swarmkey/providers/vault"
@@ -34,6 +35,9 @@ var storeOpeners = map[string]func(ctx context.Context, s config.Stores) (provid
 	},
 	config.ProviderVault: func(ctx context.Context, s config.Stores) (providers.Store, error) {
 		return vault.New(ctx, *s.Vault)
+	},
+	config.ProviderAzure: func(ctx context.Context, s config.Stores) (providers.Store, error) {
+		return azure.New(ctx, *s.Azure)
 	},
 }
 

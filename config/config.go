@@ -6,7 +6,7 @@
 // loads it. In short, a main file holds:
 //
 //	database  a Reference to the state database URL (required by Load)
-//	stores    settings per provider (file, aws, gcp, vault); a policy may only use a
+//	stores    settings per provider (file, aws, gcp, vault, azure); a policy may only use a
 //	          provider configured here
 //	include   globs, relative to the file, of more files; those hold only
 //	          policies: and deny:
@@ -55,6 +55,7 @@ import (
 	_ "time/tzdata"
 
 	"github.com/swarmkey/swarmkey/providers/aws"
+	"github.com/swarmkey/swarmkey/providers/azure"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
 	"github.com/swarmkey/swarmkey/providers/vault"
@@ -72,11 +73,12 @@ const (
 	ProviderAWS   = "aws"
 	ProviderGCP   = "gcp"
 	ProviderVault = "vault"
+	ProviderAzure = "azure"
 )
 
 // providerNames are the providers the stores section knows, in the order
 // they are listed in messages.
-var providerNames = []string{ProviderFile, ProviderAWS, ProviderGCP, ProviderVault}
+var providerNames = []string{ProviderFile, ProviderAWS, ProviderGCP, ProviderVault, ProviderAzure}
 
 // Config is the checked, merged content of the main files and their includes.
 type Config struct {
@@ -113,6 +115,7 @@ type Stores struct {
 	AWS   *aws.Options
 	GCP   *gcp.Options
 	Vault *vault.Options
+	Azure *azure.Options
 }
 
 // Configured reports whether the provider called name has a block.
@@ -126,6 +129,8 @@ func (s Stores) Configured(name string) bool {
 		return s.GCP != nil
 	case ProviderVault:
 		return s.Vault != nil
+	case ProviderAzure:
+		return s.Azure != nil
 	}
 	return false
 }
@@ -456,6 +461,10 @@ func (l *loader) storeBlock(cfg *Config, s *source, name string) {
 		o.CACert, o.Auth.TokenFile, o.Auth.SecretIDFile = s.abs(o.CACert), s.abs(o.Auth.TokenFile), s.abs(o.Auth.SecretIDFile)
 		o.Auth.ServiceAccountTokenFile = s.abs(o.Auth.ServiceAccountTokenFile)
 		cfg.Stores.Vault = &o
+	case ProviderAzure:
+		o := valueOf(s.raw.Stores.Azure)
+		c.report(o.Validate(), nil, nil)
+		cfg.Stores.Azure = &o
 	}
 }
 

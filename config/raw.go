@@ -2,6 +2,7 @@ package config
 
 import (
 	"github.com/swarmkey/swarmkey/providers/aws"
+	"github.com/swarmkey/swarmkey/providers/azure"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
 	"github.com/swarmkey/swarmkey/providers/vault"
@@ -33,6 +34,7 @@ type rawStores struct {
 	AWS   *aws.Options   `yaml:"aws"`
 	GCP   *gcp.Options   `yaml:"gcp"`
 	Vault *vault.Options `yaml:"vault"`
+	Azure *azure.Options `yaml:"azure"`
 }
 
 type rawDeny struct {
