@@ -66,7 +66,7 @@ bench: build
 	scripts/with-postgres $(GO) run ./bench/rotationbench -duration $(BENCH_DURATION) -rounds $(BENCH_ROUNDS) -concurrency 1,4
 	$(GO) test -run '^$$' -bench BenchmarkPlanAll -benchtime 20x ./schedule/
 	scripts/with-postgres $(GO) run ./bench/daemonbench -mode lag -policies 10000
-	$(GO) test -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x ./providers/aws/ ./providers/gcp/ ./providers/vault/
+	$(GO) test -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x ./providers/aws/ ./providers/gcp/ ./providers/vault/ ./providers/azure/
 	scripts/with-postgres $(GO) run ./bench/execbench -runs 30
 
 # Ten minutes of an idle daemon with 10,000 policies beside one with a single

@@ -280,12 +280,17 @@ func (l layout) pending() *version {
 	return l.staging.v
 }
 
+// read reads the staging secret, then the reader's secret: the reverse of
+// the order in which Promote writes them (the secret, then the staging
+// version disabled), so that a promote that completes between the two
+// reads is seen whole: a staging version read as disabled was promoted
+// before the secret was read, and the secret shows its new version.
 func (s *Store) read(ctx context.Context, secretID string) (layout, error) {
-	main, err := s.readLatest(ctx, secretID, secretID)
+	staging, err := s.readLatest(ctx, secretID, s.stagingName(secretID))
 	if err != nil {
 		return layout{}, err
 	}
-	staging, err := s.readLatest(ctx, secretID, s.stagingName(secretID))
+	main, err := s.readLatest(ctx, secretID, secretID)
 	if err != nil {
 		return layout{}, err
 	}

@@ -115,8 +115,8 @@ func TestStagesAsTags(t *testing.T) {
 	vault.Calls()
 	require.NoError(t, s.Promote(ctx, id, providers.PromoteRequest{Token: "tok-2", ExpectedCurrentID: v1.ID}))
 	require.Equal(t, []string{
-		"GetSecret " + id + " ",
 		"GetSecret " + id + DefaultPendingSuffix + " ",
+		"GetSecret " + id + " ",
 		"SetSecret " + id,
 		"UpdateSecretProperties " + id + DefaultPendingSuffix + " " + strings.TrimPrefix(v2.ID, "p"),
 	}, vault.Calls(), "promote: two reads, one write of the secret, one update of the staging version")
