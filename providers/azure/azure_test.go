@@ -303,6 +303,11 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	_, err := New(t.Context(), Options{VaultURL: "kv"})
 	require.ErrorContains(t, err, "vault_url")
+	// DefaultAzureCredential finds its identity at the first token request,
+	// not here: New needs no network.
+	s, err := New(t.Context(), Options{VaultURL: "https://checkout-kv.vault.azure.net", TenantID: "72f988bf-86f1-41af-91ab-2d7cd011db47"})
+	require.NoError(t, err)
+	require.Equal(t, "azure", s.Name())
 }
 
 // TestErrorsNameTheCall: a refusal of the service, or a credential that
