@@ -353,3 +353,59 @@ func TestErrorsNameTheCall(t *testing.T) {
 	require.ErrorContains(t, err, "no identity configured")
 	require.NotErrorIs(t, err, providers.ErrNotFound)
 }
+
+// TestRetireDisablesOrphans: versions no stage names, in both secrets (a
+// promote written twice by two racing clients, a pending version another
+// writer replaced), are disabled; current and previous stay readable.
+func TestRetireDisablesOrphans(t *testing.T) {
+	t.Parallel()
+	vault := azurefake.New()
+	s := newStore(t, vault, Options{Create: true})
+	ctx := t.Context()
+	const id = "checkout-db"
+	staging := id + DefaultPendingSuffix
+	raw := vault.Client(t)
+
+	_, err := s.PutPending(ctx, id, "tok-1", doc("one"))
+	require.NoError(t, err)
+	require.NoError(t, s.Promote(ctx, id, providers.PromoteRequest{Token: "tok-1"}))
+	cur, err := s.Get(ctx, id, providers.StageCurrent)
+	require.NoError(t, err)
+	put, err := s.PutPending(ctx, id, "tok-2", doc("two"))
+	require.NoError(t, err)
+	// Two clients promote at once: both write the secret, the same value
+	// with the same tags.
+	require.NoError(t, s.Promote(ctx, id, providers.PromoteRequest{Token: "tok-2", ExpectedCurrentID: cur.ID}))
+	first, err := raw.GetSecret(ctx, id, "", nil)
+	require.NoError(t, err)
+	_, err = raw.SetSecret(ctx, id, azsecrets.SetSecretParameters{Value: first.Value, ContentType: first.ContentType, Tags: first.Tags}, nil)
+	require.NoError(t, err)
+	orphan := first.ID.Version()
+	// A pending version that a later one replaced, still enabled.
+	_, err = s.PutPending(ctx, id, "tok-3", doc("three"))
+	require.NoError(t, err)
+	_, err = raw.SetSecret(ctx, staging, azsecrets.SetSecretParameters{Value: to.Ptr(`{"password":"four"}`), Tags: map[string]*string{tagToken: to.Ptr("tok-4")}}, nil)
+	require.NoError(t, err)
+	replaced := vault.Versions(staging)[2]
+	before, err := s.List(ctx, id)
+	require.NoError(t, err)
+
+	require.NoError(t, s.RetireUnstaged(ctx, id, providers.RetireRequest{Destroy: true}))
+	for name, hex := range map[string]string{id: orphan, staging: replaced} {
+		_, err = raw.GetSecret(ctx, name, hex, nil)
+		require.True(t, isDisabled(err), "%s version %s is disabled: %v", name, hex, err)
+	}
+	after, err := s.List(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+	requireReads(t, vault, id, "", doc("two"), "current")
+	got, err := s.Get(ctx, id, providers.StageCurrent)
+	require.NoError(t, err)
+	require.Equal(t, put.ID, got.ID)
+	prev, err := s.Get(ctx, id, providers.StagePrevious)
+	require.NoError(t, err)
+	require.Equal(t, cur.ID, prev.ID)
+	pending, err := s.Get(ctx, id, providers.StagePending)
+	require.NoError(t, err)
+	require.Equal(t, "tok-4", pending.Token)
+}

@@ -84,6 +84,8 @@ func (s *Store) translate(secretID, op, name string, err error) error {
 		return fmt.Errorf("%s: permission denied: swarmkey's identity needs the role Key Vault Secrets Officer on %s and its staging secret %s (or get, set and list in the vault's access policy), and the vault's firewall must admit it: %s", subject, secretID, s.stagingName(secretID), detail)
 	case http.StatusConflict:
 		return fmt.Errorf("%s: the secret is deleted but recoverable: recover it (az keyvault secret recover) or purge it before swarmkey writes it again: %s", subject, detail)
+	case http.StatusBadRequest:
+		return fmt.Errorf("%s: Key Vault refused the request: a value over 25 KB, or a rotation token over the 256 characters of a tag value: %s", subject, detail)
 	case http.StatusTooManyRequests:
 		return fmt.Errorf("%s: Key Vault throttled the request after the client's retries: %s", subject, detail)
 	}
