@@ -75,7 +75,7 @@ bench: build
 	scripts/with-postgres $(GO) run ./bench/rotationbench -duration $(BENCH_DURATION) -rounds $(BENCH_ROUNDS) -concurrency 1,4
 	$(GO) test -run '^$$' -bench BenchmarkPlanAll -benchtime 20x ./schedule/
 	scripts/with-postgres $(GO) run ./bench/daemonbench -mode lag -policies 10000
-	$(GO) test -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x ./providers/aws/ ./providers/gcp/ ./providers/vault/ ./providers/ssm/
+	$(GO) test -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x ./providers/aws/ ./providers/gcp/ ./providers/vault/ ./providers/ssm/ ./providers/azure/
 	scripts/with-postgres $(GO) run ./bench/execbench -runs 30
 	scripts/with-postgres $(GO) run ./bench/emergencybench -policies 1000 -concurrency 8 -rounds $(BENCH_ROUNDS)
 	$(GO) run ./bench/scanbench -files 10000 -rounds $(BENCH_ROUNDS)

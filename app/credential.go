@@ -8,6 +8,7 @@ import (
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/aws"
+	"github.com/swarmkey/swarmkey/providers/azure"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
 	"github.com/swarmkey/swarmkey/providers/ssm"
@@ -39,6 +40,9 @@ var storeOpeners = map[string]func(ctx context.Context, s config.Stores) (provid
 	},
 	config.ProviderSSM: func(ctx context.Context, s config.Stores) (providers.Store, error) {
 		return ssm.New(ctx, *s.SSM)
+	},
+	config.ProviderAzure: func(ctx context.Context, s config.Stores) (providers.Store, error) {
+		return azure.New(ctx, *s.Azure)
 	},
 }
 

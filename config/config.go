@@ -6,7 +6,7 @@
 // loads it. In short, a main file holds:
 //
 //	database  a Reference to the state database URL (required by Load)
-//	stores    settings per provider (file, aws, gcp, vault, ssm); a policy may only use a
+//	stores    settings per provider (file, aws, gcp, vault, ssm, azure); a policy may only use a
 //	          provider configured here
 //	include   globs, relative to the file, of more files; those hold only
 //	          policies: and deny:
@@ -57,6 +57,7 @@ import (
 	_ "time/tzdata"
 
 	"github.com/swarmkey/swarmkey/providers/aws"
+	"github.com/swarmkey/swarmkey/providers/azure"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
 	"github.com/swarmkey/swarmkey/providers/ssm"
@@ -77,11 +78,12 @@ const (
 	ProviderGCP   = "gcp"
 	ProviderVault = "vault"
 	ProviderSSM   = "ssm"
+	ProviderAzure = "azure"
 )
 
 // providerNames are the providers the stores section knows, in the order
 // they are listed in messages.
-var providerNames = []string{ProviderFile, ProviderAWS, ProviderGCP, ProviderVault, ProviderSSM}
+var providerNames = []string{ProviderFile, ProviderAWS, ProviderGCP, ProviderVault, ProviderSSM, ProviderAzure}
 
 // Config is the checked, merged content of the main files and their includes.
 type Config struct {
@@ -121,6 +123,7 @@ type Stores struct {
 	GCP   *gcp.Options
 	Vault *vault.Options
 	SSM   *ssm.Options
+	Azure *azure.Options
 }
 
 // Configured reports whether the provider called name has a block.
@@ -136,6 +139,8 @@ func (s Stores) Configured(name string) bool {
 		return s.Vault != nil
 	case ProviderSSM:
 		return s.SSM != nil
+	case ProviderAzure:
+		return s.Azure != nil
 	}
 	return false
 }
@@ -488,6 +493,10 @@ func (l *loader) storeBlock(cfg *Config, s *source, name string) {
 		o := valueOf(s.raw.Stores.SSM)
 		c.report(o.Validate(), nil, nil)
 		cfg.Stores.SSM = &o
+	case ProviderAzure:
+		o := valueOf(s.raw.Stores.Azure)
+		c.report(o.Validate(), nil, nil)
+		cfg.Stores.Azure = &o
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/swarmkey/swarmkey/providers/aws"
+	"github.com/swarmkey/swarmkey/providers/azure"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
 	"github.com/swarmkey/swarmkey/providers/ssm"
@@ -52,6 +53,7 @@ func TestLoadExample(t *testing.T) {
 		Method: "approle", RoleID: "0f1c2d3e-aaaa-bbbb-cccc-123456789abc", SecretIDFile: filepath.Join("testdata", "vault-secret-id"),
 	}}, cfg.Stores.Vault)
 	require.Equal(t, &ssm.Options{Region: "eu-west-1"}, cfg.Stores.SSM)
+	require.Equal(t, &azure.Options{VaultURL: "https://checkout-kv.vault.azure.net"}, cfg.Stores.Azure)
 
 	require.Len(t, cfg.Deny, 2)
 	require.Equal(t, "release-freeze", cfg.Deny[0].Name)
@@ -100,7 +102,7 @@ func TestLoadExample(t *testing.T) {
 	require.Len(t, p.Deny, 1)
 	require.Equal(t, 9*time.Hour, p.Deny[0].Duration)
 	require.Equal(t, "testdata/example.yaml", p.File)
-	require.Equal(t, 81, p.Line)
+	require.Equal(t, 88, p.Line)
 
 	// The schedule fires at 03:00 Berlin whatever the zone of its argument.
 	berlin3am := time.Date(2025, time.March, 10, 3, 0, 0, 0, p.Schedule.Location())
@@ -151,6 +153,10 @@ func TestLoadStores(t *testing.T) {
 		Project: "perf-project", Endpoint: "localhost:8081", Create: true,
 		Labels: map[string]string{"team": "perf", "managed-by": "swarmkey"}, DestroyRetired: true,
 	}, cfg.Stores.GCP)
+	require.Equal(t, &azure.Options{
+		VaultURL: "https://checkout-kv.vault.azure.net", PendingSuffix: "-staging", Create: true,
+		TenantID: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+	}, cfg.Stores.Azure)
 }
 
 func TestLoadDefaults(t *testing.T) {
@@ -223,7 +229,7 @@ func TestLoadErrors(t *testing.T) {
 			`testdata/errors/duplicate_key.yaml:9: policies[a].schedule: "schedule" is given twice (first at line 8)`,
 		}},
 		{"provider.yaml", []string{
-			`testdata/errors/provider.yaml:1: database: unknown provider "keepass": use file, aws, gcp, vault, ssm`,
+			`testdata/errors/provider.yaml:1: database: unknown provider "keepass": use file, aws, gcp, vault, ssm, azure`,
 			`testdata/errors/provider.yaml:6: policies[a].store: unknown provider "keepass"`,
 			`testdata/errors/provider.yaml:11: policies[b].store: provider "aws" is not configured under stores:`,
 			`testdata/errors/provider.yaml:13: policies[b].target.postgres.admin: provider "gcp" is not configured under stores:`,
@@ -289,6 +295,8 @@ func TestLoadErrors(t *testing.T) {
 			`testdata/errors/stores.yaml:7: stores.gcp.labels: "Team" is not a label key`,
 			`testdata/errors/stores.yaml:9: stores.vault.auth.method: unknown method "ldap": use token, approle or kubernetes`,
 			`testdata/errors/stores.yaml:10: stores.ssm.pending_prefix: a parameter path such as /swarmkey-pending: it starts with /, does not end with one`,
+			`testdata/errors/stores.yaml:11: stores.azure.vault_url: "checkout-kv.vault.azure.net" is not a vault address: give https://NAME.vault.azure.net (https, no path)`,
+			`testdata/errors/stores.yaml:11: stores.azure.pending_suffix: "_pending": use up to 64 letters, digits and dashes`,
 		}},
 		{"deny.yaml", []string{
 			"testdata/errors/deny.yaml:5: deny[0].duration: required",

@@ -2,6 +2,7 @@ package config
 
 import (
 	"github.com/swarmkey/swarmkey/providers/aws"
+	"github.com/swarmkey/swarmkey/providers/azure"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/providers/gcp"
 	"github.com/swarmkey/swarmkey/providers/ssm"
@@ -38,6 +39,7 @@ type rawStores struct {
 	GCP   *gcp.Options   `yaml:"gcp"`
 	Vault *vault.Options `yaml:"vault"`
 	SSM   *ssm.Options   `yaml:"ssm"`
+	Azure *azure.Options `yaml:"azure"`
 }
 
 type rawDeny struct {

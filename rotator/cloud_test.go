@@ -9,17 +9,22 @@ import (
 	"strings"
 	"testing"
 
+	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	awsv2 "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
 	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/stretchr/testify/require"
 
+	"github.com/swarmkey/swarmkey/internal/azurefake"
 	"github.com/swarmkey/swarmkey/internal/gcpfake"
 	"github.com/swarmkey/swarmkey/internal/mototest"
 	"github.com/swarmkey/swarmkey/internal/vaulttest"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/aws"
+	"github.com/swarmkey/swarmkey/providers/azure"
 	"github.com/swarmkey/swarmkey/providers/gcp"
 	"github.com/swarmkey/swarmkey/providers/ssm"
 	"github.com/swarmkey/swarmkey/providers/vault"
@@ -167,6 +172,33 @@ func ssmCloud(t *testing.T) cloud {
 	}
 }
 
+func azureCloud(t *testing.T) cloud {
+	t.Helper()
+	vault := azurefake.New()
+	s, err := azure.NewWithCredential(azure.Options{VaultURL: azurefake.URL, Create: true}, &azfake.TokenCredential{}, vault.ClientOptions())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	raw := vault.Client(t)
+	const id = "checkout-db"
+	return cloud{
+		store: s, secretID: id,
+		moveCurrent: func(t *testing.T) {
+			// Another tool's `az keyvault secret set` of the same value.
+			cur, err := raw.GetSecret(t.Context(), id, "", nil)
+			require.NoError(t, err)
+			_, err = raw.SetSecret(t.Context(), id, azsecrets.SetSecretParameters{Value: cur.Value, ContentType: to.Ptr("application/json")}, nil)
+			require.NoError(t, err)
+		},
+		beforeFirstPromote: func(t *testing.T) {
+			// A reader's read by name finds nothing: the pending
+			// credential waits in the staging secret.
+			_, err := raw.GetSecret(t.Context(), id, "", nil)
+			require.Error(t, err, "a reader's read before the first promote")
+			require.Contains(t, err.Error(), azurefake.CodeSecretNotFound)
+		},
+	}
+}
+
 var clouds = []struct {
 	name string
 	open func(t *testing.T) cloud
@@ -175,6 +207,7 @@ var clouds = []struct {
 	{"gcp", gcpCloud},
 	{"vault", vaultCloud},
 	{"ssm", ssmCloud},
+	{"azure", azureCloud},
 }
 
 // cloudStage reads stage from the cloud store.
