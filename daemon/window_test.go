@@ -112,6 +112,35 @@ func TestLateJobIsMissedNotRotated(t *testing.T) {
 	require.Empty(t, rows, "no rotation started")
 }
 
+// A job that checked its window in time but reaches the rotator after the
+// window ended (opening the policy took long) starts no rotation either: the
+// rotator checks again right before it records one (found by `make chaos`
+// under load: a start 1.2 s after the window).
+func TestJobThatReachesTheRotatorLateStartsNothing(t *testing.T) {
+	t.Parallel()
+	b := setupDaemonWindow(t, 1, "0 0 1 1 *", 2*time.Second, 0)
+	now := time.Now()
+	windowEnd := now.Add(time.Second)
+	p := b.set.Policies["p00"]
+	open := p.Open
+	p.Open = func(ctx context.Context) (rotator.Credential, error) {
+		time.Sleep(time.Until(windowEnd.Add(300 * time.Millisecond)))
+		return open(ctx)
+	}
+	b.set.Policies["p00"] = p
+	w := &windowBundle{daemonBundle: b, done: make(chan error, 10)}
+	w.d = b.startWith("w", nil, func(_ daemon.RotateArgs, _ rotator.Result, err error) { w.done <- err })
+	id := w.insertFire(now.Add(100*time.Millisecond), windowEnd)
+
+	job := w.waitJob(id, 20*time.Second)
+	require.Equal(t, rivertype.JobStateCompleted, job.State)
+	require.Empty(t, w.targets["p00"].times())
+	rows, err := w.db.History(w.ctx, "p00", 10)
+	require.NoError(t, err)
+	require.Empty(t, rows, "no rotation started after the window")
+	require.Len(t, w.audited("rotation.missed"), 1)
+}
+
 // A run that begins between create and set, and lasts past the window, stops
 // the rotation at set: it is rolled back (pending discarded, nothing applied)
 // and the fire is deferred instead of set applying late.

@@ -251,7 +251,7 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 	defer policy.Target.Close()
 	opts := rotator.Options{Actor: args.Actor, Force: args.Force, RequestKey: args.Key}
 	if !args.Force {
-		opts.BeforeSet = block.check
+		opts.BeforeStart, opts.BeforeSet = block.check, block.check
 	}
 	res, err := d.rot.Rotate(ctx, policy, opts)
 

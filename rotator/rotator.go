@@ -101,6 +101,11 @@ type Options struct {
 	// return. An error wrapping ErrDeferred leaves the rotation resumable
 	// (the daemon snoozes it); any other error rolls it back.
 	BeforeSet func(ctx context.Context) error
+	// BeforeStart is called right before a new rotation is recorded, with
+	// the policy's lock held: its error (returned as is) starts nothing.
+	// The daemon checks a fire's window here as well as before the job
+	// began, since opening the policy and taking its lock take time.
+	BeforeStart func(ctx context.Context) error
 	// RequestKey names what asked for this rotation: "fire:<policy>:<time>"
 	// for a schedule fire, "request:<uuid>" for an operator's request. A key
 	// rotates at most once: if a rotation of the key already succeeded, or

@@ -114,6 +114,11 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("rotate policy %q: read current version: %w", p.Name, err)
 	}
 
+	if run.opts.BeforeStart != nil {
+		if err := run.opts.BeforeStart(ctx); err != nil {
+			return Result{}, err
+		}
+	}
 	token, err := newToken()
 	if err != nil {
 		return Result{}, err

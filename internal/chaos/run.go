@@ -69,6 +69,7 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 	// round runs.
 	var global sync.RWMutex
 	serveDone := make(chan struct{})
+	lateSeen := map[string]bool{} // late starts counted (one violation each)
 	go func() {
 		defer close(serveDone)
 		// Holds come evenly spread between the kills.
@@ -82,7 +83,6 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 		if plan.PlannerKills > 0 {
 			planEvery = max(1, plan.ServeKills/plan.PlannerKills)
 		}
-		lateSeen := map[string]bool{}
 		kills, misses, plannerKills := 0, 0, 0
 		for i := 0; kills < plan.ServeKills && misses <= plan.ServeKills && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 			global.RLock()
@@ -178,7 +178,7 @@ func (h *Harness) Run(ctx context.Context, plan Plan) {
 		h.Stats.Outcome(fmt.Sprintf("longest gap between two successful rotations of %s: %s", policy, gap.Round(time.Second)))
 	}
 	rs.ReportPlanning()
-	h.CheckLateStarts(ctx, map[string]bool{})
+	h.CheckLateStarts(ctx, lateSeen)
 	rs.Stop()
 	rs.CheckServed(ctx)
 	for _, p := range h.All() {
