@@ -288,15 +288,24 @@ func (g *GCP) Rotate(ctx context.Context, p *Policy) error {
 // recover rotates until a fresh rotation succeeds (stuck otherwise).
 func (g *GCP) recover(ctx context.Context, p *Policy, cause string) bool {
 	var errs []string
-	for range 4 {
+	busy := 0
+	for try := 0; try < 4; try++ {
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		res, err := g.rot.Rotate(rctx, g.creds[p.Name], rotator.Options{Actor: "chaos"})
 		cancel()
+		var inProgress *rotator.InProgressError
 		switch {
 		case err == nil && !res.Resumed:
 			return true
 		case err == nil:
 			g.h.Stats.Outcome("recovery: resumed and finished the unfinished rotation")
+			continue
+		case errors.As(err, &inProgress) && busy < 50:
+			// The crashed rotation's session has not ended yet (its lock
+			// goes when the server sees the connection close).
+			busy++
+			try--
+			time.Sleep(200 * time.Millisecond)
 			continue
 		}
 		if refusedForeign(err.Error()) && g.h.takeStray(p) {
