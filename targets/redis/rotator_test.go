@@ -11,13 +11,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/swarmkey/swarmkey/internal/redistest"
 	"github.com/swarmkey/swarmkey/internal/rotationtest"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/state"
 	"github.com/swarmkey/swarmkey/targets"
-	"github.com/swarmkey/swarmkey/internal/redistest"
 	"github.com/swarmkey/swarmkey/targets/redis"
 )
 
