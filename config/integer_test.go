@@ -49,6 +49,8 @@ func TestIntegerFieldsRefuseDecimals(t *testing.T) {
 		"policies[].target.http.verify.status",
 		"policies[].target.mysql.port",
 		"policies[].target.postgres.port",
+		"policies[].target.redis.db",
+		"policies[].target.redis.port",
 	}, intFieldsOf("", reflect.TypeFor[rawFile](), 0))
 
 	_, err := loadText(t, decodeHead+`
@@ -74,6 +76,11 @@ func TestIntegerFieldsRefuseDecimals(t *testing.T) {
     schedule: "@daily"
     target:
       mysql: { host: h, username: u, port: 3306.5 }
+  - name: rd
+    strategy: single
+    schedule: "@daily"
+    target:
+      redis: { host: h, username: u, admin: env:R, port: 6379.5, db: 1.5 }
 `)
 	// One error each and no follow-on: a refused value is not checked
 	// against the field's bounds as well.
@@ -86,6 +93,8 @@ func TestIntegerFieldsRefuseDecimals(t *testing.T) {
 		"p.yaml:18: policies[api].target.http.max_response_bytes: want an integer, got a decimal number",
 		"p.yaml:21: policies[api].target.http.verify.status: want an integer, got a decimal number",
 		"p.yaml:27: policies[my].target.mysql.port: want an integer, got a decimal number",
+		"p.yaml:32: policies[rd].target.redis.port: want an integer, got a decimal number",
+		"p.yaml:32: policies[rd].target.redis.db: want an integer, got a decimal number",
 	)
 	for _, e := range es {
 		require.NotContains(t, e.Msg, ".5", "the value is not repeated")
