@@ -20,6 +20,7 @@ import (
 	"github.com/swarmkey/swarmkey/targets/httpkey"
 	"github.com/swarmkey/swarmkey/targets/mysql"
 	"github.com/swarmkey/swarmkey/targets/postgres"
+	"github.com/swarmkey/swarmkey/targets/redis"
 )
 
 // storeOpeners opens each provider from its Options, as config decoded and
@@ -108,6 +109,13 @@ func (r *Runtime) target(ctx context.Context, p *config.Policy) (targets.Target,
 			return nil, fmt.Errorf("target.mysql.admin: %w", err)
 		}
 		return mysql.New(p.Strategy, opts)
+	case p.Target.Redis != nil:
+		opts := p.Target.Redis.Options
+		var err error
+		if opts.Admin, err = r.resolveOptional(ctx, p.Target.Redis.Admin); err != nil {
+			return nil, fmt.Errorf("target.redis.admin: %w", err)
+		}
+		return redis.New(p.Strategy, opts)
 	}
 	return nil, errors.New("target: no supported target configured")
 }

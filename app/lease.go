@@ -48,9 +48,9 @@ func (r *Runtime) LeaseSource(ctx context.Context, names []string, actor string)
 
 // ReferencedEnv returns the variables cfg's env: references read, sorted and
 // each once: the database URL's, every policy's target.postgres.admin,
-// target.http.auth.secret and target.mysql.admin, and every notification
-// sink's key or Slack URL. `swarmkey exec` withholds them from its
-// command, which needs none of them.
+// target.http.auth.secret, target.mysql.admin and target.redis.admin, and
+// every notification sink's key or Slack URL. `swarmkey exec` withholds
+// them from its command, which needs none of them.
 func ReferencedEnv(cfg *config.Config) []string {
 	var names []string
 	add := func(ref config.Reference) {
@@ -69,6 +69,9 @@ func ReferencedEnv(cfg *config.Config) []string {
 		}
 		if t.MySQL != nil {
 			add(t.MySQL.Admin)
+		}
+		if t.Redis != nil {
+			add(t.Redis.Admin)
 		}
 	}
 	if cfg.Notifications != nil {

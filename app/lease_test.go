@@ -41,12 +41,16 @@ func TestReferencedEnv(t *testing.T) {
     schedule: "@daily"
     target:
       mysql: { host: db, username: app, role: app_rw, admin: env:MYSQL_ADMIN_DSN }
+  - name: rd
+    schedule: "@daily"
+    target:
+      redis: { host: cache, username: app, acl_rules: ["~app:*", "+@read"], admin: env:REDIS_ADMIN_URL }
 notifications:
   sinks:
     - { name: hook, kind: webhook, url: "https://hooks.example.com/x", secret: env:WEBHOOK_KEY }
     - { name: chat, kind: slack, url: env:SLACK_URL }
 `)
-	require.Equal(t, []string{"KEYS_ADMIN_TOKEN", "MYSQL_ADMIN_DSN", "PG_ADMIN_URL", "SLACK_URL", "SWARMKEY_DATABASE_URL", "WEBHOOK_KEY"}, ReferencedEnv(rt.Config))
+	require.Equal(t, []string{"KEYS_ADMIN_TOKEN", "MYSQL_ADMIN_DSN", "PG_ADMIN_URL", "REDIS_ADMIN_URL", "SLACK_URL", "SWARMKEY_DATABASE_URL", "WEBHOOK_KEY"}, ReferencedEnv(rt.Config))
 }
 
 // TestReferencedEnvKnowsEveryReference fails when config gains a Reference
@@ -85,5 +89,6 @@ func TestReferencedEnvKnowsEveryReference(t *testing.T) {
 		"Config.Policies.Target.HTTP.AuthSecret",
 		"Config.Policies.Target.MySQL.Admin",
 		"Config.Policies.Target.Postgres.Admin",
+		"Config.Policies.Target.Redis.Admin",
 	}, found, "a new Reference field: read it in ReferencedEnv, and list it here")
 }

@@ -69,6 +69,7 @@ import (
 	"github.com/swarmkey/swarmkey/targets/httpkey"
 	"github.com/swarmkey/swarmkey/targets/mysql"
 	"github.com/swarmkey/swarmkey/targets/postgres"
+	"github.com/swarmkey/swarmkey/targets/redis"
 )
 
 // Provider names as policies spell them.
@@ -194,6 +195,7 @@ type Target struct {
 	HTTP      *HTTPTarget
 	Generated *generated.Options
 	MySQL     *MySQLTarget
+	Redis     *RedisTarget
 }
 
 // PostgresTarget is a PostgreSQL role (or, alternating, two roles that are
@@ -216,6 +218,16 @@ type MySQLTarget struct {
 	Options mysql.Options
 	// Admin refers to the admin DSN; required for alternating, optional for
 	// single (which then logs in with the current credential).
+	Admin Reference
+}
+
+// RedisTarget is a Redis ACL user (or, alternating, two users with the
+// same ACL rules), rotated by targets/redis.
+type RedisTarget struct {
+	// Options are target.redis with the defaults of the policy's strategy
+	// (redis.Options.WithDefaults). Options.Admin is zero: Admin refers to it.
+	Options redis.Options
+	// Admin refers to the admin Redis URL; required for both strategies.
 	Admin Reference
 }
 

@@ -245,7 +245,7 @@ func TestLoadErrors(t *testing.T) {
 			"testdata/errors/required.yaml:6: policies[0].target.postgres.group_role: required for strategy alternating",
 			"testdata/errors/required.yaml:6: policies[0].target.postgres.admin: required: an admin connection URL, as a reference: " + forms,
 			"testdata/errors/required.yaml:8: policies[b].schedule: required",
-			"testdata/errors/required.yaml:10: policies[b].target: required: give exactly one of postgres, http, generated, mysql",
+			"testdata/errors/required.yaml:10: policies[b].target: required: give exactly one of postgres, http, generated, mysql, redis",
 		}},
 		{"schedule.yaml", []string{
 			`testdata/errors/schedule.yaml:8: policies[bad-cron].schedule: bad cron spec "0 3 * *": expected exactly 5 fields`,
@@ -265,7 +265,7 @@ func TestLoadErrors(t *testing.T) {
 			"testdata/errors/target.yaml:7: policies[api].target.http.verify.url: required",
 			"testdata/errors/target.yaml:7: policies[api].target.http.verify.key_in: required",
 			"testdata/errors/target.yaml:7: policies[api].target.http.revoke.url: required",
-			"testdata/errors/target.yaml:10: policies[both].target: give exactly one of postgres, http, generated, mysql, not postgres and generated",
+			"testdata/errors/target.yaml:10: policies[both].target: give exactly one of postgres, http, generated, mysql, redis, not postgres and generated",
 			"testdata/errors/target.yaml:17: policies[single].target.postgres.port: must be between 1 and 65535",
 			`testdata/errors/target.yaml:17: policies[single].target.postgres.sslmode: unknown sslmode "strict"`,
 			"testdata/errors/target.yaml:17: policies[single].target.postgres.group_role: used only by strategy alternating",

@@ -15,6 +15,7 @@ import (
 	"github.com/swarmkey/swarmkey/targets/httpkey"
 	"github.com/swarmkey/swarmkey/targets/mysql"
 	"github.com/swarmkey/swarmkey/targets/postgres"
+	"github.com/swarmkey/swarmkey/targets/redis"
 )
 
 // A policy file is decoded in two passes over its YAML tree. The first,
@@ -45,6 +46,7 @@ var referenceKeys = map[reflect.Type]string{
 	reflect.TypeFor[postgres.Options](): "admin",
 	reflect.TypeFor[httpkey.Auth]():     "secret",
 	reflect.TypeFor[mysql.Options]():    "admin",
+	reflect.TypeFor[redis.Options]():    "admin",
 }
 
 // treeProblem is one problem checkTree found, at an index path.

@@ -50,6 +50,8 @@ func TestIntegerFieldsRefuseDecimals(t *testing.T) {
 		"policies[].target.http.verify.status",
 		"policies[].target.mysql.port",
 		"policies[].target.postgres.port",
+		"policies[].target.redis.db",
+		"policies[].target.redis.port",
 	}, intFieldsOf("", reflect.TypeFor[rawFile](), 0))
 
 	_, err := loadText(t, decodeHead+`
@@ -75,6 +77,11 @@ func TestIntegerFieldsRefuseDecimals(t *testing.T) {
     schedule: "@daily"
     target:
       mysql: { host: h, username: u, port: 3306.5 }
+  - name: rd
+    strategy: single
+    schedule: "@daily"
+    target:
+      redis: { host: h, username: u, admin: env:R, port: 6379.5, db: 1.5 }
 notifications:
   attempts: 3.5
 `)
@@ -89,7 +96,9 @@ notifications:
 		"p.yaml:18: policies[api].target.http.max_response_bytes: want an integer, got a decimal number",
 		"p.yaml:21: policies[api].target.http.verify.status: want an integer, got a decimal number",
 		"p.yaml:27: policies[my].target.mysql.port: want an integer, got a decimal number",
-		"p.yaml:29: notifications.attempts: want an integer, got a decimal number",
+		"p.yaml:32: policies[rd].target.redis.port: want an integer, got a decimal number",
+		"p.yaml:32: policies[rd].target.redis.db: want an integer, got a decimal number",
+		"p.yaml:34: notifications.attempts: want an integer, got a decimal number",
 	)
 	for _, e := range es {
 		require.NotContains(t, e.Msg, ".5", "the value is not repeated")

@@ -436,18 +436,18 @@ func (c check) policy(cfg *Config, r *rawPolicy) (Policy, bool) {
 
 func (c check) target(cfg *Config, r *rawPolicy, strategy targets.Strategy) Target {
 	var given []string
-	for _, k := range []string{"postgres", "http", "generated", "mysql"} {
+	for _, k := range []string{"postgres", "http", "generated", "mysql", "redis"} {
 		if c.src.has(c.path("target." + k)) {
 			given = append(given, k)
 		}
 	}
 	switch len(given) {
 	case 0:
-		c.errf("target", "required: give exactly one of postgres, http, generated, mysql")
+		c.errf("target", "required: give exactly one of postgres, http, generated, mysql, redis")
 		return Target{}
 	case 1:
 	default:
-		c.errf("target", "give exactly one of postgres, http, generated, mysql, not %s", strings.Join(given, " and "))
+		c.errf("target", "give exactly one of postgres, http, generated, mysql, redis, not %s", strings.Join(given, " and "))
 		return Target{}
 	}
 	switch given[0] {
@@ -457,6 +457,8 @@ func (c check) target(cfg *Config, r *rawPolicy, strategy targets.Strategy) Targ
 		return Target{Generated: c.sub("target.generated").generatedTarget(r.Target.Generated, r.Name)}
 	case "mysql":
 		return Target{MySQL: c.sub("target.mysql").mysqlTarget(cfg, r.Target.MySQL, strategy)}
+	case "redis":
+		return Target{Redis: c.sub("target.redis").redisTarget(cfg, r.Target.Redis, strategy)}
 	}
 	return Target{Postgres: c.sub("target.postgres").postgresTarget(cfg, r.Target.Postgres, strategy)}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/swarmkey/swarmkey/targets/httpkey"
 	"github.com/swarmkey/swarmkey/targets/mysql"
 	"github.com/swarmkey/swarmkey/targets/postgres"
+	"github.com/swarmkey/swarmkey/targets/redis"
 )
 
 // The raw types mirror the file format one to one; decoding is strict (see
@@ -77,6 +78,7 @@ type rawTarget struct {
 	HTTP      *httpkey.Options   `yaml:"http"`
 	Generated *generated.Options `yaml:"generated"`
 	MySQL     *mysql.Options     `yaml:"mysql"`
+	Redis     *redis.Options     `yaml:"redis"`
 }
 
 type rawPassword struct {

@@ -6,6 +6,7 @@ import (
 	"github.com/swarmkey/swarmkey/targets/httpkey"
 	"github.com/swarmkey/swarmkey/targets/mysql"
 	"github.com/swarmkey/swarmkey/targets/postgres"
+	"github.com/swarmkey/swarmkey/targets/redis"
 )
 
 // The target blocks decode into their target's Options; each target's
@@ -73,6 +74,25 @@ func (c check) generatedTarget(given *generated.Options, policy string) *generat
 func (c check) mysqlTarget(cfg *Config, given *mysql.Options, strategy targets.Strategy) *MySQLTarget {
 	o := valueOf(given).WithDefaults(strategy)
 	t := &MySQLTarget{}
+	admin, adminGiven := c.reference(cfg, "admin")
+	t.Admin = admin
+	// An unknown strategy is reported at strategy; its checks are skipped.
+	if strategy != "" {
+		v, missing := o, []string{"admin"}
+		if adminGiven {
+			v.Admin, missing = unresolved, nil
+		}
+		c.report(v.Validate(strategy), missing, nil)
+	}
+	t.Options = o
+	return t
+}
+
+// redisTarget checks target.redis against redis.Options.Validate for the
+// policy's strategy, after its defaults.
+func (c check) redisTarget(cfg *Config, given *redis.Options, strategy targets.Strategy) *RedisTarget {
+	o := valueOf(given).WithDefaults(strategy)
+	t := &RedisTarget{}
 	admin, adminGiven := c.reference(cfg, "admin")
 	t.Admin = admin
 	// An unknown strategy is reported at strategy; its checks are skipped.

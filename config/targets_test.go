@@ -12,6 +12,7 @@ import (
 	"github.com/swarmkey/swarmkey/targets/generated"
 	"github.com/swarmkey/swarmkey/targets/httpkey"
 	"github.com/swarmkey/swarmkey/targets/mysql"
+	"github.com/swarmkey/swarmkey/targets/redis"
 )
 
 func TestLoadHTTPAndGenerated(t *testing.T) {
@@ -121,4 +122,48 @@ func TestLoadMySQLErrors(t *testing.T) {
 		`testdata/errors/mysql.yaml:16: policies[single].target.mysql.admin: plaintext credentials are not allowed here`,
 		`testdata/errors/mysql.yaml:16: policies[single].target.mysql.role: used only by strategy alternating`,
 	)
+}
+
+func TestLoadRedis(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("testdata/redis.yaml")
+	require.NoError(t, err)
+	require.Len(t, cfg.Policies, 2)
+
+	alt := cfg.Policies[0]
+	require.Equal(t, targets.Alternating, alt.Strategy)
+	require.NotNil(t, alt.Target.Redis)
+	require.Nil(t, alt.Target.MySQL)
+	require.Equal(t, Reference{Scheme: SchemeEnv, Name: "REDIS_ADMIN_URL"}, alt.Target.Redis.Admin)
+	o := alt.Target.Redis.Options
+	require.True(t, o.Admin.IsZero(), "config never holds the admin URL's value")
+	require.Equal(t, redis.DefaultPort, o.Port)
+	require.Equal(t, "checkout_b", o.AlternateUsername)
+	require.Equal(t, []string{"~checkout:*", "+@read", "+@write", "-flushall"}, o.ACLRules)
+	require.Equal(t, []string{"GET", "checkout:ready"}, o.CanaryCommand)
+	require.Equal(t, "false", o.TLS)
+	require.True(t, o.RetireOff)
+
+	single := cfg.Policies[1].Target.Redis
+	require.Equal(t, Reference{Scheme: SchemeFile, Name: "/etc/swarmkey/redis-admin"}, single.Admin)
+	require.Equal(t, 6380, single.Options.Port)
+	require.Equal(t, 2, single.Options.DB)
+	require.Equal(t, "true", single.Options.TLS)
+	require.Empty(t, single.Options.AlternateUsername)
+}
+
+func TestLoadRedisErrors(t *testing.T) {
+	t.Parallel()
+	const forms = "env:NAME, file:/absolute/path or store:<provider>/<secret-id>[#field]"
+	cfg, err := Load("testdata/errors/redis.yaml")
+	require.Nil(t, cfg)
+	requireErrors(t, err,
+		`testdata/errors/redis.yaml:8: policies[alt].target.redis.admin: required: a Redis URL (redis://user:password@host:6379/) of a user that may run ACL SETUSER, ACL GETUSER, ACL WHOAMI and ACL SAVE (Redis has no command by which a user changes its own password), as a reference: `+forms,
+		`testdata/errors/redis.yaml:10: policies[alt].target.redis.username: "app x" is not a valid user name`,
+		`testdata/errors/redis.yaml:13: policies[alt].target.redis.acl_rules[1]: sets or removes a password: the target sets the password itself, as a SHA-256 hash; remove the rule`,
+		`testdata/errors/redis.yaml:14: policies[alt].target.redis.acl_rules[2]: "nopass" is the target's to set (it sets the password and switches the user on and off); remove the rule`,
+		`testdata/errors/redis.yaml:19: policies[single].target.redis.admin: plaintext credentials are not allowed here`,
+		`testdata/errors/redis.yaml:19: policies[single].target.redis.acl_rules: used only by strategy alternating`,
+	)
+	require.NotContains(t, err.Error(), "hunter2")
 }
