@@ -404,6 +404,7 @@ func (g *GCP) anotherWriter(p *Policy, action string) string {
 				g.fake.Mutate(t, p.SecretID, func(m *secretmanagerpb.Secret) {
 					m.VersionAliases["current"], m.VersionAliases["previous"] = prev, cur
 				})
+				g.h.NoteRollBack(p)
 				return "roll current alias back"
 			}
 		}

@@ -125,6 +125,10 @@ type Harness struct {
 	// naming such a version is the documented rule, and the harness then
 	// does what the refusal tells an operator to do (see Resolve).
 	stray map[string]bool
+	// rolledBack holds when another writer last rolled p's current back
+	// to its previous version (the version that was current becomes
+	// previous: see CheckOutcome).
+	rolledBack map[string]time.Time
 }
 
 // Options bound a run.
@@ -149,7 +153,7 @@ func New(t testing.TB, opts Options) *Harness {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	h := &Harness{t: t, opts: opts, Stats: NewStats(), stuck: map[string]bool{}, reported: map[string]bool{}, stray: map[string]bool{}, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed))}
+	h := &Harness{t: t, opts: opts, Stats: NewStats(), stuck: map[string]bool{}, reported: map[string]bool{}, stray: map[string]bool{}, rolledBack: map[string]time.Time{}, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed))}
 	dir, err := os.MkdirTemp("", "swarmkey-chaos-")
 	if err != nil {
 		t.Fatal(err)

@@ -113,6 +113,20 @@ func TestScenarios(t *testing.T) {
 		}
 	}
 
+	// Another writer rolls AWSCURRENT back between promote's two calls:
+	// the version swarmkey had just made current becomes AWSPREVIOUS, and
+	// the rotation, finding its version not current, rolls back. Current is
+	// what it was, so "rolled back" is true (the check once counted it as
+	// an untrue outcome).
+	t.Run("aws current rolled back between promote's calls", func(t *testing.T) {
+		p := h.Policy("alt-aws")
+		require.Equal(t, 0, h.RotateLocal(p, nil, time.Minute).Code)
+		noNewViolations(t, chaos.AnotherWrite+chaos.WriterRollBack, func() {
+			h.InjectAWS(ctx, p, chaos.AWSFault{Kind: faultproxy.Hook,
+				Call: "secretsmanager.UpdateSecretVersionStage", Nth: 2, Writer: chaos.WriterRollBack})
+		})
+	})
+
 	// A write killed between its fsync and its rename leaves a sealed copy
 	// of the secret in a temp file; the next rotation's store must remove
 	// it (issue 15: nothing did).

@@ -18,33 +18,59 @@ import (
 
 // CheckOutcome checks that p's recorded outcomes agree with its store: a
 // rotation recorded as rolled back ("the current credential is unchanged")
-// must not have its version current or previous. One that is was in fact
+// must not have its version current, nor previous. One that is was in fact
 // promoted: the record lies, and a retry of the same fire would promote
-// again and retire the credential it had just made previous.
+// again and retire the credential it had just made previous. The one
+// exception is another writer's roll-back of current after the rotation
+// began: it makes the version it moved current away from previous, and the
+// rotation, finding its version not current after promote, rolls back
+// truthfully (current is what it was before).
 func (h *Harness) CheckOutcome(ctx context.Context, p *Policy) {
+	cur, curOK, _ := h.stageOf(ctx, p, providers.StageCurrent)
+	prev, prevOK, _ := h.stageOf(ctx, p, providers.StagePrevious)
 	var ids []string
-	for _, stage := range []providers.Stage{providers.StageCurrent, providers.StagePrevious} {
-		l, ok, _ := h.stageOf(ctx, p, stage)
-		if ok && l.ID != "" {
-			ids = append(ids, l.ID)
-		}
+	if curOK && cur.ID != "" {
+		ids = append(ids, cur.ID)
+	}
+	if prevOK && prev.ID != "" {
+		ids = append(ids, prev.ID)
 	}
 	if len(ids) == 0 {
 		return
 	}
 	var token, version string
+	var started time.Time
 	err := h.query(ctx, func(ctx context.Context) error {
-		return h.poolOf(p).QueryRow(ctx, `SELECT token::text, pending_version FROM rotations
+		return h.poolOf(p).QueryRow(ctx, `SELECT token::text, pending_version, started_at FROM rotations
 			WHERE policy = $1 AND rolled_back AND pending_version = ANY($2) ORDER BY started_at DESC LIMIT 1`, p.Name, ids).
-			Scan(&token, &version)
+			Scan(&token, &version, &started)
 	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
 		h.Stats.Outcome("check: state unreadable")
+	case version != cur.ID && h.rolledBackSince(p, started):
+		h.Stats.Outcome("check: a rolled-back rotation's version is previous after another writer rolled current back")
 	case h.firstReport("untrue:" + token):
 		h.Violate(ctx, UntrueOutcome, p, "rotation %s is recorded as rolled back, yet its version %s holds a stage in the store", token, version)
 	}
+}
+
+// NoteRollBack records that another writer rolled p's current back to its
+// previous version.
+func (h *Harness) NoteRollBack(p *Policy) {
+	h.stuckMu.Lock()
+	defer h.stuckMu.Unlock()
+	h.rolledBack[p.Name] = time.Now()
+}
+
+// rolledBackSince reports whether another writer rolled p's current back
+// after t.
+func (h *Harness) rolledBackSince(p *Policy, t time.Time) bool {
+	h.stuckMu.Lock()
+	defer h.stuckMu.Unlock()
+	at, ok := h.rolledBack[p.Name]
+	return ok && at.After(t)
 }
 
 // CheckTempFiles looks in the file store's folder for temp files of p's

@@ -100,6 +100,7 @@ func (h *Harness) anotherWriter(p *Policy, action string) string {
 		if cur != "" && prev != "" && prev != placeholder {
 			if l, ok, err := h.Stage(ctx, p, providers.StagePrevious); err == nil && ok && h.LogsIn(ctx, l) == nil {
 				if move("AWSCURRENT", prev, cur) {
+					h.NoteRollBack(p)
 					return action
 				}
 				return ""
