@@ -341,7 +341,10 @@ func (b *blockCheck) check(ctx context.Context) error {
 		return err
 	}
 	b.blockers = schedule.BlockersAt(b.plan, cal.For(b.policy), now)
-	if !b.windowEnd.IsZero() && !now.Before(b.windowEnd) {
+	// The window is judged by the clock after the calendar read, which can
+	// take seconds (a restarting database): the clock before it could let
+	// a rotation begin after its window.
+	if !b.windowEnd.IsZero() && !b.now().Before(b.windowEnd) {
 		return fmt.Errorf("%w: the window of %q ended at %s", ErrWindowClosed, b.policy, b.windowEnd.Format(time.RFC3339))
 	}
 	if len(b.blockers) == 0 {

@@ -239,9 +239,17 @@ func TestTimelinePageInBrowser(t *testing.T) {
 	require.Equal(t, []string{"checkout-db:nightly-load"}, runBands, "the Locust run is a band on the row of the policy it uses")
 	require.Equal(t, []string{"search-api:smoke-test"}, leaseBands, "the live lease is a band on the row of the policy it holds")
 	require.NotEmpty(t, deferrals, "the run defers checkout-db's fires under it")
+	byRun := 0
 	for _, d := range deferrals {
-		require.True(t, strings.HasPrefix(d, `checkout-db:run "nightly-load"`), "a deferral names what caused it: %s", d)
+		// search-api's fire may fall inside its hour-long lease, depending
+		// on the time of day the test runs: then the lease defers it.
+		ok := strings.HasPrefix(d, `checkout-db:run "nightly-load"`) || strings.HasPrefix(d, `search-api:lease "smoke-test"`)
+		require.True(t, ok, "a deferral names what caused it: %s", d)
+		if strings.HasPrefix(d, "checkout-db:") {
+			byRun++
+		}
 	}
+	require.Positive(t, byRun, "the run defers checkout-db's fires under it: %v", deferrals)
 	require.Contains(t, slots, "checkout-db", "the fires the run leaves free have their slot")
 	require.Contains(t, slots, "search-api")
 	require.Contains(t, deferralTable, "nightly-load")
