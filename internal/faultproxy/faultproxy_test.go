@@ -152,6 +152,9 @@ func TestLostResponseIsAppliedButNeverAnswered(t *testing.T) {
 	require.Error(t, a.err, "the client gets no answer")
 	require.Equal(t, int64(1), up.handled.Load(), "the server applied the call")
 	require.Equal(t, int64(1), firedAfter, "OnFire runs after the server answered")
+	// The proxy logs the call once the reset connection is done with, which
+	// may come just after the client saw the reset.
+	require.Eventually(t, func() bool { return len(p.Calls()) == 1 }, 5*time.Second, 10*time.Millisecond)
 	calls := p.Calls()
 	require.Len(t, calls, 1)
 	require.Equal(t, faultproxy.Lost, calls[0].Fault)
