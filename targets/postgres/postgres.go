@@ -394,9 +394,11 @@ func (t *Target) restoreSingle(ctx context.Context, req targets.RestoreRequest, 
 
 func (t *Target) restoreAlternating(ctx context.Context, req targets.RestoreRequest, role string) error {
 	if !req.Current.IsZero() {
-		cur, err := t.parseOwn(req.Strategy, req.Current, "current")
+		// Parsed, not checked for ownership: a current document of another
+		// writer naming some other role leaves this restore as it was.
+		cur, err := ParseDocument(req.Current)
 		if err != nil {
-			return err
+			return fmt.Errorf("current: %w", err)
 		}
 		if cur.Username == role {
 			// Another writer made the changed role current after create
