@@ -131,7 +131,9 @@ func TestRotationFailuresNotify(t *testing.T) {
 	require.Eventually(t, func() bool { return len(sink.ofKind(notify.NeedsAttention)) == 1 }, 60*time.Second, 50*time.Millisecond,
 		"the attempt limit is notified")
 	failed, attention := sink.ofKind(notify.Failed), sink.ofKind(notify.NeedsAttention)[0]
-	require.Len(t, failed, 1, "the first of two attempts failed and was retried")
+	// The first of two attempts failed and was retried. (The next fire,
+	// 20 s on the wall clock's grid, may already have failed once too.)
+	require.NotEmpty(t, failed)
 	require.Equal(t, "p00", failed[0].Policy)
 	require.Equal(t, []string{"load"}, failed[0].Tags)
 	require.Equal(t, "failed", failed[0].Outcome)
