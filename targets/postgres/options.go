@@ -83,6 +83,10 @@ type Options struct {
 	AllowPrivileged bool `yaml:"allow_privileged"`
 	// ConnectTimeout bounds each login; default 5s.
 	ConnectTimeout time.Duration `yaml:"-"`
+	// AdminPools, when set, lends the target an admin pool it shares with
+	// the other targets of the process that use the same Admin URL (see
+	// AdminPools); nil gives the target a pool of its own.
+	AdminPools *AdminPools `yaml:"-"`
 }
 
 // FieldError is an Options validation error; Field is the Go field name.

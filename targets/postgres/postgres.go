@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -46,6 +47,11 @@ type Target struct {
 	// adminScrub scrubs errors of the admin connection of the whole URL
 	// and of the password inside it.
 	adminScrub *secret.Scrubber
+	// sharedAdmin says admin belongs to Options.AdminPools: Close leaves
+	// it open.
+	sharedAdmin bool
+	// verifiers are derived by Create for Apply (see verifierDerivations).
+	verifiers verifierDerivations
 }
 
 var _ targets.Target = (*Target)(nil)
@@ -85,7 +91,14 @@ func New(ctx context.Context, opts Options) (*Target, error) {
 		}
 	}
 	t.adminScrub = secret.NewScrubber(opts.Admin, secret.FromString(cfg.ConnConfig.Password))
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	var pool *pgxpool.Pool
+	if opts.AdminPools != nil {
+		key := adminPoolKey{admin: opts.Admin.RevealString(), connectTimeout: opts.ConnectTimeout, allowInsecureAuth: opts.AllowInsecureAuth}
+		pool, err = opts.AdminPools.pool(ctx, key, cfg)
+		t.sharedAdmin = true
+	} else {
+		pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("postgres target: admin pool: %w", t.adminScrub.Err(err))
 	}
@@ -93,14 +106,16 @@ func New(ctx context.Context, opts Options) (*Target, error) {
 	return t, nil
 }
 
-// Close releases the admin pool. It is safe to call more than once.
+// Close releases the admin pool (closing it unless it is shared). It is
+// safe to call more than once.
 func (t *Target) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.admin != nil {
+	if t.admin != nil && !t.sharedAdmin {
 		t.admin.Close()
-		t.admin = nil
 	}
+	t.admin = nil
+	t.verifiers.clear()
 	return nil
 }
 
@@ -160,7 +175,7 @@ func (t *Target) check(strategy targets.Strategy, s secret.Secret) error {
 // credential, and refuses with a *PrivilegedRoleError a policy whose roles
 // are privileged (see Options.AllowPrivileged): the create step fails, and
 // the rotation with it, before anything changed. Apply, Restore and Retire
-// check again on the transaction or session in which they change a role.
+// check again on the session in which they change a role, right before.
 func (t *Target) Create(ctx context.Context, req targets.CreateRequest) (targets.CreateResponse, error) {
 	if err := t.opts.ValidateStrategy(req.Strategy); err != nil {
 		return targets.CreateResponse{}, err
@@ -189,6 +204,9 @@ func (t *Target) Create(ctx context.Context, req targets.CreateRequest) (targets
 	if err != nil {
 		return targets.CreateResponse{}, fmt.Errorf("postgres target: create: %w", err)
 	}
+	// Apply needs the password's SCRAM verifier: derive it while the
+	// rotator writes and records the pending version.
+	t.verifiers.start(req.Token, req.Password)
 	return targets.CreateResponse{Pending: doc, Principal: role}, nil
 }
 
@@ -205,7 +223,7 @@ func (t *Target) document(role string, password secret.Secret) Document {
 // Apply makes the pending credential valid. When it already logs in (a
 // retry after a crash) Apply does nothing.
 //
-// alternating, with the admin connection and in one transaction: the group
+// alternating, with the admin connection, its changes in one transaction: the group
 // role must exist (operators create it); the login role is created when
 // missing (CREATE ROLE … LOGIN IN ROLE group) and made a member of the group
 // when it is not; ALTER ROLE … SET role = group; then ALTER ROLE … LOGIN
@@ -216,7 +234,7 @@ func (t *Target) document(role string, password secret.Secret) Document {
 // logged in as the role with req.Current's password.
 //
 // Unless AllowPrivileged, a policy whose roles are privileged is refused
-// with a *PrivilegedRoleError on the transaction or session that would
+// with a *PrivilegedRoleError on the session that would
 // change the role, before it changes anything (as in Create).
 func (t *Target) Apply(ctx context.Context, req targets.ApplyRequest) error {
 	pending, err := t.parseOwn(req.Strategy, req.Pending, "pending")
@@ -225,9 +243,10 @@ func (t *Target) Apply(ctx context.Context, req targets.ApplyRequest) error {
 	}
 	role := pending.Username
 	if req.Retry && t.logsIn(ctx, role, pending.Password) {
+		t.verifiers.forget(req.Token)
 		return nil
 	}
-	verifier, err := SCRAMVerifier(pending.Password)
+	verifier, err := t.verifiers.take(req.Token, pending.Password)
 	if err != nil {
 		return fmt.Errorf("postgres role %q: apply: %w", role, err)
 	}
@@ -248,46 +267,40 @@ func (t *Target) Apply(ctx context.Context, req targets.ApplyRequest) error {
 		return fmt.Errorf("postgres role %q: apply: %w", role, err)
 	}
 	group := t.opts.GroupRole
-	err = t.adminTx(ctx, func(tx pgx.Tx) error {
-		if err := t.refusePrivileged(ctx, tx, req.Strategy, true); err != nil {
-			return err
-		}
-		exists, _, err := roleState(ctx, tx, group)
+	err = t.adminConn(ctx, func(conn adminSession) error {
+		f, err := t.readFacts(ctx, conn, req.Strategy, role, group)
 		if err != nil {
 			return err
 		}
-		if !exists {
+		if err := t.refusal(f, req.Strategy, true); err != nil {
+			return err
+		}
+		if !f.groupExists {
 			return fmt.Errorf("group role %q (GroupRole) does not exist: create it (CREATE ROLE %s NOLOGIN) and grant it the application's privileges",
 				group, ident(group))
 		}
-		exists, _, err = roleState(ctx, tx, role)
+		lit, err := passwordLiteral(verifier)
 		if err != nil {
 			return err
 		}
-		if !exists {
-			if _, err := tx.Exec(ctx, "CREATE ROLE "+ident(role)+" LOGIN IN ROLE "+ident(group)); err != nil {
-				return fmt.Errorf("create role: %w", err)
-			}
-		}
-		var member bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (
-			SELECT 1 FROM pg_auth_members m
-			JOIN pg_roles g ON g.oid = m.roleid
-			JOIN pg_roles r ON r.oid = m.member
-			WHERE g.rolname = $1 AND r.rolname = $2)`, group, role).Scan(&member); err != nil {
-			return fmt.Errorf("read membership in %q: %w", group, err)
-		}
-		if !member {
-			if _, err := tx.Exec(ctx, "GRANT "+ident(group)+" TO "+ident(role)); err != nil {
-				return fmt.Errorf("grant %q: %w", group, err)
-			}
+		var change []string
+		switch {
+		case !f.exists:
+			change = append(change, "CREATE ROLE "+ident(role)+" LOGIN IN ROLE "+ident(group))
+		case !f.member:
+			change = append(change, "GRANT "+ident(group)+" TO "+ident(role))
 		}
 		// Sessions of the role act as the group, so objects they create are
 		// owned by the group and the other login role can use them.
-		if _, err := tx.Exec(ctx, "ALTER ROLE "+ident(role)+" SET role = "+ident(group)); err != nil {
-			return fmt.Errorf("set the role's default role to %q: %w", group, err)
+		change = append(change, "ALTER ROLE "+ident(role)+" SET role = "+ident(group),
+			"ALTER ROLE "+ident(role)+" LOGIN PASSWORD "+lit)
+		// One simple-protocol query, which PostgreSQL runs as one
+		// transaction: the role is created or joined to the group, and
+		// given its password, all together or not at all.
+		if _, err := conn.Exec(ctx, strings.Join(change, "; "), pgx.QueryExecModeSimpleProtocol); err != nil {
+			return fmt.Errorf("make the role a member of %q, acting as it, with the new password: %w", group, err)
 		}
-		return alterPassword(ctx, tx, role, "LOGIN", verifier)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("postgres role %q: apply: %w", role, err)
@@ -338,6 +351,7 @@ func (t *Target) Verify(ctx context.Context, req targets.VerifyRequest) error {
 // Like Apply, it refuses to change a role of a privileged policy: a role
 // that became privileged during the rotation is for a person to look at.
 func (t *Target) Restore(ctx context.Context, req targets.RestoreRequest) error {
+	t.verifiers.forget(req.Token)
 	if req.BeforeSet {
 		// Create touched nothing and Apply never ran: the role is as it was.
 		return nil
@@ -440,15 +454,15 @@ func (t *Target) restoreAlternating(ctx context.Context, req targets.RestoreRequ
 	if err != nil {
 		return err
 	}
-	return t.adminTx(ctx, func(tx pgx.Tx) error {
-		if err := t.refusePrivileged(ctx, tx, req.Strategy, true); err != nil {
+	return t.adminConn(ctx, func(conn adminSession) error {
+		f, err := t.readFacts(ctx, conn, req.Strategy, role, "")
+		if err != nil {
 			return err
 		}
-		exists, _, err := roleState(ctx, tx, role)
-		if err != nil || !exists {
+		if err := t.refusal(f, req.Strategy, true); err != nil || !f.exists {
 			return err
 		}
-		return alterPassword(ctx, tx, role, "NOLOGIN", verifier)
+		return alterPassword(ctx, conn, role, "NOLOGIN", verifier)
 	})
 }
 
@@ -474,15 +488,15 @@ func (t *Target) Retire(ctx context.Context, req targets.RetireRequest) error {
 			return nil // never lock out the credential that must keep working
 		}
 	}
-	err = t.adminTx(ctx, func(tx pgx.Tx) error {
-		if err := t.refusePrivileged(ctx, tx, req.Strategy, true); err != nil {
+	err = t.adminConn(ctx, func(conn adminSession) error {
+		f, err := t.readFacts(ctx, conn, req.Strategy, role, "")
+		if err != nil {
 			return err
 		}
-		exists, canLogin, err := roleState(ctx, tx, role)
-		if err != nil || !exists || !canLogin {
+		if err := t.refusal(f, req.Strategy, true); err != nil || !f.exists || !f.canLogin {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "ALTER ROLE "+ident(role)+" NOLOGIN"); err != nil {
+		if _, err := conn.Exec(ctx, "ALTER ROLE "+ident(role)+" NOLOGIN", pgx.QueryExecModeSimpleProtocol); err != nil {
 			return fmt.Errorf("set NOLOGIN: %w", err)
 		}
 		return nil
@@ -534,9 +548,10 @@ func (t *Target) hasAdmin() bool {
 	return t.admin != nil
 }
 
-// adminTx runs fn in a transaction on the admin connection; errors are
-// scrubbed of the admin URL and password.
-func (t *Target) adminTx(ctx context.Context, fn func(pgx.Tx) error) error {
+// adminConn runs fn on one connection of the admin pool, so that a change
+// and the facts read right before it share a session; errors are scrubbed
+// of the admin URL and password.
+func (t *Target) adminConn(ctx context.Context, fn func(adminSession) error) error {
 	t.mu.Lock()
 	pool := t.admin
 	t.mu.Unlock()
@@ -546,25 +561,25 @@ func (t *Target) adminTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		}
 		return errors.New("the target is closed")
 	}
-	return explainAuth(t.adminScrub.Err(pgx.BeginFunc(ctx, pool, fn)))
+	return explainAuth(t.adminScrub.Err(pool.AcquireFunc(ctx, func(conn *pgxpool.Conn) error { return fn(conn) })))
 }
 
 // adminSetPassword sets role's password verifier as admin; attrs ("LOGIN",
 // "NOLOGIN" or "") go into the same ALTER ROLE. The role must exist, and
 // the policy's roles under strategy must not be privileged.
 func (t *Target) adminSetPassword(ctx context.Context, strategy targets.Strategy, role, verifier, attrs string) error {
-	return t.adminTx(ctx, func(tx pgx.Tx) error {
-		if err := t.refusePrivileged(ctx, tx, strategy, true); err != nil {
-			return err
-		}
-		exists, _, err := roleState(ctx, tx, role)
+	return t.adminConn(ctx, func(conn adminSession) error {
+		f, err := t.readFacts(ctx, conn, strategy, role, "")
 		if err != nil {
 			return err
 		}
-		if !exists {
+		if err := t.refusal(f, strategy, true); err != nil {
+			return err
+		}
+		if !f.exists {
 			return errors.New("the role does not exist")
 		}
-		return alterPassword(ctx, tx, role, attrs, verifier)
+		return alterPassword(ctx, conn, role, attrs, verifier)
 	})
 }
 
@@ -596,20 +611,8 @@ func (t *Target) selfSetPassword(ctx context.Context, role string, doc secret.Se
 	return nil
 }
 
-// roleState reads whether role exists and whether it may log in.
-func roleState(ctx context.Context, tx pgx.Tx, role string) (exists, canLogin bool, err error) {
-	err = tx.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", role).Scan(&canLogin)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, false, nil
-	}
-	if err != nil {
-		return false, false, fmt.Errorf("read role %q: %w", role, err)
-	}
-	return true, canLogin, nil
-}
-
 // alterPassword runs ALTER ROLE role [attrs] PASSWORD '<verifier>'.
-func alterPassword(ctx context.Context, tx pgx.Tx, role, attrs, verifier string) error {
+func alterPassword(ctx context.Context, conn adminSession, role, attrs, verifier string) error {
 	lit, err := passwordLiteral(verifier)
 	if err != nil {
 		return err
@@ -618,7 +621,7 @@ func alterPassword(ctx context.Context, tx pgx.Tx, role, attrs, verifier string)
 	if attrs != "" {
 		sql += " " + attrs
 	}
-	if _, err := tx.Exec(ctx, sql+" PASSWORD "+lit); err != nil {
+	if _, err := conn.Exec(ctx, sql+" PASSWORD "+lit, pgx.QueryExecModeSimpleProtocol); err != nil {
 		return fmt.Errorf("alter password: %w", err)
 	}
 	return nil

@@ -2,12 +2,12 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/swarmkey/swarmkey/targets"
 )
@@ -44,9 +44,15 @@ func (e *PrivilegedRoleError) Error() string {
 		"nor the admin's own role; give the policy a role without them, or set allow_privileged: true in the policy to rotate it anyway"
 }
 
-// querier is a transaction or a connection.
+// querier is a connection (or a transaction).
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// adminSession is one connection of the admin pool.
+type adminSession interface {
+	querier
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
 // policyRoles are the roles a policy of strategy manages: the ones it
@@ -58,58 +64,116 @@ func (t *Target) policyRoles(strategy targets.Strategy) []string {
 	return []string{t.opts.Username}
 }
 
-// privilegedSQL finds, for the roles in $1 that exist, the first role with
-// a privileged attribute among them and the roles they are members of,
-// directly or not: the policy's roles in order, each before its groups.
-const privilegedSQL = `WITH RECURSIVE held(role, oid, depth) AS (
+// factsSQL reads, in one round trip, what a change to a role must know
+// first. $1 are the policy's roles (policyRoles), $2 the role to change, $3
+// the group role (” when there is none). Its one row holds:
+//   - session_user: the role the connection logs in as;
+//   - whether $2 exists, and whether it may log in;
+//   - whether $3 exists, and whether $2 is a member of it;
+//   - for the roles in $1 that exist, the first role with a privileged
+//     attribute among them and the roles they are members of, directly or
+//     not (the policy's roles in order, each before its groups), or NULLs.
+const factsSQL = `WITH RECURSIVE held(role, oid, depth) AS (
 	SELECT rolname::text, oid, 0 FROM pg_roles WHERE rolname = ANY($1::text[])
 	UNION
 	SELECT h.role, m.roleid, h.depth + 1 FROM pg_auth_members m JOIN held h ON m.member = h.oid
+), first_privileged AS (
+	SELECT h.role, r.rolname::text AS holder, r.rolsuper, r.rolcreaterole, r.rolreplication, r.rolbypassrls
+	FROM held h JOIN pg_roles r ON r.oid = h.oid
+	WHERE r.rolsuper OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls
+	ORDER BY array_position($1::text[], h.role), h.depth, r.rolname
+	LIMIT 1
 )
-SELECT h.role, r.rolname::text, r.rolsuper, r.rolcreaterole, r.rolreplication, r.rolbypassrls
-FROM held h JOIN pg_roles r ON r.oid = h.oid
-WHERE r.rolsuper OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls
-ORDER BY array_position($1::text[], h.role), h.depth, r.rolname
-LIMIT 1`
+SELECT session_user::text,
+	EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2),
+	coalesce((SELECT rolcanlogin FROM pg_roles WHERE rolname = $2), false),
+	EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $3),
+	EXISTS (SELECT 1 FROM pg_auth_members m
+		JOIN pg_roles g ON g.oid = m.roleid
+		JOIN pg_roles r ON r.oid = m.member
+		WHERE g.rolname = $3 AND r.rolname = $2),
+	p.role, p.holder,
+	coalesce(p.rolsuper, false), coalesce(p.rolcreaterole, false),
+	coalesce(p.rolreplication, false), coalesce(p.rolbypassrls, false)
+FROM (VALUES (1)) AS one(x) LEFT JOIN first_privileged p ON true`
 
-// refusePrivileged returns a *PrivilegedRoleError when a role of the policy
-// (policyRoles) is privileged, or, when q is the admin connection (asAdmin),
-// is the role it logs in as. It reads pg_roles and pg_auth_members, which
-// every role may read, so the single strategy without an admin checks on
-// the role's own login. Callers run it on the transaction or session that
-// then changes a role, so nothing changes in between.
+// roleFacts is what factsSQL read.
+type roleFacts struct {
+	// sessionUser is the role the connection logs in as.
+	sessionUser string
+	// exists and canLogin are of the role to change.
+	exists, canLogin bool
+	// groupExists and member are of the group role, and of the role's
+	// membership in it; false without a group.
+	groupExists, member bool
+	// privileged is the refusal the policy's roles call for; nil when
+	// none of them is privileged.
+	privileged *PrivilegedRoleError
+}
+
+// readFacts reads the facts of role (and of group, "" for none) for a
+// policy of strategy, on the connection that then changes
+// the role. One query does it: every round trip here is paid by every
+// rotation.
+func (t *Target) readFacts(ctx context.Context, q querier, strategy targets.Strategy, role, group string) (roleFacts, error) {
+	var f roleFacts
+	var privRole, holder *string
+	var super, createRole, replication, bypassRLS bool
+	err := q.QueryRow(ctx, factsSQL, t.policyRoles(strategy), role, group).Scan(&f.sessionUser, &f.exists, &f.canLogin,
+		&f.groupExists, &f.member, &privRole, &holder, &super, &createRole, &replication, &bypassRLS)
+	if err != nil {
+		return roleFacts{}, fmt.Errorf("read the attributes of the policy's roles: %w", err)
+	}
+	if privRole != nil && holder != nil {
+		e := &PrivilegedRoleError{Role: *privRole, Holder: *holder}
+		for _, a := range []struct {
+			has  bool
+			name string
+		}{{super, "SUPERUSER"}, {createRole, "CREATEROLE"}, {replication, "REPLICATION"}, {bypassRLS, "BYPASSRLS"}} {
+			if a.has {
+				e.Attributes = append(e.Attributes, a.name)
+			}
+		}
+		f.privileged = e
+	}
+	return f, nil
+}
+
+// refusal returns a *PrivilegedRoleError when a role of the policy
+// (policyRoles) is privileged, or, when the facts were read on the admin
+// connection (asAdmin), is the role it logs in as; nil when the change may
+// go ahead, or when Options.AllowPrivileged says to go ahead anyway. The
+// facts come from pg_roles and pg_auth_members, which every role may read,
+// so the single strategy without an admin checks on the role's own login.
+//
+// Callers read the facts on the connection that then changes the role,
+// right before the change. A transaction around both would hold nothing
+// steadier: under PostgreSQL's default read committed isolation each
+// statement sees what was committed when it began.
+func (t *Target) refusal(f roleFacts, strategy targets.Strategy, asAdmin bool) error {
+	if t.opts.AllowPrivileged {
+		return nil
+	}
+	if asAdmin && slices.Contains(t.policyRoles(strategy), f.sessionUser) {
+		return &PrivilegedRoleError{Role: f.sessionUser, Admin: true}
+	}
+	if f.privileged != nil {
+		return f.privileged
+	}
+	return nil
+}
+
+// refusePrivileged reads the facts and returns their refusal, for callers
+// that need nothing else of them.
 func (t *Target) refusePrivileged(ctx context.Context, q querier, strategy targets.Strategy, asAdmin bool) error {
 	if t.opts.AllowPrivileged {
 		return nil
 	}
-	roles := t.policyRoles(strategy)
-	if asAdmin {
-		var login string
-		if err := q.QueryRow(ctx, "SELECT session_user::text").Scan(&login); err != nil {
-			return fmt.Errorf("read the admin credential's role: %w", err)
-		}
-		if slices.Contains(roles, login) {
-			return &PrivilegedRoleError{Role: login, Admin: true}
-		}
-	}
-	var e PrivilegedRoleError
-	var super, createRole, replication, bypassRLS bool
-	err := q.QueryRow(ctx, privilegedSQL, roles).Scan(&e.Role, &e.Holder, &super, &createRole, &replication, &bypassRLS)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
+	f, err := t.readFacts(ctx, q, strategy, "", "")
 	if err != nil {
-		return fmt.Errorf("read the attributes of the policy's roles: %w", err)
+		return err
 	}
-	for _, a := range []struct {
-		has  bool
-		name string
-	}{{super, "SUPERUSER"}, {createRole, "CREATEROLE"}, {replication, "REPLICATION"}, {bypassRLS, "BYPASSRLS"}} {
-		if a.has {
-			e.Attributes = append(e.Attributes, a.name)
-		}
-	}
-	return &e
+	return t.refusal(f, strategy, asAdmin)
 }
 
 // checkPrivileges is Create's privilege check, before anything changes:
@@ -120,8 +184,9 @@ func (t *Target) checkPrivileges(ctx context.Context, strategy targets.Strategy,
 		return nil
 	}
 	if !t.opts.Admin.IsZero() {
-		return t.adminTx(ctx, func(tx pgx.Tx) error {
-			return t.refusePrivileged(ctx, tx, strategy, true)
+		// One query, so no transaction: it changes nothing.
+		return t.adminConn(ctx, func(conn adminSession) error {
+			return t.refusePrivileged(ctx, conn, strategy, true)
 		})
 	}
 	conn, err := t.login(ctx, cur.Username, cur.Password)
