@@ -18,6 +18,7 @@ import (
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/state"
+	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
 // InputError is an error the user fixes by changing the input: a config
@@ -40,6 +41,9 @@ type Runtime struct {
 	// mu guards stores: the daemon's workers open policies concurrently.
 	mu     sync.Mutex
 	stores map[string]providers.Store
+	// postgresAdmin is lent to every postgres target opened here, so that
+	// targets opened per rotation share their admin connections.
+	postgresAdmin *postgres.AdminPools
 }
 
 // NewRuntime wraps cfg; nothing is opened until it is needed.
@@ -47,16 +51,17 @@ func NewRuntime(cfg *config.Config, logger *slog.Logger) *Runtime {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runtime{Config: cfg, Logger: logger, stores: map[string]providers.Store{}}
+	return &Runtime{Config: cfg, Logger: logger, stores: map[string]providers.Store{}, postgresAdmin: postgres.NewAdminPools()}
 }
 
-// Close closes the stores it opened.
+// Close closes the stores it opened and the shared admin pools.
 func (r *Runtime) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range r.stores {
 		_ = s.Close()
 	}
+	r.postgresAdmin.Close()
 }
 
 // Store returns the configured provider called name, opening it on first use.

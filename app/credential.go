@@ -91,6 +91,7 @@ func (r *Runtime) target(ctx context.Context, p *config.Policy) (targets.Target,
 		if opts.Admin, err = r.resolveOptional(ctx, p.Target.Postgres.Admin); err != nil {
 			return nil, fmt.Errorf("target.postgres.admin: %w", err)
 		}
+		opts.AdminPools = r.postgresAdmin
 		return postgres.New(ctx, opts)
 	case p.Target.HTTP != nil:
 		opts := p.Target.HTTP.Options
