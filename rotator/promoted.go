@@ -208,7 +208,7 @@ func (run *rotation) promoteIncomplete(ctx context.Context, e *PromoteIncomplete
 // store holds. When this rotation's version is not current, the promote did
 // not land: landed is false and the step fails as usual (rolled back). When
 // it is current, the promote landed and nothing may be rolled back: the
-// promote is recorded again (RecordPromoted, the step), and if that works
+// promote is recorded again (CompletePromote), and if that works
 // landed is true and the rotation goes on to finish. If the state database
 // still refuses, or the store cannot be read, the rotation stays running
 // (err is a *StepError with Outcome running): the next attempt resumes it
@@ -238,14 +238,10 @@ func (run *rotation) promoteLanded(ctx context.Context, started time.Time, cause
 	if run.result.Principal == "" {
 		run.result.Principal = principalOf(current.Value)
 	}
-	recordErr := run.r.db.RecordPromoted(cctx, state.PolicyState{
-		Policy: p.Name, Strategy: string(p.Strategy), Store: p.Store.Name(), SecretID: p.SecretID,
-		CurrentVersion: current.ID, CurrentToken: run.row.Token, Principal: run.result.Principal,
-	})
-	if recordErr == nil {
-		recordErr = run.r.db.CompleteStep(cctx, run.row.Token, string(StepPromote), run.result.Principal,
-			state.StepTiming{Step: string(StepPromote), Started: started, Duration: run.r.now().Sub(started)})
-	}
+	recordErr := run.r.db.CompletePromote(cctx, run.row.Token, run.result.Principal,
+		state.StepTiming{Step: string(StepPromote), Started: started, Duration: run.r.now().Sub(started)},
+		state.PolicyState{Policy: p.Name, Strategy: string(p.Strategy), Store: p.Store.Name(), SecretID: p.SecretID,
+			CurrentVersion: current.ID, CurrentToken: run.row.Token, Principal: run.result.Principal})
 	if recordErr != nil {
 		return stay(fmt.Sprintf("the promote landed (version %s is current) but recording it failed: %v; the rotation stays unfinished and completes when it resumes "+
 			"(the daemon's next attempt, or `swarmkey rotate %s --local`)", current.ID, recordErr, p.Name))

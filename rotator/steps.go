@@ -42,6 +42,9 @@ type rotation struct {
 	// native is what the store knows of its own rotator of the secret
 	// (none, for most stores), for the messages of a refusal.
 	native providers.NativeRotation
+	// promoted is the policy's new current version once the promote step
+	// has seen it in the store, recorded with the step.
+	promoted state.PolicyState
 }
 
 // start finds the rotation to run: the unfinished one of this policy, if a
@@ -62,7 +65,10 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 	run.p.Store = ledgerStore{Store: run.p.Store, run: run}
 	p := run.p
 	db := run.r.db
-	if _, err := db.RunningRotation(ctx, p.Name); errors.Is(err, state.ErrNotFound) {
+	// Nobody else starts a rotation of the policy while this one holds its
+	// lock: what is running now is what runs below.
+	running, runningErr := db.RunningRotation(ctx, p.Name)
+	if errors.Is(runningErr, state.ErrNotFound) {
 		// A pending version of another writer is refused before anything
 		// changes, the retiring of earlier rotations included.
 		if _, _, err := run.stalePending(ctx); err != nil {
@@ -72,15 +78,14 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 			}
 			return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
 		}
-	} else if err != nil {
-		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
+	} else if runningErr != nil {
+		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, runningErr)
 	}
 	if err := run.retireDue(ctx); err != nil {
 		return Result{}, fmt.Errorf("rotate policy %q: finish of an earlier rotation: %w", p.Name, err)
 	}
 
-	running, err := db.RunningRotation(ctx, p.Name)
-	switch {
+	switch err := runningErr; {
 	case err == nil:
 		run.row = running
 		run.result = Result{Token: running.Token, Resumed: true, Principal: running.Principal}
@@ -150,8 +155,12 @@ func (run *rotation) steps(ctx context.Context) (Result, error) {
 		started := run.r.now()
 		note, err := run.runStep(ctx, step)
 		if err == nil {
-			err = run.r.db.CompleteStep(ctx, run.row.Token, string(step), run.result.Principal,
-				state.StepTiming{Step: string(step), Started: started, Duration: run.r.now().Sub(started)})
+			timing := state.StepTiming{Step: string(step), Started: started, Duration: run.r.now().Sub(started)}
+			if step == StepPromote {
+				err = run.r.db.CompletePromote(ctx, run.row.Token, run.result.Principal, timing, run.promoted)
+			} else {
+				err = run.r.db.CompleteStep(ctx, run.row.Token, string(step), run.result.Principal, timing)
+			}
 		}
 		if err != nil {
 			var incomplete *PromoteIncompleteError
@@ -354,10 +363,12 @@ func (run *rotation) promote(ctx context.Context) (string, error) {
 	if run.result.Principal == "" {
 		run.result.Principal = principalOf(current.Value)
 	}
-	return "", run.r.db.RecordPromoted(ctx, state.PolicyState{
+	// Recorded with the step, in one statement (steps).
+	run.promoted = state.PolicyState{
 		Policy: p.Name, Strategy: string(p.Strategy), Store: p.Store.Name(), SecretID: p.SecretID,
 		CurrentVersion: current.ID, CurrentToken: run.row.Token, Principal: run.result.Principal,
-	})
+	}
+	return "", nil
 }
 
 // finish retires what fell off now, or, when the policy has a grace period,

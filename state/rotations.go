@@ -125,6 +125,39 @@ func (db *DB) CompleteStep(ctx context.Context, token, step, principal string, t
 	return nil
 }
 
+// CompletePromote records the promote step of rotation token (as
+// CompleteStep does) and the policy's new current version (as
+// RecordPromoted does) in one statement: both or neither, in one round
+// trip. The policy state changes only while the rotation is running.
+func (db *DB) CompletePromote(ctx context.Context, token, principal string, timing StepTiming, s PolicyState) error {
+	t, err := json.Marshal([]StepTiming{timing})
+	if err != nil {
+		return err
+	}
+	now := db.now()
+	tag, err := db.pool.Exec(ctx, `
+		WITH stepped AS (
+			UPDATE rotations SET step = $2, principal = coalesce(nullif($3, ''), principal),
+				steps = steps || $4::jsonb, updated_at = $5
+			WHERE token = $1 AND outcome = 'running'
+			RETURNING token
+		)
+		INSERT INTO policy_state (policy, strategy, store, secret_id, current_version, current_token, principal,
+			rotated_at, last_rotation, updated_at)
+		SELECT $6, $7, $8, $9, $10, $11, $12, $5, $11, $5 FROM stepped
+		ON CONFLICT (policy) DO UPDATE SET strategy = $7, store = $8, secret_id = $9, current_version = $10,
+			current_token = $11, principal = $12, rotated_at = $5, last_rotation = $11, updated_at = $5`,
+		token, timing.Step, principal, t, now,
+		s.Policy, s.Strategy, s.Store, s.SecretID, s.CurrentVersion, s.CurrentToken, s.Principal)
+	if err != nil {
+		return fmt.Errorf("record step %s of rotation %s and the promote of policy %q: %w", timing.Step, token, s.Policy, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("record step %s of rotation %s: the rotation is no longer running", timing.Step, token)
+	}
+	return nil
+}
+
 // RecordPendingVersion records the version id that the rotation's
 // PutPending produced: with the token, it is what makes the version
 // swarmkey's own. A PutPending repeated after a crash produces the same
