@@ -18,7 +18,9 @@ import (
 	"log"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +33,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swarmkey/swarmkey/app"
+	"github.com/swarmkey/swarmkey/bench/internal/headline"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
@@ -40,18 +43,50 @@ import (
 	"github.com/swarmkey/swarmkey/targets/postgres"
 )
 
+// hogVariable, set to 1, makes the program a CPU-bound process and nothing
+// else: the load that -load puts beside the benchmark.
+const hogVariable = "SWARMKEY_BENCH_HOG"
+
+// aimRatio is issue 16's aim for swarmkey's rate against the baseline's.
+const aimRatio = 0.85
+
 func main() {
+	if os.Getenv(hogVariable) == "1" {
+		for {
+		}
+	}
 	var (
 		duration     = flag.Duration("duration", 5*time.Second, "length of one measurement")
 		rounds       = flag.Int("rounds", 3, "rounds per concurrency (medians are reported)")
 		concurrency  = flag.String("concurrency", "1,4", "comma-separated concurrencies")
+		loads        = flag.String("load", "0,1", "comma-separated counts of CPU-bound processes of our own to run beside the benchmark (0: none)")
 		storeSamples = flag.Int("store-samples", 400, "file store writes to time")
+		profileFor   = flag.Duration("profile", 5*time.Second, "how long the per-step profile runs each side (0: no profile)")
+		cpuProfile   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	)
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	serverURL := os.Getenv("SWARMKEY_TEST_DATABASE_URL")
 	port, _ := strconv.Atoi(os.Getenv("SWARMKEY_TEST_POSTGRES_PORT"))
 	if serverURL == "" || port == 0 {
 		log.Fatal("run under scripts/with-postgres (make bench): SWARMKEY_TEST_DATABASE_URL and SWARMKEY_TEST_POSTGRES_PORT are needed")
+	}
+	concurrencies, err := positiveList("-concurrency", *concurrency, 1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	hogCounts, err := positiveList("-load", *loads, 0)
+	if err != nil {
+		log.Fatal(err)
 	}
 	ctx := context.Background()
 	env, err := newEnvironment(ctx, serverURL, port)
@@ -60,27 +95,50 @@ func main() {
 	}
 	defer env.close()
 
-	fmt.Printf("rotations per second, postgres target + file store vs. baseline SQL work (median of %d rounds of %s)\n", *rounds, *duration)
-	fmt.Printf("%-12s %12s %12s %8s\n", "concurrency", "baseline/s", "swarmkey/s", "ratio")
-	for _, field := range strings.Split(*concurrency, ",") {
-		c, err := strconv.Atoi(strings.TrimSpace(field))
-		if err != nil || c < 1 {
-			log.Fatalf("-concurrency: %q is not a positive number", field)
+	workers := map[int][]*worker{}
+	for _, c := range concurrencies {
+		if workers[c], err = env.workers(ctx, c); err != nil {
+			log.Fatal(err)
 		}
-		workers, err := env.workers(ctx, c)
+	}
+	for _, hogs := range hogCounts {
+		condition := "quiet"
+		if hogs > 0 {
+			condition = fmt.Sprintf("under load: %d CPU-bound process(es) of ours beside it", hogs)
+		}
+		stop, err := startHogs(hogs)
 		if err != nil {
 			log.Fatal(err)
 		}
-		var base, sk, ratios []float64
-		for range *rounds {
-			b := measure(c, *duration, func(i int) error { return workers[i].baseline(ctx) })
-			s := measure(c, *duration, func(i int) error { return workers[i].rotate(ctx) })
-			base, sk, ratios = append(base, b), append(sk, s), append(ratios, s/b)
+		fmt.Printf("rotations per second, postgres target + file store vs. baseline SQL work (median of %d rounds of %s), %s\n", *rounds, *duration, condition)
+		fmt.Printf("%-12s %12s %12s %8s\n", "concurrency", "baseline/s", "swarmkey/s", "ratio")
+		for _, c := range concurrencies {
+			var base, sk, ratios []float64
+			for range *rounds {
+				b := measure(c, *duration, func(i int) error { return workers[c][i].baseline(ctx) })
+				s := measure(c, *duration, func(i int) error { return workers[c][i].rotate(ctx) })
+				base, sk, ratios = append(base, b), append(sk, s), append(ratios, s/b)
+			}
+			fmt.Printf("%-12d %12.1f %12.1f %8.2f\n", c, median(base), median(sk), median(ratios))
+			name := fmt.Sprintf("rotations/s, concurrency %d", c)
+			if hogs > 0 {
+				name += fmt.Sprintf(", under load (%d CPU-bound)", hogs)
+			}
+			headline.Print(headline.Figure{Name: name, Aim: fmt.Sprintf("ratio ≥ %.2f", aimRatio),
+				Measured: fmt.Sprintf("%.1f/s vs baseline %.1f/s", median(sk), median(base)),
+				Ratio:    median(ratios), Pass: median(ratios) >= aimRatio})
 		}
-		fmt.Printf("%-12d %12.1f %12.1f %8.2f\n", c, median(base), median(sk), median(ratios))
+		stop()
+		fmt.Println()
 	}
 
 	stepTimes.print()
+
+	if *profileFor > 0 {
+		if err := env.profile(ctx, *profileFor); err != nil {
+			log.Fatal(err)
+		}
+	}
 
 	put, promote, err := env.storeLatency(ctx, *storeSamples)
 	if err != nil {
@@ -90,6 +148,45 @@ func main() {
 	fmt.Printf("%-12s %10s %10s\n", "operation", "p50", "p99")
 	fmt.Printf("%-12s %10s %10s\n", "PutPending", pct(put, 50), pct(put, 99))
 	fmt.Printf("%-12s %10s %10s\n", "Promote", pct(promote, 50), pct(promote, 99))
+}
+
+// positiveList parses a comma-separated list of numbers of at least least.
+func positiveList(flagName, list string, least int) ([]int, error) {
+	var out []int
+	for _, field := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil || n < least {
+			return nil, fmt.Errorf("%s: %q is not a number of at least %d", flagName, field, least)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// startHogs starts n CPU-bound processes (this program, as a hog) and
+// returns what stops them.
+func startHogs(n int) (stop func(), err error) {
+	var hogs []*exec.Cmd
+	stop = func() {
+		for _, h := range hogs {
+			_ = h.Process.Kill()
+			_ = h.Wait()
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	for range n {
+		h := exec.Command(self)
+		h.Env = append(os.Environ(), hogVariable+"=1")
+		if err := h.Start(); err != nil {
+			stop()
+			return nil, err
+		}
+		hogs = append(hogs, h)
+	}
+	return stop, nil
 }
 
 // adminURLVariable holds the benchmark database's superuser URL: the
@@ -176,6 +273,12 @@ type worker struct {
 // workers creates n roles and builds their policies the way swarmkey does:
 // a config file, loaded and opened through app, as serve and rotate do.
 func (env *environment) workers(ctx context.Context, n int) ([]*worker, error) {
+	return env.workersAt(ctx, n, env.port, adminURLVariable, env.dbURL)
+}
+
+// workersAt is workers whose credentials log in at loginPort and whose
+// admin URL is in the variable adminVar (holding adminURL).
+func (env *environment) workersAt(ctx context.Context, n, loginPort int, adminVar, adminURL string) ([]*worker, error) {
 	var roles []string
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "database: env:%s\nstores:\n  file:\n    dir: %s\n    key_file: %s\npolicies:\n", adminURLVariable, filepath.Join(env.dir, "secrets"), filepath.Join(env.dir, "key"))
@@ -192,9 +295,9 @@ func (env *environment) workers(ctx context.Context, n int) ([]*worker, error) {
     canary: { attempts: 1 }
     target:
       postgres: { host: 127.0.0.1, port: %d, dbname: %s, sslmode: disable, username: %s, admin: env:%s }
-`, strings.ReplaceAll(role, "_", "-"), role, env.port, env.dbName, role, adminURLVariable)
+`, strings.ReplaceAll(role, "_", "-"), role, loginPort, env.dbName, role, adminVar)
 	}
-	path := filepath.Join(env.dir, fmt.Sprintf("policies-%d.yaml", n))
+	path := filepath.Join(env.dir, fmt.Sprintf("policies-%s.yaml", randomHex(4)))
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
 		return nil, err
 	}
@@ -210,7 +313,7 @@ func (env *environment) workers(ctx context.Context, n int) ([]*worker, error) {
 		if err != nil {
 			return nil, err
 		}
-		admin, err := pgx.Connect(ctx, env.dbURL)
+		admin, err := pgx.Connect(ctx, adminURL)
 		if err != nil {
 			return nil, err
 		}
@@ -259,7 +362,10 @@ func (s *stepTotals) print() {
 
 // baseline is the SQL work a rotation cannot avoid: set a new verifier,
 // prove it with a new SCRAM connection and SELECT 1.
-func (w *worker) baseline(ctx context.Context) error {
+func (w *worker) baseline(ctx context.Context) error { return w.baselineAt(ctx, w.env.port) }
+
+// baselineAt is baseline with the new connection to loginPort.
+func (w *worker) baselineAt(ctx context.Context, loginPort int) error {
 	password, err := rotator.GeneratePassword(rotator.PasswordRules{})
 	if err != nil {
 		return err
@@ -271,7 +377,7 @@ func (w *worker) baseline(ctx context.Context) error {
 	if _, err := w.admin.Exec(ctx, "ALTER ROLE "+w.role+" PASSWORD '"+verifier+"'"); err != nil {
 		return err
 	}
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s sslmode=disable", w.env.port, w.env.dbName))
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s sslmode=disable", loginPort, w.env.dbName))
 	if err != nil {
 		return err
 	}
