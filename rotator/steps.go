@@ -67,8 +67,11 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 	db := run.r.db
 	// Nobody else starts a rotation of the policy while this one holds its
 	// lock: what is running now is what runs below.
-	running, runningErr := db.RunningRotation(ctx, p.Name)
-	if errors.Is(runningErr, state.ErrNotFound) {
+	open, err := db.OpenRotationsOf(ctx, p.Name, run.r.now())
+	if err != nil {
+		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
+	}
+	if open.Running == nil {
 		// A pending version of another writer is refused before anything
 		// changes, the retiring of earlier rotations included.
 		if _, _, err := run.stalePending(ctx); err != nil {
@@ -78,16 +81,13 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 			}
 			return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
 		}
-	} else if runningErr != nil {
-		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, runningErr)
 	}
-	if err := run.retireDue(ctx); err != nil {
+	if err := run.retireDue(ctx, open.RetireDue); err != nil {
 		return Result{}, fmt.Errorf("rotate policy %q: finish of an earlier rotation: %w", p.Name, err)
 	}
 
-	switch err := runningErr; {
-	case err == nil:
-		run.row = running
+	if running := open.Running; running != nil {
+		run.row = *running
 		run.result = Result{Token: running.Token, Resumed: true, Principal: running.Principal}
 		if err := db.MarkResumed(ctx, running.Token); err != nil {
 			return run.result, err
@@ -98,8 +98,6 @@ func (run *rotation) start(ctx context.Context) (Result, error) {
 		run.audit(ctx, "rotation.resumed", map[string]any{"after_step": running.Step})
 		run.r.logger.Info("resuming rotation", "policy", p.Name, "token", running.Token, "after_step", running.Step)
 		return run.result, nil
-	case !errors.Is(err, state.ErrNotFound):
-		return Result{}, fmt.Errorf("rotate policy %q: %w", p.Name, err)
 	}
 
 	if err := run.reconcileStalePending(ctx); err != nil {
@@ -445,12 +443,8 @@ func (run *rotation) retire(ctx context.Context) error {
 }
 
 // retireDue runs the finish work of this policy's earlier rotations whose
-// grace has passed.
-func (run *rotation) retireDue(ctx context.Context) error {
-	due, err := run.r.db.RetireDue(ctx, run.p.Name, run.r.now())
-	if err != nil {
-		return err
-	}
+// grace has passed (due, as state.OpenRotationsOf read them).
+func (run *rotation) retireDue(ctx context.Context, due []state.Rotation) error {
 	for _, earlier := range due {
 		prior := &rotation{r: run.r, p: run.p, opts: run.opts, row: earlier}
 		if err := prior.retire(ctx); err != nil {

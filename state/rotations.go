@@ -226,12 +226,37 @@ func (db *DB) RunningRotation(ctx context.Context, policy string) (Rotation, err
 		`SELECT `+rotationColumns+` FROM rotations WHERE policy = $1 AND outcome = 'running'`, policy))
 }
 
-// RetireDue returns the succeeded rotations of policy whose finish step is
-// due at now and has not run.
-func (db *DB) RetireDue(ctx context.Context, policy string, now time.Time) ([]Rotation, error) {
-	return db.queryRotations(ctx, `SELECT `+rotationColumns+` FROM rotations
-		WHERE policy = $1 AND outcome = 'succeeded' AND retired_at IS NULL AND retire_after <= $2
+// OpenRotations are what a new rotation of a policy must finish first: the
+// one left running (by a crashed process), and the succeeded ones whose
+// finish is due and has not run.
+type OpenRotations struct {
+	// Running is the running rotation; nil when there is none.
+	Running *Rotation
+	// RetireDue are the succeeded rotations whose finish is due and has
+	// not run, oldest first.
+	RetireDue []Rotation
+}
+
+// OpenRotationsOf reads, in one query, the policy's running rotation and
+// its rotations due to finish at now, for the start of every rotation.
+func (db *DB) OpenRotationsOf(ctx context.Context, policy string, now time.Time) (OpenRotations, error) {
+	rows, err := db.queryRotations(ctx, `SELECT `+rotationColumns+` FROM rotations
+		WHERE policy = $1 AND (outcome = 'running'
+			OR (outcome = 'succeeded' AND retired_at IS NULL AND retire_after <= $2))
 		ORDER BY started_at`, policy, now)
+	if err != nil {
+		return OpenRotations{}, err
+	}
+	var open OpenRotations
+	for _, r := range rows {
+		if r.Outcome == OutcomeRunning {
+			running := r
+			open.Running = &running
+			continue
+		}
+		open.RetireDue = append(open.RetireDue, r)
+	}
+	return open, nil
 }
 
 // SettledByKey returns the rotation that settled a request key, or
