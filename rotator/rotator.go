@@ -122,7 +122,8 @@ type Options struct {
 	// --replace-unreadable-current`), never the daemon's.
 	ReplaceUnreadableCurrent bool
 	// AfterStep is a fault-injection seam for tests and drills, called after
-	// each step is recorded. Returning ErrCrash stops the rotation the way a
+	// each step is recorded (finish: after it ran, before it is recorded
+	// with the outcome). Returning ErrCrash stops the rotation the way a
 	// killed process would: no rollback, no further writes, and the lock
 	// goes with its database session. Any other error fails the step.
 	AfterStep func(Step) error

@@ -319,6 +319,49 @@ func TestCrashAfterEachStepResumes(t *testing.T) {
 	}
 }
 
+// TestCrashAfterFinishBeforeItsRecordResumes: the finish step is recorded
+// with the outcome, in one statement. A process killed after finish ran but
+// before that statement leaves the rotation running after promote; the
+// next rotate finishes that rotation (finish is idempotent), records the
+// finish step once and the success, and starts no other.
+func TestCrashAfterFinishBeforeItsRecordResumes(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range []targets.Strategy{targets.Single, targets.Alternating} {
+		t.Run(string(strategy), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			p := b.policy(strategy, "")
+			_, err := b.rotate(p, rotator.Options{})
+			require.NoError(t, err)
+
+			crashed, err := b.rotate(p, rotator.Options{AfterStep: func(s rotator.Step) error {
+				if s == rotator.StepFinish {
+					return rotator.ErrCrash
+				}
+				return nil
+			}})
+			require.ErrorIs(t, err, rotator.ErrCrash)
+			row, err := b.state.RunningRotation(b.ctx, "checkout-db")
+			require.NoError(t, err, "the crashed rotation is left running")
+			require.Equal(t, string(rotator.StepPromote), row.Step, "finish is recorded only with the outcome")
+
+			res, err := b.rotateAfterCrash(p)
+			require.NoError(t, err)
+			require.True(t, res.Resumed)
+			require.Equal(t, crashed.Token, res.Token)
+			done, err := b.state.Rotation(b.ctx, crashed.Token)
+			require.NoError(t, err)
+			require.Equal(t, state.OutcomeSucceeded, done.Outcome)
+			require.Equal(t, string(rotator.StepFinish), done.Step)
+			current, ok := b.stage(providers.StageCurrent)
+			require.True(t, ok)
+			require.True(t, b.logsIn(current), "the current credential logs in")
+			_, pending := b.stage(providers.StagePending)
+			require.False(t, pending)
+		})
+	}
+}
+
 func TestInjectedFailureAfterEachStepLeavesAWorkingCurrent(t *testing.T) {
 	t.Parallel()
 

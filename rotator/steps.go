@@ -45,6 +45,9 @@ type rotation struct {
 	// promoted is the policy's new current version once the promote step
 	// has seen it in the store, recorded with the step.
 	promoted state.PolicyState
+	// finished is the finish step's timing once it has run in this
+	// process: it is recorded with the outcome.
+	finished *state.StepTiming
 }
 
 // start finds the rotation to run: the unfinished one of this policy, if a
@@ -154,9 +157,14 @@ func (run *rotation) steps(ctx context.Context) (Result, error) {
 		note, err := run.runStep(ctx, step)
 		if err == nil {
 			timing := state.StepTiming{Step: string(step), Started: started, Duration: run.r.now().Sub(started)}
-			if step == StepPromote {
+			switch step {
+			case StepPromote:
 				err = run.r.db.CompletePromote(ctx, run.row.Token, run.result.Principal, timing, run.promoted)
-			} else {
+			case StepFinish:
+				// The last step is recorded with the outcome (succeed), in
+				// one statement.
+				run.finished = &timing
+			default:
 				err = run.r.db.CompleteStep(ctx, run.row.Token, string(step), run.result.Principal, timing)
 			}
 		}
@@ -394,7 +402,13 @@ func (run *rotation) succeed(ctx context.Context) (Result, error) {
 		run.retireAfter = &now
 	}
 	succeeded := run.auditEntry("rotation.succeeded", map[string]any{"resumed": run.result.Resumed})
-	if err := run.r.db.FinishRotation(ctx, run.row.Token, state.OutcomeSucceeded, "", false, run.retireAfter, run.retired, succeeded); err != nil {
+	var err error
+	if run.finished != nil {
+		err = run.r.db.SucceedRotation(ctx, run.row.Token, *run.finished, run.retireAfter, run.retired, succeeded)
+	} else {
+		err = run.r.db.FinishRotation(ctx, run.row.Token, state.OutcomeSucceeded, "", false, run.retireAfter, run.retired, succeeded)
+	}
+	if err != nil {
 		return run.result, fmt.Errorf("rotate policy %q: %w", run.p.Name, err)
 	}
 	run.result.Outcome = state.OutcomeSucceeded

@@ -209,6 +209,45 @@ func (db *DB) FinishRotation(ctx context.Context, token string, outcome Outcome,
 	return nil
 }
 
+// SucceedRotation records the finish step of a running rotation (as
+// CompleteStep does) and its success (as FinishRotation does with
+// OutcomeSucceeded) in one statement: the last step and the outcome cost
+// one round trip. It fails when the rotation is no longer running.
+func (db *DB) SucceedRotation(ctx context.Context, token string, finish StepTiming, retireAfter *time.Time, retired bool,
+	succeeded AuditEntry) error {
+	detail, now, err := db.auditRow(ctx, succeeded)
+	if err != nil {
+		return err
+	}
+	timing, err := json.Marshal([]StepTiming{finish})
+	if err != nil {
+		return err
+	}
+	var n int
+	err = db.pool.QueryRow(ctx, `
+		WITH finished AS (
+			UPDATE rotations SET step = $2, steps = steps || $3::jsonb, outcome = 'succeeded', error = NULL,
+				retire_after = $4, retired_at = CASE WHEN $5 THEN $6::timestamptz END, finished_at = $6, updated_at = $6
+			WHERE token = $1 AND outcome = 'running'
+			RETURNING policy
+		), audited AS (
+			INSERT INTO audit_log (at, actor, policy, rotation, action, detail)
+			SELECT $6, $7, policy, $1::uuid, $8, $9 FROM finished
+		), stated AS (
+			UPDATE policy_state SET last_rotation = $1, last_outcome = 'succeeded', last_error = NULL, updated_at = $6
+			FROM finished WHERE policy_state.policy = finished.policy
+		)
+		SELECT count(*) FROM finished`,
+		token, finish.Step, timing, retireAfter, retired, now, succeeded.Actor, succeeded.Action, detail).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("record step %s and the outcome of rotation %s: %w", finish.Step, token, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("record step %s of rotation %s: the rotation is no longer running", finish.Step, token)
+	}
+	return nil
+}
+
 // MarkRetired records that the finish step retired what fell off.
 func (db *DB) MarkRetired(ctx context.Context, token string) error {
 	_, err := db.pool.Exec(ctx, `UPDATE rotations SET retired_at = $2, updated_at = $2 WHERE token = $1`, token, db.now())
