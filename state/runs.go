@@ -496,49 +496,56 @@ func (db *DB) Calendar(ctx context.Context, now time.Time, expand func(uses []st
 		expand = slices.Clone[[]string]
 	}
 	since := now.Add(-CalendarLookback)
-	var busy schedule.Busy
-	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+runColumns+` FROM runs
-			WHERE cancelled_at IS NULL AND (kind = 'recurring' OR start_at + duration > $1)
-			ORDER BY id`, since)
-		if err != nil {
-			return err
-		}
-		runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Run, error) { return scanRun(row) })
-		if err != nil {
-			return err
-		}
-		for _, r := range runs {
-			switch r.Kind {
-			case RunOneOff:
-				busy.OneOff = append(busy.OneOff, schedule.OneOffRun{
-					Name: r.Name, Start: r.Start, Duration: r.Duration, Policies: expand(r.Uses)})
-			case RunRecurring:
-				sched, err := r.Schedule()
-				if err != nil {
-					return fmt.Errorf("recurring run %q: %w (cancel it with `swarmkey runs cancel %s` and add it again)", r.Name, err, r.Name)
-				}
-				busy.Recurring = append(busy.Recurring, schedule.RecurringRun{
-					Name: r.Name, Schedule: sched, Duration: r.Duration, Policies: expand(r.Uses)})
-			}
-		}
-		rows, err = tx.Query(ctx, `SELECT `+leaseColumns+` FROM leases
-			WHERE (ended_at IS NULL AND last_heartbeat + ttl > $1) OR ended_at > $1
-			ORDER BY started_at, id`, since)
-		if err != nil {
-			return err
-		}
-		leases, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Lease, error) { return scanLease(row) })
-		if err != nil {
-			return err
-		}
-		for _, l := range leases {
-			busy.Leases = append(busy.Leases, schedule.Lease{
-				Name: l.RunName, Started: l.StartedAt, LastHeartbeat: l.LastHeartbeat, TTL: l.TTL,
-				Ended: l.EndedAt, Policies: expand(l.Uses)})
-		}
-		return nil
+	// One round trip: the daemon and `rotate --all` read the calendar again
+	// right before each rotation's set step. The transaction's statements
+	// go in one batch; REPEATABLE READ gives both reads one snapshot.
+	batch := &pgx.Batch{}
+	batch.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`)
+	runsQuery := batch.Queue(`SELECT `+runColumns+` FROM runs
+		WHERE cancelled_at IS NULL AND (kind = 'recurring' OR start_at + duration > $1)
+		ORDER BY id`, since)
+	leasesQuery := batch.Queue(`SELECT `+leaseColumns+` FROM leases
+		WHERE (ended_at IS NULL AND last_heartbeat + ttl > $1) OR ended_at > $1
+		ORDER BY started_at, id`, since)
+	batch.Queue(`COMMIT`)
+	var runs []Run
+	var leases []Lease
+	runsQuery.Query(func(rows pgx.Rows) (err error) {
+		runs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Run, error) { return scanRun(row) })
+		return err
 	})
+	leasesQuery.Query(func(rows pgx.Rows) (err error) {
+		leases, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Lease, error) { return scanLease(row) })
+		return err
+	})
+	// A failed batch leaves its connection in an aborted transaction, which
+	// the pool closes instead of reusing.
+	err := db.pool.SendBatch(ctx, batch).Close()
+	var busy schedule.Busy
+	if err == nil {
+		err = func() error {
+			for _, r := range runs {
+				switch r.Kind {
+				case RunOneOff:
+					busy.OneOff = append(busy.OneOff, schedule.OneOffRun{
+						Name: r.Name, Start: r.Start, Duration: r.Duration, Policies: expand(r.Uses)})
+				case RunRecurring:
+					sched, err := r.Schedule()
+					if err != nil {
+						return fmt.Errorf("recurring run %q: %w (cancel it with `swarmkey runs cancel %s` and add it again)", r.Name, err, r.Name)
+					}
+					busy.Recurring = append(busy.Recurring, schedule.RecurringRun{
+						Name: r.Name, Schedule: sched, Duration: r.Duration, Policies: expand(r.Uses)})
+				}
+			}
+			for _, l := range leases {
+				busy.Leases = append(busy.Leases, schedule.Lease{
+					Name: l.RunName, Started: l.StartedAt, LastHeartbeat: l.LastHeartbeat, TTL: l.TTL,
+					Ended: l.EndedAt, Policies: expand(l.Uses)})
+			}
+			return nil
+		}()
+	}
 	if err != nil {
 		return schedule.Busy{}, fmt.Errorf("read the run calendar: %w", err)
 	}
