@@ -67,18 +67,26 @@ chaos:
 		-args -chaos.long -chaos.duration $(CHAOS_DURATION) -chaos.report $(abspath $(CHAOS_REPORT)) $(CHAOS_FLAGS)
 
 # Benchmarks print ratios against baselines measured in the same run, as
-# medians over rounds (the machine is shared: never absolute timings alone).
-BENCH_DURATION ?= 5s
-BENCH_ROUNDS   ?= 5
+# medians over rounds. The list of benchmarks is bench/plan.txt (one command
+# per line; add new ones there; BENCH_PLAN runs another list). bench/benchrun runs them one after another:
+# before each it waits up to BENCH_QUIET_WAIT for a quiet machine (1-minute
+# load average under BENCH_QUIET_LOAD, no other process above BENCH_QUIET_CPU
+# % of a core), then runs it anyway with its figures marked BUSY; it prints
+# one summary table at the end and writes it as Markdown to BENCH_MARKDOWN
+# for the README. It fails when a benchmark failed.
+BENCH_DURATION   ?= 5s
+BENCH_ROUNDS     ?= 5
+BENCH_QUIET_WAIT ?= 4m
+BENCH_QUIET_LOAD ?= 0.4
+BENCH_QUIET_CPU  ?= 5
+BENCH_MARKDOWN   ?= bin/bench.md
+BENCH_PLAN       ?= bench/plan.txt
 
 bench: build
-	scripts/with-postgres $(GO) run ./bench/rotationbench -duration $(BENCH_DURATION) -rounds $(BENCH_ROUNDS) -concurrency 1,4
-	$(GO) test -run '^$$' -bench BenchmarkPlanAll -benchtime 20x ./schedule/
-	scripts/with-postgres $(GO) run ./bench/daemonbench -mode lag -policies 10000
-	$(GO) test -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x ./providers/aws/ ./providers/gcp/ ./providers/vault/ ./providers/ssm/ ./providers/azure/
-	scripts/with-postgres $(GO) run ./bench/execbench -runs 30
-	scripts/with-postgres $(GO) run ./bench/emergencybench -policies 1000 -concurrency 8 -rounds $(BENCH_ROUNDS)
-	$(GO) run ./bench/scanbench -files 10000 -rounds $(BENCH_ROUNDS)
+	$(GO) build -o bin/benchrun ./bench/benchrun
+	BENCH_DURATION=$(BENCH_DURATION) BENCH_ROUNDS=$(BENCH_ROUNDS) bin/benchrun -plan $(BENCH_PLAN) \
+		-quiet-wait $(BENCH_QUIET_WAIT) -quiet-load $(BENCH_QUIET_LOAD) -quiet-cpu $(BENCH_QUIET_CPU) \
+		-markdown $(BENCH_MARKDOWN)
 
 # Ten minutes of an idle daemon with 10,000 policies beside one with a single
 # policy: peak RSS and CPU time (kept out of `make bench` for its length).

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/swarmkey/swarmkey/bench/internal/headline"
 )
 
 // grepPattern is the credential words scan's rules look for.
@@ -58,8 +60,19 @@ func run(files, rounds int, binary string) error {
 		}
 	}
 	scanMedian, grepMedian := median(times["swarmkey scan"]), median(times["grep -rE"])
+	ratio := float64(scanMedian) / float64(grepMedian)
 	fmt.Printf("scan of %d files, %d rounds (medians): swarmkey scan %s, grep -rE %s, ratio %.1f\n",
-		files, rounds, scanMedian.Round(time.Millisecond), grepMedian.Round(time.Millisecond), float64(scanMedian)/float64(grepMedian))
+		files, rounds, scanMedian.Round(time.Millisecond), grepMedian.Round(time.Millisecond), ratio)
+	// The README sets no aim for scan's speed: grep matches one pattern
+	// where scan parses Python and runs ~220 rules, so the figure is for
+	// information (no aim, never a miss).
+	headline.Print(headline.Figure{
+		Name:     fmt.Sprintf("scan time / grep -rEi time, %d files (median of %d rounds)", files, rounds),
+		Aim:      "—",
+		Measured: fmt.Sprintf("%s vs %s", scanMedian.Round(time.Millisecond), grepMedian.Round(time.Millisecond)),
+		Ratio:    ratio,
+		Pass:     true,
+	})
 	return nil
 }
 
