@@ -111,15 +111,16 @@ func main() {
 			log.Fatal(err)
 		}
 		fmt.Printf("rotations per second, postgres target + file store vs. baseline SQL work (median of %d rounds of %s), %s\n", *rounds, *duration, condition)
-		fmt.Printf("%-12s %12s %12s %8s\n", "concurrency", "baseline/s", "swarmkey/s", "ratio")
+		fmt.Printf("%-12s %12s %12s %8s   %s\n", "concurrency", "baseline/s", "swarmkey/s", "ratio", "CPU per operation, this process + PostgreSQL's: baseline, swarmkey")
 		for _, c := range concurrencies {
-			var base, sk, ratios []float64
+			var base, sk, ratios, baseCPU, skCPU []float64
 			for range *rounds {
-				b := measure(c, *duration, func(i int) error { return workers[c][i].baseline(ctx) })
-				s := measure(c, *duration, func(i int) error { return workers[c][i].rotate(ctx) })
+				b, bc := measure(c, *duration, func(i int) error { return workers[c][i].baseline(ctx) })
+				s, sc := measure(c, *duration, func(i int) error { return workers[c][i].rotate(ctx) })
 				base, sk, ratios = append(base, b), append(sk, s), append(ratios, s/b)
+				baseCPU, skCPU = append(baseCPU, bc), append(skCPU, sc)
 			}
-			fmt.Printf("%-12d %12.1f %12.1f %8.2f\n", c, median(base), median(sk), median(ratios))
+			fmt.Printf("%-12d %12.1f %12.1f %8.2f   %.2f ms, %.2f ms\n", c, median(base), median(sk), median(ratios), median(baseCPU), median(skCPU))
 			name := fmt.Sprintf("rotations/s, concurrency %d", c)
 			if hogs > 0 {
 				name += fmt.Sprintf(", under load (%d CPU-bound)", hogs)
@@ -391,8 +392,12 @@ func (w *worker) baselineAt(ctx context.Context, loginPort int) error {
 	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
 }
 
-// measure runs fn on c workers for d and returns completions per second.
-func measure(c int, d time.Duration, fn func(worker int) error) float64 {
+// measure runs fn on c workers for d and returns completions per second
+// and the CPU milliseconds each completion cost this process and the
+// PostgreSQL server together.
+func measure(c int, d time.Duration, fn func(worker int) error) (perSecond, cpuMillis float64) {
+	postmaster := serverPID()
+	cpuBefore := selfCPU() + serverCPU(postmaster)
 	var done atomic.Int64
 	deadline := time.Now().Add(d)
 	start := time.Now()
@@ -410,7 +415,9 @@ func measure(c int, d time.Duration, fn func(worker int) error) float64 {
 		}()
 	}
 	wg.Wait()
-	return float64(done.Load()) / time.Since(start).Seconds()
+	n := float64(max(done.Load(), 1))
+	cpu := selfCPU() + serverCPU(postmaster) - cpuBefore
+	return float64(done.Load()) / time.Since(start).Seconds(), float64(cpu) / float64(time.Millisecond) / n
 }
 
 func (env *environment) storeLatency(ctx context.Context, n int) (put, promote []time.Duration, err error) {
