@@ -93,6 +93,8 @@ func (s *StoreSource) Read(ctx context.Context, names []string, leaseID, run str
 		}
 		return nil
 	}()
+	// After a refusal the refusal stays the error, whether or not its
+	// reads could be audited: nothing is handed on either way.
 	if len(reads) > 0 {
 		if auditErr := s.DB.AppendAudits(ctx, reads); auditErr != nil && err == nil {
 			err = fmt.Errorf("%s: the reads could not be audited, so the command does not start: %w", policyList(reads), auditErr)
