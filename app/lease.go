@@ -11,12 +11,15 @@ import (
 )
 
 // LeaseSource opens what `swarmkey exec` reads policies from without the
-// API: their stores, then the state database, where the source takes its
-// leases and audits its reads as actor. The stores come first because a
-// store that refuses (a key file others may read, missing permissions) is
-// the first thing to report. A name the configuration lacks is an
-// InputError about exec's --policy that lists the known names. Closing the
-// source closes the database and r's stores; on an error the caller closes r.
+// API: their stores and the state database, where the source takes its
+// leases and audits its reads as actor. The database is connected to while
+// the stores open (a new session is a new server process, which exec would
+// otherwise wait for after the stores), but a store's error is reported
+// first: a store that refuses (a key file others may read, missing
+// permissions) is the first thing to fix. A name the configuration lacks is
+// an InputError about exec's --policy that lists the known names. Closing
+// the source closes the database and r's stores; on an error the caller
+// closes r.
 func (r *Runtime) LeaseSource(ctx context.Context, names []string, actor string) (*lease.StoreSource, error) {
 	cfg := r.Config
 	var policies []*config.Policy
@@ -31,19 +34,36 @@ func (r *Runtime) LeaseSource(ctx context.Context, names []string, actor string)
 		}
 		policies = append(policies, p)
 	}
+	type opened struct {
+		sess *Session
+		err  error
+	}
+	// Cancelled on return: the session, once open, does not depend on it.
+	connectCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	connected := make(chan opened, 1)
+	go func() {
+		sess, err := Open(connectCtx, r)
+		connected <- opened{sess, err}
+	}()
 	secrets := make(map[string]lease.StoredSecret, len(policies))
 	for _, p := range policies {
 		st, err := r.Store(ctx, p.Store)
 		if err != nil {
+			// No wait for a database that does not answer.
+			cancel()
+			if db := <-connected; db.err == nil {
+				db.sess.DB.Close()
+			}
 			return nil, fmt.Errorf("policy %q (%s:%d): %w", p.Name, p.File, p.Line, err)
 		}
 		secrets[p.Name] = lease.StoredSecret{Store: st, SecretID: p.SecretID}
 	}
-	sess, err := Open(ctx, r)
-	if err != nil {
-		return nil, err
+	db := <-connected
+	if db.err != nil {
+		return nil, db.err
 	}
-	return &lease.StoreSource{DB: sess.DB, Secrets: secrets, Actor: actor, Closer: sess.Close}, nil
+	return &lease.StoreSource{DB: db.sess.DB, Secrets: secrets, Actor: actor, Closer: db.sess.Close}, nil
 }
 
 // ReferencedEnv returns the variables cfg's env: references read, sorted and

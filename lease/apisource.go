@@ -95,12 +95,18 @@ func (s *APISource) End(ctx context.Context, id string) error {
 	return s.client.EndLease(ctx, id)
 }
 
-// Read reads the policy's current credential; the API records the read
-// under the token, so the lease and run are not sent.
-func (s *APISource) Read(ctx context.Context, name, _, _ string) (map[string]secret.Secret, error) {
-	c, err := s.client.Credential(ctx, name)
-	if err != nil {
-		return nil, s.apiError(fmt.Sprintf("read policy %q", name), err)
+// Read reads the policies' current credentials, one request each, in order;
+// the API records each read under the token before it answers, so the lease
+// and run are not sent.
+func (s *APISource) Read(ctx context.Context, names []string, _, _ string, each func(string, map[string]secret.Secret) error) error {
+	for _, name := range names {
+		c, err := s.client.Credential(ctx, name)
+		if err != nil {
+			return s.apiError(fmt.Sprintf("read policy %q", name), err)
+		}
+		if err := each(name, c.Fields); err != nil {
+			return err
+		}
 	}
-	return c.Fields, nil
+	return nil
 }

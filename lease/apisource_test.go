@@ -73,7 +73,10 @@ func TestAPISourceClassifiesAnswers(t *testing.T) {
 	err = src.Heartbeat(ctx, "l-1")
 	require.ErrorIs(t, err, lease.ErrGone)
 
-	_, err = src.Read(ctx, "checkout-db", "l-1", "r")
+	err = src.Read(ctx, []string{"checkout-db", "reports"}, "l-1", "r", func(policy string, _ map[string]secret.Secret) error {
+		t.Errorf("policy %q was given although its read failed", policy)
+		return nil
+	})
 	require.NotErrorAs(t, err, &input)
 	require.EqualError(t, err, "API "+srv.URL+`: read policy "checkout-db": the state database is unreachable; try again (HTTP 503)`)
 	err = src.Heartbeat(ctx, "l-2")

@@ -64,10 +64,13 @@ type Source interface {
 	Heartbeat(ctx context.Context, id string) error
 	// End ends lease id.
 	End(ctx context.Context, id string) error
-	// Read returns the fields of policy's current credential, read under
-	// lease leaseID of run, each as the text a variable gets (see
-	// api.Fields).
-	Read(ctx context.Context, policy, leaseID, run string) (map[string]secret.Secret, error)
+	// Read reads the current credential of each of policies, in order,
+	// under lease leaseID of run, and gives its fields to each, every field
+	// as the text a variable gets (see api.Fields). It stops at the first
+	// policy whose read fails and at the first error of each, and returns
+	// that error. Every read is audited before Read returns nil; when the
+	// audit fails Read fails, and nothing each was given may be handed on.
+	Read(ctx context.Context, policies []string, leaseID, run string, each func(policy string, fields map[string]secret.Secret) error) error
 	// Close releases what the source opened.
 	Close()
 }
@@ -120,14 +123,17 @@ func (h *Held) setID(id string) {
 func (h *Held) ReadEnv(ctx context.Context, policies []Policy, maps []Mapping) (map[string]secret.Secret, error) {
 	id := h.ID()
 	env := newEnvBuilder(id, maps)
+	byName := make(map[string]Policy, len(policies))
 	for _, p := range policies {
-		fields, err := h.src.Read(ctx, p.Name, id, h.req.Run)
-		if err != nil {
-			return nil, err
-		}
-		if err := env.add(p, fields); err != nil {
-			return nil, err
-		}
+		byName[p.Name] = p
+	}
+	// One Read for all: the source may audit the reads together (one round
+	// trip to the state database), before anything is returned here.
+	err := h.src.Read(ctx, Names(policies), id, h.req.Run, func(name string, fields map[string]secret.Secret) error {
+		return env.add(byName[name], fields)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return env.vars()
 }

@@ -59,19 +59,24 @@ func (f *fakeSource) End(_ context.Context, id string) error {
 	return f.endErr
 }
 
-func (f *fakeSource) Read(_ context.Context, policy, leaseID, run string) (map[string]secret.Secret, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.reads = append(f.reads, policy+"@"+leaseID+"/"+run)
-	doc, ok := f.creds[policy]
-	if !ok {
-		return nil, fmt.Errorf("policy %q: store unreachable", policy)
+func (f *fakeSource) Read(_ context.Context, policies []string, leaseID, run string, each func(string, map[string]secret.Secret) error) error {
+	for _, policy := range policies {
+		f.mu.Lock()
+		f.reads = append(f.reads, policy+"@"+leaseID+"/"+run)
+		doc, ok := f.creds[policy]
+		f.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("policy %q: store unreachable", policy)
+		}
+		out := map[string]secret.Secret{}
+		for k, v := range doc {
+			out[k] = secret.FromString(v)
+		}
+		if err := each(policy, out); err != nil {
+			return err
+		}
 	}
-	out := map[string]secret.Secret{}
-	for k, v := range doc {
-		out[k] = secret.FromString(v)
-	}
-	return out, nil
+	return nil
 }
 
 func (f *fakeSource) Close() {}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/swarmkey/swarmkey/api"
 	"github.com/swarmkey/swarmkey/providers"
@@ -68,31 +70,69 @@ func (s *StoreSource) End(ctx context.Context, id string) error {
 	return err
 }
 
-// Read reads the current version of the policy's secret and audits the read
-// (who, which version, under which lease); a read that cannot be audited is
-// not returned. A policy never rotated is an InputError.
-func (s *StoreSource) Read(ctx context.Context, name, leaseID, run string) (map[string]secret.Secret, error) {
+// Read reads the current version of each policy's secret, in order, and
+// audits the reads (who, which version, under which lease) together, in one
+// statement, before it returns: a read that cannot be audited is not
+// returned. The reads before a refusal are audited too: their values were
+// read, though not handed on. A policy never rotated is an InputError.
+func (s *StoreSource) Read(ctx context.Context, names []string, leaseID, run string, each func(string, map[string]secret.Secret) error) error {
+	var reads []state.AuditEntry
+	err := func() error {
+		for _, name := range names {
+			fields, version, err := s.read(ctx, name)
+			if err != nil {
+				return err
+			}
+			reads = append(reads, state.AuditEntry{
+				Actor: s.Actor, Policy: name, Action: "credential.read",
+				Detail: map[string]any{"version": version, "via": "exec", "lease": leaseID, "run": run},
+			})
+			if err := each(name, fields); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	// After a refusal the refusal stays the error, whether or not its
+	// reads could be audited: nothing is handed on either way.
+	if len(reads) > 0 {
+		if auditErr := s.DB.AppendAudits(ctx, reads); auditErr != nil && err == nil {
+			err = fmt.Errorf("%s: the reads could not be audited, so the command does not start: %w", policyList(reads), auditErr)
+		}
+	}
+	return err
+}
+
+// read reads the current version of the policy's secret and returns its
+// fields and its version id.
+func (s *StoreSource) read(ctx context.Context, name string) (map[string]secret.Secret, string, error) {
 	sec, ok := s.Secrets[name]
 	if !ok {
-		return nil, fmt.Errorf("policy %q: not one of the policies this source was opened for", name)
+		return nil, "", fmt.Errorf("policy %q: not one of the policies this source was opened for", name)
 	}
 	v, err := api.ReadCurrent(ctx, sec.Store, sec.SecretID)
 	if errors.Is(err, api.ErrNothingCurrent) {
-		return nil, Inputf("policy %q: no current credential yet in store %q (secret %q): it has not been rotated; rotate it first (`swarmkey rotate %s`)",
+		return nil, "", Inputf("policy %q: no current credential yet in store %q (secret %q): it has not been rotated; rotate it first (`swarmkey rotate %s`)",
 			name, sec.Store.Name(), sec.SecretID, name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("policy %q: %w", name, err)
+		return nil, "", fmt.Errorf("policy %q: %w", name, err)
 	}
 	fields, err := api.Fields(v.Value)
 	if err != nil {
-		return nil, fmt.Errorf("policy %q: %w", name, err)
+		return nil, "", fmt.Errorf("policy %q: %w", name, err)
 	}
-	if err := s.DB.AppendAudit(ctx, state.AuditEntry{
-		Actor: s.Actor, Policy: name, Action: "credential.read",
-		Detail: map[string]any{"version": v.ID, "via": "exec", "lease": leaseID, "run": run},
-	}); err != nil {
-		return nil, fmt.Errorf("policy %q: the read could not be audited, so the command does not start: %w", name, err)
+	return fields, v.ID, nil
+}
+
+// policyList names the policies of reads: policy "a", or policies "a", "b".
+func policyList(reads []state.AuditEntry) string {
+	quoted := make([]string, len(reads))
+	for i, r := range reads {
+		quoted[i] = strconv.Quote(r.Policy)
 	}
-	return fields, nil
+	if len(quoted) == 1 {
+		return "policy " + quoted[0]
+	}
+	return "policies " + strings.Join(quoted, ", ")
 }

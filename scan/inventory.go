@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Provided is what one policy already provides to load tests: the
@@ -17,7 +18,7 @@ type Provided struct {
 }
 
 // pluginCall finds the locust plugin's credential("POLICY") calls.
-var pluginCall = regexp.MustCompile(`\bcredential\(\s*["']([^"']+)["']`)
+var pluginCall = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\bcredential\(\s*["']([^"']+)["']`) })
 
 // provider tells which policy already provides a finding's credential:
 // one whose exec variable is the finding's variable (or the environment
@@ -49,7 +50,7 @@ func provider(f Finding, provided []Provided) *Provider {
 // pluginPolicies lists the policies a file reads through the plugin.
 func pluginPolicies(src []byte) []string {
 	var out []string
-	for _, m := range pluginCall.FindAllSubmatch(src, -1) {
+	for _, m := range pluginCall().FindAllSubmatch(src, -1) {
 		out = append(out, string(m[1]))
 	}
 	return out

@@ -143,9 +143,9 @@ func (a *pyAnalysis) inspect(n *pyNode) {
 			}
 			k, _, _, _ := a.stringContent(key)
 			switch {
-			case headerName.MatchString(k):
+			case headerName().MatchString(k):
 				a.use(value, KindHeader, "header "+k, n.line, k)
-			case payloadName.MatchString(k) || isCredentialName(k):
+			case payloadName().MatchString(k) || isCredentialName(k):
 				a.use(value, KindLoginPayload, context+" "+k, n.line, k)
 			}
 		}
@@ -158,7 +158,7 @@ func (a *pyAnalysis) inspect(n *pyNode) {
 		switch {
 		case k == "auth":
 			a.useAuth(value, n.line, 0)
-		case payloadName.MatchString(k) || isCredentialName(k):
+		case payloadName().MatchString(k) || isCredentialName(k):
 			a.use(value, KindLoginPayload, "argument "+k, n.line, k)
 		}
 	case "call":
@@ -191,7 +191,7 @@ func (a *pyAnalysis) inspect(n *pyNode) {
 			if sub := left.child("subscript"); sub != nil && sub.kind == "string" {
 				k, _, _, _ := a.stringContent(sub)
 				switch {
-				case headerName.MatchString(k):
+				case headerName().MatchString(k):
 					a.use(right, KindHeader, "header "+k, n.line, k)
 				case isCredentialName(k):
 					a.literal(right, KindAssignment, k)

@@ -4,6 +4,7 @@ package scan
 
 import (
 	"errors"
+	"sync"
 
 	sitter "github.com/tree-sitter/go-tree-sitter"
 	python "github.com/tree-sitter/tree-sitter-python/bindings/go"
@@ -13,7 +14,10 @@ import (
 // library, needs cgo). Without it Python files get the line rules only.
 const PythonParsed = true
 
-var pythonLanguage = sitter.NewLanguage(python.Language())
+// pythonLanguage is made on first use (a cgo call into the grammar), as
+// the scan package's regular expressions are: nothing of scan runs when
+// swarmkey starts for another command.
+var pythonLanguage = sync.OnceValue(func() *sitter.Language { return sitter.NewLanguage(python.Language()) })
 
 // parsePython parses src with tree-sitter's Python grammar and copies the
 // tree into Go values, so that the analysis makes no cgo call per node. A
@@ -22,7 +26,7 @@ var pythonLanguage = sitter.NewLanguage(python.Language())
 func parsePython(src []byte) (*pyNode, error) {
 	p := sitter.NewParser()
 	defer p.Close()
-	if err := p.SetLanguage(pythonLanguage); err != nil {
+	if err := p.SetLanguage(pythonLanguage()); err != nil {
 		return nil, err
 	}
 	tree := p.Parse(src, nil)

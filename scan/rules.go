@@ -3,27 +3,40 @@ package scan
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
+
+// The scan package's regular expressions are compiled on first use
+// (sync.OnceValue), not when the program starts: every swarmkey command links
+// this package, and exec or --help should not pay for rules only scan runs.
 
 // credentialName matches names and keys that hold a credential: api_key,
 // API_TOKEN, db-password, clientSecret, … (lower-cased, with - . as _).
-var credentialName = regexp.MustCompile(`(^|_|[a-z])(pass(word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key|private_?key|auth_?key|credentials?|bearer)($|_|[0-9])`)
+var credentialName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(^|_|[a-z])(pass(word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key|private_?key|auth_?key|credentials?|bearer)($|_|[0-9])`)
+})
 
 // notCredentialName: names built on a credential word that hold something
 // else (a URL, a file, a field's name, a length).
-var notCredentialName = regexp.MustCompile(`(_|^)(url|uri|endpoint|path|file|dir|name|names|field|header|type|id|ids|env|var|length|len|size|ttl|expiry|expires|expires_at|timeout|count|limit|prefix|pattern|regex|min|max|required|policy|policies|hash|salt_rounds|rotation|mode|method|scheme|location|store|format|enabled|key_name|key_id)$`)
+var notCredentialName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(_|^)(url|uri|endpoint|path|file|dir|name|names|field|header|type|id|ids|env|var|length|len|size|ttl|expiry|expires|expires_at|timeout|count|limit|prefix|pattern|regex|min|max|required|policy|policies|hash|salt_rounds|rotation|mode|method|scheme|location|store|format|enabled|key_name|key_id)$`)
+})
 
 // headerName matches HTTP header names that carry a credential.
-var headerName = regexp.MustCompile(`(?i)^(authorization|proxy-authorization|x-api-key|api-key|apikey|x-auth-token|x-access-token|x-api-token|x-token|x-secret|x-client-secret|private-token|x-session-token)$`)
+var headerName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)^(authorization|proxy-authorization|x-api-key|api-key|apikey|x-auth-token|x-access-token|x-api-token|x-token|x-secret|x-client-secret|private-token|x-session-token)$`)
+})
 
 // payloadName matches request-body fields that carry a credential.
-var payloadName = regexp.MustCompile(`(?i)^(password|passwd|pass|pwd|passphrase|secret|client_secret|clientsecret|token|access_token|refresh_token|api_key|apikey|api_token|auth_token|private_key|otp_secret)$`)
+var payloadName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)^(password|passwd|pass|pwd|passphrase|secret|client_secret|clientsecret|token|access_token|refresh_token|api_key|apikey|api_token|auth_token|private_key|otp_secret)$`)
+})
 
 // isCredentialName reports whether a variable, attribute or key names a
 // credential.
 func isCredentialName(name string) bool {
 	n := normalizeName(name)
-	return credentialName.MatchString(n) && !notCredentialName.MatchString(n)
+	return credentialName().MatchString(n) && !notCredentialName().MatchString(n)
 }
 
 // normalizeName lower-cases name and turns camelCase, - and . into _.
@@ -71,9 +84,11 @@ var placeholderParts = []string{
 }
 
 // referencePrefix: values that point at a credential kept elsewhere.
-var referencePrefix = regexp.MustCompile(`^(env|file|store|vault|secret|secrets|aws|gcp|ssm|op|keyring|ref)[:.]`)
+var referencePrefix = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(env|file|store|vault|secret|secrets|aws|gcp|ssm|op|keyring|ref)[:.]`)
+})
 
-var envVarLike = regexp.MustCompile(`^\$?[A-Z][A-Z0-9_]{2,}$`)
+var envVarLike = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\$?[A-Z][A-Z0-9_]{2,}$`) })
 
 // placeholder reports whether v is no credential: a placeholder word, a
 // template, a reference to a credential kept elsewhere, a variable's name,
@@ -88,7 +103,7 @@ func placeholder(v string) bool {
 			return true
 		}
 	}
-	if strings.HasPrefix(l, "$") || referencePrefix.MatchString(l) || envVarLike.MatchString(v) {
+	if strings.HasPrefix(l, "$") || referencePrefix().MatchString(l) || envVarLike().MatchString(v) {
 		return true
 	}
 	if strings.Count(l, l[:1]) == len(l) {
@@ -107,7 +122,7 @@ func plausibleSecret(v string) bool {
 	if strings.Contains(v, "://") || strings.HasPrefix(v, "/") || strings.HasPrefix(v, "./") || strings.HasPrefix(v, "~/") {
 		return false
 	}
-	if isNumber(v) || slugPath.MatchString(v) {
+	if isNumber(v) || slugPath().MatchString(v) {
 		return false
 	}
 	return true
@@ -115,7 +130,7 @@ func plausibleSecret(v string) bool {
 
 // slugPath: a lower-case path of words, such as a secret's id
 // (loadtest/payments-api); base64 and generated secrets mix cases.
-var slugPath = regexp.MustCompile(`^[a-z][a-z0-9_-]*(/[a-z0-9_-]+)+$`)
+var slugPath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9_-]*(/[a-z0-9_-]+)+$`) })
 
 // plausibleUsedSecret is plausibleSecret for a value swarmkey saw used as a
 // credential (a header, an auth tuple, a login field): a shorter one counts.
@@ -136,25 +151,29 @@ func isNumber(v string) bool {
 // "Basic ", "ApiKey ") from a header value and returns how many bytes it
 // removed.
 func stripScheme(v string) (string, int) {
-	m := schemePrefix.FindStringIndex(v)
+	m := schemePrefix().FindStringIndex(v)
 	if m == nil {
 		return v, 0
 	}
 	return v[m[1]:], m[1]
 }
 
-var schemePrefix = regexp.MustCompile(`(?i)^\s*(bearer|token|basic|apikey|api-key|key|digest|jwt)\s+`)
+var schemePrefix = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)^\s*(bearer|token|basic|apikey|api-key|key|digest|jwt)\s+`)
+})
 
 // userinfoURL finds the password of a URL with userinfo:
 // scheme://user:password@host. Group 1 is the scheme, 2 the password.
-var userinfoURL = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*)://[^\s:/@'"` + "`" + `]*:([^\s@/'"` + "`" + `]+)@[^\s'"` + "`" + `]+`)
+var userinfoURL = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*)://[^\s:/@'"` + "`" + `]*:([^\s@/'"` + "`" + `]+)@[^\s'"` + "`" + `]+`)
+})
 
 // urlPasswords returns the passwords in s's URLs with userinfo, with their
 // byte offsets and whether the URL is HTTP (a Locust host) rather than a
 // connection string.
 func urlPasswords(s string) []urlPassword {
 	var out []urlPassword
-	for _, m := range userinfoURL.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range userinfoURL().FindAllStringSubmatchIndex(s, -1) {
 		pw := s[m[4]:m[5]]
 		if placeholder(pw) || len(pw) < 3 {
 			continue

@@ -5,6 +5,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Line rules for files that are not Python: .env, YAML, JSON, TOML, INI,
@@ -14,26 +15,32 @@ import (
 
 // keyValue: KEY = value, KEY: value, "key": "value", export KEY=value,
 // ENV KEY=value, - KEY=value (a YAML list of variables).
-var keyValue = regexp.MustCompile(`^\s*(?:-\s+)?(?:export\s+|ENV\s+|ARG\s+|set\s+|setenv\s+|readonly\s+|declare\s+(?:-\w+\s+)?)?["']?([A-Za-z_][A-Za-z0-9_.\-]*)["']?\s*(?:=|:(?:\s|$|["'])|\s+)`)
+var keyValue = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*(?:-\s+)?(?:export\s+|ENV\s+|ARG\s+|set\s+|setenv\s+|readonly\s+|declare\s+(?:-\w+\s+)?)?["']?([A-Za-z_][A-Za-z0-9_.\-]*)["']?\s*(?:=|:(?:\s|$|["'])|\s+)`)
+})
 
 // inlineAssign: NAME=value anywhere on a line (PGPASSWORD=… psql, a
 // docker run -e NAME=value, a CI script line).
-var inlineAssign = regexp.MustCompile(`(?:^|[\s"'])([A-Za-z_][A-Za-z0-9_]*)=`)
+var inlineAssign = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?:^|[\s"'])([A-Za-z_][A-Za-z0-9_]*)=`) })
 
 // quotedKey: "key": value anywhere on a line (a JSON object on one line,
 // a YAML flow mapping).
-var quotedKey = regexp.MustCompile(`["']([A-Za-z_][A-Za-z0-9_.\-]*)["']\s*:\s*`)
+var quotedKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`["']([A-Za-z_][A-Za-z0-9_.\-]*)["']\s*:\s*`) })
 
 // k8sName: "- name: NAME" of a list of variables (Kubernetes env, compose);
 // the next line's "value:" is NAME's.
-var k8sName = regexp.MustCompile(`^\s*-\s+name:\s*["']?([A-Za-z_][A-Za-z0-9_]*)["']?\s*$`)
+var k8sName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*-\s+name:\s*["']?([A-Za-z_][A-Za-z0-9_]*)["']?\s*$`)
+})
 
 // flagValue: --password value, --api-key=value.
-var flagValue = regexp.MustCompile(`(?:^|\s)--([A-Za-z][A-Za-z0-9_\-]*)(?:=|\s+)`)
+var flagValue = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?:^|\s)--([A-Za-z][A-Za-z0-9_\-]*)(?:=|\s+)`) })
 
 // headerInText: Authorization: Bearer value, X-API-Key: value (a curl -H,
 // a YAML map of headers).
-var headerInText = regexp.MustCompile(`(?i)["']?\b(authorization|proxy-authorization|x-api-key|api-key|x-auth-token|x-access-token|x-api-token|private-token)["']?\s*[:=]\s*["']?((?:bearer|token|basic|apikey)\s+)?([A-Za-z0-9._~+/=:\-]{6,})`)
+var headerInText = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)["']?\b(authorization|proxy-authorization|x-api-key|api-key|x-auth-token|x-access-token|x-api-token|private-token)["']?\s*[:=]\s*["']?((?:bearer|token|basic|apikey)\s+)?([A-Za-z0-9._~+/=:\-]{6,})`)
+})
 
 // textKind is the kind of a key found in a file of this name.
 func textKind(file string) Kind {
@@ -74,7 +81,7 @@ func scanText(file string, src []byte) []Finding {
 			key = listName
 		}
 		listName = ""
-		if m := k8sName.FindStringSubmatch(l); m != nil {
+		if m := k8sName().FindStringSubmatch(l); m != nil {
 			listName = m[1]
 		}
 		for _, u := range urlPasswords(l) {
@@ -85,7 +92,7 @@ func scanText(file string, src []byte) []Finding {
 			add(Finding{Line: lineNo + 1, Column: u.start + 1, Kind: k, Rule: "locust/" + string(k), Variable: key},
 				lineStart+u.start, lineStart+u.end)
 		}
-		for _, m := range headerInText.FindAllStringSubmatchIndex(l, -1) {
+		for _, m := range headerInText().FindAllStringSubmatchIndex(l, -1) {
 			v := l[m[6]:m[7]]
 			if !plausibleUsedSecret(v) || strings.HasPrefix(v, "self.") || strings.HasPrefix(v, "cls.") {
 				continue
@@ -103,13 +110,13 @@ func scanText(file string, src []byte) []Finding {
 		if key != "" {
 			cands = append(cands, cand{name: key, at: keyEnd})
 		}
-		for _, m := range inlineAssign.FindAllStringSubmatchIndex(l, -1) {
+		for _, m := range inlineAssign().FindAllStringSubmatchIndex(l, -1) {
 			cands = append(cands, cand{name: l[m[2]:m[3]], at: m[1]})
 		}
-		for _, m := range quotedKey.FindAllStringSubmatchIndex(l, -1) {
+		for _, m := range quotedKey().FindAllStringSubmatchIndex(l, -1) {
 			cands = append(cands, cand{name: l[m[2]:m[3]], at: m[1]})
 		}
-		for _, m := range flagValue.FindAllStringSubmatchIndex(l, -1) {
+		for _, m := range flagValue().FindAllStringSubmatchIndex(l, -1) {
 			cands = append(cands, cand{name: l[m[2]:m[3]], at: m[1]})
 		}
 		for _, c := range cands {
@@ -124,7 +131,7 @@ func scanText(file string, src []byte) []Finding {
 			if !plausibleSecret(v) {
 				continue
 			}
-			if scheme := schemePrefix.FindStringIndex(v); scheme != nil {
+			if scheme := schemePrefix().FindStringIndex(v); scheme != nil {
 				start += scheme[1]
 			}
 			add(Finding{Line: lineNo + 1, Column: start + 1, Kind: kind, Rule: "locust/" + string(kind), Variable: c.name},
@@ -138,7 +145,7 @@ func scanText(file string, src []byte) []Finding {
 // begins; "" when the line starts with none. A space separates a key from
 // its value only after ENV, ARG and setenv (a Dockerfile, csh).
 func leadingKey(l string) (string, int) {
-	m := keyValue.FindStringSubmatchIndex(l)
+	m := keyValue().FindStringSubmatchIndex(l)
 	if m == nil {
 		return "", 0
 	}

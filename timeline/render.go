@@ -8,27 +8,33 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
 //go:embed page.html.tmpl
 var templateFiles embed.FS
 
-var templates = template.Must(template.New("").Funcs(template.FuncMap{
-	"when":       func(t time.Time, loc *time.Location) string { return formatTime(t, loc) },
-	"duration":   formatDuration,
-	"join":       strings.Join,
-	"describe":   describe,
-	"detail":     formatDetail,
-	"policyURL":  policyURL,
-	"odd":        func(i int) bool { return i%2 == 1 },
-	"add":        func(a, b int) int { return a + b },
-	"plus":       func(a, b float64) float64 { return a + b },
-	"sub":        func(a, b float64) float64 { return a - b },
-	"deref":      func(t *time.Time) time.Time { return *t },
-	"since":      func(from time.Time, to *time.Time) time.Duration { return to.Sub(from) },
-	"auditLimit": func() int { return AuditLimit },
-}).ParseFS(templateFiles, "page.html.tmpl"))
+// templates are parsed on first use, not at start: every swarmkey command
+// links this package (serve's pages, plan --html) and would otherwise pay
+// for the parse, exec and --help included.
+var templates = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("").Funcs(template.FuncMap{
+		"when":       func(t time.Time, loc *time.Location) string { return formatTime(t, loc) },
+		"duration":   formatDuration,
+		"join":       strings.Join,
+		"describe":   describe,
+		"detail":     formatDetail,
+		"policyURL":  policyURL,
+		"odd":        func(i int) bool { return i%2 == 1 },
+		"add":        func(a, b int) int { return a + b },
+		"plus":       func(a, b float64) float64 { return a + b },
+		"sub":        func(a, b float64) float64 { return a - b },
+		"deref":      func(t *time.Time) time.Time { return *t },
+		"since":      func(from time.Time, to *time.Time) time.Duration { return to.Sub(from) },
+		"auditLimit": func() int { return AuditLimit },
+	}).ParseFS(templateFiles, "page.html.tmpl"))
+})
 
 // Chart geometry, in SVG user units (pixels at 100%).
 const (
@@ -48,12 +54,12 @@ const ContentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; im
 
 // Render writes the overview page.
 func Render(w io.Writer, t *Timeline) error {
-	return templates.ExecuteTemplate(w, "overview", overviewView{Timeline: t, Chart: newChart(t, t.Rows)})
+	return templates().ExecuteTemplate(w, "overview", overviewView{Timeline: t, Chart: newChart(t, t.Rows)})
 }
 
 // RenderPolicy writes the page of one policy.
 func RenderPolicy(w io.Writer, p *Policy) error {
-	return templates.ExecuteTemplate(w, "policy", policyView{Policy: p, Chart: newChart(&p.Timeline, []Row{p.Row})})
+	return templates().ExecuteTemplate(w, "policy", policyView{Policy: p, Chart: newChart(&p.Timeline, []Row{p.Row})})
 }
 
 type overviewView struct {

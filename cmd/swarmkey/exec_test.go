@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -298,6 +299,34 @@ func TestExecForwardsSignalsAndReturnsTheChildsEnd(t *testing.T) {
 	require.Empty(t, liveLeases(t, db))
 }
 
+// hangingListener returns the address of a loopback listener that accepts
+// connections and never answers, as a database host that has hung would.
+func hangingListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, conn)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, conn := range conns {
+			conn.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
 func TestExecFailsBeforeTheChildStarts(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t, "alternating", "")
@@ -323,6 +352,13 @@ func TestExecFailsBeforeTheChildStarts(t *testing.T) {
 		{name: "api without token", args: []string{"--policy", "checkout-db", "--api", "http://127.0.0.1:1"}, code: 2, want: []string{"--token-file"}},
 		{name: "store refuses: key file others may read", args: []string{"--policy", "checkout-db"}, code: 1,
 			prepare: func() { require.NoError(t, os.Chmod(filepath.Join(c.dir, "secrets.key"), 0o644)) },
+			want:    []string{`policy "checkout-db"`, "secrets.key", "chmod 600"}},
+		// The database is connected to while the stores open; a store that
+		// refuses is still the error reported, without waiting for the
+		// database (this one never answers: a listener that accepts nothing).
+		{name: "store refuses, database hangs", args: []string{"--policy", "checkout-db"}, code: 1,
+			prepare: func() { require.NoError(t, os.Chmod(filepath.Join(c.dir, "secrets.key"), 0o644)) },
+			env:     []string{"SWARMKEY_DATABASE_URL=postgres://nobody:pw@" + hangingListener(t) + "/none?connect_timeout=30"},
 			want:    []string{`policy "checkout-db"`, "secrets.key", "chmod 600"}},
 		{name: "unreachable database", args: []string{"--policy", "checkout-db"}, code: 1,
 			env:  []string{"SWARMKEY_DATABASE_URL=postgres://nobody:pw@127.0.0.1:1/none?connect_timeout=2"},

@@ -57,6 +57,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -89,7 +90,9 @@ const maxTokenLen = 256
 
 // validName is Key Vault's rule for a secret's name: 1 to 127 characters
 // of 0-9, a-z, A-Z and -.
-var validName = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+// It is compiled on first use, not when swarmkey starts: every command
+// links this package, and most never use it.
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`) })
 
 // Options configures a Store. The yaml tags are the keys of a policy file's
 // stores.azure block, which package config decodes into Options.
@@ -186,7 +189,7 @@ func (s *Store) stagingName(secretID string) string { return secretID + s.opts.p
 // checkName checks secretID and its staging secret's name against Key
 // Vault's rule.
 func (s *Store) checkName(secretID, op string) error {
-	if !validName.MatchString(secretID) {
+	if !validName().MatchString(secretID) {
 		return fmt.Errorf("azure secret %q: %s: not a Key Vault secret name: use 1 to 127 letters, digits and dashes", secretID, op)
 	}
 	if len(s.stagingName(secretID)) > 127 {

@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
@@ -67,10 +68,13 @@ type Options struct {
 
 // Google's rules for labels: a key starts with a lower-case letter and holds
 // lower-case letters, digits, _ and -, at most 63 of them; so does a value,
-// which may also be empty or start with a digit, _ or -.
+// which may also be empty or start with a digit, _ or -. They are compiled
+// on first use: their Unicode classes cost megabytes and milliseconds to
+// compile, which every swarmkey command (exec, --help) would otherwise pay at
+// start whether or not it validates a gcp block.
 var (
-	labelKeyRE   = regexp.MustCompile(`^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$`)
-	labelValueRE = regexp.MustCompile(`^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$`)
+	labelKeyRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$`) })
+	labelValueRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$`) })
 )
 
 // maxLabels is Secret Manager's limit of labels on one secret.
@@ -96,9 +100,9 @@ func (o Options) Validate() error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if !labelKeyRE.MatchString(k) {
+		if !labelKeyRE().MatchString(k) {
 			ve.Add("labels", "%q is not a label key: start with a lower-case letter, then at most 62 lower-case letters, digits, _ or -", k)
-		} else if !labelValueRE.MatchString(o.Labels[k]) {
+		} else if !labelValueRE().MatchString(o.Labels[k]) {
 			ve.Add("labels."+k, "not a label value: at most 63 lower-case letters, digits, _ or -")
 		}
 	}
@@ -163,10 +167,13 @@ const (
 // its etag moved for a reason that does not decide the outcome.
 const maxAttempts = 4
 
-var secretIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+// secretIDPattern is Secret Manager's rule for a secret id. It is compiled
+// on first use, not when swarmkey starts: every command links this package,
+// and most never use it.
+var secretIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`) })
 
 func (s *Store) secretName(secretID string) (string, error) {
-	if !secretIDPattern.MatchString(secretID) {
+	if !secretIDPattern().MatchString(secretID) {
 		return "", fmt.Errorf("gcp: secret id %q: Secret Manager ids are 1-255 letters, digits, '-' or '_' (the short name, not projects/…/secrets/…)", secretID)
 	}
 	return "projects/" + s.opts.Project + "/secrets/" + secretID, nil

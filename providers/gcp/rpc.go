@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"sync"
 
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"google.golang.org/api/iterator"
@@ -159,13 +160,14 @@ func (s *Store) createSecret(ctx context.Context, name, secretID string) (*secre
 	return sec, wrapCall("CreateSecret", err, secret.Secret{})
 }
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
+// crcTable is made on first use: crc32 builds its Castagnoli tables then.
+var crcTable = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // addVersion writes value as a new version, with its CRC32C so that the
 // service rejects a payload damaged on the way.
 func (s *Store) addVersion(ctx context.Context, name string, value secret.Secret) (*secretmanagerpb.SecretVersion, error) {
 	data := value.Reveal()
-	sum := int64(crc32.Checksum(data, crcTable))
+	sum := int64(crc32.Checksum(data, crcTable()))
 	v, err := s.client.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
 		Parent:  name,
 		Payload: &secretmanagerpb.SecretPayload{Data: data, DataCrc32C: &sum},
@@ -183,7 +185,7 @@ func (s *Store) access(ctx context.Context, name, version string) (int64, secret
 	}
 	data := resp.GetPayload().GetData()
 	defer clear(data)
-	if sum := resp.GetPayload().DataCrc32C; sum != nil && int64(crc32.Checksum(data, crcTable)) != *sum {
+	if sum := resp.GetPayload().DataCrc32C; sum != nil && int64(crc32.Checksum(data, crcTable())) != *sum {
 		return 0, secret.Secret{}, fmt.Errorf("AccessSecretVersion %s: payload checksum mismatch", version)
 	}
 	n, err := versionNumber(resp.GetName())

@@ -50,6 +50,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	awsv2 "github.com/aws/aws-sdk-go-v2/aws"
@@ -81,7 +82,9 @@ const (
 
 // tokenPattern keeps a token inside what a label may hold (letters, digits,
 // ".", "-", "_", at most 100 characters with the prefix).
-var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,80}$`)
+// It is compiled on first use, not when swarmkey starts: every command
+// links this package, and most never use it.
+var tokenPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._-]{1,80}$`) })
 
 const (
 	retryMaxAttempts = 6
@@ -343,7 +346,7 @@ func (s *Store) readPending(ctx context.Context, name string) (pendingParam, err
 	if json.Unmarshal([]byte(raw), &rec) == nil {
 		tok, _ := rec[fieldToken].(string)
 		doc, ok := rec[fieldDocument].(string)
-		if ok && tokenPattern.MatchString(tok) {
+		if ok && tokenPattern().MatchString(tok) {
 			p.token, p.doc = tok, secret.FromString(doc)
 			return p, nil
 		}
@@ -820,7 +823,7 @@ func (s *Store) checkName(name, op string) error {
 }
 
 func checkToken(name, op, token string) error {
-	if !tokenPattern.MatchString(token) {
+	if !tokenPattern().MatchString(token) {
 		return fmt.Errorf("ssm parameter %q: %s: the rotation token must be 1 to 80 letters, digits, '.', '-' or '_' (it becomes a parameter label)", name, op)
 	}
 	return nil

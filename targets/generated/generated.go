@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/targets"
@@ -25,7 +26,9 @@ import (
 // DefaultField is the document's field when Options.Field is empty.
 const DefaultField = "value"
 
-var fieldRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+// fieldRE is a document field name. It is compiled on first use, not when
+// swarmkey starts: every command links this package, and most never use it.
+var fieldRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`) })
 
 // Options configure a generated target. The yaml tags are the keys of a
 // policy file's target.generated block, which package config decodes into
@@ -65,7 +68,7 @@ var _ targets.Target = (*Target)(nil)
 
 // ValidField reports whether name may be the document's field: lower case
 // letters, digits and _, starting with a letter, at most 63 bytes.
-func ValidField(name string) bool { return fieldRE.MatchString(name) }
+func ValidField(name string) bool { return fieldRE().MatchString(name) }
 
 // New checks opts (see Validate) and fills in the default field.
 func New(opts Options) (*Target, error) {

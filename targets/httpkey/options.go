@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/swarmkey/swarmkey/secret"
@@ -297,9 +298,11 @@ func method(m, def string) string {
 	return strings.ToUpper(m)
 }
 
+// headerNameRE and fieldNameRE are compiled on first use, not when swarmkey
+// starts: every command links this package, and most never use them.
 var (
-	headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-	fieldNameRE  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+	headerNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$") })
+	fieldNameRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`) })
 	methods      = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 )
 
@@ -320,7 +323,7 @@ func (o Options) Validate() error {
 		add("key_name_prefix", "must be non-empty and free of control characters")
 	}
 	for _, name := range sortedKeys(o.Vars) {
-		if !fieldNameRE.MatchString(name) {
+		if !fieldNameRE().MatchString(name) {
 			add("vars."+name, "a var name is lower case letters, digits and _, starting with a letter")
 		}
 	}
@@ -334,7 +337,7 @@ func (o Options) Validate() error {
 		if o.Auth.Secret.IsZero() {
 			add("auth.secret", "required: the admin token, header value or password")
 		}
-		if o.Auth.Type == AuthHeader && !headerNameRE.MatchString(o.Auth.Header) {
+		if o.Auth.Type == AuthHeader && !headerNameRE().MatchString(o.Auth.Header) {
 			add("auth.header", "required for auth type header: a header name such as X-Admin-Key")
 		}
 		if o.Auth.Type == AuthBasic && (o.Auth.Username == "" || strings.Contains(o.Auth.Username, ":")) {
@@ -360,7 +363,7 @@ func (o Options) Validate() error {
 	for _, name := range sortedKeys(o.Issue.Fields) {
 		ptr := o.Issue.Fields[name]
 		switch {
-		case !fieldNameRE.MatchString(name):
+		case !fieldNameRE().MatchString(name):
 			add("issue.fields."+name, "a field name is lower case letters, digits and _, starting with a letter")
 		case slices.Contains(reservedFields, name):
 			add("issue.fields."+name, "%q is a field of every document; choose another name", name)
@@ -371,14 +374,14 @@ func (o Options) Validate() error {
 		}
 		checkPointer(&ps, "issue.fields."+name, ptr)
 	}
-	if o.IdempotencyHeader != "" && !headerNameRE.MatchString(o.IdempotencyHeader) {
+	if o.IdempotencyHeader != "" && !headerNameRE().MatchString(o.IdempotencyHeader) {
 		add("idempotency_header", "%q is not a valid header name", o.IdempotencyHeader)
 	}
 
 	o.checkRequest(&ps, "verify", o.Verify.Request, true)
 	switch o.Verify.KeyIn {
 	case KeyInHeader:
-		if !headerNameRE.MatchString(o.Verify.KeyName) {
+		if !headerNameRE().MatchString(o.Verify.KeyName) {
 			add("verify.key_name", "%q is not a valid header name", o.Verify.KeyName)
 		}
 	case KeyInQuery:
@@ -480,7 +483,7 @@ func (o Options) checkRequest(ps *[]Problem, name string, r Request, withKey boo
 	}
 	for _, h := range sortedKeys(r.Headers) {
 		v := r.Headers[h]
-		if !headerNameRE.MatchString(h) {
+		if !headerNameRE().MatchString(h) {
 			add(name+".headers", "%q is not a valid header name", h)
 			continue
 		}

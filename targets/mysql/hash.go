@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"filippo.io/edwards25519"
 
@@ -34,11 +35,14 @@ const (
 // hashShapes are exactly what the hash functions produce. ALTER USER takes
 // no bind parameters, so the hash is spliced into the statement as a string
 // literal; checking its shape first (hex and base64 never hold a quote or a
-// backslash) is what makes that splice safe.
-var hashShapes = map[string]*regexp.Regexp{
-	PluginNative:  regexp.MustCompile(`^\*[0-9A-F]{40}$`),
-	PluginEd25519: regexp.MustCompile(`^[A-Za-z0-9+/]{43}$`),
-}
+// backslash) is what makes that splice safe. They are compiled on first
+// use, so that commands that never touch MySQL do not pay at start.
+var hashShapes = sync.OnceValue(func() map[string]*regexp.Regexp {
+	return map[string]*regexp.Regexp{
+		PluginNative:  regexp.MustCompile(`^\*[0-9A-F]{40}$`),
+		PluginEd25519: regexp.MustCompile(`^[A-Za-z0-9+/]{43}$`),
+	}
+})
 
 // NativePasswordHash is mysql_native_password's stored value for password:
 // "*" and the upper-case hex of SHA1(SHA1(password)), what the server's
@@ -91,7 +95,7 @@ func passwordHash(plugin string, password secret.Secret) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !hashShapes[plugin].MatchString(hash) {
+	if !hashShapes()[plugin].MatchString(hash) {
 		return "", errors.New("compute the password hash: result does not have the expected shape")
 	}
 	return hash, nil
@@ -101,7 +105,7 @@ func passwordHash(plugin string, password secret.Secret) (string, error) {
 // that passwordHash made: "IDENTIFIED WITH plugin AS '<hash>'" (MariaDB
 // reads WITH … AS as VIA … USING; MySQL knows only the first).
 func identifiedClause(plugin, hash string) (string, error) {
-	shape, ok := hashShapes[plugin]
+	shape, ok := hashShapes()[plugin]
 	if !ok || !shape.MatchString(hash) {
 		return "", errors.New("refusing to quote a password hash of an unexpected shape")
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/swarmkey/swarmkey/secret"
@@ -101,9 +102,11 @@ var tlsModes = map[string]bool{"false": true, "true": true, "skip-verify": true,
 // nameRE is a user, host or role name the target accepts: what needs no
 // thought when quoted in SQL or read in a log. MariaDB allows user names of
 // 80 characters, MySQL of 32.
+// They are compiled on first use, not when swarmkey starts: every command
+// links this package, and most never use them.
 var (
-	nameRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,79}$`)
-	userHostRE = regexp.MustCompile(`^[A-Za-z0-9_.%:-]{1,255}$`)
+	nameRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,79}$`) })
+	userHostRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.%:-]{1,255}$`) })
 )
 
 // Validate checks o, after WithDefaults(s), for strategy s and returns a
@@ -123,18 +126,18 @@ func (o Options) Validate(s targets.Strategy) error {
 	if !tlsModes[o.TLS] {
 		ve.Add("tls", "unknown mode %q: use false, true, skip-verify or preferred", o.TLS)
 	}
-	if _, ok := hashShapes[o.AuthPlugin]; !ok {
+	if _, ok := hashShapes()[o.AuthPlugin]; !ok {
 		ve.Add("auth_plugin", "unsupported plugin %q: use %s or %s (the only ones whose stored hash swarmkey can compute, so that the password never reaches the server)",
 			o.AuthPlugin, PluginNative, PluginEd25519)
 	}
 	if o.ConnectTimeout < 0 {
 		ve.Add("connect_timeout", "must not be negative")
 	}
-	if !userHostRE.MatchString(o.UserHost) {
+	if !userHostRE().MatchString(o.UserHost) {
 		ve.Add("user_host", "%q is not a host pattern: use letters, digits and . _ - : %%", o.UserHost)
 	}
 	name := func(key, v, what string) bool {
-		if !nameRE.MatchString(v) {
+		if !nameRE().MatchString(v) {
 			ve.Add(key, "%q is not a valid %s name: use 1 to 80 of A-Z a-z 0-9 _ . - starting with a letter or _", v, what)
 			return false
 		}

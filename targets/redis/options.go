@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/swarmkey/swarmkey/secret"
@@ -86,7 +87,9 @@ var tlsModes = map[string]bool{"false": true, "true": true, "skip-verify": true}
 
 // nameRE is a user name the target accepts: what needs no thought in an
 // ACL file line or a log.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$`)
+// It is compiled on first use, not when swarmkey starts: every command
+// links this package, and most never use it.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$`) })
 
 // passwordRuleWords are the ACL rules that the target owns: they set or
 // clear passwords or switch the user on and off.
@@ -122,7 +125,7 @@ func (o Options) Validate(s targets.Strategy) error {
 		ve.Add("admin", "required: a Redis URL (redis://user:password@host:6379/) of a user that may run ACL SETUSER, ACL GETUSER, ACL WHOAMI and ACL SAVE (Redis has no command by which a user changes its own password)")
 	}
 	name := func(key, v string) bool {
-		if !nameRE.MatchString(v) {
+		if !nameRE().MatchString(v) {
 			ve.Add(key, "%q is not a valid user name: use 1 to 128 of A-Z a-z 0-9 _ . : - starting with a letter, digit or _", v)
 			return false
 		}
