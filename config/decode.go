@@ -74,8 +74,21 @@ type treeVisit struct {
 // checkTree runs the first pass over doc, which decodes into a value of
 // type t, and returns its problems.
 func checkTree(doc *yaml.Node, t reflect.Type) []treeProblem {
-	c := &treeChecker{seen: map[treeVisit]bool{}, decimals: map[*yaml.Node]bool{}}
-	c.walk("", doc, t)
+	return newTreeChecker().check("", doc, t)
+}
+
+func newTreeChecker() *treeChecker {
+	return &treeChecker{seen: map[treeVisit]bool{}, decimals: map[*yaml.Node]bool{}}
+}
+
+// check runs the first pass over n, at path, which decodes into a value of
+// type t, and returns its problems. A checker is reused by the entries of a
+// cut file (split.go): each check starts afresh.
+func (c *treeChecker) check(path string, n *yaml.Node, t reflect.Type) []treeProblem {
+	clear(c.seen)
+	clear(c.decimals)
+	c.problems = nil
+	c.walk(path, n, t)
 	return c.problems
 }
 
