@@ -440,3 +440,17 @@ func (pl *planner) plan(st State) Decision {
 	}
 	return d
 }
+
+// Equal reports whether p and q plan alike: the same fields, schedules and
+// deny windows (schedules compared by spec and zone name).
+func (p Timing) Equal(q Timing) bool {
+	return p.Name == q.Name && p.Schedule.Equal(q.Schedule) && p.Window == q.Window &&
+		p.ExpectedDuration == q.ExpectedDuration && p.GuardBefore == q.GuardBefore && p.GuardAfter == q.GuardAfter &&
+		p.MaxAge == q.MaxAge && p.OnOverdue == q.OnOverdue && p.Missed == q.Missed &&
+		slices.EqualFunc(p.Deny, q.Deny, DenyWindow.Equal)
+}
+
+// Equal reports whether w and v are the same deny window.
+func (w DenyWindow) Equal(v DenyWindow) bool {
+	return w.Name == v.Name && w.Schedule.Equal(v.Schedule) && w.Duration == v.Duration
+}
