@@ -116,7 +116,7 @@ policies:
 	require.Equal(t, rt.Config.Deny[0].DenyWindow, set.Deny[0])
 	s := set.Policies["shared"]
 	p := rt.Config.Policies[0]
-	require.Equal(t, p.Timing, s.Plan)
+	require.Equal(t, p.Timing, *s.Plan)
 	require.Equal(t, "0 3 * * * Europe/Berlin", s.Plan.Schedule.String())
 	require.Equal(t, 2*time.Hour, s.Plan.Window)
 	require.Len(t, s.Plan.Deny, 1)

@@ -20,7 +20,7 @@ func (r *Runtime) PolicySet() *daemon.PolicySet {
 	for i := range r.Config.Policies {
 		p := &r.Config.Policies[i]
 		set.Policies[p.Name] = daemon.Scheduled{
-			Plan: p.Timing, Strategy: string(p.Strategy), Store: p.Store, SecretID: p.SecretID, Tags: p.Tags,
+			Plan: &p.Timing, Strategy: string(p.Strategy), Store: p.Store, SecretID: p.SecretID, Tags: p.Tags,
 			MaxAttempts: p.MaxAttempts,
 			Open:        func(ctx context.Context) (rotator.Credential, error) { return r.OpenCredential(ctx, p) },
 		}

@@ -188,7 +188,7 @@ func (s *Session) rotateManyLocal(ctx context.Context, set *daemon.PolicySet, o 
 			break
 		}
 		// The calendar is read here, by one goroutine.
-		work <- item{policy: name, blockers: schedule.BlockersAt(set.Policies[name].Plan, cal.For(name), now)}
+		work <- item{policy: name, blockers: schedule.BlockersAt(*set.Policies[name].Plan, cal.For(name), now)}
 	}
 	close(work)
 	wg.Wait()

@@ -102,10 +102,18 @@ type Config struct {
 	Files []string
 	// Notifications is the notifications: block; nil when no file gives one.
 	Notifications *Notifications
+
+	// byName indexes Policies by name (Policy).
+	byName map[string]int
 }
 
 // Policy returns the policy called name.
 func (c *Config) Policy(name string) (*Policy, bool) {
+	// Load indexes the names; a Config built or changed otherwise is
+	// searched.
+	if i, ok := c.byName[name]; ok && i < len(c.Policies) && c.Policies[i].Name == name {
+		return &c.Policies[i], true
+	}
 	for i := range c.Policies {
 		if c.Policies[i].Name == name {
 			return &c.Policies[i], true
@@ -292,9 +300,21 @@ type loader struct {
 	validate bool
 	readFile func(string) ([]byte, error)
 	glob     func(string) ([]string, error)
-	sources  []*source
-	seen     map[string]bool
-	errs     Errors
+	// whole names the files to decode as one tree, not cut at their
+	// policies: entries (split.go): those whose entries did not parse on
+	// their own. noCut decodes every file whole (tests compare both ways).
+	whole map[string]bool
+	noCut bool
+	// retryWhole is set when an entry of that file did not parse on its
+	// own: the load starts over with the file decoded whole.
+	retryWhole string
+	sources    []*source
+	// schedules and locations memoize the good schedules and zones of
+	// this load (check.schedule, check.location).
+	schedules map[scheduleKey]memoSchedule
+	locations map[string]*time.Location
+	seen      map[string]bool
+	errs      Errors
 	// notificationsFrom is the main file that gives notifications:.
 	notificationsFrom *source
 	// incomplete is set when a file could not be read or parsed at all: a
@@ -302,11 +322,34 @@ type loader struct {
 	incomplete bool
 }
 
+// loaded, when set, sees the result of every load: the package's tests
+// load each time again with every file decoded whole (loader.noCut) and
+// compare.
+var loaded func(l *loader, paths []string, cfg *Config, err error)
+
 func newLoader(validate bool) *loader {
-	return &loader{validate: validate, readFile: readPolicyFile, glob: filepath.Glob, seen: map[string]bool{}}
+	return &loader{validate: validate, readFile: readPolicyFile, glob: filepath.Glob, seen: map[string]bool{}, whole: map[string]bool{}}
 }
 
+// load reads and checks the files in paths. A file whose policies: entries
+// do not all parse on their own is then read again as a whole, from the
+// start: every file read before it was checked against it.
 func (l *loader) load(paths []string) (*Config, error) {
+	for {
+		cfg, err := l.loadOnce(paths)
+		if l.retryWhole == "" || l.whole[l.retryWhole] {
+			if loaded != nil && !l.noCut {
+				loaded(l, paths, cfg, err)
+			}
+			return cfg, err
+		}
+		l.whole[l.retryWhole] = true
+		l.retryWhole, l.sources, l.seen, l.errs = "", nil, map[string]bool{}, nil
+		l.notificationsFrom, l.incomplete = nil, false
+	}
+}
+
+func (l *loader) loadOnce(paths []string) (*Config, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no policy files given")
 	}
@@ -331,7 +374,9 @@ func (l *loader) load(paths []string) (*Config, error) {
 	}
 	l.merge(cfg)
 	l.checkAll(cfg)
-	l.checkRoleClaims(cfg)
+	if l.retryWhole != "" {
+		return nil, errors.New("starting over") // load reads again
+	}
 	l.notifications(cfg)
 
 	if len(l.errs) > 0 {
@@ -349,6 +394,10 @@ func (l *loader) load(paths []string) (*Config, error) {
 			return a.Line < b.Line
 		})
 		return nil, l.errs
+	}
+	cfg.byName = make(map[string]int, len(cfg.Policies))
+	for i := range cfg.Policies {
+		cfg.byName[cfg.Policies[i].Name] = i
 	}
 	return cfg, nil
 }
@@ -383,7 +432,7 @@ func (l *loader) read(file string, include bool, from *source, fromPath string) 
 		}
 		return
 	}
-	src, errs := parseSource(file, data, include)
+	src, errs := parseSource(file, data, include, !l.noCut && !l.whole[file])
 	l.errs = append(l.errs, errs...)
 	l.incomplete = l.incomplete || src.badUnits[""]
 	l.sources = append(l.sources, src)

@@ -58,6 +58,8 @@ type treeProblem struct {
 
 type treeChecker struct {
 	problems []treeProblem
+	// segs is the path of the node being walked (see path).
+	segs []pathSeg
 	// seen holds the nodes already walked as a type: an alias walks its
 	// anchor once per type, so aliases cannot make the walk blow up or loop.
 	seen map[treeVisit]bool
@@ -74,13 +76,59 @@ type treeVisit struct {
 // checkTree runs the first pass over doc, which decodes into a value of
 // type t, and returns its problems.
 func checkTree(doc *yaml.Node, t reflect.Type) []treeProblem {
-	c := &treeChecker{seen: map[treeVisit]bool{}, decimals: map[*yaml.Node]bool{}}
-	c.walk("", doc, t)
+	return newTreeChecker().check("", doc, t)
+}
+
+func newTreeChecker() *treeChecker {
+	return &treeChecker{seen: map[treeVisit]bool{}, decimals: map[*yaml.Node]bool{}}
+}
+
+// check runs the first pass over n, at path, which decodes into a value of
+// type t, and returns its problems. A checker is reused by the entries of a
+// cut file (split.go): each check starts afresh.
+func (c *treeChecker) check(path string, n *yaml.Node, t reflect.Type) []treeProblem {
+	clear(c.seen)
+	clear(c.decimals)
+	c.problems = nil
+	c.segs = append(c.segs[:0], pathSeg{key: path})
+	c.walk(n, t)
 	return c.problems
 }
 
-func (c *treeChecker) add(path string, line int, format string, args ...any) {
-	c.problems = append(c.problems, treeProblem{path: path, line: line, msg: fmt.Sprintf(format, args...)})
+// pathSeg is a step of the path being walked: a key, or a list index.
+type pathSeg struct {
+	key   string
+	index int
+	isIdx bool
+}
+
+// path is the index path of the node being walked ("policies[2].target"),
+// built only for a problem: most nodes have none.
+func (c *treeChecker) path() string {
+	var b strings.Builder
+	for _, s := range c.segs {
+		switch {
+		case s.isIdx:
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(s.index))
+			b.WriteByte(']')
+		case b.Len() > 0:
+			b.WriteByte('.')
+			b.WriteString(s.key)
+		default:
+			b.WriteString(s.key)
+		}
+	}
+	return b.String()
+}
+
+func (c *treeChecker) push(s pathSeg) { c.segs = append(c.segs, s) }
+
+func (c *treeChecker) pop() { c.segs = c.segs[:len(c.segs)-1] }
+
+// add records a problem at the path being walked.
+func (c *treeChecker) add(line int, format string, args ...any) {
+	c.problems = append(c.problems, treeProblem{path: c.path(), line: line, msg: fmt.Sprintf(format, args...)})
 }
 
 // resolve follows documents and aliases to the node that holds the value.
@@ -108,7 +156,7 @@ func childPath(path, key string) string {
 // walk checks n, which decodes into a value of type t. Where n does not
 // have the shape t needs, it stops: that is a type error, Node.Decode's to
 // report.
-func (c *treeChecker) walk(path string, n *yaml.Node, t reflect.Type) {
+func (c *treeChecker) walk(n *yaml.Node, t reflect.Type) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -120,40 +168,45 @@ func (c *treeChecker) walk(path string, n *yaml.Node, t reflect.Type) {
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind == yaml.MappingNode {
-			c.mapping(path, n, t)
+			c.mapping(n, t)
 		}
 	case reflect.Slice:
 		if n.Kind == yaml.SequenceNode {
 			for i, item := range n.Content {
-				c.walk(path+"["+strconv.Itoa(i)+"]", item, t.Elem())
+				c.push(pathSeg{index: i, isIdx: true})
+				c.walk(item, t.Elem())
+				c.pop()
 			}
 		}
 	case reflect.Map:
 		if n.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				c.walk(childPath(path, n.Content[i].Value), n.Content[i+1], t.Elem())
+				c.push(pathSeg{key: n.Content[i].Value})
+				c.walk(n.Content[i+1], t.Elem())
+				c.pop()
 			}
 		}
 	default:
 		if isInt(t.Kind()) {
-			c.integer(path, n.Line, n) // a list item or a map value
+			c.integer(n.Line, n) // a list item or a map value
 		}
 	}
 }
 
 // mapping checks the keys of n against the fields of the struct type t.
-func (c *treeChecker) mapping(path string, n *yaml.Node, t reflect.Type) {
+func (c *treeChecker) mapping(n *yaml.Node, t reflect.Type) {
 	fields := yamlFieldsOf(t)
 	ref := referenceKeys[t]
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
-			c.merge(path, v, t)
+			c.merge(v, t)
 			continue
 		}
-		p := childPath(path, k.Value)
 		if ft, ok := fields.types[k.Value]; ok {
-			c.field(p, k.Line, v, ft)
+			c.push(pathSeg{key: k.Value})
+			c.field(k.Line, v, ft)
+			c.pop()
 			continue
 		}
 		if ref != "" && k.Value == ref {
@@ -162,16 +215,18 @@ func (c *treeChecker) mapping(path string, n *yaml.Node, t reflect.Type) {
 		if !isFieldName(k.Value) {
 			// Not a misspelt field but text of some other kind, which may
 			// be anything (a line of a file included by mistake): not shown.
-			c.add(path, k.Line, "unknown key (not shown: it is not a field name)%s", knownFieldsHint(fields.names(ref), ""))
+			c.add(k.Line, "unknown key (not shown: it is not a field name)%s", knownFieldsHint(fields.names(ref), ""))
 			continue
 		}
-		c.add(p, k.Line, "unknown field %q%s", k.Value, knownFieldsHint(fields.names(ref), k.Value))
+		c.push(pathSeg{key: k.Value})
+		c.add(k.Line, "unknown field %q%s", k.Value, knownFieldsHint(fields.names(ref), k.Value))
+		c.pop()
 	}
 }
 
 // merge checks the value of a "<<" key: a mapping, or a list of them, whose
 // keys count as the enclosing mapping's.
-func (c *treeChecker) merge(path string, v *yaml.Node, t reflect.Type) {
+func (c *treeChecker) merge(v *yaml.Node, t reflect.Type) {
 	v = resolve(v)
 	if v == nil || c.seen[treeVisit{v, t}] {
 		return
@@ -179,10 +234,10 @@ func (c *treeChecker) merge(path string, v *yaml.Node, t reflect.Type) {
 	c.seen[treeVisit{v, t}] = true
 	switch v.Kind {
 	case yaml.MappingNode:
-		c.mapping(path, v, t)
+		c.mapping(v, t)
 	case yaml.SequenceNode:
 		for _, m := range v.Content {
-			c.merge(path, m, t)
+			c.merge(m, t)
 		}
 	}
 }
@@ -190,21 +245,21 @@ func (c *treeChecker) merge(path string, v *yaml.Node, t reflect.Type) {
 var durationType = reflect.TypeFor[time.Duration]()
 
 // field checks the value v of a struct field of type t; line is its key's.
-func (c *treeChecker) field(path string, line int, v *yaml.Node, t reflect.Type) {
+func (c *treeChecker) field(line int, v *yaml.Node, t reflect.Type) {
 	switch {
 	case t == durationType:
-		c.duration(path, line, v)
+		c.duration(line, v)
 	case isInt(t.Kind()):
-		c.count(path, line, v)
+		c.count(line, v)
 	case t.Kind() == reflect.Pointer && isInt(t.Elem().Kind()):
 		// config's own optional counts, whose bounds (check.count) refuse 0.
-		c.integer(path, line, v)
+		c.integer(line, v)
 	default:
-		c.walk(path, v, t)
+		c.walk(v, t)
 	}
 }
 
-func (c *treeChecker) duration(path string, line int, v *yaml.Node) {
+func (c *treeChecker) duration(line int, v *yaml.Node) {
 	v = resolve(v)
 	if v == nil || v.Kind != yaml.ScalarNode || v.ShortTag() == "!!null" {
 		return
@@ -212,10 +267,10 @@ func (c *treeChecker) duration(path string, line int, v *yaml.Node) {
 	d, err := ParseDuration(v.Value)
 	switch {
 	case err != nil:
-		c.add(path, line, "bad duration %q: use Go durations like 90s, 2h, 1h30m or days like 7d", v.Value)
+		c.add(line, "bad duration %q: use Go durations like 90s, 2h, 1h30m or days like 7d", v.Value)
 		setNull(v)
 	case d == 0:
-		c.add(path, line, "must be longer than 0; leave it out for the default")
+		c.add(line, "must be longer than 0; leave it out for the default")
 		setNull(v)
 	default:
 		v.Tag, v.Value = "!!str", d.String()
@@ -225,19 +280,19 @@ func (c *treeChecker) duration(path string, line int, v *yaml.Node) {
 // integer refuses a decimal number for an integer field: yaml.v3 decodes
 // "port: 47011.9" as 47011 and "1e3" as 1000, and neither is what the file
 // says. It reports false when it refused v.
-func (c *treeChecker) integer(path string, line int, v *yaml.Node) bool {
+func (c *treeChecker) integer(line int, v *yaml.Node) bool {
 	v = resolve(v)
 	if v == nil || !c.decimals[v] && (v.Kind != yaml.ScalarNode || v.ShortTag() != "!!float") {
 		return true
 	}
-	c.add(path, line, "want an integer, got a decimal number")
+	c.add(line, "want an integer, got a decimal number")
 	c.decimals[v] = true
 	setNull(v)
 	return false
 }
 
-func (c *treeChecker) count(path string, line int, v *yaml.Node) {
-	if !c.integer(path, line, v) {
+func (c *treeChecker) count(line int, v *yaml.Node) {
+	if !c.integer(line, v) {
 		return
 	}
 	v = resolve(v)
@@ -246,7 +301,7 @@ func (c *treeChecker) count(path string, line int, v *yaml.Node) {
 	}
 	var x int64
 	if v.Decode(&x) == nil && x == 0 {
-		c.add(path, line, "must not be 0; leave it out for the default")
+		c.add(line, "must not be 0; leave it out for the default")
 		setNull(v)
 	}
 }

@@ -12,7 +12,9 @@ import (
 // FuzzLoad feeds arbitrary bytes as a policy file (which also includes
 // itself once, through a glob) to Load and to ValidateFiles' loader: they may
 // reject it, but must not panic, every error must name the file, and an
-// error that calls it no policy file quotes none of its lines.
+// error that calls it no policy file quotes none of its lines. Cutting the
+// file at its policies: entries (split.go) must give what decoding it whole
+// gives, config and errors alike.
 func FuzzLoad(f *testing.F) {
 	seeds, err := filepath.Glob("testdata/*/*.yaml")
 	if err != nil {
@@ -31,6 +33,9 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(shadowLines))
 	f.Add([]byte("policies:\n  - name: x\n    target: { postgres: { port: 5432.5 } }\n    max_attempts: &n 1e3\n    password: { length: *n }\n"))
 	f.Add([]byte("database: *unknown-anchor-name\n"))
+	for _, text := range cutSeeds {
+		f.Add([]byte(text))
+	}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, validate := range []bool{false, true} {
@@ -43,6 +48,9 @@ func FuzzLoad(f *testing.F) {
 			}
 			l.glob = func(string) ([]string, error) { return []string{"inc.yaml"}, nil }
 			cfg, err := l.load([]string{"fuzz.yaml"})
+			if msg := wholeDifference(l, []string{"fuzz.yaml"}, cfg, err); msg != "" {
+				t.Fatal(msg)
+			}
 			if err == nil {
 				if cfg == nil {
 					t.Fatal("nil config without an error")

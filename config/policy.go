@@ -165,7 +165,33 @@ const maxInt = int(^uint(0) >> 1)
 // schedule builds the schedule of a cron spec in a zone, and measures its
 // shortest gap between fires (schedule.Schedule.ShortestGap), which windows
 // must be shorter than.
+//
+// A good schedule is memoized by spec and zone for the rest of the load:
+// thousands of policies share a handful, and share their parsed values.
 func (c check) schedule(specRel, spec, zoneRel, zone string) (schedule.Schedule, time.Duration, bool) {
+	key := scheduleKey{spec: spec, zone: zone}
+	if m, ok := c.l.schedules[key]; ok {
+		return m.sched, m.gap, true
+	}
+	sched, gap, ok := c.parseSchedule(specRel, spec, zoneRel, zone)
+	if ok {
+		if c.l.schedules == nil {
+			c.l.schedules = map[scheduleKey]memoSchedule{}
+		}
+		c.l.schedules[key] = memoSchedule{sched: sched, gap: gap}
+	}
+	return sched, gap, ok
+}
+
+// scheduleKey and memoSchedule memoize check.schedule.
+type scheduleKey struct{ spec, zone string }
+
+type memoSchedule struct {
+	sched schedule.Schedule
+	gap   time.Duration
+}
+
+func (c check) parseSchedule(specRel, spec, zoneRel, zone string) (schedule.Schedule, time.Duration, bool) {
 	loc, locOK := c.location(zoneRel, zone)
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
@@ -209,11 +235,20 @@ func (c check) location(rel, zone string) (*time.Location, bool) {
 		c.errf(rel, "\"Local\" depends on the host; give an IANA zone such as Europe/Berlin or UTC")
 		return nil, false
 	}
+	if loc, ok := c.l.locations[zone]; ok {
+		return loc, true
+	}
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
 		c.errf(rel, "unknown time zone %q: give an IANA zone such as Europe/Berlin or UTC", zone)
 		return nil, false
 	}
+	// One *time.Location per zone: each load reads and keeps the zone's
+	// transitions again.
+	if c.l.locations == nil {
+		c.l.locations = map[string]*time.Location{}
+	}
+	c.l.locations[zone] = loc
 	return loc, true
 }
 
@@ -248,7 +283,7 @@ func (c check) deny(raws []rawDeny, listRel string) []DenyWindow {
 // (see referenceKeys), read from the file's tree. given says whether the
 // file gives anything there: a reference, or something refused as one.
 func (c check) reference(cfg *Config, rel string) (ref Reference, given bool) {
-	e, ok := c.src.idx.byPath[c.path(rel)]
+	e, ok := c.src.idx.get(c.path(rel))
 	if !ok {
 		return Reference{}, false
 	}
@@ -302,8 +337,13 @@ func (c check) report(err error, refs, ignore []string) {
 	}
 }
 
+// entryChecked, when set, sees the node of each policies: entry once its
+// policy is checked (the tests watch that trees do not pile up).
+var entryChecked func(item *yaml.Node)
+
 // checkAll checks the deny windows and policies of every file, then the
-// rules that span files.
+// rules that span files: unique names and secrets, and roles that two
+// policies claim (checkRoleClaims).
 func (l *loader) checkAll(cfg *Config) {
 	type place struct {
 		file string
@@ -311,31 +351,83 @@ func (l *loader) checkAll(cfg *Config) {
 	}
 	names := map[string]place{}
 	secrets := map[string]place{}
+	claims := roleClaims{}
+	n := 0
+	for _, s := range l.sources {
+		n += len(s.entries) + len(s.raw.Policies)
+	}
+	cfg.Policies = make([]Policy, 0, n)
 	for _, s := range l.sources {
 		top := check{l: l, src: s}
 		cfg.Deny = append(cfg.Deny, top.deny(s.raw.Deny, "deny")...)
-		for i := range s.raw.Policies {
-			c := check{l: l, src: s, prefix: "policies[" + strconv.Itoa(i) + "]"}
-			p, ok := c.policy(cfg, &s.raw.Policies[i])
+		err := l.eachPolicy(s, func(c check, r *rawPolicy) {
+			p, ok := c.policy(cfg, r)
 			if !nameRE.MatchString(p.Name) {
-				continue // reported, or the policy was spoilt by a decoding error
+				return // reported, or the policy was spoilt by a decoding error
 			}
 			if prev, dup := names[p.Name]; dup {
 				c.errf("name", "policy %q is already defined at %s:%d; policy names are unique across all files", p.Name, prev.file, prev.line)
-				continue
+				return
 			}
 			names[p.Name] = place{p.File, p.Line}
 			key := p.Store + "/" + p.SecretID
 			if prev, dup := secrets[key]; dup {
 				c.errf("secret", "secret %q in store %s is already rotated by the policy at %s:%d; give each policy its own secret", p.SecretID, p.Store, prev.file, prev.line)
-				continue
+				return
 			}
 			secrets[key] = place{p.File, p.Line}
 			if ok {
 				cfg.Policies = append(cfg.Policies, p)
+				if p.Target.Postgres != nil {
+					c.checkRoleClaims(claims, &p)
+				}
 			}
+		})
+		if err != nil {
+			l.retryWhole = s.file
+			return
+		}
+		if e, ok := s.moreDecodeErrors(); ok {
+			l.errs = append(l.errs, e)
 		}
 	}
+}
+
+// eachPolicy calls fn with each policies: entry of s, in file order: the
+// entries of a whole file from its tree, those of a cut one parsed a batch
+// at a time (entries.go). It returns errEntryUnparsed when entries do not
+// parse on their own.
+func (l *loader) eachPolicy(s *source, fn func(c check, r *rawPolicy)) error {
+	if !s.cut {
+		for i := range s.raw.Policies {
+			prefix := "policies[" + strconv.Itoa(i) + "]"
+			fn(check{l: l, src: s, prefix: prefix}, &s.raw.Policies[i])
+			if e, ok := s.idx.get(prefix); ok && entryChecked != nil {
+				entryChecked(e.value)
+			}
+		}
+		return nil
+	}
+	err := s.parseEntries(func(b *parsedBatch) error {
+		l.errs = append(l.errs, b.problems...)
+		for _, e := range b.decoded {
+			s.badUnits[unitOf(e.Field)] = true
+			l.errs = b.src.decodeShown(l.errs, e)
+		}
+		for k := range b.raws {
+			fn(check{l: l, src: b.src, prefix: "policies[" + strconv.Itoa(b.first+k) + "]"}, &b.raws[k])
+			if entryChecked != nil {
+				entryChecked(b.items[k])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// The file's text is garbage now.
+	s.entries, s.data = nil, nil
+	return nil
 }
 
 // policy checks one policy and applies its defaults; ok is false when it

@@ -1,6 +1,10 @@
 package config
 
 import (
+	"errors"
+
+	"go.yaml.in/yaml/v3"
+
 	"github.com/swarmkey/swarmkey/providers/aws"
 	"github.com/swarmkey/swarmkey/providers/azure"
 	"github.com/swarmkey/swarmkey/providers/file"
@@ -29,7 +33,7 @@ type rawFile struct {
 	Stores   rawStores   `yaml:"stores"`
 	Include  []string    `yaml:"include"`
 	Deny     []rawDeny   `yaml:"deny"`
-	Policies []rawPolicy `yaml:"policies"`
+	Policies rawPolicies `yaml:"policies"`
 	// Notifications is a main file's notifications: block (notifications.go).
 	Notifications *rawNotifications `yaml:"notifications"`
 }
@@ -48,6 +52,37 @@ type rawDeny struct {
 	Cron     string `yaml:"cron"`
 	Duration string `yaml:"duration"`
 	Timezone string `yaml:"timezone"`
+}
+
+// rawPolicies decodes each entry on its own, as a cut file's entries are
+// (split.go), so that entry i is always Policies[i]: yaml.v3 leaves out of
+// a slice an element it cannot decode or that is null, which would shift
+// every later policy onto the wrong entry's lines.
+type rawPolicies []rawPolicy
+
+func (p *rawPolicies) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.SequenceNode {
+		var plain []rawPolicy // yaml.v3's own error, as for any list
+		err := n.Decode(&plain)
+		*p = plain
+		return err
+	}
+	*p = make(rawPolicies, len(n.Content))
+	var msgs []string
+	for i, item := range n.Content {
+		err := item.Decode(&(*p)[i])
+		var te *yaml.TypeError
+		switch {
+		case errors.As(err, &te):
+			msgs = append(msgs, te.Errors...)
+		case err != nil:
+			return err
+		}
+	}
+	if len(msgs) > 0 {
+		return &yaml.TypeError{Errors: msgs}
+	}
+	return nil
 }
 
 type rawPolicy struct {

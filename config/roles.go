@@ -45,63 +45,46 @@ func serverKey(p *Policy) string {
 	return host + ":" + strconv.Itoa(o.Port)
 }
 
+// roleClaims holds the first claim of each role, by server and role.
+type roleClaims map[string]firstClaim
+
+type firstClaim struct {
+	policy, file string
+	line         int
+	as           string
+}
+
 // checkRoleClaims refuses a role that two policies claim on one server
 // (serverKey): a policy that rotates another policy's login role undoes its
 // rotations, and one whose group_role is another policy's login role (or
 // whose login role is another's group_role) hands its logins that role's
 // privileges, or sets a password on the role that holds them. Each further
 // claim is an error at its key, naming the policy, file and line of the
-// first. It looks only at policies that passed every other check.
+// first. checkAll calls it for each PostgreSQL policy, in file order, once
+// the policy has passed every other check; c is the policy's check.
 //
 // Two policies may name one group_role: it is the operator's (the target
 // never changes it, only makes its own login roles members), so sharing it
 // shares privileges the operator gave it, and takes nothing over.
-func (l *loader) checkRoleClaims(cfg *Config) {
-	// place is where a policy's entry starts: how a checked policy is found
-	// again from its source.
-	type place struct {
-		file string
-		line int
-	}
-	byPlace := map[place]*Policy{}
-	for i := range cfg.Policies {
-		p := &cfg.Policies[i]
-		if p.Target.Postgres != nil {
-			byPlace[place{p.File, p.Line}] = p
+func (c check) checkRoleClaims(claimed roleClaims, p *Policy) {
+	c = c.sub("target.postgres")
+	server := serverKey(p)
+	for _, cl := range p.claims() {
+		as, rel := cl.key, cl.key
+		if !c.src.has(c.path(cl.key)) {
+			// The default alternate_username: username gives it.
+			as, rel = "the default "+cl.key, "username"
 		}
-	}
-	type first struct {
-		policy *Policy
-		as     string
-	}
-	claimed := map[string]first{}
-	for _, s := range l.sources {
-		for i := range s.raw.Policies {
-			prefix := "policies[" + strconv.Itoa(i) + "]"
-			p, ok := byPlace[place{s.file, s.line(prefix)}]
-			if !ok {
-				continue
-			}
-			c := check{l: l, src: s, prefix: prefix + ".target.postgres"}
-			server := serverKey(p)
-			for _, cl := range p.claims() {
-				as, rel := cl.key, cl.key
-				if !s.has(c.path(cl.key)) {
-					// The default alternate_username: username gives it.
-					as, rel = "the default "+cl.key, "username"
-				}
-				key := server + "/" + cl.role
-				prev, dup := claimed[key]
-				switch {
-				case !dup:
-					claimed[key] = first{p, as}
-				case prev.as == "group_role" && cl.key == "group_role":
-				case prev.policy != p: // one role twice in a policy: the target's rules say so
-					c.errf(rel, "role %q (%s) on server %s is already claimed by policy %q (%s) at %s:%d; "+
-						"a policy may not take over a role another policy owns: give each policy its own roles",
-						cl.role, as, server, prev.policy.Name, prev.as, prev.policy.File, prev.policy.Line)
-				}
-			}
+		key := server + "/" + cl.role
+		prev, dup := claimed[key]
+		switch {
+		case !dup:
+			claimed[key] = firstClaim{policy: p.Name, file: p.File, line: p.Line, as: as}
+		case prev.as == "group_role" && cl.key == "group_role":
+		case prev.policy != p.Name: // one role twice in a policy: the target's rules say so
+			c.errf(rel, "role %q (%s) on server %s is already claimed by policy %q (%s) at %s:%d; "+
+				"a policy may not take over a role another policy owns: give each policy its own roles",
+				cl.role, as, server, prev.policy, prev.as, prev.file, prev.line)
 		}
 	}
 }

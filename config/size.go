@@ -7,11 +7,12 @@ import (
 	"os"
 )
 
-// MaxFileSize is the largest policy file Load reads: 8 MiB. Decoding holds
-// yaml.v3's node tree and an index of it, many times the file's size: a
-// 52 MB file took 2.4 GB. `swarmkey validate` of a file of 10,000
-// PostgreSQL policies (2.7 MiB) peaks at about 230 MiB of memory, of one at
-// the cap (about 30,000 policies) at about 630 MiB. More policies go in
+// MaxFileSize is the largest policy file Load reads: 8 MiB. A file laid out
+// in blocks is decoded a batch of policies at a time (split.go), but one
+// that is not (a flow-style list, anchors shared between policies) is
+// decoded as one tree, and yaml.v3's node tree and the index of it take
+// many times the file's size: a 52 MB file took 2.4 GB, one at the cap
+// (about 30,000 PostgreSQL policies) about 630 MiB. More policies go in
 // more files, reached through include:; the cap holds for each file.
 const MaxFileSize = 8 << 20
 

@@ -15,7 +15,10 @@ import (
 )
 
 // source is one parsed file: its raw decoding, its node tree for line
-// look-ups, and the parts of it that failed to decode.
+// look-ups, and the parts of it that failed to decode. A file cut at its
+// policies: entries (split.go) holds its header here, and each batch of
+// entries gets a source of its own while it is checked (entries.go),
+// sharing badUnits.
 type source struct {
 	file    string
 	include bool
@@ -25,6 +28,15 @@ type source struct {
 	// (see unitOf) that had a decoding error: their partial values would
 	// only produce follow-on errors, so validation stays quiet about them.
 	badUnits map[string]bool
+	// cut says the file was cut at its policies: entries (split.go), and
+	// entries are those still to parse (entries.go) in data.
+	cut     bool
+	entries []policyEntry
+	data    []byte
+	// decodeErrs counts yaml.v3's decoding errors of the file, of which the
+	// first maxDecodeErrors are shown: the header's, then the entries'
+	// (both ways of decoding show the same ones).
+	decodeErrs *int
 }
 
 // nodeEntry is one mapping value or sequence item, with the path that
@@ -43,35 +55,53 @@ func (e *nodeEntry) line() int {
 }
 
 type nodeIndex struct {
-	byPath  map[string]*nodeEntry
-	entries []*nodeEntry
+	// byPath holds the index in entries of the first entry at each path.
+	byPath  map[string]int
+	entries []nodeEntry
 	// keysOn and valuesOn find entries by the line of their key or value,
-	// for rewriting yaml.v3's messages, which know only the line.
-	keysOn, valuesOn map[int][]*nodeEntry
+	// for rewriting yaml.v3's messages, which know only the line; byLine
+	// builds them on first use.
+	keysOn, valuesOn map[int][]int
 	// expanding holds the anchors being walked through an alias, so that an
 	// anchor that contains an alias of itself is not expanded forever.
 	expanding map[*yaml.Node]bool
 }
 
 func buildIndex(root *yaml.Node) nodeIndex {
-	x := nodeIndex{
-		byPath: map[string]*nodeEntry{}, expanding: map[*yaml.Node]bool{},
-		keysOn: map[int][]*nodeEntry{}, valuesOn: map[int][]*nodeEntry{},
-	}
+	x := nodeIndex{byPath: map[string]int{}}
 	if root != nil {
 		x.walk("", root)
 	}
 	return x
 }
 
-func (x *nodeIndex) add(e *nodeEntry) {
+func (x *nodeIndex) add(e nodeEntry) {
 	x.entries = append(x.entries, e)
-	if e.key != nil {
-		x.keysOn[e.key.Line] = append(x.keysOn[e.key.Line], e)
-	}
-	x.valuesOn[e.value.Line] = append(x.valuesOn[e.value.Line], e)
 	if _, dup := x.byPath[e.path]; !dup {
-		x.byPath[e.path] = e
+		x.byPath[e.path] = len(x.entries) - 1
+	}
+}
+
+// get returns the entry at path.
+func (x *nodeIndex) get(path string) (*nodeEntry, bool) {
+	i, ok := x.byPath[path]
+	if !ok {
+		return nil, false
+	}
+	return &x.entries[i], true
+}
+
+// byLine builds keysOn and valuesOn, once.
+func (x *nodeIndex) byLine() {
+	if x.keysOn != nil {
+		return
+	}
+	x.keysOn, x.valuesOn = map[int][]int{}, map[int][]int{}
+	for i, e := range x.entries {
+		if e.key != nil {
+			x.keysOn[e.key.Line] = append(x.keysOn[e.key.Line], i)
+		}
+		x.valuesOn[e.value.Line] = append(x.valuesOn[e.value.Line], i)
 	}
 }
 
@@ -93,6 +123,9 @@ func (x *nodeIndex) walk(path string, n *yaml.Node) {
 		}
 	case yaml.AliasNode:
 		if n.Alias != nil && !x.expanding[n.Alias] && len(x.entries) < maxIndexEntries {
+			if x.expanding == nil {
+				x.expanding = map[*yaml.Node]bool{}
+			}
 			x.expanding[n.Alias] = true
 			x.walk(path, n.Alias)
 			delete(x.expanding, n.Alias)
@@ -109,7 +142,7 @@ func (x *nodeIndex) walk(path string, n *yaml.Node) {
 			if path != "" {
 				p = path + "." + k.Value
 			}
-			x.add(&nodeEntry{path: p, key: k, value: v})
+			x.add(nodeEntry{path: p, key: k, value: v})
 			x.walk(p, v)
 		}
 		// Merged keys ("<<: *defaults") are this mapping's own; its explicit
@@ -126,7 +159,7 @@ func (x *nodeIndex) walk(path string, n *yaml.Node) {
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			p := path + "[" + strconv.Itoa(i) + "]"
-			x.add(&nodeEntry{path: p, value: c})
+			x.add(nodeEntry{path: p, value: c})
 			x.walk(p, c)
 		}
 	}
@@ -142,7 +175,7 @@ func (s *source) has(path string) bool {
 // nearest ancestor that it gives; 0 when there is none.
 func (s *source) line(path string) int {
 	for path != "" {
-		if e, ok := s.idx.byPath[path]; ok {
+		if e, ok := s.idx.get(path); ok {
 			return e.line()
 		}
 		path = parentPath(path)
@@ -167,7 +200,7 @@ func (s *source) display(path string) string {
 	if m == nil {
 		return path
 	}
-	if e, ok := s.idx.byPath[m[0]+".name"]; ok && e.value.Kind == yaml.ScalarNode && nameRE.MatchString(e.value.Value) {
+	if e, ok := s.idx.get(m[0] + ".name"); ok && e.value.Kind == yaml.ScalarNode && nameRE.MatchString(e.value.Value) {
 		return "policies[" + e.value.Value + "]" + path[len(m[0]):]
 	}
 	return path
@@ -213,41 +246,66 @@ var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parseSource parses one file: the node tree first (syntax errors), then a
 // strict decoding (unknown fields, wrong types). Its errors are in
-// FILE:LINE: FIELD: MSG form.
-func parseSource(file string, data []byte, include bool) (src *source, errs Errors) {
-	src = &source{file: file, include: include, idx: buildIndex(nil), badUnits: map[string]bool{}}
+// FILE:LINE: FIELD: MSG form. With cut, a file laid out for it (split.go)
+// has only its header decoded here; its policies: entries wait in entries,
+// to be decoded a batch at a time when their policies are checked
+// (entries.go).
+func parseSource(file string, data []byte, include, cut bool) (*source, Errors) {
+	if cut {
+		if sf, ok := splitPolicies(data); ok {
+			if src, errs, ok := parseDocument(file, sf.header, include, &sf); ok {
+				return src, errs
+			}
+		}
+	}
+	src, errs, _ := parseDocument(file, data, include, nil)
+	return src, errs
+}
+
+// parseDocument parses data, the whole file or, with sf, its header. For a
+// header ok is false when it does not parse and decode as the whole file's
+// head would (any syntax error, no empty policies: key at the line the cut
+// found): the caller then parses the whole file instead.
+func parseDocument(file string, data []byte, include bool, sf *splitFile) (src *source, errs Errors, ok bool) {
+	src = &source{file: file, include: include, idx: buildIndex(nil), badUnits: map[string]bool{}, decodeErrs: new(int)}
 	defer func() {
 		// yaml.v3 reports through panics internally; a bug there must not
 		// take the daemon down on a bad file.
 		if r := recover(); r != nil {
 			src.badUnits[""] = true
-			errs = append(errs, notPolicyFile(file, 0, "cannot parse the YAML: "+unquote(fmt.Sprint(r))))
+			errs, ok = append(errs, notPolicyFile(file, 0, "cannot parse the YAML: "+unquote(fmt.Sprint(r)))), sf == nil
 		}
 	}()
+	// fail is a problem with the whole file: for a header, the whole file
+	// is parsed instead, and reports it.
+	fail := func(e Error) (*source, Errors, bool) {
+		src.badUnits[""] = true
+		return src, Errors{e}, sf == nil
+	}
 
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return src, nil
+			return src, nil, sf == nil
 		}
-		src.badUnits[""] = true
-		return src, Errors{syntaxError(file, err)}
+		return fail(syntaxError(file, err))
 	}
 	// A file that is not a mapping of the top-level keys, such as
 	// /etc/shadow reached by a wrong include:, is named as such, not
 	// reported line by line: that would print its lines.
 	if why := notPolicyMapping(resolve(&doc)); why != "" {
-		src.badUnits[""] = true
-		return src, Errors{notPolicyFile(file, 0, why)}
+		return fail(notPolicyFile(file, 0, why))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		src.badUnits[""] = true
 		if err != nil {
-			return src, Errors{syntaxError(file, err)}
+			return fail(syntaxError(file, err))
 		}
-		return src, Errors{{File: file, Line: extra.Line, Msg: "a second YAML document; give one document per file and use include: for more files"}}
+		return fail(Error{File: file, Line: extra.Line, Msg: "a second YAML document; give one document per file and use include: for more files"})
+	}
+	if sf != nil && !emptyPoliciesAt(resolve(&doc), sf.policiesLine) {
+		return src, nil, false
 	}
 	// checkTree is the strict half of decoding (see decode.go), and rewrites
 	// durations for Decode. Decode before indexing: yaml.v3 refuses
@@ -256,29 +314,93 @@ func parseSource(file string, data []byte, include bool) (src *source, errs Erro
 	err := doc.Decode(&src.raw)
 	var te *yaml.TypeError
 	if err != nil && !errors.As(err, &te) {
-		src.badUnits[""] = true
-		return src, Errors{syntaxError(file, err)}
+		return fail(syntaxError(file, err))
 	}
 	src.idx = buildIndex(&doc)
 	for _, p := range tree {
 		errs = append(errs, Error{File: file, Line: p.line, Field: src.display(p.path), Msg: p.msg})
 	}
 	if te != nil {
-		msgs := te.Errors
-		if len(msgs) > maxDecodeErrors {
-			errs = append(errs, Error{File: file, Msg: fmt.Sprintf("%d more decoding errors not shown", len(msgs)-maxDecodeErrors)})
-			msgs = msgs[:maxDecodeErrors]
-		}
-		for _, msg := range msgs {
+		// The header's errors count first, then the entries' (a cut file
+		// decodes its entries later), so that both ways show the same.
+		var head, policies Errors
+		for _, msg := range te.Errors {
 			e, spoils := src.decodeError(msg)
 			if spoils {
 				src.badUnits[unitOf(e.Field)] = true
 			}
-			e.Field = src.display(e.Field)
-			errs = append(errs, e)
+			if strings.HasPrefix(e.Field, "policies[") {
+				policies = append(policies, e)
+			} else {
+				head = append(head, e)
+			}
+		}
+		for _, e := range append(head, policies...) {
+			errs = src.decodeShown(errs, e)
 		}
 	}
-	return src, errs
+	if sf != nil {
+		src.cut, src.entries, src.data = true, sf.entries, sf.data
+	}
+	return src, errs, true
+}
+
+// emptyPoliciesAt reports whether root, the header of a cut file, is a
+// mapping that holds the key policies once, at the start of line, with no
+// value, no merge key ("<<") that could bring in another, and no key given
+// twice (yaml.v3 then decodes none of the mapping, policies included).
+func emptyPoliciesAt(root *yaml.Node, line int) bool {
+	if root == nil || root.Kind != yaml.MappingNode {
+		return false
+	}
+	found := false
+	keys := map[string]bool{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" || keys[k.Value] {
+			return false
+		}
+		keys[k.Value] = true
+		if k.Value != "policies" {
+			continue
+		}
+		if found || k.Line != line || k.Column != 1 || k.Style != 0 || k.Tag != "!!str" ||
+			v.Kind != yaml.ScalarNode || v.Tag != "!!null" || v.Value != "" || v.Anchor != "" {
+			return false
+		}
+		found = true
+	}
+	return found
+}
+
+// decodeShown appends e, one of yaml.v3's decoding errors of s's file, to
+// errs while fewer than maxDecodeErrors were shown; the rest are counted
+// (see finishDecodeErrors).
+func (s *source) decodeShown(errs Errors, e Error) Errors {
+	*s.decodeErrs++
+	if *s.decodeErrs > maxDecodeErrors {
+		return errs
+	}
+	e.Field = s.display(e.Field)
+	return append(errs, e)
+}
+
+// moreDecodeErrors is the error that counts the decoding errors of s's
+// file not shown, once all are known; ok is false when none were left out.
+func (s *source) moreDecodeErrors() (Error, bool) {
+	if n := *s.decodeErrs - maxDecodeErrors; n > 0 {
+		return Error{File: s.file, Msg: fmt.Sprintf("%d more decoding errors not shown", n)}, true
+	}
+	return Error{}, false
+}
+
+// shiftLines moves every node below n down by lines: an entry parsed on its
+// own counts from its first line, the file from the file's.
+func shiftLines(n *yaml.Node, lines int) {
+	n.Line += lines
+	for _, c := range n.Content {
+		shiftLines(c, lines)
+	}
 }
 
 // syntaxError reports a file that yaml.v3 cannot parse: it is not a
@@ -364,7 +486,7 @@ func (s *source) decodeError(msg string) (e Error, spoils bool) {
 	e.File = s.file
 	if m := wrongTypeRE.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
-		e.Field = s.valueAt(e.Line, m[2], m[3])
+		e.Field = s.valueAt(e.Line, m[2], m[3], m[4])
 		e.Msg = fmt.Sprintf("want %s, got %s", describeGoType(m[4]), describeTag(m[2]))
 		return e, true
 	}
@@ -398,8 +520,9 @@ func (s *source) decodeError(msg string) (e Error, spoils bool) {
 // keyAt finds the path of the mapping key name on line; "" if none.
 func (s *source) keyAt(line int, name string) string {
 	var found string
-	for _, e := range s.idx.keysOn[line] {
-		if e.key.Value == name {
+	s.idx.byLine()
+	for _, i := range s.idx.keysOn[line] {
+		if e := &s.idx.entries[i]; e.key.Value == name {
 			found = e.path // the last one: a duplicate key is the later one
 		}
 	}
@@ -407,12 +530,27 @@ func (s *source) keyAt(line int, name string) string {
 }
 
 // valueAt finds the path of the value that yaml.v3 could not decode: on
-// line, with that tag and, where given, that (possibly truncated) value.
-func (s *source) valueAt(line int, tag, value string) string {
+// line, with that tag, into a Go value of type goType (as yaml.v3 names
+// it) and, where given, that (possibly truncated) value.
+func (s *source) valueAt(line int, tag, value, goType string) string {
 	var cands []*nodeEntry
-	for _, e := range s.idx.valuesOn[line] {
-		if e.value.ShortTag() == tag {
+	s.idx.byLine()
+	for _, i := range s.idx.valuesOn[line] {
+		if e := &s.idx.entries[i]; e.value.ShortTag() == tag {
 			cands = append(cands, e)
+		}
+	}
+	if len(cands) > 1 {
+		// A list and its first item, a mapping and a value in it, may
+		// share a line and a tag: the Go type tells them apart.
+		var typed []*nodeEntry
+		for _, e := range cands {
+			if t := goTypeAt(e.path); t != nil && strings.TrimPrefix(t.String(), "*") == strings.TrimPrefix(goType, "*") {
+				typed = append(typed, e)
+			}
+		}
+		if len(typed) > 0 {
+			cands = typed
 		}
 	}
 	if len(cands) > 1 && value != "" {
@@ -427,6 +565,50 @@ func (s *source) valueAt(line int, tag, value string) string {
 		return cands[0].path
 	}
 	return ""
+}
+
+// goTypeAt is the Go type that the value at path decodes into, from
+// rawFile down; nil when no field takes it. A list of policies decodes
+// each entry into a rawPolicy, and so does the whole list when it is not a
+// list (rawPolicies).
+func goTypeAt(path string) reflect.Type {
+	t := reflect.TypeFor[rawFile]()
+	for path != "" {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if strings.HasPrefix(path, "[") {
+			end := strings.IndexByte(path, ']')
+			if end < 0 || (t.Kind() != reflect.Slice && t.Kind() != reflect.Array) {
+				return nil
+			}
+			t, path = t.Elem(), path[end+1:]
+			continue
+		}
+		path = strings.TrimPrefix(path, ".")
+		name := path
+		if i := strings.IndexAny(path, ".["); i >= 0 {
+			name, path = path[:i], path[i:]
+		} else {
+			path = ""
+		}
+		switch t.Kind() {
+		case reflect.Struct:
+			ft, ok := yamlFieldsOf(t).types[name]
+			if !ok {
+				return nil
+			}
+			t = ft
+		case reflect.Map:
+			t = t.Elem()
+		default:
+			return nil
+		}
+	}
+	if t == reflect.TypeFor[rawPolicies]() {
+		return reflect.TypeFor[[]rawPolicy]()
+	}
+	return t
 }
 
 func describeTag(tag string) string {

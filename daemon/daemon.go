@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +30,10 @@ const QueueRotations = "swarmkey_rotations"
 
 // Scheduled is one configured policy as the daemon sees it.
 type Scheduled struct {
-	Plan        schedule.Timing
+	// Plan is the policy's timing: a pointer, so that a set of 100,000
+	// policies shares the config's rather than holding a copy of each
+	// (20 MiB); the set never changes it.
+	Plan        *schedule.Timing
 	Strategy    string
 	Store       string
 	SecretID    string
@@ -40,11 +45,18 @@ type Scheduled struct {
 }
 
 // PolicySet is the configured policies; the daemon swaps the whole set on
-// reload, so a rotation sees one consistent configuration.
+// reload, so a rotation sees one consistent configuration. Policies is not
+// changed once the set is in use (Expand indexes it).
 type PolicySet struct {
 	Policies map[string]Scheduled
 	// Deny are the global deny windows.
 	Deny []schedule.DenyWindow
+
+	// tagged lists the policies of each tag, sorted, built on first use:
+	// every calendar read expands the tags its runs use, and with 100,000
+	// policies a scan of all of them per tag was most of a plan.
+	taggedOnce sync.Once
+	tagged     map[string][]string
 }
 
 // Expand turns the `uses` of a run (policy names and `tag:NAME` entries)
@@ -57,16 +69,22 @@ func (s *PolicySet) Expand(uses []string) []string {
 			out = append(out, u)
 			continue
 		}
-		for name, p := range s.Policies {
-			for _, t := range p.Tags {
-				if t == tag {
-					out = append(out, name)
-					break
-				}
-			}
-		}
+		s.taggedOnce.Do(s.indexTags)
+		out = append(out, s.tagged[tag]...)
 	}
 	return out
+}
+
+func (s *PolicySet) indexTags() {
+	s.tagged = map[string][]string{}
+	for name, p := range s.Policies {
+		for _, t := range slices.Compact(slices.Sorted(slices.Values(p.Tags))) {
+			s.tagged[t] = append(s.tagged[t], name)
+		}
+	}
+	for _, names := range s.tagged {
+		slices.Sort(names)
+	}
 }
 
 // RotateArgs is the River job of one rotation: one per schedule fire (key
@@ -169,6 +187,19 @@ type Daemon struct {
 	// stopPlanning ends planLoop, which closes planningDone.
 	stopPlanning context.CancelFunc
 	planningDone chan struct{}
+	// changes is what markChanged keeps between this replica's plans.
+	changes struct {
+		sync.Mutex
+		// since is the database's clock at the last read of the
+		// calendar's changes; zero before this replica's first plan.
+		since time.Time
+		// seen are the changes marked, for changeMargin after the read
+		// that first saw each.
+		seen map[string]time.Time
+		// pending are the policies a reload changed, to mark at the next
+		// plan.
+		pending []string
+	}
 }
 
 // maxWaiting is how many jobs one process may hold while they wait for their
@@ -244,6 +275,7 @@ func New(pool *pgxpool.Pool, db *state.DB, set *PolicySet, cfg Config) (*Daemon,
 	}
 	d := &Daemon{pool: pool, db: db, rot: rotator.New(db, rotator.Config{Logger: cfg.Logger, Now: cfg.Now}), cfg: cfg, logger: cfg.Logger,
 		rotating: make(chan struct{}, cfg.Workers)}
+	d.changes.seen = map[string]time.Time{}
 	d.policies.Store(set)
 
 	workers := river.NewWorkers()
@@ -338,12 +370,25 @@ func (d *Daemon) Start(ctx context.Context) error {
 const leaderWait = 15 * time.Second
 
 // Reload swaps the policy set; rotations already running keep the one they
-// started with.
+// started with. The policies that are new or whose timing changed are
+// planned at the next tick.
 func (d *Daemon) Reload(ctx context.Context, set *PolicySet) error {
 	if err := d.ensurePolicies(ctx, set); err != nil {
 		return err
 	}
+	old := d.policies.Load()
+	var changed []string
+	for name, p := range set.Policies {
+		if o, ok := old.Policies[name]; !ok || !o.Plan.Equal(*p.Plan) {
+			changed = append(changed, name)
+		}
+	}
+	// Stored first: a tick that plans them before they are marked plans
+	// with the new set, and the mark plans them once more.
 	d.policies.Store(set)
+	d.changes.Lock()
+	d.changes.pending = append(d.changes.pending, changed...)
+	d.changes.Unlock()
 	return nil
 }
 

@@ -92,7 +92,7 @@ func setupDaemonWindow(t *testing.T, policies int, spec string, window, guard ti
 		target := &recordingTarget{}
 		b.targets[name] = target
 		b.set.Policies[name] = daemon.Scheduled{
-			Plan: schedule.Timing{Name: name, Schedule: schedule.MustParse(spec, "UTC"), Window: window,
+			Plan: &schedule.Timing{Name: name, Schedule: schedule.MustParse(spec, "UTC"), Window: window,
 				ExpectedDuration: 500 * time.Millisecond, GuardAfter: guard},
 			Strategy: "single", Store: "file", SecretID: name, MaxAttempts: 3, Tags: []string{"load"},
 			Open: func(context.Context) (rotator.Credential, error) {

@@ -53,7 +53,7 @@ func EnqueueMany(ctx context.Context, pool *pgxpool.Pool, db *state.DB, set *Pol
 			out[i].Err = fmt.Errorf("%w %q", ErrUnknownPolicy, req.Policy)
 			continue
 		}
-		blockers := schedule.BlockersAt(p.Plan, cal.For(req.Policy), now)
+		blockers := schedule.BlockersAt(*p.Plan, cal.For(req.Policy), now)
 		if len(blockers) > 0 && !req.Force {
 			// Only a refused request needs its next free slot, which reads
 			// the calendar again.

@@ -26,10 +26,10 @@ func Blockers(ctx context.Context, db *state.DB, set *PolicySet, policy string, 
 		return nil, time.Time{}, err
 	}
 	b := cal.For(policy)
-	blockers := schedule.BlockersAt(p.Plan, b, now)
+	blockers := schedule.BlockersAt(*p.Plan, b, now)
 	t := now
 	for range 1000 {
-		found := schedule.BlockersAt(p.Plan, b, t)
+		found := schedule.BlockersAt(*p.Plan, b, t)
 		if len(found) == 0 {
 			return blockers, t, nil
 		}
@@ -102,7 +102,7 @@ func RunDue(ctx context.Context, db *state.DB, set *PolicySet, logger *slog.Logg
 	for _, name := range names {
 		p := set.Policies[name]
 		st := planStates[name]
-		dec := schedule.Plan(p.Plan, schedule.State{LastRotated: deref(st.RotatedAt), LastPlannedFire: deref(st.PlannedFire)}, cal.For(name), now)
+		dec := schedule.Plan(*p.Plan, schedule.State{LastRotated: deref(st.RotatedAt), LastPlannedFire: deref(st.PlannedFire)}, cal.For(name), now)
 		r := DueResult{Policy: name, Overdue: dec.Overdue && !dec.Forced}
 		switch {
 		case dec.Start.IsZero():
@@ -140,7 +140,7 @@ func runDueOne(ctx context.Context, db *state.DB, rot *rotator.Rotator, set *Pol
 	defer policy.Target.Close()
 	opts := rotator.Options{Actor: "run-due", Force: dec.Forced, RequestKey: FireKey(name, dec.Handles)}
 	if !dec.Forced {
-		opts.BeforeSet = (&blockCheck{db: db, set: set, policy: name, plan: p.Plan, now: clock}).check
+		opts.BeforeSet = (&blockCheck{db: db, set: set, policy: name, plan: *p.Plan, now: clock}).check
 	}
 	res, err := rot.Rotate(ctx, policy, opts)
 	r.Result = res

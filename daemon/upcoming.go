@@ -37,7 +37,7 @@ func Upcoming(ctx context.Context, db *state.DB, set *PolicySet, names []string,
 	for _, name := range names {
 		p := set.Policies[name]
 		st := states[name]
-		for _, w := range schedule.Upcoming(p.Plan, schedule.State{LastRotated: deref(st.RotatedAt)}, cal.For(name), from, 200) {
+		for _, w := range schedule.Upcoming(*p.Plan, schedule.State{LastRotated: deref(st.RotatedAt)}, cal.For(name), from, 200) {
 			if !w.Window.Start.Before(to) {
 				break
 			}
@@ -48,7 +48,7 @@ func Upcoming(ctx context.Context, db *state.DB, set *PolicySet, names []string,
 				slot := w.Start
 				row.Slot = &slot
 				if slot.After(w.Window.Start) {
-					row.PushedBy = schedule.BlockersAt(p.Plan, cal.For(name), w.Window.Start)
+					row.PushedBy = schedule.BlockersAt(*p.Plan, cal.For(name), w.Window.Start)
 				}
 			}
 			rows = append(rows, row)

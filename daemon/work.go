@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,9 +19,22 @@ import (
 	"github.com/swarmkey/swarmkey/state"
 )
 
-// maxRecheck bounds how long the planner leaves a policy alone, so runs
-// added or cancelled meanwhile change its plan within this delay.
-const maxRecheck = time.Minute
+// maxRecheck bounds how long the planner leaves a policy alone when nothing
+// that concerns it changes: a run or lease added, cancelled or ended marks
+// the policies it uses for the next tick (markChanged), a reload those whose
+// timing changed, and a slot is looked at again a lookahead before it comes.
+// The recheck is a safety net (a clock far off, a change missed): each is
+// drawn from the last quarter before it, so that 100,000 policies planned
+// at start do not all come due again in one tick.
+const maxRecheck = time.Hour
+
+func recheckAfter() time.Duration { return maxRecheck - rand.N(maxRecheck/4) }
+
+// changeMargin is how far before its last read a planner reads the
+// calendar's changes again: a run added by a host whose clock is behind, or
+// in a transaction that committed after that read, still counts. Changes
+// already marked are skipped (seenChanges).
+const changeMargin = 2 * time.Minute
 
 // planBatch bounds the policies one planning job handles; the rest wait for
 // the next tick.
@@ -97,6 +113,9 @@ func (s *PolicySet) Calendar(ctx context.Context, db *state.DB, now time.Time) (
 func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
 	set := d.policies.Load()
 	now := d.cfg.Now()
+	if err := d.markChanged(ctx, set, now); err != nil {
+		return 0, err
+	}
 	until := now.Add(d.cfg.Lookahead)
 	// A policy's next check is when its slot comes within the lookahead:
 	// each tick plans only the policies whose time has come, not every
@@ -116,11 +135,11 @@ func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
 		p, ok := set.Policies[st.Policy]
 		if !ok {
 			// Not configured (any more): look again after a reload.
-			updates = append(updates, state.PlanUpdate{Policy: st.Policy, NextCheck: now.Add(maxRecheck)})
+			updates = append(updates, state.PlanUpdate{Policy: st.Policy, NextCheck: now.Add(recheckAfter())})
 			continue
 		}
-		dec := schedule.Plan(p.Plan, schedule.State{LastRotated: deref(st.RotatedAt), LastPlannedFire: deref(st.PlannedFire)}, cal.For(st.Policy), now)
-		update := state.PlanUpdate{Policy: st.Policy, NextCheck: now.Add(maxRecheck)}
+		dec := schedule.Plan(*p.Plan, schedule.State{LastRotated: deref(st.RotatedAt), LastPlannedFire: deref(st.PlannedFire)}, cal.For(st.Policy), now)
+		update := state.PlanUpdate{Policy: st.Policy, NextCheck: now.Add(recheckAfter())}
 		if !dec.Missed.IsZero() && (st.DeferredFire == nil || dec.Missed.Start.After(*st.DeferredFire)) {
 			// Audited once: the missed fire is remembered like a deferred one.
 			d.audit(ctx, st.Policy, "rotation.missed", map[string]any{"window_start": dec.Missed.Start, "window_end": dec.Missed.End})
@@ -175,6 +194,54 @@ func (d *Daemon) PlanOnce(ctx context.Context) (int, error) {
 	return len(jobs), d.db.UpdatePlans(ctx, updates)
 }
 
+// markChanged brings forward the next check of the policies whose plan may
+// have changed since this replica last planned: those a run or lease added,
+// cancelled, taken or ended since then uses, and those a reload changed
+// (pendingDue). A replica's first plan marks every policy: the policies
+// may have been planned with another configuration. The rest keep their
+// next check: planning work follows what changed, not how many policies
+// there are.
+func (d *Daemon) markChanged(ctx context.Context, set *PolicySet, now time.Time) error {
+	d.changes.Lock()
+	defer d.changes.Unlock()
+	first := d.changes.since.IsZero()
+	since := d.changes.since.Add(-changeMargin)
+	if first {
+		since = now.Add(-changeMargin)
+	}
+	changes, dbNow, err := d.db.CalendarChanges(ctx, since)
+	if err != nil {
+		return err
+	}
+	names := d.changes.pending
+	if first {
+		names = slices.Collect(maps.Keys(set.Policies))
+	}
+	var seen []string
+	for _, c := range changes {
+		if _, ok := d.changes.seen[c.Key]; ok {
+			continue
+		}
+		seen = append(seen, c.Key)
+		if !first {
+			names = append(names, set.Expand(c.Uses)...)
+		}
+	}
+	if err := d.db.MarkDue(ctx, names, now); err != nil {
+		return err
+	}
+	for _, k := range seen {
+		d.changes.seen[k] = dbNow
+	}
+	for k, at := range d.changes.seen {
+		if at.Before(dbNow.Add(-2 * changeMargin)) {
+			delete(d.changes.seen, k)
+		}
+	}
+	d.changes.since, d.changes.pending = dbNow, nil
+	return nil
+}
+
 type rotateWorker struct {
 	river.WorkerDefaults[RotateArgs]
 	d *Daemon
@@ -227,7 +294,7 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		d.OnStart(args, d.cfg.Now().Sub(args.Slot))
 	}
 
-	block := &blockCheck{db: d.db, set: set, policy: args.Policy, plan: p.Plan, now: d.cfg.Now, windowEnd: args.WindowEnd}
+	block := &blockCheck{db: d.db, set: set, policy: args.Policy, plan: *p.Plan, now: d.cfg.Now, windowEnd: args.WindowEnd}
 	if !args.Force {
 		err := block.check(ctx)
 		switch {
@@ -463,7 +530,7 @@ func (d *Daemon) missedASAP(ctx context.Context, args RotateArgs) (time.Time, er
 	if err != nil {
 		return time.Time{}, err
 	}
-	dec := schedule.Plan(p.Plan, schedule.State{LastRotated: deref(ps.RotatedAt), LastPlannedFire: fire.Add(-time.Nanosecond)},
+	dec := schedule.Plan(*p.Plan, schedule.State{LastRotated: deref(ps.RotatedAt), LastPlannedFire: fire.Add(-time.Nanosecond)},
 		cal.For(args.Policy), now)
 	if !dec.ASAP || !dec.Missed.Start.Equal(fire) || !dec.Handles.Equal(fire) {
 		return time.Time{}, nil

@@ -15,10 +15,13 @@ import (
 // fires ([Schedule.IsZero] reports it). Schedules are immutable values and safe
 // for concurrent use.
 type Schedule struct {
-	spec   string
-	loc    *time.Location
-	every  int64 // @every period in seconds; 0 for a wall-clock schedule
-	cal    calendar
+	spec  string
+	loc   *time.Location
+	every int64 // @every period in seconds; 0 for a wall-clock schedule
+	// cal is a wall-clock schedule's bit sets, shared by the copies of the
+	// Schedule (a policy set of 100,000 holds as many copies); nil for
+	// @every.
+	cal    *calendar
 	period time.Duration
 }
 
@@ -135,7 +138,7 @@ func New(spec string, loc *time.Location) (s Schedule, err error) {
 			// robfig change this package does not know.
 			return Schedule{}, &SpecError{Spec: spec, Err: errors.New("second-level specs are not supported")}
 		}
-		s.cal = calendar{
+		s.cal = &calendar{
 			minute: p.Minute &^ starBit,
 			hour:   p.Hour &^ starBit,
 			dom:    p.Dom &^ starBit,
@@ -575,4 +578,10 @@ func weekday(y, m, d int) int {
 		w += 7
 	}
 	return int(w)
+}
+
+// Equal reports whether s and t fire alike: the same spec in zones of the
+// same name (two loads of a zone are two *time.Location values).
+func (s Schedule) Equal(t Schedule) bool {
+	return s.spec == t.spec && s.every == t.every && s.Location().String() == t.Location().String()
 }

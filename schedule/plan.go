@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 )
@@ -235,6 +236,7 @@ func PlanAll(policies []Timing, states []State, cal *Calendar, now time.Time) []
 	out := make([]Decision, len(policies))
 	planRange := func(lo, hi int) {
 		var scratch []Interval
+		fires := &fireMemo{}
 		for i := lo; i < hi; i++ {
 			var st State
 			if states != nil {
@@ -244,6 +246,7 @@ func PlanAll(policies []Timing, states []State, cal *Calendar, now time.Time) []
 			b := cal.For(p.Name)
 			b.denyIndex = deny
 			pl := newPlanner(p, b, now, &scratch)
+			pl.fires = fires
 			out[i] = pl.plan(st)
 		}
 	}
@@ -268,6 +271,57 @@ type planner struct {
 	now time.Time
 	dur time.Duration // ExpectedDuration, at least 1ns so a start inside a busy interval overlaps it
 	ix  busyIndex
+	// fires memoizes the schedule's Next and Prev across the policies one
+	// PlanAll goroutine plans; nil for a lone Plan.
+	fires *fireMemo
+}
+
+// fireMemo memoizes Schedule.Next and Schedule.Prev by schedule and
+// instant. Policies that share a schedule (a file of thousands holds a
+// handful) and were handled alike ask the same questions, and a wall-clock
+// Next costs a walk of the calendar and zone look-ups.
+type fireMemo struct {
+	next, prev map[fireKey]time.Time
+}
+
+type fireKey struct {
+	spec      string
+	loc, atIn *time.Location
+	sec       int64
+	nsec      int32
+}
+
+// maxFireMemo bounds each map; past it the map starts again.
+const maxFireMemo = 4096
+
+func (m *fireMemo) lookup(cache *map[fireKey]time.Time, s Schedule, t time.Time, f func(Schedule, time.Time) time.Time) time.Time {
+	if m == nil {
+		return f(s, t)
+	}
+	k := fireKey{spec: s.spec, loc: s.loc, atIn: t.Location(), sec: t.Unix(), nsec: int32(t.Nanosecond())}
+	if v, ok := (*cache)[k]; ok {
+		return v
+	}
+	if *cache == nil || len(*cache) >= maxFireMemo {
+		*cache = make(map[fireKey]time.Time, 64)
+	}
+	v := f(s, t)
+	(*cache)[k] = v
+	return v
+}
+
+func (pl *planner) next(t time.Time) time.Time {
+	if pl.fires == nil {
+		return pl.p.Schedule.Next(t)
+	}
+	return pl.fires.lookup(&pl.fires.next, pl.p.Schedule, t, Schedule.Next)
+}
+
+func (pl *planner) prev(t time.Time) time.Time {
+	if pl.fires == nil {
+		return pl.p.Schedule.Prev(t)
+	}
+	return pl.fires.lookup(&pl.fires.prev, pl.p.Schedule, t, Schedule.Prev)
 }
 
 func newPlanner(p Timing, b Busy, now time.Time, scratch *[]Interval) planner {
@@ -285,11 +339,19 @@ func (pl *planner) firstFire(st State) time.Time {
 	if st.LastPlannedFire.After(from) {
 		from = st.LastPlannedFire
 	}
-	return pl.p.Schedule.Next(from)
+	return pl.next(from)
 }
 
 // window plans the window of fire f.
 func (pl *planner) window(f time.Time) WindowPlan {
+	wp := pl.windowScratch(f)
+	wp.Blockers = slices.Clone(wp.Blockers)
+	return wp
+}
+
+// windowScratch is window with Blockers in the planner's scratch space,
+// which the next collect reuses.
+func (pl *planner) windowScratch(f time.Time) WindowPlan {
 	w := pl.windowOf(f)
 	lo := f
 	if pl.now.After(lo) {
@@ -299,12 +361,12 @@ func (pl *planner) window(f time.Time) WindowPlan {
 	if t, ok := earliest(ivs, lo, w.End, pl.dur); ok {
 		return WindowPlan{Window: w, Start: t}
 	}
-	return WindowPlan{Window: w, Blockers: append([]Interval(nil), ivs...)}
+	return WindowPlan{Window: w, Blockers: ivs}
 }
 
 // containing returns the window of the latest fire ≤ t if it contains t.
 func (pl *planner) containing(t time.Time) (Window, time.Time) {
-	f := pl.p.Schedule.Prev(t)
+	f := pl.prev(t)
 	if f.IsZero() {
 		return Window{}, f
 	}
@@ -322,7 +384,7 @@ func (pl *planner) plan(st State) Decision {
 		d.Overdue = now.After(d.OverdueAt)
 	}
 	if !st.LastPlannedFire.IsZero() {
-		if m := p.Schedule.Prev(now.Add(-p.Window)); !m.IsZero() && m.After(st.LastPlannedFire) {
+		if m := pl.prev(now.Add(-p.Window)); !m.IsZero() && m.After(st.LastPlannedFire) {
 			d.Missed = pl.windowOf(m)
 		}
 	}
@@ -356,17 +418,39 @@ func (pl *planner) plan(st State) Decision {
 	end := now.Add(Horizon(p))
 	f := pl.firstFire(st)
 	for i := 0; i < MaxPlanFires && !f.IsZero() && f.Before(end); i++ {
-		wp := pl.window(f)
+		wp := pl.windowScratch(f)
 		if !wp.Deferred() {
 			d.Start, d.Window, d.Handles = wp.Start, wp.Window, f
 			return d
 		}
+		if n := len(d.Deferred); n > 0 && slices.Equal(d.Deferred[n-1].Blockers, wp.Blockers) {
+			// A long blocker (a freeze over many fires) defers window
+			// after window for the same reasons: they share one list,
+			// clipped so that an append to one copies it.
+			wp.Blockers = d.Deferred[n-1].Blockers
+		} else {
+			wp.Blockers = slices.Clip(slices.Clone(wp.Blockers))
+		}
 		d.Deferred = append(d.Deferred, wp)
 		d.Handles = f
-		f = p.Schedule.Next(f)
+		f = pl.next(f)
 	}
 	if d.Handles.IsZero() {
 		d.Handles = later(d.Missed.Start, st.LastPlannedFire)
 	}
 	return d
+}
+
+// Equal reports whether p and q plan alike: the same fields, schedules and
+// deny windows (schedules compared by spec and zone name).
+func (p Timing) Equal(q Timing) bool {
+	return p.Name == q.Name && p.Schedule.Equal(q.Schedule) && p.Window == q.Window &&
+		p.ExpectedDuration == q.ExpectedDuration && p.GuardBefore == q.GuardBefore && p.GuardAfter == q.GuardAfter &&
+		p.MaxAge == q.MaxAge && p.OnOverdue == q.OnOverdue && p.Missed == q.Missed &&
+		slices.EqualFunc(p.Deny, q.Deny, DenyWindow.Equal)
+}
+
+// Equal reports whether w and v are the same deny window.
+func (w DenyWindow) Equal(v DenyWindow) bool {
+	return w.Name == v.Name && w.Schedule.Equal(v.Schedule) && w.Duration == v.Duration
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // PlanState is what the planner keeps of one policy.
@@ -41,10 +43,16 @@ func (db *DB) EnsurePolicies(ctx context.Context, states []PolicyState) error {
 // DuePlans returns the plan state of policies whose next check is at or
 // before until (or was never set), at most limit of them.
 func (db *DB) DuePlans(ctx context.Context, until time.Time, limit int) ([]PlanState, error) {
+	// Two reads the next_check index serves (IS NULL, and <= in order),
+	// rather than one OR that sorts the whole table every tick.
 	rows, err := db.pool.Query(ctx, `
-		SELECT policy, rotated_at, planned_fire, next_check, deferred_fire FROM policy_state
-		WHERE next_check IS NULL OR next_check <= $1
-		ORDER BY next_check NULLS FIRST LIMIT $2`, until, limit)
+		SELECT * FROM (
+			(SELECT policy, rotated_at, planned_fire, next_check, deferred_fire FROM policy_state
+				WHERE next_check IS NULL LIMIT $2)
+			UNION ALL
+			(SELECT policy, rotated_at, planned_fire, next_check, deferred_fire FROM policy_state
+				WHERE next_check <= $1 ORDER BY next_check LIMIT $2)
+		) AS due ORDER BY next_check NULLS FIRST LIMIT $2`, until, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read due policies: %w", err)
 	}
@@ -113,4 +121,64 @@ func (db *DB) UpdatePlans(ctx context.Context, updates []PlanUpdate) error {
 		return fmt.Errorf("record plans: %w", err)
 	}
 	return nil
+}
+
+// MarkDue brings the next check of the named policies forward to at (a
+// later one moves; an earlier or unset one stays), so the next planning
+// tick plans them. Names without a row are ignored.
+func (db *DB) MarkDue(ctx context.Context, policies []string, at time.Time) error {
+	if len(policies) == 0 {
+		return nil
+	}
+	_, err := db.pool.Exec(ctx, `
+		UPDATE policy_state SET next_check = $2
+		WHERE policy = ANY($1) AND next_check > $2`, policies, at)
+	if err != nil {
+		return fmt.Errorf("mark policies due: %w", err)
+	}
+	return nil
+}
+
+// CalendarChange is a run or a lease that changed what it blocks: added,
+// cancelled, taken or ended. Key names the change ("run:12:cancelled"),
+// the same on every read; Uses are the run's or lease's uses.
+type CalendarChange struct {
+	Key  string
+	Uses []string
+}
+
+// CalendarChanges returns the runs added or cancelled and the leases taken
+// or ended at or after since, and the database's clock now (the since of
+// the next read, less a margin for clocks that differ and transactions
+// that commit late). A heartbeat is no change: it only moves a lease's end
+// later, and a plan that a lease pushed back looks again at that end.
+func (db *DB) CalendarChanges(ctx context.Context, since time.Time) ([]CalendarChange, time.Time, error) {
+	var out []CalendarChange
+	var now time.Time
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT 'run:' || id || ':created', uses FROM runs WHERE created_at >= $1
+			UNION ALL
+			SELECT 'run:' || id || ':cancelled', uses FROM runs WHERE cancelled_at >= $1
+			UNION ALL
+			SELECT 'lease:' || id || ':started', uses FROM leases WHERE started_at >= $1
+			UNION ALL
+			SELECT 'lease:' || id || ':ended', uses FROM leases WHERE ended_at >= $1`, since)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (CalendarChange, error) {
+			var c CalendarChange
+			err := row.Scan(&c.Key, &c.Uses)
+			return c, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("read the run calendar's changes: %w", err)
+	}
+	return out, now.UTC(), nil
 }

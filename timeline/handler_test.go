@@ -25,7 +25,7 @@ func TestHandlerServesLoopbackOrAdminTokenOnly(t *testing.T) {
 	ctx := context.Background()
 	db, _ := rotationtest.State(t)
 	set := &daemon.PolicySet{Policies: map[string]daemon.Scheduled{
-		"checkout-db": {Plan: schedule.Timing{Name: "checkout-db", Schedule: schedule.MustParse("0 3 * * *", "UTC"), Window: time.Hour},
+		"checkout-db": {Plan: &schedule.Timing{Name: "checkout-db", Schedule: schedule.MustParse("0 3 * * *", "UTC"), Window: time.Hour},
 			Strategy: "alternating", Store: "file", SecretID: "checkout-db"},
 	}}
 	require.NoError(t, db.EnsurePolicies(ctx, []state.PolicyState{{Policy: "checkout-db", Strategy: "alternating", Store: "file", SecretID: "checkout-db"}}))

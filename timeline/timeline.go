@@ -220,8 +220,8 @@ func Gather(ctx context.Context, db *state.DB, set *daemon.PolicySet, o Options)
 			t.Attention = append(t.Attention, a)
 		}
 		b := cal.For(name)
-		row.Bands, row.BandsLeftOut = rowBands(p.Plan, b, o.From, o.To)
-		collectBusy(busy, name, p.Plan, b, o.From, o.To)
+		row.Bands, row.BandsLeftOut = rowBands(*p.Plan, b, o.From, o.To)
+		collectBusy(busy, name, *p.Plan, b, o.From, o.To)
 		t.Rows = append(t.Rows, row)
 	}
 	// needs_attention before overdue: a spent rotation waits for a human,

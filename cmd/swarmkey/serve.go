@@ -25,6 +25,7 @@ replica. Under systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.`,
 			if !cmd.Flags().Changed("log-level") {
 				g.logLevel = "info"
 			}
+			app.TuneServeGC()
 			sess, err := g.openSession(cmd.Context())
 			if err != nil {
 				return err
