@@ -5,6 +5,7 @@
 #               provisioned by scripts/test-deps and scripts/with-postgres
 #   make chaos  the long fault-injection run (internal/chaos): 1,000 kills and more
 #   make bench  benchmarks, as ratios against baselines measured in the same run
+#   make bench-scale  issue 16's figures at 100,000 policies (about an hour)
 #   make lint   gofmt, go vet, staticcheck
 #   make fuzz   short fuzzing runs: the config loader, the secret-document
 #               parsers, the API's lease bodies, the Scrubber
@@ -15,7 +16,7 @@ PKGS     ?= ./...
 TESTFLAGS ?= -count=1 -timeout 20m
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build install test test-go chaos demo bench bench-idle lint fuzz clean
+.PHONY: all build install test test-go chaos demo bench bench-programs bench-idle bench-scale lint fuzz clean
 
 all: build
 
@@ -85,11 +86,13 @@ BENCH_PLAN       ?= bench/plan.txt
 # Every program and test binary is built before the first benchmark, so no
 # compiler runs between benchrun's quiet check and a measurement.
 BENCH_TESTS = schedule providers/aws providers/gcp providers/vault providers/ssm providers/azure
-bench: build
+bench-programs: build
 	$(GO) build -o bin/benchrun ./bench/benchrun
 	@mkdir -p bin/bench
 	$(GO) build -o bin/bench/ ./bench/rotationbench ./bench/daemonbench ./bench/execbench ./bench/emergencybench ./bench/scanbench
 	for p in $(BENCH_TESTS); do $(GO) test -c -o bin/bench/$$(echo $$p | tr / -).test ./$$p || exit 1; done
+
+bench: bench-programs
 	BENCH_DURATION=$(BENCH_DURATION) BENCH_ROUNDS=$(BENCH_ROUNDS) bin/benchrun -plan $(BENCH_PLAN) \
 		-quiet-wait $(BENCH_QUIET_WAIT) -quiet-load $(BENCH_QUIET_LOAD) -quiet-cpu $(BENCH_QUIET_CPU) \
 		-markdown $(BENCH_MARKDOWN)
@@ -99,6 +102,14 @@ bench: build
 IDLE_DURATION ?= 10m
 bench-idle: build
 	scripts/with-postgres $(GO) run ./bench/daemonbench -mode idle -policies 10000 -duration $(IDLE_DURATION)
+
+# Issue 16's scale figures at 100,000 policies (bench/plan-scale.txt; about
+# an hour with the defaults), through benchrun as `make bench` runs.
+SCALE_SPREAD ?= 10m
+bench-scale: bench-programs
+	BENCH_ROUNDS=$(BENCH_ROUNDS) IDLE_DURATION=$(IDLE_DURATION) SCALE_SPREAD=$(SCALE_SPREAD) bin/benchrun -plan bench/plan-scale.txt \
+		-quiet-wait $(BENCH_QUIET_WAIT) -quiet-load $(BENCH_QUIET_LOAD) -quiet-cpu $(BENCH_QUIET_CPU) \
+		-markdown bin/bench-scale.md
 
 lint:
 	$(GO) mod tidy -diff
