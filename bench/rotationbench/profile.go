@@ -78,7 +78,7 @@ func (p *profiler) now() usage {
 	return usage{
 		elapsed: time.Since(p.start), state: p.state.snapshot(), admin: p.admin.snapshot(), login: p.login.snapshot(),
 		storeReads: p.store.reads.Load(), storeWrites: p.store.writes.Load(),
-		cpuSelf: selfCPU(), cpuServer: serverCPU(p.serverPID),
+		cpuSelf: selfCPU(),
 	}
 }
 
@@ -152,9 +152,14 @@ func (env *environment) profile(ctx context.Context, d time.Duration) error {
 		return err
 	}
 
+	// The server's CPU is read around each loop, not per segment: reading
+	// it walks /proc, which would cost more than a segment, and a backend's
+	// CPU reaches its parent's count only when it exits, not in the
+	// segment that spent it.
 	perSegment := map[string]usage{}
 	var total usage
 	rotations := 0
+	serverBefore := serverCPU(prof.serverPID)
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); rotations++ {
 		last := prof.now()
 		mark := func(segment string) {
@@ -173,8 +178,10 @@ func (env *environment) profile(ctx context.Context, d time.Duration) error {
 		mark("end")
 		total = total.plus(last.minus(first))
 	}
+	total.cpuServer = serverCPU(prof.serverPID) - serverBefore
 	var base usage
 	baselines := 0
+	serverBefore = serverCPU(prof.serverPID)
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); baselines++ {
 		before := prof.now()
 		if err := w.baselineAt(ctx, loginPort); err != nil {
@@ -182,12 +189,17 @@ func (env *environment) profile(ctx context.Context, d time.Duration) error {
 		}
 		base = base.plus(prof.now().minus(before))
 	}
+	base.cpuServer = serverCPU(prof.serverPID) - serverBefore
 
 	fmt.Printf("\nwhere a rotation's time goes, concurrency 1, through counting relays: means over %d rotations and %d baseline operations\n", rotations, baselines)
 	fmt.Printf("(state db and admin: round trips, connections opened in brackets; logins: the new connections that prove a credential;\n")
-	fmt.Printf(" store: reads/writes, each write durable (fsync); CPU: this process, and the PostgreSQL server's processes)\n")
+	fmt.Printf(" store: reads/writes, each write durable (fsync); CPU: this process (the relays included), and the PostgreSQL server's processes, whole operations only)\n")
 	fmt.Printf("%-10s %9s %10s %10s %10s %11s %10s %10s\n", "segment", "time", "state db", "admin", "logins", "store r/w", "CPU self", "CPU server")
 	row := func(name string, u usage, n int) {
+		server := "—"
+		if u.cpuServer != 0 {
+			server = fmt.Sprintf("%.2fms", float64(u.cpuServer)/float64(n)/1e6)
+		}
 		per := func(x int64) string { return strconv.FormatFloat(float64(x)/float64(n), 'f', 1, 64) }
 		ms := func(x time.Duration) string { return fmt.Sprintf("%.2fms", float64(x)/float64(n)/1e6) }
 		fmt.Printf("%-10s %9s %10s %10s %10s %11s %10s %10s\n", name, ms(u.elapsed),
@@ -195,7 +207,7 @@ func (env *environment) profile(ctx context.Context, d time.Duration) error {
 			per(u.admin.roundTrips)+" ["+per(u.admin.connections)+"]",
 			per(u.login.connections),
 			per(u.storeReads)+"/"+per(u.storeWrites),
-			ms(u.cpuSelf), ms(u.cpuServer))
+			ms(u.cpuSelf), server)
 	}
 	for _, s := range segments {
 		row(s, perSegment[s], rotations)
