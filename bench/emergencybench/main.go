@@ -27,7 +27,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +38,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swarmkey/swarmkey/app"
+	"github.com/swarmkey/swarmkey/bench/internal/cpuprofile"
 	"github.com/swarmkey/swarmkey/bench/internal/headline"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers/file"
@@ -63,16 +63,11 @@ func main() {
 		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	)
 	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuprofile.Start(*cpuProfile)
+	if err != nil {
+		log.Fatal(err)
 	}
+	defer stopProfile()
 	serverURL := os.Getenv("SWARMKEY_TEST_DATABASE_URL")
 	port, _ := strconv.Atoi(os.Getenv("SWARMKEY_TEST_POSTGRES_PORT"))
 	if serverURL == "" || port == 0 {

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"github.com/xdg-go/scram"
 
 	"github.com/swarmkey/swarmkey/secret"
 )
@@ -19,20 +18,12 @@ func TestScramVerifierShapeAndKeys(t *testing.T) {
 	require.Regexp(t, verifierShape, v)
 
 	// Recompute the keys from the salt in the verifier: they must match.
-	rest := strings.TrimPrefix(v, "SCRAM-SHA-256$4096:")
-	saltB64, keys, ok := strings.Cut(rest, "$")
-	require.True(t, ok)
-	storedB64, serverB64, ok := strings.Cut(keys, ":")
+	saltB64, _, ok := strings.Cut(strings.TrimPrefix(v, "SCRAM-SHA-256$4096:"), "$")
 	require.True(t, ok)
 	salt, err := base64.StdEncoding.DecodeString(saltB64)
 	require.NoError(t, err)
 	require.Len(t, salt, 16)
-	c, err := scram.SHA256.NewClient("", pw.RevealString(), "")
-	require.NoError(t, err)
-	creds, err := c.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: 4096})
-	require.NoError(t, err)
-	require.Equal(t, base64.StdEncoding.EncodeToString(creds.StoredKey), storedB64)
-	require.Equal(t, base64.StdEncoding.EncodeToString(creds.ServerKey), serverB64)
+	requireVerifierOf(t, v, pw)
 
 	// A fresh salt each time.
 	v2, err := SCRAMVerifier(pw)

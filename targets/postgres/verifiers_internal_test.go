@@ -17,7 +17,7 @@ func requireVerifierOf(t *testing.T, v string, pw secret.Secret) {
 	t.Helper()
 	saltB64, keys, ok := strings.Cut(strings.TrimPrefix(v, "SCRAM-SHA-256$4096:"), "$")
 	require.True(t, ok)
-	storedB64, _, ok := strings.Cut(keys, ":")
+	storedB64, serverB64, ok := strings.Cut(keys, ":")
 	require.True(t, ok)
 	salt, err := base64.StdEncoding.DecodeString(saltB64)
 	require.NoError(t, err)
@@ -26,6 +26,7 @@ func requireVerifierOf(t *testing.T, v string, pw secret.Secret) {
 	creds, err := c.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: scramIterations})
 	require.NoError(t, err)
 	require.Equal(t, base64.StdEncoding.EncodeToString(creds.StoredKey), storedB64, "the verifier is not one of this password")
+	require.Equal(t, base64.StdEncoding.EncodeToString(creds.ServerKey), serverB64, "the verifier is not one of this password")
 }
 
 // TestApplyTakesTheVerifierCreateDerived: the verifier Create began to
