@@ -496,50 +496,62 @@ func (db *DB) Calendar(ctx context.Context, now time.Time, expand func(uses []st
 		expand = slices.Clone[[]string]
 	}
 	since := now.Add(-CalendarLookback)
-	var busy schedule.Busy
-	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+runColumns+` FROM runs
-			WHERE cancelled_at IS NULL AND (kind = 'recurring' OR start_at + duration > $1)
-			ORDER BY id`, since)
-		if err != nil {
-			return err
-		}
-		runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Run, error) { return scanRun(row) })
-		if err != nil {
-			return err
-		}
-		for _, r := range runs {
-			switch r.Kind {
-			case RunOneOff:
-				busy.OneOff = append(busy.OneOff, schedule.OneOffRun{
-					Name: r.Name, Start: r.Start, Duration: r.Duration, Policies: expand(r.Uses)})
-			case RunRecurring:
-				sched, err := r.Schedule()
-				if err != nil {
-					return fmt.Errorf("recurring run %q: %w (cancel it with `swarmkey runs cancel %s` and add it again)", r.Name, err, r.Name)
-				}
-				busy.Recurring = append(busy.Recurring, schedule.RecurringRun{
-					Name: r.Name, Schedule: sched, Duration: r.Duration, Policies: expand(r.Uses)})
-			}
-		}
-		rows, err = tx.Query(ctx, `SELECT `+leaseColumns+` FROM leases
-			WHERE (ended_at IS NULL AND last_heartbeat + ttl > $1) OR ended_at > $1
-			ORDER BY started_at, id`, since)
-		if err != nil {
-			return err
-		}
-		leases, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Lease, error) { return scanLease(row) })
-		if err != nil {
-			return err
-		}
-		for _, l := range leases {
-			busy.Leases = append(busy.Leases, schedule.Lease{
-				Name: l.RunName, Started: l.StartedAt, LastHeartbeat: l.LastHeartbeat, TTL: l.TTL,
-				Ended: l.EndedAt, Policies: expand(l.Uses)})
-		}
-		return nil
-	})
+	// One statement, so one snapshot and one round trip: the daemon reads
+	// the calendar up to three times per rotation (runs first by id, then
+	// leases by start and id).
+	rows, err := db.pool.Query(ctx, `
+		SELECT true, id, '', name, kind, start_at, coalesce(cron_spec, ''), coalesce(timezone, ''), duration, uses,
+			NULL::timestamptz, NULL::timestamptz, NULL::interval, NULL::timestamptz
+		FROM runs WHERE cancelled_at IS NULL AND (kind = 'recurring' OR start_at + duration > $1)
+		UNION ALL
+		SELECT false, NULL, id::text, run_name, '', NULL, '', '', NULL, uses, started_at, last_heartbeat, ttl, ended_at
+		FROM leases WHERE (ended_at IS NULL AND last_heartbeat + ttl > $1) OR ended_at > $1
+		ORDER BY 1 DESC, 2, 11, 3`, since)
 	if err != nil {
+		return schedule.Busy{}, fmt.Errorf("read the run calendar: %w", err)
+	}
+	defer rows.Close()
+	var busy schedule.Busy
+	for rows.Next() {
+		var (
+			isRun                   bool
+			runID                   *int64
+			leaseID, name           string
+			kind                    RunKind
+			start                   *time.Time
+			every, zone             string
+			duration, ttl           *time.Duration
+			uses                    []string
+			started, heartbeat, end *time.Time
+		)
+		if err := rows.Scan(&isRun, &runID, &leaseID, &name, &kind, &start, &every, &zone, &duration, &uses,
+			&started, &heartbeat, &ttl, &end); err != nil {
+			return schedule.Busy{}, fmt.Errorf("read the run calendar: %w", err)
+		}
+		if !isRun {
+			l := schedule.Lease{Name: name, Started: started.UTC(), LastHeartbeat: heartbeat.UTC(), TTL: *ttl, Policies: expand(uses)}
+			if end != nil {
+				t := end.UTC()
+				l.Ended = &t
+			}
+			busy.Leases = append(busy.Leases, l)
+			continue
+		}
+		r := Run{Name: name, Kind: kind, Every: every, Timezone: zone, Duration: *duration, Uses: uses}
+		switch r.Kind {
+		case RunOneOff:
+			busy.OneOff = append(busy.OneOff, schedule.OneOffRun{
+				Name: r.Name, Start: start.UTC(), Duration: r.Duration, Policies: expand(r.Uses)})
+		case RunRecurring:
+			sched, err := r.Schedule()
+			if err != nil {
+				return schedule.Busy{}, fmt.Errorf("read the run calendar: recurring run %q: %w (cancel it with `swarmkey runs cancel %s` and add it again)", r.Name, err, r.Name)
+			}
+			busy.Recurring = append(busy.Recurring, schedule.RecurringRun{
+				Name: r.Name, Schedule: sched, Duration: r.Duration, Policies: expand(r.Uses)})
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return schedule.Busy{}, fmt.Errorf("read the run calendar: %w", err)
 	}
 	return busy, nil
