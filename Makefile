@@ -5,6 +5,7 @@
 #               provisioned by scripts/test-deps and scripts/with-postgres
 #   make chaos  the long fault-injection run (internal/chaos): 1,000 kills and more
 #   make bench  benchmarks, as ratios against baselines measured in the same run
+#   make bench-scale  issue 16's figures at 100,000 policies (about an hour)
 #   make lint   gofmt, go vet, staticcheck
 #   make fuzz   short fuzzing runs: the config loader, the secret-document
 #               parsers, the API's lease bodies, the Scrubber
@@ -15,7 +16,7 @@ PKGS     ?= ./...
 TESTFLAGS ?= -count=1 -timeout 20m
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build install test test-go chaos demo bench bench-idle lint fuzz clean
+.PHONY: all build install test test-go chaos demo bench bench-idle bench-scale lint fuzz clean
 
 all: build
 
@@ -85,6 +86,18 @@ bench: build
 IDLE_DURATION ?= 10m
 bench-idle: build
 	scripts/with-postgres $(GO) run ./bench/daemonbench -mode idle -policies 10000 -duration $(IDLE_DURATION)
+
+# Issue 16's scale figures: reading 100,000 policies, a full plan of them
+# against 1,000 runs, serve idle with 10,000 and 100,000 beside one policy,
+# and the scheduling lag of 100,000 policies whose slots spread over
+# SCALE_SPREAD on one daemon and on three replicas (about an hour in all).
+SCALE_SPREAD ?= 10m
+bench-scale: build
+	$(GO) run ./bench/daemonbench -mode load -policies 100000 -rounds $(BENCH_ROUNDS)
+	$(GO) test -run '^$$' -bench 'BenchmarkPlanAll' -benchtime 20x ./schedule/
+	scripts/with-postgres $(GO) run ./bench/daemonbench -mode idle -policies 10000,100000 -duration $(IDLE_DURATION)
+	scripts/with-postgres $(GO) run ./bench/daemonbench -mode lag -policies 100000 -spread $(SCALE_SPREAD) -replicas 1
+	scripts/with-postgres $(GO) run ./bench/daemonbench -mode lag -policies 100000 -spread $(SCALE_SPREAD) -replicas 3
 
 lint:
 	$(GO) mod tidy -diff
