@@ -187,6 +187,8 @@ type Daemon struct {
 	// stopPlanning ends planLoop, which closes planningDone.
 	stopPlanning context.CancelFunc
 	planningDone chan struct{}
+	// calendars shares the rotations' calendar reads.
+	calendars *calendarReads
 	// changes is what markChanged keeps between this replica's plans.
 	changes struct {
 		sync.Mutex
@@ -276,6 +278,7 @@ func New(pool *pgxpool.Pool, db *state.DB, set *PolicySet, cfg Config) (*Daemon,
 	d := &Daemon{pool: pool, db: db, rot: rotator.New(db, rotator.Config{Logger: cfg.Logger, Now: cfg.Now}), cfg: cfg, logger: cfg.Logger,
 		rotating: make(chan struct{}, cfg.Workers)}
 	d.changes.seen = map[string]time.Time{}
+	d.calendars = newCalendarReads(db, cfg.Now)
 	d.policies.Store(set)
 
 	workers := river.NewWorkers()

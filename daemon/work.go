@@ -294,7 +294,7 @@ func (d *Daemon) runJob(ctx context.Context, args RotateArgs, attempt, maxAttemp
 		d.OnStart(args, d.cfg.Now().Sub(args.Slot))
 	}
 
-	block := &blockCheck{db: d.db, set: set, policy: args.Policy, plan: *p.Plan, now: d.cfg.Now, windowEnd: args.WindowEnd}
+	block := &blockCheck{db: d.db, set: set, policy: args.Policy, plan: *p.Plan, now: d.cfg.Now, windowEnd: args.WindowEnd, reads: d.calendars}
 	if !args.Force {
 		err := block.check(ctx)
 		switch {
@@ -391,7 +391,10 @@ type blockCheck struct {
 	// windowEnd, when set, is when the job's window ends: past it check
 	// fails with ErrWindowClosed whatever else it finds.
 	windowEnd time.Time
-	until     time.Time
+	// reads, when set, shares calendar reads with other checks (the
+	// daemon's); nil reads alone.
+	reads *calendarReads
+	until time.Time
 	// blockers are those the last check found.
 	blockers []schedule.Interval
 }
@@ -403,7 +406,13 @@ type blockCheck struct {
 func (b *blockCheck) check(ctx context.Context) error {
 	now := b.now()
 	b.blockers, b.until = nil, time.Time{}
-	cal, err := b.set.Calendar(ctx, b.db, now)
+	var cal *schedule.Calendar
+	var err error
+	if b.reads != nil {
+		cal, err = b.reads.get(ctx, b.set)
+	} else {
+		cal, err = b.set.Calendar(ctx, b.db, now)
+	}
 	if err != nil {
 		return err
 	}

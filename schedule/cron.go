@@ -36,13 +36,30 @@ const yearsAhead = 5
 func Parse(spec, timezone string) (Schedule, error) {
 	loc := time.UTC
 	if timezone != "" {
-		l, err := time.LoadLocation(timezone)
+		l, err := loadLocation(timezone)
 		if err != nil {
 			return Schedule{}, fmt.Errorf("schedule %q: timezone %q: not an IANA zone name (e.g. Europe/Berlin): %w", spec, timezone, err)
 		}
 		loc = l
 	}
 	return New(spec, loc)
+}
+
+// locations memoizes time.LoadLocation by name: every read of the run
+// calendar parses each recurring run's schedule, and loading a zone reads
+// and decodes its transitions each time.
+var locations sync.Map // zone name → *time.Location
+
+func loadLocation(name string) (*time.Location, error) {
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(name, l)
+	return l, nil
 }
 
 // SpecError is a cron spec that New refuses. Err says why: the parser's

@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,7 +62,10 @@ func main() {
 	rounds := flag.Int("rounds", 3, "load: rounds")
 	binary := flag.String("swarmkey", "bin/swarmkey", "idle, load: the swarmkey binary")
 	serveArgs := flag.String("serve-args", "", "idle: extra flags for serve, space-separated")
+	flag.BoolVar(&keepDatabases, "keep", false, "keep the benchmark's databases, for a look afterwards")
+	cpuProfile := flag.String("cpuprofile", "", "lag: write the daemons' CPU profile of the measured period to this file")
 	flag.Parse()
+	lagProfile = *cpuProfile
 	ctx := context.Background()
 	switch *mode {
 	case "lag":
@@ -99,6 +103,12 @@ func counts(flagValue, def string) []int {
 	return out
 }
 
+// keepDatabases leaves the databases the benchmark made (-keep).
+var keepDatabases bool
+
+// lagProfile is where lag writes the CPU profile of the measured period.
+var lagProfile string
+
 func newDatabase(ctx context.Context, serverURL, name string) (string, func()) {
 	admin, err := pgx.Connect(ctx, serverURL)
 	if err != nil {
@@ -114,6 +124,10 @@ func newDatabase(ctx context.Context, serverURL, name string) (string, func()) {
 	}
 	u.Path = "/" + name
 	return u.String(), func() {
+		if keepDatabases {
+			fmt.Fprintf(os.Stderr, "kept database %s\n", name)
+			return
+		}
 		if c, err := pgx.Connect(ctx, serverURL); err == nil {
 			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 			c.Close(ctx)
@@ -136,7 +150,7 @@ func withParam(dbURL, key, value string) string {
 // lag spreads the slots of n policies over one period: every policy fires
 // every spread (@every, counted from the epoch, so every fire of a period
 // is at its start), and policy i has its own deny window of
-// i·(spread−1s)/n from each fire, so its slot is that much after the fire.
+// i·(spread−2s)/n from each fire, so its slot is that much after the fire.
 // The replicas share the state database, each with a pool of its own, and
 // one in-memory store.
 func lag(ctx context.Context, serverURL string, n int, spread time.Duration, replicas, workers int) {
@@ -166,7 +180,10 @@ func lag(ctx context.Context, serverURL string, n int, spread time.Duration, rep
 	if err != nil {
 		log.Fatal(err)
 	}
-	step := (spread - time.Second) / time.Duration(n)
+	// The last slot is 2 s before the next fire, 1.5 s before its window
+	// ends: a rotation later than that misses its fire, which the lag
+	// figure then counts as not rotated.
+	step := (spread - 2*time.Second) / time.Duration(n)
 	set := &daemon.PolicySet{Policies: make(map[string]daemon.Scheduled, n)}
 	offsets := make(map[string]time.Duration, n)
 	for i := range n {
@@ -230,7 +247,22 @@ func lag(ctx context.Context, serverURL string, n int, spread time.Duration, rep
 	measured := every.Next(time.Now().UTC().Add(time.Minute))
 	fmt.Printf("%d policies, slots spread over %s from each fire, %d replica(s) of %d workers (started in %s); measuring the fires of %s\n",
 		n, spread, replicas, workers, time.Since(started).Round(time.Millisecond), measured.Format(time.TimeOnly))
+	cpu0, db0 := processCPU(), serverCPU()
+	time.Sleep(time.Until(measured))
+	if lagProfile != "" {
+		f, err := os.Create(lagProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		time.Sleep(spread)
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 	time.Sleep(time.Until(measured.Add(spread + 75*time.Second)))
+	cpu, dbCPU := processCPU()-cpu0, serverCPU()-db0
 	var wg sync.WaitGroup
 	for _, d := range daemons {
 		wg.Go(func() {
@@ -261,6 +293,18 @@ func lag(ctx context.Context, serverURL string, n int, spread time.Duration, rep
 	rows.Close()
 	slices.Sort(lags)
 	twice := rotatedTwice(ctx, setup, measured, spread)
+	var rotations int
+	if err := setup.QueryRow(ctx, `SELECT count(*) FROM rotations`).Scan(&rotations); err != nil {
+		log.Fatal(err)
+	}
+	// CPU per rotation does not depend on what else the machine runs (the
+	// lag does): the daemons' and, under scripts/with-postgres, the state
+	// database server's.
+	fmt.Printf("%d rotations in all; CPU per rotation: daemons %s", rotations, perRotation(cpu, rotations))
+	if db0 >= 0 {
+		fmt.Printf(", state database %s", perRotation(dbCPU, rotations))
+	}
+	fmt.Println()
 
 	fmt.Printf("rotations of that period: %d of %d\n", len(lags), n)
 	if len(lags) == 0 {
@@ -534,6 +578,58 @@ func load(binary string, n, rounds int) {
 	headline.Print(headline.Figure{Name: "config load (swarmkey validate), " + thousands(n) + " policies", Aim: "< 3 s",
 		Measured: fmt.Sprintf("%.2f s, peak RSS %.0f MiB (1 policy: %.2f s)", median.Seconds(), mib(int(big.peakKB)), one.wall[len(one.wall)/2].Seconds()),
 		Pass:     median < 3*time.Second})
+}
+
+func perRotation(cpu time.Duration, rotations int) string {
+	if rotations == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f ms", float64(cpu.Microseconds())/1000/float64(rotations))
+}
+
+// serverCPU is the CPU time of the PostgreSQL server that
+// scripts/with-postgres started (its postmaster, the children that ended
+// and those that run), or -1 when there is none to read.
+func serverCPU() time.Duration {
+	data := os.Getenv("SWARMKEY_TEST_POSTGRES_DATA")
+	if data == "" {
+		return -1
+	}
+	pidFile, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+	if err != nil {
+		return -1
+	}
+	postmaster := strings.TrimSpace(strings.SplitN(string(pidFile), "\n", 2)[0])
+	total := time.Duration(0)
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, statPath := range procs {
+		raw, err := os.ReadFile(statPath)
+		if err != nil {
+			continue
+		}
+		pid := strings.TrimSuffix(strings.TrimPrefix(statPath, "/proc/"), "/stat")
+		fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+		ticks := func(i int) time.Duration {
+			v, _ := strconv.Atoi(fields[i])
+			return time.Duration(v) * time.Second / 100 // USER_HZ
+		}
+		switch {
+		case pid == postmaster: // itself, and the children that ended
+			total += ticks(11) + ticks(12) + ticks(13) + ticks(14)
+		case fields[1] == postmaster: // a child that runs
+			total += ticks(11) + ticks(12)
+		}
+	}
+	return total
+}
+
+// processCPU is this process's user and system CPU time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rss reads a memory line of /proc/PID/status (VmHWM: peak, VmRSS: now),
