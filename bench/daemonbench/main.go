@@ -36,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -389,6 +390,13 @@ func idle(ctx context.Context, serverURL, binary string, ns []int, d time.Durati
 		cpu            time.Duration
 		startup        time.Duration
 		startupPeakKiB int
+		// peakAnonKiB is the most private memory (RssAnon) seen, sampled
+		// every 20 ms; fileKiB the executable's and libraries' pages
+		// (RssFile) at the end. VmHWM counts both, and the file pages
+		// depend on what the page cache holds of the binary: a binary
+		// just built is all cached, and each fault then maps the pages
+		// around it too.
+		peakAnonKiB, fileKiB int
 	}
 	ns = append([]int{1}, ns...)
 	results := make([]result, len(ns))
@@ -413,6 +421,20 @@ func idle(ctx context.Context, serverURL, binary string, ns []int, d time.Durati
 			if err := cmd.Start(); err != nil {
 				log.Fatal(err)
 			}
+			var peakAnon atomic.Int64
+			sampled := make(chan struct{})
+			stopSampling := make(chan struct{})
+			go func() {
+				defer close(sampled)
+				for {
+					peakAnon.Store(max(peakAnon.Load(), int64(rss(cmd.Process.Pid, "RssAnon:"))))
+					select {
+					case <-stopSampling:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+			}()
 			defer func() {
 				_ = cmd.Process.Signal(os.Interrupt)
 				_ = cmd.Wait()
@@ -427,29 +449,37 @@ func idle(ctx context.Context, serverURL, binary string, ns []int, d time.Durati
 				time.Sleep(time.Second)
 			}
 			r.peakKiB, r.endKiB, r.cpu = rss(cmd.Process.Pid, "VmHWM:"), rss(cmd.Process.Pid, "VmRSS:"), cpuTime(cmd.Process.Pid)-cpu0
+			r.fileKiB = rss(cmd.Process.Pid, "RssFile:")
+			close(stopSampling)
+			<-sampled
+			r.peakAnonKiB = int(peakAnon.Load())
 			results[i] = r
 		})
 	}
 	wg.Wait()
 	fmt.Printf("serve, idle for %s once every policy is planned (%d policies in files of %s, include:d)\n", d, len(ns), thousands(perFile))
-	fmt.Printf("%-10s %12s %16s %14s %12s %12s %16s\n", "policies", "start-up", "peak at start-up", "peak RSS", "RSS at end", "CPU", "share of a core")
+	fmt.Printf("%-10s %12s %16s %14s %12s %14s %14s %12s %16s\n", "policies", "start-up", "peak at start-up", "peak RSS", "RSS at end",
+		"peak private", "file at end", "CPU", "share of a core")
 	for _, r := range results {
-		fmt.Printf("%-10s %12s %12.1f MiB %10.1f MiB %8.1f MiB %12s %15.2f%%\n", thousands(r.policies), r.startup.Round(time.Second),
-			mib(r.startupPeakKiB), mib(r.peakKiB), mib(r.endKiB), r.cpu.Round(10*time.Millisecond), share(r.cpu, d))
+		fmt.Printf("%-10s %12s %12.1f MiB %10.1f MiB %8.1f MiB %10.1f MiB %10.1f MiB %12s %15.2f%%\n", thousands(r.policies), r.startup.Round(time.Second),
+			mib(r.startupPeakKiB), mib(r.peakKiB), mib(r.endKiB), mib(r.peakAnonKiB), mib(r.fileKiB), r.cpu.Round(10*time.Millisecond), share(r.cpu, d))
 	}
-	fmt.Println("(peak RSS includes start-up: reading and checking the config of every policy, the first plan of each)")
+	fmt.Println("(peak RSS includes start-up: reading and checking the config of every policy, the first plan of each;")
+	fmt.Println(" private is RssAnon, sampled every 20 ms; file is RssFile, the binary's pages, which depend on how much of it the page cache holds)")
 	base := results[0]
 	for _, r := range results[1:] {
 		name := "serve with " + thousands(r.policies) + " policies"
 		switch r.policies {
 		case 10000:
 			headline.Print(headline.Figure{Name: "peak RSS, " + name, Aim: "< 64 MiB",
-				Measured: fmt.Sprintf("%.1f MiB (1 policy: %.1f MiB)", mib(r.peakKiB), mib(base.peakKiB)),
-				Ratio:    ratio(r.peakKiB, base.peakKiB), Pass: mib(r.peakKiB) < 64})
+				Measured: fmt.Sprintf("%.1f MiB (1 policy: %.1f MiB; private peak %.1f MiB, binary's pages %.1f MiB)",
+					mib(r.peakKiB), mib(base.peakKiB), mib(r.peakAnonKiB), mib(r.fileKiB)),
+				Ratio: ratio(r.peakKiB, base.peakKiB), Pass: mib(r.peakKiB) < 64})
 		case 100000:
 			headline.Print(headline.Figure{Name: "peak RSS, " + name, Aim: "< 300 MiB",
-				Measured: fmt.Sprintf("%.1f MiB (1 policy: %.1f MiB)", mib(r.peakKiB), mib(base.peakKiB)),
-				Ratio:    ratio(r.peakKiB, base.peakKiB), Pass: mib(r.peakKiB) < 300})
+				Measured: fmt.Sprintf("%.1f MiB (1 policy: %.1f MiB; private peak %.1f MiB, binary's pages %.1f MiB)",
+					mib(r.peakKiB), mib(base.peakKiB), mib(r.peakAnonKiB), mib(r.fileKiB)),
+				Ratio: ratio(r.peakKiB, base.peakKiB), Pass: mib(r.peakKiB) < 300})
 			headline.Print(headline.Figure{Name: "idle CPU, " + name + ", " + d.String(), Aim: "< 1% of a core",
 				Measured: fmt.Sprintf("%.2f%% (1 policy: %.2f%%)", share(r.cpu, d), share(base.cpu, d)),
 				Ratio:    ratio(int(r.cpu), int(base.cpu)), Pass: share(r.cpu, d) < 1})
