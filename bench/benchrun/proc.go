@@ -12,12 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-// clockTicks is USER_HZ, the unit of /proc/[pid]/stat's CPU times: 100 on
-// every Linux architecture Go supports (the kernel converts its own HZ to
-// it for user space), so it is not read from sysconf, which needs cgo.
-const clockTicks = 100
+	"github.com/swarmkey/swarmkey/bench/internal/proc"
+)
 
 // loadAvg is /proc/loadavg's first three fields.
 type loadAvg struct{ one, five, fifteen float64 }
@@ -49,60 +46,10 @@ func readLoadAvg(procDir string) (loadAvg, error) {
 	return parseLoadAvg(string(b))
 }
 
-// procStat is what benchrun needs of one /proc/[pid]/stat.
-type procStat struct {
-	pid, ppid int
-	name      string // comm: the executable's name, at most 15 bytes
-	state     byte   // R, S, D, Z (zombie) …
-	ticks     uint64 // utime + stime of all the process's threads
-	start     uint64 // starttime: with pid, tells a reused pid apart
-}
-
-// parseStat reads one /proc/[pid]/stat line. comm is in parentheses and may
-// itself hold spaces and parentheses, so the fields after it are counted
-// from the last ')'.
-func parseStat(text string) (procStat, error) {
-	open, closing := strings.IndexByte(text, '('), strings.LastIndexByte(text, ')')
-	if open < 0 || closing < open {
-		return procStat{}, fmt.Errorf("stat %q: no (comm)", text)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(text[:open]))
-	if err != nil {
-		return procStat{}, fmt.Errorf("stat %q: pid: %w", text, err)
-	}
-	// After comm: state(3) ppid(4) … utime(14) stime(15) … starttime(22),
-	// numbered as in proc(5); rest[0] is field 3.
-	rest := strings.Fields(text[closing+1:])
-	if len(rest) < 20 {
-		return procStat{}, fmt.Errorf("stat %q: %d fields after comm, want at least 20", text, len(rest))
-	}
-	field := func(n int) (uint64, error) {
-		v, err := strconv.ParseUint(rest[n-3], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("stat of pid %d: field %d: %w", pid, n, err)
-		}
-		return v, nil
-	}
-	var vals [4]uint64
-	for i, n := range []int{4, 14, 15, 22} {
-		if vals[i], err = field(n); err != nil {
-			return procStat{}, err
-		}
-	}
-	return procStat{
-		pid:   pid,
-		ppid:  int(vals[0]),
-		name:  text[open+1 : closing],
-		state: rest[0][0],
-		ticks: vals[1] + vals[2],
-		start: vals[3],
-	}, nil
-}
-
 // snapshot is every process's stat at one moment.
 type snapshot struct {
 	at    time.Time
-	procs map[int]procStat
+	procs map[int]proc.Stat
 }
 
 // readSnapshot reads procDir/[pid]/stat for every process. A process that
@@ -112,7 +59,7 @@ func readSnapshot(procDir string) (snapshot, error) {
 	if err != nil {
 		return snapshot{}, err
 	}
-	s := snapshot{at: time.Now(), procs: make(map[int]procStat, len(entries))}
+	s := snapshot{at: time.Now(), procs: make(map[int]proc.Stat, len(entries))}
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
@@ -126,11 +73,11 @@ func readSnapshot(procDir string) (snapshot, error) {
 		if err != nil {
 			return snapshot{}, err
 		}
-		p, err := parseStat(string(b))
+		p, err := proc.ParseStat(string(b))
 		if err != nil {
 			return snapshot{}, fmt.Errorf("%s/%s/stat: %w", procDir, e.Name(), err)
 		}
-		s.procs[p.pid] = p
+		s.procs[p.PID] = p
 	}
 	return s, nil
 }
@@ -139,7 +86,7 @@ func readSnapshot(procDir string) (snapshot, error) {
 func (s snapshot) tree(root int) map[int]bool {
 	children := map[int][]int{}
 	for pid, p := range s.procs {
-		children[p.ppid] = append(children[p.ppid], pid)
+		children[p.PPID] = append(children[p.PPID], pid)
 	}
 	in := map[int]bool{root: true}
 	queue := []int{root}
@@ -190,12 +137,12 @@ type cpuTally struct {
 	root        int
 	first, last time.Time
 	firstTicks  map[procKey]uint64
-	lastSeen    map[procKey]procStat
+	lastSeen    map[procKey]proc.Stat
 	own         map[procKey]bool
 }
 
 func newCPUTally(root int) *cpuTally {
-	return &cpuTally{root: root, firstTicks: map[procKey]uint64{}, lastSeen: map[procKey]procStat{}, own: map[procKey]bool{}}
+	return &cpuTally{root: root, firstTicks: map[procKey]uint64{}, lastSeen: map[procKey]proc.Stat{}, own: map[procKey]bool{}}
 }
 
 func (t *cpuTally) add(s snapshot) {
@@ -206,9 +153,9 @@ func (t *cpuTally) add(s snapshot) {
 	t.last = s.at
 	tree := s.tree(t.root)
 	for pid, p := range s.procs {
-		k := procKey{pid, p.start}
+		k := procKey{pid, p.Start}
 		if _, seen := t.lastSeen[k]; !seen && initial {
-			t.firstTicks[k] = p.ticks
+			t.firstTicks[k] = p.Ticks
 		}
 		t.lastSeen[k] = p
 		if tree[pid] {
@@ -231,8 +178,8 @@ func (t *cpuTally) others() []usage {
 		if t.own[k] {
 			continue
 		}
-		if before := t.firstTicks[k]; p.ticks > before {
-			byName[p.name] += float64(p.ticks-before) / clockTicks / elapsed
+		if before := t.firstTicks[k]; p.Ticks > before {
+			byName[p.Name] += float64(p.Ticks-before) / proc.ClockTicks / elapsed
 		}
 	}
 	var out []usage

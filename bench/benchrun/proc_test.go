@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/swarmkey/swarmkey/bench/internal/proc"
 )
 
 // spinArg, as the test binary's first argument, makes it burn CPU (for at
@@ -104,37 +106,17 @@ func TestParseLoadAvg(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	// comm with a space and parentheses of its own; utime 1200, stime 34,
-	// starttime 2295959.
-	line := "24005 (my (odd) name) R 24004 24000 6357 0 -1 4194304 132 0 0 0 1200 34 7 8 20 0 1 0 2295959 2990080 413 18446744073709551615\n"
-	p, err := parseStat(line)
-	require.NoError(t, err)
-	require.Equal(t, procStat{pid: 24005, ppid: 24004, name: "my (odd) name", state: 'R', ticks: 1234, start: 2295959}, p)
-
-	for _, bad := range []string{
-		"",
-		"24005 no comm R 1",
-		"24005 (short) R 1 2 3",
-		"x (name) R 24004 24000 6357 0 -1 4194304 132 0 0 0 1200 34 7 8 20 0 1 0 2295959 2990080",
-		"24005 (name) R 24004 24000 6357 0 -1 4194304 132 0 0 0 12x0 34 7 8 20 0 1 0 2295959 2990080",
-	} {
-		_, err := parseStat(bad)
-		require.Error(t, err, "%q", bad)
-	}
-}
-
 // fakeProc writes a /proc-like folder: loadavg and one stat per process.
-func fakeProc(t *testing.T, load string, procs []procStat) string {
+func fakeProc(t *testing.T, load string, procs []proc.Stat) string {
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "loadavg"), []byte(load), 0o644))
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "sys", "kernel"), 0o755)) // not a process
 	for _, p := range procs {
-		pdir := filepath.Join(dir, strconv.Itoa(p.pid))
+		pdir := filepath.Join(dir, strconv.Itoa(p.PID))
 		require.NoError(t, os.MkdirAll(pdir, 0o755))
 		// utime carries all the ticks, stime none.
-		line := fmt.Sprintf("%d (%s) S %d 1 1 0 -1 0 0 0 0 0 %d 0 0 0 20 0 1 0 %d 1000 10 0\n", p.pid, p.name, p.ppid, p.ticks, p.start)
+		line := fmt.Sprintf("%d (%s) S %d 1 1 0 -1 0 0 0 0 0 %d 0 0 0 20 0 1 0 %d 1000 10 0\n", p.PID, p.Name, p.PPID, p.Ticks, p.Start)
 		require.NoError(t, os.WriteFile(filepath.Join(pdir, "stat"), []byte(line), 0o644))
 	}
 	return dir
@@ -145,26 +127,26 @@ func TestOthersFromSampleProcFiles(t *testing.T) {
 	// its tree. 200 and 201 are another worker's postgres backends, 300 a
 	// compiler that starts between the snapshots, 400 a pid reused by a
 	// new process, 500 an idle shell.
-	before := []procStat{
-		{pid: 1, ppid: 0, name: "init", ticks: 10, start: 1},
-		{pid: 100, ppid: 1, name: "benchrun", ticks: 50, start: 5},
-		{pid: 101, ppid: 100, name: "rotationbench", ticks: 100, start: 6},
-		{pid: 102, ppid: 101, name: "postgres", ticks: 100, start: 7},
-		{pid: 200, ppid: 1, name: "postgres", ticks: 1000, start: 2},
-		{pid: 201, ppid: 200, name: "postgres", ticks: 1000, start: 3},
-		{pid: 400, ppid: 1, name: "old", ticks: 5000, start: 4},
-		{pid: 500, ppid: 1, name: "bash", ticks: 7, start: 4},
+	before := []proc.Stat{
+		{PID: 1, PPID: 0, Name: "init", Ticks: 10, Start: 1},
+		{PID: 100, PPID: 1, Name: "benchrun", Ticks: 50, Start: 5},
+		{PID: 101, PPID: 100, Name: "rotationbench", Ticks: 100, Start: 6},
+		{PID: 102, PPID: 101, Name: "postgres", Ticks: 100, Start: 7},
+		{PID: 200, PPID: 1, Name: "postgres", Ticks: 1000, Start: 2},
+		{PID: 201, PPID: 200, Name: "postgres", Ticks: 1000, Start: 3},
+		{PID: 400, PPID: 1, Name: "old", Ticks: 5000, Start: 4},
+		{PID: 500, PPID: 1, Name: "bash", Ticks: 7, Start: 4},
 	}
-	after := []procStat{
-		{pid: 1, ppid: 0, name: "init", ticks: 10, start: 1},
-		{pid: 100, ppid: 1, name: "benchrun", ticks: 90, start: 5},
-		{pid: 101, ppid: 100, name: "rotationbench", ticks: 300, start: 6},
-		{pid: 102, ppid: 101, name: "postgres", ticks: 250, start: 7},
-		{pid: 200, ppid: 1, name: "postgres", ticks: 1030, start: 2},
-		{pid: 201, ppid: 200, name: "postgres", ticks: 1020, start: 3},
-		{pid: 300, ppid: 1, name: "compile", ticks: 80, start: 20},
-		{pid: 400, ppid: 1, name: "new", ticks: 20, start: 21},
-		{pid: 500, ppid: 1, name: "bash", ticks: 7, start: 4},
+	after := []proc.Stat{
+		{PID: 1, PPID: 0, Name: "init", Ticks: 10, Start: 1},
+		{PID: 100, PPID: 1, Name: "benchrun", Ticks: 90, Start: 5},
+		{PID: 101, PPID: 100, Name: "rotationbench", Ticks: 300, Start: 6},
+		{PID: 102, PPID: 101, Name: "postgres", Ticks: 250, Start: 7},
+		{PID: 200, PPID: 1, Name: "postgres", Ticks: 1030, Start: 2},
+		{PID: 201, PPID: 200, Name: "postgres", Ticks: 1020, Start: 3},
+		{PID: 300, PPID: 1, Name: "compile", Ticks: 80, Start: 20},
+		{PID: 400, PPID: 1, Name: "new", Ticks: 20, Start: 21},
+		{PID: 500, PPID: 1, Name: "bash", Ticks: 7, Start: 4},
 	}
 	a, err := readSnapshot(fakeProc(t, "0.1 0.2 0.3 1/1 1", before))
 	require.NoError(t, err)
@@ -173,7 +155,7 @@ func TestOthersFromSampleProcFiles(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, b.procs, len(after))
 	want := after[3]
-	want.state = 'S'
+	want.State = 'S'
 	require.Equal(t, want, b.procs[102])
 	b.at = a.at.Add(time.Second) // 100 ticks of a core
 
@@ -191,28 +173,28 @@ func TestOthersFromSampleProcFiles(t *testing.T) {
 // that ended before the last snapshot counts up to its last sight.
 func TestTallyOverSnapshots(t *testing.T) {
 	at := time.Now()
-	snap := func(sec int, procs ...procStat) snapshot {
-		s := snapshot{at: at.Add(time.Duration(sec) * time.Second), procs: map[int]procStat{}}
+	snap := func(sec int, procs ...proc.Stat) snapshot {
+		s := snapshot{at: at.Add(time.Duration(sec) * time.Second), procs: map[int]proc.Stat{}}
 		for _, p := range procs {
-			s.procs[p.pid] = p
+			s.procs[p.PID] = p
 		}
 		return s
 	}
 	tally := newCPUTally(100)
 	tally.add(snap(0,
-		procStat{pid: 100, ppid: 1, name: "benchrun", ticks: 0, start: 1},
-		procStat{pid: 101, ppid: 100, name: "pg_ctl", ticks: 0, start: 2},
-		procStat{pid: 300, ppid: 1, name: "go", ticks: 1000, start: 3}))
+		proc.Stat{PID: 100, PPID: 1, Name: "benchrun", Ticks: 0, Start: 1},
+		proc.Stat{PID: 101, PPID: 100, Name: "pg_ctl", Ticks: 0, Start: 2},
+		proc.Stat{PID: 300, PPID: 1, Name: "go", Ticks: 1000, Start: 3}))
 	tally.add(snap(1,
-		procStat{pid: 100, ppid: 1, name: "benchrun", ticks: 1, start: 1},
-		procStat{pid: 101, ppid: 100, name: "pg_ctl", ticks: 1, start: 2},
-		procStat{pid: 102, ppid: 101, name: "postgres", ticks: 50, start: 10},
-		procStat{pid: 300, ppid: 1, name: "go", ticks: 1060, start: 3},
-		procStat{pid: 301, ppid: 300, name: "compile", ticks: 90, start: 11}))
+		proc.Stat{PID: 100, PPID: 1, Name: "benchrun", Ticks: 1, Start: 1},
+		proc.Stat{PID: 101, PPID: 100, Name: "pg_ctl", Ticks: 1, Start: 2},
+		proc.Stat{PID: 102, PPID: 101, Name: "postgres", Ticks: 50, Start: 10},
+		proc.Stat{PID: 300, PPID: 1, Name: "go", Ticks: 1060, Start: 3},
+		proc.Stat{PID: 301, PPID: 300, Name: "compile", Ticks: 90, Start: 11}))
 	tally.add(snap(2,
-		procStat{pid: 100, ppid: 1, name: "benchrun", ticks: 2, start: 1},
-		procStat{pid: 102, ppid: 1, name: "postgres", ticks: 150, start: 10},
-		procStat{pid: 300, ppid: 1, name: "go", ticks: 1080, start: 3}))
+		proc.Stat{PID: 100, PPID: 1, Name: "benchrun", Ticks: 2, Start: 1},
+		proc.Stat{PID: 102, PPID: 1, Name: "postgres", Ticks: 150, Start: 10},
+		proc.Stat{PID: 300, PPID: 1, Name: "go", Ticks: 1080, Start: 3}))
 	require.Equal(t, []usage{{"compile", 0.45}, {"go", 0.40}}, tally.others())
 }
 
@@ -238,7 +220,7 @@ func TestOwnTreeIsNotOther(t *testing.T) {
 	time.Sleep(time.Second)
 	b, err := readSnapshot("/proc")
 	require.NoError(t, err)
-	require.Equal(t, spinnerName, b.procs[spinner.Process.Pid].name)
+	require.Equal(t, spinnerName, b.procs[spinner.Process.Pid].Name)
 
 	_, counted := shareOf(othersBetween(a, b, os.Getpid()), spinnerName)
 	require.False(t, counted, "the test's own busy child counted as another process")

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/swarmkey/swarmkey/bench/internal/headline"
+	"github.com/swarmkey/swarmkey/bench/internal/proc"
 )
 
 // quietRule says when the machine is quiet enough to measure on.
@@ -244,9 +245,9 @@ func (r *runner) endLeftovers(label string) {
 		if err != nil {
 			return
 		}
-		var left []procStat
+		var left []proc.Stat
 		for pid := range s.tree(r.self) {
-			if p := s.procs[pid]; pid != r.self && p.state != 'Z' {
+			if p := s.procs[pid]; pid != r.self && p.State != 'Z' {
 				left = append(left, p)
 			}
 		}
@@ -256,13 +257,13 @@ func (r *runner) endLeftovers(label string) {
 		if !told {
 			var names []string
 			for _, p := range left {
-				names = append(names, fmt.Sprintf("%s (%d)", p.name, p.pid))
+				names = append(names, fmt.Sprintf("%s (%d)", p.Name, p.PID))
 			}
 			fmt.Fprintf(r.log, "benchrun %s: the command left %s running: ending them\n", label, strings.Join(names, ", "))
 			told = true
 		}
 		for _, p := range left {
-			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			_ = syscall.Kill(p.PID, syscall.SIGKILL)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

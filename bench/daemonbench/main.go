@@ -44,6 +44,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swarmkey/swarmkey/bench/internal/headline"
+	"github.com/swarmkey/swarmkey/bench/internal/proc"
 	"github.com/swarmkey/swarmkey/daemon"
 	"github.com/swarmkey/swarmkey/internal/memstore"
 	"github.com/swarmkey/swarmkey/internal/nooptarget"
@@ -248,7 +249,8 @@ func lag(ctx context.Context, serverURL string, n int, spread time.Duration, rep
 	measured := every.Next(time.Now().UTC().Add(time.Minute))
 	fmt.Printf("%d policies, slots spread over %s from each fire, %d replica(s) of %d workers (started in %s); measuring the fires of %s\n",
 		n, spread, replicas, workers, time.Since(started).Round(time.Millisecond), measured.Format(time.TimeOnly))
-	cpu0, db0 := processCPU(), serverCPU()
+	postmaster := proc.PostgresPID()
+	cpu0, db0 := proc.SelfCPU(), proc.TreeCPU(postmaster)
 	time.Sleep(time.Until(measured))
 	if lagProfile != "" {
 		f, err := os.Create(lagProfile)
@@ -263,7 +265,7 @@ func lag(ctx context.Context, serverURL string, n int, spread time.Duration, rep
 		_ = f.Close()
 	}
 	time.Sleep(time.Until(measured.Add(spread + 75*time.Second)))
-	cpu, dbCPU := processCPU()-cpu0, serverCPU()-db0
+	cpu, dbCPU := proc.SelfCPU()-cpu0, proc.TreeCPU(postmaster)-db0
 	var wg sync.WaitGroup
 	for _, d := range daemons {
 		wg.Go(func() {
@@ -302,7 +304,7 @@ func lag(ctx context.Context, serverURL string, n int, spread time.Duration, rep
 	// lag does): the daemons' and, under scripts/with-postgres, the state
 	// database server's.
 	fmt.Printf("%d rotations in all; CPU per rotation: daemons %s", rotations, perRotation(cpu, rotations))
-	if db0 >= 0 {
+	if postmaster != 0 {
 		fmt.Printf(", state database %s", perRotation(dbCPU, rotations))
 	}
 	fmt.Println()
@@ -427,7 +429,7 @@ func idle(ctx context.Context, serverURL, binary string, ns []int, d time.Durati
 			go func() {
 				defer close(sampled)
 				for {
-					peakAnon.Store(max(peakAnon.Load(), int64(rss(cmd.Process.Pid, "RssAnon:"))))
+					peakAnon.Store(max(peakAnon.Load(), int64(proc.StatusKiB(cmd.Process.Pid, "RssAnon:"))))
 					select {
 					case <-stopSampling:
 						return
@@ -442,14 +444,14 @@ func idle(ctx context.Context, serverURL, binary string, ns []int, d time.Durati
 			if err := waitPlanned(ctx, dbURL, count, 5*time.Minute); err != nil {
 				log.Fatalf("serve with %d policies: %v", count, err)
 			}
-			r := result{policies: count, startup: time.Since(t0), startupPeakKiB: rss(cmd.Process.Pid, "VmHWM:")}
-			cpu0 := cpuTime(cmd.Process.Pid)
+			r := result{policies: count, startup: time.Since(t0), startupPeakKiB: proc.StatusKiB(cmd.Process.Pid, "VmHWM:")}
+			cpu0 := proc.CPU(cmd.Process.Pid)
 			end := time.Now().Add(d)
 			for time.Now().Before(end) {
 				time.Sleep(time.Second)
 			}
-			r.peakKiB, r.endKiB, r.cpu = rss(cmd.Process.Pid, "VmHWM:"), rss(cmd.Process.Pid, "VmRSS:"), cpuTime(cmd.Process.Pid)-cpu0
-			r.fileKiB = rss(cmd.Process.Pid, "RssFile:")
+			r.peakKiB, r.endKiB, r.cpu = proc.StatusKiB(cmd.Process.Pid, "VmHWM:"), proc.StatusKiB(cmd.Process.Pid, "VmRSS:"), proc.CPU(cmd.Process.Pid)-cpu0
+			r.fileKiB = proc.StatusKiB(cmd.Process.Pid, "RssFile:")
 			close(stopSampling)
 			<-sampled
 			r.peakAnonKiB = int(peakAnon.Load())
@@ -617,77 +619,3 @@ func perRotation(cpu time.Duration, rotations int) string {
 	return fmt.Sprintf("%.2f ms", float64(cpu.Microseconds())/1000/float64(rotations))
 }
 
-// serverCPU is the CPU time of the PostgreSQL server that
-// scripts/with-postgres started (its postmaster, the children that ended
-// and those that run), or -1 when there is none to read.
-func serverCPU() time.Duration {
-	data := os.Getenv("SWARMKEY_TEST_POSTGRES_DATA")
-	if data == "" {
-		return -1
-	}
-	pidFile, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
-	if err != nil {
-		return -1
-	}
-	postmaster := strings.TrimSpace(strings.SplitN(string(pidFile), "\n", 2)[0])
-	total := time.Duration(0)
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, statPath := range procs {
-		raw, err := os.ReadFile(statPath)
-		if err != nil {
-			continue
-		}
-		pid := strings.TrimSuffix(strings.TrimPrefix(statPath, "/proc/"), "/stat")
-		fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-		ticks := func(i int) time.Duration {
-			v, _ := strconv.Atoi(fields[i])
-			return time.Duration(v) * time.Second / 100 // USER_HZ
-		}
-		switch {
-		case pid == postmaster: // itself, and the children that ended
-			total += ticks(11) + ticks(12) + ticks(13) + ticks(14)
-		case fields[1] == postmaster: // a child that runs
-			total += ticks(11) + ticks(12)
-		}
-	}
-	return total
-}
-
-// processCPU is this process's user and system CPU time.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// rss reads a memory line of /proc/PID/status (VmHWM: peak, VmRSS: now),
-// in KiB.
-func rss(pid int, field string) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, field); ok {
-			kib, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			return kib
-		}
-	}
-	return 0
-}
-
-// cpuTime is utime+stime of pid.
-func cpuTime(pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may hold spaces) start after ")".
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, _ := strconv.Atoi(fields[11])
-	stime, _ := strconv.Atoi(fields[12])
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticks
-}

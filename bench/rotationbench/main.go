@@ -42,6 +42,7 @@ import (
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/bench/internal/cpuprofile"
 	"github.com/swarmkey/swarmkey/bench/internal/headline"
+	"github.com/swarmkey/swarmkey/bench/internal/proc"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
@@ -476,8 +477,8 @@ func (w *worker) crashSafeFloor(ctx context.Context) error {
 // and the CPU milliseconds each completion cost this process and the
 // PostgreSQL server together.
 func measure(c int, d time.Duration, fn func(worker int) error) (perSecond, cpuMillis float64) {
-	postmaster := serverPID()
-	cpuBefore := selfCPU() + serverCPU(postmaster)
+	postmaster := proc.PostgresPID()
+	cpuBefore := proc.SelfCPU() + proc.TreeCPU(postmaster)
 	var done atomic.Int64
 	deadline := time.Now().Add(d)
 	start := time.Now()
@@ -496,7 +497,7 @@ func measure(c int, d time.Duration, fn func(worker int) error) (perSecond, cpuM
 	}
 	wg.Wait()
 	n := float64(max(done.Load(), 1))
-	cpu := selfCPU() + serverCPU(postmaster) - cpuBefore
+	cpu := proc.SelfCPU() + proc.TreeCPU(postmaster) - cpuBefore
 	return float64(done.Load()) / time.Since(start).Seconds(), float64(cpu) / float64(time.Millisecond) / n
 }
 

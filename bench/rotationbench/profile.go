@@ -8,13 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/swarmkey/swarmkey/bench/internal/proc"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
@@ -78,7 +77,7 @@ func (p *profiler) now() usage {
 	return usage{
 		elapsed: time.Since(p.start), state: p.state.snapshot(), admin: p.admin.snapshot(), login: p.login.snapshot(),
 		storeReads: p.store.reads.Load(), storeWrites: p.store.writes.Load(),
-		cpuSelf: selfCPU(),
+		cpuSelf: proc.SelfCPU(),
 	}
 }
 
@@ -142,7 +141,7 @@ func (env *environment) profile(ctx context.Context, d time.Duration) error {
 	w := ws[0]
 	store := &countingStore{Store: w.policy.Store}
 	w.policy.Store = store
-	prof := &profiler{start: time.Now(), state: stateRelay, admin: adminRelay, login: loginRelay, store: store, serverPID: serverPID()}
+	prof := &profiler{start: time.Now(), state: stateRelay, admin: adminRelay, login: loginRelay, store: store, serverPID: proc.PostgresPID()}
 
 	// One of each first: connections of pools opened, caches warm.
 	if _, err := rot.Rotate(ctx, w.policy, rotator.Options{Actor: "bench"}); err != nil {
@@ -159,7 +158,7 @@ func (env *environment) profile(ctx context.Context, d time.Duration) error {
 	perSegment := map[string]usage{}
 	var total usage
 	rotations := 0
-	serverBefore := serverCPU(prof.serverPID)
+	serverBefore := proc.TreeCPU(prof.serverPID)
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); rotations++ {
 		last := prof.now()
 		mark := func(segment string) {
@@ -178,10 +177,10 @@ func (env *environment) profile(ctx context.Context, d time.Duration) error {
 		mark("end")
 		total = total.plus(last.minus(first))
 	}
-	total.cpuServer = serverCPU(prof.serverPID) - serverBefore
+	total.cpuServer = proc.TreeCPU(prof.serverPID) - serverBefore
 	var base usage
 	baselines := 0
-	serverBefore = serverCPU(prof.serverPID)
+	serverBefore = proc.TreeCPU(prof.serverPID)
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); baselines++ {
 		before := prof.now()
 		if err := w.baselineAt(ctx, loginPort); err != nil {
@@ -189,7 +188,7 @@ func (env *environment) profile(ctx context.Context, d time.Duration) error {
 		}
 		base = base.plus(prof.now().minus(before))
 	}
-	base.cpuServer = serverCPU(prof.serverPID) - serverBefore
+	base.cpuServer = proc.TreeCPU(prof.serverPID) - serverBefore
 
 	fmt.Printf("\nwhere a rotation's time goes, concurrency 1, through counting relays: means over %d rotations and %d baseline operations\n", rotations, baselines)
 	fmt.Printf("(state db and admin: round trips, connections opened in brackets; logins: the new connections that prove a credential;\n")
@@ -254,72 +253,3 @@ func (s *countingStore) DiscardPendingVersion(ctx context.Context, id, version s
 	return s.Store.DiscardPendingVersion(ctx, id, version)
 }
 
-// selfCPU is this process's CPU time, user and system.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// serverPID is the PostgreSQL postmaster's process id, from its pid file.
-func serverPID() int {
-	data, err := os.ReadFile(filepath.Join(os.Getenv("SWARMKEY_TEST_POSTGRES_DATA"), "postmaster.pid"))
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(data), "\n", 2)[0]))
-	return pid
-}
-
-// serverCPU is the CPU time of the postmaster's children, live ones from
-// /proc and ended ones as the postmaster collected them (cutime, cstime):
-// the backends of the state database, the admin and the logins alike.
-func serverCPU(postmaster int) time.Duration {
-	if postmaster == 0 {
-		return 0
-	}
-	var ticks int64
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		fields := procStat(pid)
-		if len(fields) < 17 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[3])
-		switch {
-		case pid == postmaster:
-			// Children that ended: cutime, cstime.
-			ticks += atoi64(fields[15]) + atoi64(fields[16])
-		case ppid == postmaster:
-			ticks += atoi64(fields[13]) + atoi64(fields[14])
-		}
-	}
-	// USER_HZ is 100 on Linux.
-	return time.Duration(ticks) * 10 * time.Millisecond
-}
-
-// procStat returns /proc/pid/stat's fields, with the command (which may
-// hold spaces) as one field.
-func procStat(pid int) []string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	s := string(data)
-	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || close < open {
-		return nil
-	}
-	return append([]string{s[:open-1], s[open+1 : close]}, strings.Fields(s[close+1:])...)
-}
-
-func atoi64(s string) int64 {
-	n, _ := strconv.ParseInt(s, 10, 64)
-	return n
-}
