@@ -618,4 +618,3 @@ func perRotation(cpu time.Duration, rotations int) string {
 	}
 	return fmt.Sprintf("%.2f ms", float64(cpu.Microseconds())/1000/float64(rotations))
 }
-

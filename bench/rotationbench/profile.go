@@ -252,4 +252,3 @@ func (s *countingStore) DiscardPendingVersion(ctx context.Context, id, version s
 	s.writes.Add(1)
 	return s.Store.DiscardPendingVersion(ctx, id, version)
 }
-
