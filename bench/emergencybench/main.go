@@ -40,6 +40,7 @@ import (
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/bench/internal/cpuprofile"
 	"github.com/swarmkey/swarmkey/bench/internal/headline"
+	"github.com/swarmkey/swarmkey/bench/internal/pglogin"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
@@ -344,19 +345,7 @@ func (env *environment) floorOne(ctx context.Context, admin *pgx.Conn, i int) er
 	if err := step("set"); err != nil {
 		return err
 	}
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s sslmode=disable require_auth=scram-sha-256", env.port, env.dbName))
-	if err != nil {
-		return err
-	}
-	cfg.User, cfg.Password = role, password.RevealString()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	var one int
-	err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
-	conn.Close(ctx)
-	if err != nil {
+	if err := pglogin.SelectOne(ctx, env.port, env.dbName, role, password); err != nil {
 		return err
 	}
 	for _, name := range []string{"test", "promote", "finish"} {

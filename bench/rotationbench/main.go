@@ -42,6 +42,7 @@ import (
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/bench/internal/cpuprofile"
 	"github.com/swarmkey/swarmkey/bench/internal/headline"
+	"github.com/swarmkey/swarmkey/bench/internal/pglogin"
 	"github.com/swarmkey/swarmkey/bench/internal/proc"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers"
@@ -396,18 +397,7 @@ func (w *worker) baselineAt(ctx context.Context, loginPort int) error {
 	if _, err := w.admin.Exec(ctx, "ALTER ROLE "+w.role+" PASSWORD '"+verifier+"'"); err != nil {
 		return err
 	}
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s sslmode=disable", loginPort, w.env.dbName))
-	if err != nil {
-		return err
-	}
-	cfg.User, cfg.Password = w.role, password.RevealString()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	var one int
-	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+	return pglogin.SelectOne(ctx, loginPort, w.env.dbName, w.role, password)
 }
 
 // crashSafeFloor is the baseline's SQL work plus the least a rotation that
@@ -448,19 +438,7 @@ func (w *worker) crashSafeFloor(ctx context.Context) error {
 	if err := record("set"); err != nil {
 		return err
 	}
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s sslmode=disable", w.env.port, w.env.dbName))
-	if err != nil {
-		return err
-	}
-	cfg.User, cfg.Password = w.role, password.RevealString()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	var one int
-	err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
-	conn.Close(ctx)
-	if err != nil {
+	if err := pglogin.SelectOne(ctx, w.env.port, w.env.dbName, w.role, password); err != nil {
 		return err
 	}
 	if err := record("tested"); err != nil {
