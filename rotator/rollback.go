@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
@@ -113,7 +118,7 @@ func (run *rotation) rollBack(ctx context.Context, step Step) error {
 
 	// Restore even when set never began: a target whose Create had an
 	// effect (an API that issued a key) undoes it; the others do nothing.
-	if err := run.restore(ctx, providers.Version{Token: run.row.Token, Value: created}, beforeSet); err != nil {
+	if err := run.restoreWhileUnavailable(ctx, providers.Version{Token: run.row.Token, Value: created}, beforeSet); err != nil {
 		return fmt.Errorf("%w; %s", err, run.leftBehind(beforeSet))
 	}
 	// By the version id the write produced when it is known: a version
@@ -175,6 +180,60 @@ func (run *rotation) restore(ctx context.Context, pending providers.Version, bef
 		return fmt.Errorf("restore target: %w", err)
 	}
 	return nil
+}
+
+// Tries of a rollback's restore that met an unavailable target, and the
+// waits between them: 0.25 s doubling to 4 s, some 16 s in all, inside
+// cleanupTimeout.
+const (
+	restoreTries       = 8
+	restoreFirstWait   = 250 * time.Millisecond
+	restoreLongestWait = 4 * time.Second
+)
+
+// restoreWhileUnavailable is restore, tried again while the target (or the
+// store) is unavailable. A rollback runs right after a step failed, and the
+// fault that failed the step often still holds: a database that restarts
+// fails every call for a second or two, and the pooled connections it cut
+// fail once more each before the pool dials anew. Without the retries one
+// such call turned a rotation that could be undone into needs_attention
+// with the target holding this rotation's password: the current credential
+// locked out. Restore may be repeated (targets.Target says so); an error
+// that is not about reaching the target ends the tries at once.
+func (run *rotation) restoreWhileUnavailable(ctx context.Context, pending providers.Version, beforeSet bool) error {
+	wait := restoreFirstWait
+	for try := 1; ; try++ {
+		err := run.restore(ctx, pending, beforeSet)
+		if err == nil || try == restoreTries || !unavailable(err) {
+			return err
+		}
+		run.r.logger.Warn("undoing the target failed; trying again", "policy", run.p.Name, "token", run.row.Token,
+			"try", try, "in", wait, "error", run.scrub.Text(err.Error()))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, restoreLongestWait)
+	}
+}
+
+// unavailable reports whether err is about reaching a server rather than
+// what it answered: a refused, reset or cut connection, a timeout, or a
+// database that is shutting down, starting up or cut the session (SQLSTATE
+// class 08, and PostgreSQL's 57P01 to 57P03).
+func unavailable(err error) bool {
+	var netErr net.Error
+	var sqlErr interface{ SQLState() string }
+	switch {
+	case errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	case errors.As(err, &sqlErr):
+		code := sqlErr.SQLState()
+		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
+	}
+	return false
 }
 
 // stageValue reads a stage's value, zero when no version holds it.

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/swarmkey/swarmkey/internal/pgtest"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/rotator"
 	"github.com/swarmkey/swarmkey/secret"
@@ -157,4 +159,50 @@ func TestRollbackThatCannotUndoNeedsAttention(t *testing.T) {
 			require.True(t, b.logsIn(ours), "what is left is what the reason names")
 		})
 	}
+}
+
+// TestRollbackWaitsOutACutAdminConnection: the fault that fails a step is
+// often still there when the rollback runs. Here the server cuts the admin
+// session right after set (as a restart does) and the rotation fails at
+// test: the rollback's first restore meets the dead pooled connection, and
+// the next one, on a new connection, puts the current password back. The
+// outcome is failed and rolled back, and the current credential logs in;
+// before the rollback tried again it ended needs_attention with the role
+// holding the rotation's password, a lockout.
+func TestRollbackWaitsOutACutAdminConnection(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.adminApp = pgtest.RoleName(t, "admin")
+	p := b.policy(targets.Single, "")
+	_, err := b.rotate(p, rotator.Options{})
+	require.NoError(t, err)
+	current, _ := b.stage(providers.StageCurrent)
+
+	var ours login
+	res, err := b.rotate(p, rotator.Options{AfterStep: func(s rotator.Step) error {
+		if s != rotator.StepSet {
+			return nil
+		}
+		ours = b.replacePending()
+		var cut int
+		require.NoError(t, b.db.Pool.QueryRow(b.ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = $1`, b.adminApp).Scan(&cut))
+		require.Positive(t, cut, "the admin session set used is pooled")
+		require.Eventually(t, func() bool {
+			var left int
+			require.NoError(t, b.db.Pool.QueryRow(b.ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`,
+				b.adminApp).Scan(&left))
+			return left == 0
+		}, 5*time.Second, 5*time.Millisecond)
+		return nil
+	}})
+	require.Error(t, err)
+	var stepErr *rotator.StepError
+	require.ErrorAs(t, err, &stepErr)
+	require.Equal(t, state.OutcomeFailed, res.Outcome, stepErr.Reason)
+	require.True(t, res.RolledBack)
+	require.True(t, b.logsIn(current), "the current credential logs in")
+	require.False(t, b.logsIn(ours), "the rolled back credential is refused")
+	require.Contains(t, b.logs.String(), "undoing the target failed; trying again")
+	require.NotContains(t, b.logs.String(), ours.Password)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -41,6 +42,9 @@ type bundle struct {
 	group    string
 	// initialPassword is the single role's password before swarmkey.
 	initialPassword string
+	// adminApp, when set, is the application_name of the targets' admin
+	// sessions, so that a test can find them in pg_stat_activity.
+	adminApp string
 }
 
 func setup(t *testing.T) *bundle {
@@ -86,9 +90,18 @@ func (b *bundle) exec(sql string) {
 // SELECT 1.
 func (b *bundle) policy(strategy targets.Strategy, canaryQuery string) rotator.Credential {
 	b.t.Helper()
+	adminURL := b.db.URL
+	if b.adminApp != "" {
+		u, err := url.Parse(adminURL)
+		require.NoError(b.t, err)
+		q := u.Query()
+		q.Set("application_name", b.adminApp)
+		u.RawQuery = q.Encode()
+		adminURL = u.String()
+	}
 	opts := postgres.Options{
 		Host: b.host, Port: b.port, DBName: b.db.Name, SSLMode: "disable",
-		Username: b.username, Admin: secret.FromString(b.db.URL), CanaryQuery: canaryQuery,
+		Username: b.username, Admin: secret.FromString(adminURL), CanaryQuery: canaryQuery,
 	}
 	if strategy == targets.Alternating {
 		opts.GroupRole = b.group
