@@ -276,13 +276,19 @@ type OpenRotations struct {
 	RetireDue []Rotation
 }
 
+// openRotationsQuery is OpenRotationsOf's: each arm of its OR has an index
+// led by the policy (rotations_one_running_per_policy and, from migration
+// 00010, rotations_retire_due_by_policy), so no plan reads other policies'
+// rows, whatever the statistics say.
+const openRotationsQuery = `SELECT ` + rotationColumns + ` FROM rotations
+	WHERE policy = $1 AND (outcome = 'running'
+		OR (outcome = 'succeeded' AND retired_at IS NULL AND retire_after <= $2))
+	ORDER BY started_at`
+
 // OpenRotationsOf reads, in one query, the policy's running rotation and
 // its rotations due to finish at now, for the start of every rotation.
 func (db *DB) OpenRotationsOf(ctx context.Context, policy string, now time.Time) (OpenRotations, error) {
-	rows, err := db.queryRotations(ctx, `SELECT `+rotationColumns+` FROM rotations
-		WHERE policy = $1 AND (outcome = 'running'
-			OR (outcome = 'succeeded' AND retired_at IS NULL AND retire_after <= $2))
-		ORDER BY started_at`, policy, now)
+	rows, err := db.queryRotations(ctx, openRotationsQuery, policy, now)
 	if err != nil {
 		return OpenRotations{}, err
 	}
