@@ -26,9 +26,11 @@ type Interval struct {
 
 // Overlaps reports whether [i.Start, i.End) and [start, end) share an
 // instant. Intervals that only touch at an end point do not overlap, and an
-// empty interval overlaps nothing.
+// empty interval overlaps nothing: a run of no length with no guards
+// blocks no instant, whether it is one-off or recurring (expand skips the
+// recurring ones for the same reason).
 func (i Interval) Overlaps(start, end time.Time) bool {
-	return i.Start.Before(end) && start.Before(i.End)
+	return i.Start.Before(i.End) && i.Start.Before(end) && start.Before(i.End)
 }
 
 // Guard is how far a run is widened: Before is added ahead of its start,

@@ -66,6 +66,30 @@ func TestPlanRunsAndGuards(t *testing.T) {
 	require.True(t, d.Start.Add(10*time.Minute).After(d.Window.End))
 }
 
+// A run of no length with no guards holds no instant: it blocks nothing,
+// one-off or recurring alike. (The state database refuses such runs; the
+// planner must still agree with itself. Found by TestUpcomingProperties
+// with -rapid.seed=6703272478126189341: the one-off path blocked on an
+// empty interval and the recurring path did not.)
+func TestPlanEmptyRunBlocksNothing(t *testing.T) {
+	t.Parallel()
+	require.False(t, Interval{Start: utc("2026-05-01T03:05:00Z"), End: utc("2026-05-01T03:05:00Z")}.
+		Overlaps(utc("2026-05-01T03:00:00Z"), utc("2026-05-01T03:10:00Z")))
+	now := utc("2026-05-01T01:00:00Z")
+	empty := OneOffRun{Name: "blip", Start: utc("2026-05-01T03:05:00Z")}
+	d := Plan(daily(), State{}, Busy{OneOff: []OneOffRun{empty}}, now)
+	require.Equal(t, utc("2026-05-01T03:00:00Z"), d.Start)
+	require.Empty(t, d.Blockers)
+	every := RecurringRun{Name: "blips", Schedule: MustParse("5 3 * * *", ""), Duration: 0}
+	require.Equal(t, d, Plan(daily(), State{}, Busy{Recurring: []RecurringRun{every}}, now))
+
+	// With a guard it is no longer empty, and it blocks.
+	p := daily()
+	p.GuardAfter = 5 * time.Minute
+	require.Equal(t, utc("2026-05-01T03:10:00Z"), Plan(p, State{}, Busy{OneOff: []OneOffRun{empty}}, now).Start)
+	require.Equal(t, utc("2026-05-01T03:10:00Z"), Plan(p, State{}, Busy{Recurring: []RecurringRun{every}}, now).Start)
+}
+
 func TestPlanRecurringRunDefers(t *testing.T) {
 	t.Parallel()
 	nightly := RecurringRun{Name: "nightly-load", Schedule: MustParse("0 2 * * *", ""), Duration: 4 * time.Hour}
