@@ -18,6 +18,9 @@ import (
 // (its clock hangs there; then its database sessions end, as they do when
 // the process is killed). The replica that is left plans on its next tick:
 // every fire from a second after the kill rotates in its window, once.
+// The period is 4 s so that a loaded CI machine (the chaos test's kill -9
+// storm runs beside it) still starts each job inside its 3.9 s window: a
+// 2 s period once missed a window there by a few hundred milliseconds.
 // (When planning was a River job unique while running, the dead replica's
 // job stayed `running` until River's rescuer discarded it, a minute or
 // more, and every fire meanwhile was lost.)
@@ -25,7 +28,7 @@ func TestKilledPlannerCostsNoFire(t *testing.T) {
 	t.Parallel()
 	// River's default rescue delay, the daemon's: a rescue must not be
 	// what lets planning go on.
-	const period, rescueAfter = 2 * time.Second, time.Minute
+	const period, rescueAfter = 4 * time.Second, time.Minute
 	b := setupDaemonWindow(t, 1, fmt.Sprintf("@every %s", period), period-100*time.Millisecond, 0)
 
 	// The replica about to die has a pool of its own, named so that its
@@ -100,6 +103,13 @@ func TestKilledPlannerCostsNoFire(t *testing.T) {
 	entries, err := b.db.Audit(b.ctx, "p00", 1000)
 	require.NoError(t, err)
 	for _, e := range entries {
-		require.NotEqual(t, "rotation.missed", e.Action, "no fire was missed: %v", e.Detail)
+		if e.Action != "rotation.missed" {
+			continue
+		}
+		// A fire before the survivor was up may be missed; the claim is
+		// about the fires from a second after the kill.
+		fire, err := time.Parse(time.RFC3339Nano, fmt.Sprint(e.Detail["fire"]))
+		require.NoError(t, err, "a missed fire names its fire: %v", e.Detail)
+		require.True(t, fire.Before(first), "fire %s after the kill was missed: %v", fire, e.Detail)
 	}
 }
