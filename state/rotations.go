@@ -310,15 +310,23 @@ func (db *DB) OpenRotationsOf(ctx context.Context, policy string, now time.Time)
 // secret right after the promote). Either way the key's new credential is
 // current; rotating the key again would retire it a whole period early.
 func (db *DB) SettledByKey(ctx context.Context, key string) (Rotation, error) {
-	return scanRotation(db.pool.QueryRow(ctx,
-		`SELECT `+rotationColumns+` FROM rotations WHERE request_key = $1
-			AND (outcome = 'succeeded' OR (outcome = 'needs_attention' AND step IN ('promote', 'finish')))
-		ORDER BY outcome = 'succeeded' DESC, started_at DESC LIMIT 1`, key))
+	return scanRotation(db.pool.QueryRow(ctx, settledByKeyQuery, key))
 }
+
+// settledByKeyQuery and byKeyQuery are served by rotations_by_request_key
+// (migration 00011): rotations_request_key_once holds only running and
+// succeeded rows, so without it the needs_attention arm read the whole
+// table on every rotation of a fire.
+const (
+	settledByKeyQuery = `SELECT ` + rotationColumns + ` FROM rotations WHERE request_key = $1
+		AND (outcome = 'succeeded' OR (outcome = 'needs_attention' AND step IN ('promote', 'finish')))
+		ORDER BY outcome = 'succeeded' DESC, started_at DESC LIMIT 1`
+	byKeyQuery = `SELECT ` + rotationColumns + ` FROM rotations WHERE request_key = $1 ORDER BY started_at`
+)
 
 // ByKey returns every rotation of a request key, oldest first.
 func (db *DB) ByKey(ctx context.Context, key string) ([]Rotation, error) {
-	return db.queryRotations(ctx, `SELECT `+rotationColumns+` FROM rotations WHERE request_key = $1 ORDER BY started_at`, key)
+	return db.queryRotations(ctx, byKeyQuery, key)
 }
 
 // MarkNeedsAttention turns a failed rotation into needs_attention: its
