@@ -250,3 +250,71 @@ func TestPrivilegeGainedDuringRotation(t *testing.T) {
 		require.NoError(t, r.verify(r.current, true))
 	})
 }
+
+// TestFactsReadByIndexOnABigCatalog: the query every create and set starts
+// with (the role, its group, and the privileged roles it holds, through any
+// depth of membership) looks roles and memberships up by index on a server
+// with thousands of them, as an emergency rotation of a thousand policies
+// makes. Before, each step of the recursion read every membership of the
+// server and the privilege check every role: 3 ms a call with 4,500 roles
+// and 3,000 memberships, against 0.5 ms.
+func TestFactsReadByIndexOnABigCatalog(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	prefix := pgtest.RoleName(t, "facts")
+	const groups = 1500
+	t.Cleanup(func() {
+		_, err := db.Pool.Exec(context.Background(), fmt.Sprintf(`DO $$ BEGIN
+			FOR i IN 1..%d LOOP
+				EXECUTE format('DROP ROLE IF EXISTS %%I, %%I, %%I', '%[2]s_r' || i, '%[2]s_r' || i || '_b', '%[2]s_g' || i);
+			END LOOP;
+			DROP ROLE IF EXISTS %[2]s_sup;
+		END $$`, groups, prefix))
+		require.NoError(t, err)
+	})
+	_, err := db.Pool.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN
+		FOR i IN 1..%d LOOP
+			EXECUTE format('CREATE ROLE %%I LOGIN', '%[2]s_r' || i);
+			EXECUTE format('CREATE ROLE %%I LOGIN', '%[2]s_r' || i || '_b');
+			EXECUTE format('CREATE ROLE %%I', '%[2]s_g' || i);
+			EXECUTE format('GRANT %%I TO %%I, %%I', '%[2]s_g' || i, '%[2]s_r' || i, '%[2]s_r' || i || '_b');
+		END LOOP;
+		CREATE ROLE %[2]s_sup SUPERUSER;
+		GRANT %[2]s_sup TO %[2]s_g77;
+	END $$`, groups, prefix))
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, `ANALYZE pg_authid, pg_auth_members`)
+	require.NoError(t, err)
+
+	role, alternate, group := prefix+"_r77", prefix+"_r77_b", prefix+"_g77"
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `PREPARE facts(text[], text, text) AS `+postgres.FactsSQL)
+	require.NoError(t, err)
+	var plan string
+	// EXPLAIN takes no parameters; the names are the test's own, letters,
+	// digits and underscores.
+	require.NoError(t, tx.QueryRow(ctx, fmt.Sprintf(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE facts(ARRAY['%s', '%s', '%s'], '%s', '%s')`,
+		role, alternate, group, role, group)).Scan(&plan))
+	_, err = tx.Exec(ctx, `DEALLOCATE facts`) // prepared statements outlive the transaction
+	require.NoError(t, err)
+	require.NotContains(t, plan, `"Seq Scan"`, "the query reads the whole catalog")
+
+	// And it still finds the superuser two memberships away, through the
+	// group, after the policy's own roles.
+	var (
+		session                                   string
+		exists, canLogin, groupExists, member     bool
+		heldBy, holder                            *string
+		super, createRole, replication, bypassRLS bool
+	)
+	require.NoError(t, db.Pool.QueryRow(ctx, postgres.FactsSQL, []string{role, alternate, group}, role, group).
+		Scan(&session, &exists, &canLogin, &groupExists, &member, &heldBy, &holder, &super, &createRole, &replication, &bypassRLS))
+	require.True(t, exists && canLogin && groupExists && member)
+	require.NotNil(t, holder)
+	require.Equal(t, role, *heldBy)
+	require.Equal(t, prefix+"_sup", *holder)
+	require.True(t, super)
+}
