@@ -2,7 +2,6 @@ package state_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +21,31 @@ func setup(t *testing.T) (*state.DB, context.Context) {
 	_, err = db.Migrate(ctx)
 	require.NoError(t, err)
 	return db, ctx
+}
+
+// preparedPlan returns the plan, as JSON, of sql prepared with parameter
+// types params and executed with the literal arguments args, under
+// plan_cache_mode mode: what a pooled connection's cached statement runs.
+// The statement is deallocated on the same session afterwards, so that the
+// next check on it may reuse the name.
+func preparedPlan(t *testing.T, ctx context.Context, db *state.DB, mode, sql, params, args string) string {
+	t.Helper()
+	conn, err := db.Pool().Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	defer func() {
+		_ = tx.Rollback(ctx)
+		_, _ = conn.Exec(ctx, `DEALLOCATE plan_check`)
+	}()
+	_, err = tx.Exec(ctx, `SET LOCAL plan_cache_mode = `+mode)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `PREPARE plan_check(`+params+`) AS `+sql)
+	require.NoError(t, err)
+	var plan string
+	require.NoError(t, tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE plan_check(`+args+`)`).Scan(&plan))
+	return plan
 }
 
 func TestMigrateIsIdempotent(t *testing.T) {
@@ -165,16 +189,8 @@ func TestOpenRotationsReadOnlyTheirPolicy(t *testing.T) {
 		FROM generate_series(1, 20000) i`)
 	require.NoError(t, err)
 
-	tx, err := db.Pool().Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = tx.Rollback(ctx) }()
 	// The plan a pooled connection caches for the prepared statement.
-	_, err = tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`)
-	require.NoError(t, err)
-	_, err = tx.Exec(ctx, `PREPARE open_rotations(text, timestamptz) AS `+state.OpenRotationsQuery)
-	require.NoError(t, err)
-	var plan string
-	require.NoError(t, tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE open_rotations('p77', now())`).Scan(&plan))
+	plan := preparedPlan(t, ctx, db, "force_generic_plan", state.OpenRotationsQuery, "text, timestamptz", "'p77', now()")
 	require.NotContains(t, plan, `"Index Name": "rotations_retire_due"`, "the plan reads every policy's due rotations")
 	require.NotContains(t, plan, `"Seq Scan"`, "the plan reads the whole table")
 	open, err := db.OpenRotationsOf(ctx, "p77", time.Now())
@@ -202,7 +218,6 @@ func TestKeyReadsUseAnIndex(t *testing.T) {
 		FROM generate_series(1, 20000) i`)
 	require.NoError(t, err)
 
-	var prepared []string
 	for _, stats := range []string{"no statistics", "analyzed"} {
 		if stats == "analyzed" {
 			_, err = db.Pool().Exec(ctx, `ANALYZE rotations`)
@@ -214,19 +229,7 @@ func TestKeyReadsUseAnIndex(t *testing.T) {
 		} {
 			for _, mode := range []string{"auto", "force_generic_plan"} {
 				t.Run(q.name+"/"+stats+"/"+mode, func(t *testing.T) {
-					tx, err := db.Pool().Begin(ctx)
-					require.NoError(t, err)
-					defer func() { _ = tx.Rollback(ctx) }()
-					_, err = tx.Exec(ctx, `SET LOCAL plan_cache_mode = `+mode)
-					require.NoError(t, err)
-					// A prepared statement outlives the transaction: a name
-					// per subtest, since the pool may hand out one session.
-					name := fmt.Sprintf("by_key_%d", len(prepared))
-					prepared = append(prepared, name)
-					_, err = tx.Exec(ctx, `PREPARE `+name+`(text) AS `+q.sql)
-					require.NoError(t, err)
-					var plan string
-					require.NoError(t, tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE `+name+`('fire:p70:2026-11-30T00:00:00Z')`).Scan(&plan))
+					plan := preparedPlan(t, ctx, db, mode, q.sql, "text", "'fire:p70:2026-11-30T00:00:00Z'")
 					require.NotContains(t, plan, `"Seq Scan"`, "the plan reads the whole table")
 				})
 			}
