@@ -23,31 +23,6 @@ func setup(t *testing.T) (*state.DB, context.Context) {
 	return db, ctx
 }
 
-// preparedPlan returns the plan, as JSON, of sql prepared with parameter
-// types params and executed with the literal arguments args, under
-// plan_cache_mode mode: what a pooled connection's cached statement runs.
-// The statement is deallocated on the same session afterwards, so that the
-// next check on it may reuse the name.
-func preparedPlan(t *testing.T, ctx context.Context, db *state.DB, mode, sql, params, args string) string {
-	t.Helper()
-	conn, err := db.Pool().Acquire(ctx)
-	require.NoError(t, err)
-	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	require.NoError(t, err)
-	defer func() {
-		_ = tx.Rollback(ctx)
-		_, _ = conn.Exec(ctx, `DEALLOCATE plan_check`)
-	}()
-	_, err = tx.Exec(ctx, `SET LOCAL plan_cache_mode = `+mode)
-	require.NoError(t, err)
-	_, err = tx.Exec(ctx, `PREPARE plan_check(`+params+`) AS `+sql)
-	require.NoError(t, err)
-	var plan string
-	require.NoError(t, tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE plan_check(`+args+`)`).Scan(&plan))
-	return plan
-}
-
 func TestMigrateIsIdempotent(t *testing.T) {
 	t.Parallel()
 	db, ctx := setup(t)
@@ -190,7 +165,7 @@ func TestOpenRotationsReadOnlyTheirPolicy(t *testing.T) {
 	require.NoError(t, err)
 
 	// The plan a pooled connection caches for the prepared statement.
-	plan := preparedPlan(t, ctx, db, "force_generic_plan", state.OpenRotationsQuery, "text, timestamptz", "'p77', now()")
+	plan := pgtest.PreparedPlan(t, ctx, db.Pool(), "force_generic_plan", state.OpenRotationsQuery, "text, timestamptz", "'p77', now()")
 	require.NotContains(t, plan, `"Index Name": "rotations_retire_due"`, "the plan reads every policy's due rotations")
 	require.NotContains(t, plan, `"Seq Scan"`, "the plan reads the whole table")
 	open, err := db.OpenRotationsOf(ctx, "p77", time.Now())
@@ -229,7 +204,7 @@ func TestKeyReadsUseAnIndex(t *testing.T) {
 		} {
 			for _, mode := range []string{"auto", "force_generic_plan"} {
 				t.Run(q.name+"/"+stats+"/"+mode, func(t *testing.T) {
-					plan := preparedPlan(t, ctx, db, mode, q.sql, "text", "'fire:p70:2026-11-30T00:00:00Z'")
+					plan := pgtest.PreparedPlan(t, ctx, db.Pool(), mode, q.sql, "text", "'fire:p70:2026-11-30T00:00:00Z'")
 					require.NotContains(t, plan, `"Seq Scan"`, "the plan reads the whole table")
 				})
 			}

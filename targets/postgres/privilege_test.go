@@ -288,18 +288,9 @@ func TestFactsReadByIndexOnABigCatalog(t *testing.T) {
 	require.NoError(t, err)
 
 	role, alternate, group := prefix+"_r77", prefix+"_r77_b", prefix+"_g77"
-	tx, err := db.Pool.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = tx.Rollback(ctx) }()
-	_, err = tx.Exec(ctx, `PREPARE facts(text[], text, text) AS `+postgres.FactsSQL)
-	require.NoError(t, err)
-	var plan string
-	// EXPLAIN takes no parameters; the names are the test's own, letters,
-	// digits and underscores.
-	require.NoError(t, tx.QueryRow(ctx, fmt.Sprintf(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE facts(ARRAY['%s', '%s', '%s'], '%s', '%s')`,
-		role, alternate, group, role, group)).Scan(&plan))
-	_, err = tx.Exec(ctx, `DEALLOCATE facts`) // prepared statements outlive the transaction
-	require.NoError(t, err)
+	// The names are the test's own: letters, digits and underscores.
+	plan := pgtest.PreparedPlan(t, ctx, db.Pool, "auto", postgres.FactsSQL, "text[], text, text",
+		fmt.Sprintf(`ARRAY['%s', '%s', '%s'], '%s', '%s'`, role, alternate, group, role, group))
 	require.NotContains(t, plan, `"Seq Scan"`, "the query reads the whole catalog")
 
 	// And it still finds the superuser two memberships away, through the
