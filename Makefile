@@ -1,6 +1,6 @@
 # swarmkey — one Makefile is the entry point.
 #   make demo   a throwaway PostgreSQL, a demo role, three rotations per strategy
-#   make install  build and install swarmkey as $(PREFIX)/bin/swarmkey
+#   make install  build and install swarmkey and swarmkey-exec in $(PREFIX)/bin
 #   make test   the whole suite against a real PostgreSQL and a real Locust,
 #               provisioned by scripts/test-deps and scripts/with-postgres
 #   make chaos  the long fault-injection run (internal/chaos): 1,000 kills and more
@@ -20,16 +20,20 @@ STATICCHECK_VERSION ?= v0.8.2
 
 all: build
 
+# swarmkey is everything; swarmkey-exec is `swarmkey exec --api` alone, for
+# load generators (docs/design.md, "Two binaries").
 build:
 	$(GO) build -o bin/swarmkey ./cmd/swarmkey
+	$(GO) build -o bin/swarmkey-exec ./cmd/swarmkey-exec
 
-# install puts the binary where the README's `swarmkey ...` finds it:
+# install puts the binaries where the README's `swarmkey ...` finds them:
 # /usr/local/bin by default (run as root), or PREFIX=$$HOME/.local for you
-# alone; DESTDIR stages it for a package.
+# alone; DESTDIR stages them for a package.
 PREFIX ?= /usr/local
 install: build
 	install -D -m 0755 bin/swarmkey $(DESTDIR)$(PREFIX)/bin/swarmkey
-	@echo "installed $(DESTDIR)$(PREFIX)/bin/swarmkey"
+	install -D -m 0755 bin/swarmkey-exec $(DESTDIR)$(PREFIX)/bin/swarmkey-exec
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/swarmkey and $(DESTDIR)$(PREFIX)/bin/swarmkey-exec"
 
 # test-deps installs Debian's Locust (and the unit-check tools) when missing;
 # with-postgres starts a throwaway PostgreSQL for the run.

@@ -10,7 +10,8 @@
 //   - runner: POST /v1/leases, POST /v1/leases/{id}/heartbeat,
 //     DELETE /v1/leases/{id} (its own leases only), and
 //     GET /v1/policies/{name}/credential for the policies it is granted
-//     (by name, or by tag:NAME for every policy with that tag).
+//     (by name, or by tag:NAME for every policy with that tag), and
+//     POST /v1/credentials for several of them at once, all or none.
 //   - admin: GET /metrics. An admin token reads no credential.
 //
 // Bodies are JSON; unknown request fields are refused. Errors are
@@ -25,8 +26,12 @@
 // cannot be, the value is not sent. The first read of a (token, lease,
 // policy, version) appends an audit row (actor token:NAME, the policy, the
 // version id, the lease; never the value); every read counts in
-// credential_reads (state.RecordCredentialRead), and the lease.ended entry
-// sums up the reads under the lease.
+// credential_reads (state.RecordCredentialRead, RecordCredentialReads), and
+// the lease.ended entry sums up the reads under the lease.
+//
+// The wire format is package api/wire and the client package api/client,
+// which import nothing of this package, so that swarmkey-exec links them
+// without the server.
 package api
 
 import (
@@ -36,7 +41,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -45,19 +49,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/swarmkey/swarmkey/api/wire"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/state"
-)
-
-// Lease TTLs a client may ask for. The default matches `swarmkey exec`;
-// the cap bounds how long a runner that dies without ending its lease
-// blocks rotations.
-const (
-	DefaultLeaseTTL = 30 * time.Second
-	MaxLeaseTTL     = time.Hour
 )
 
 // Entry is one configured policy as the API sees it.
@@ -204,6 +202,7 @@ func New(opts Options) (*Server, error) {
 	s.handle("POST /v1/leases/{id}/heartbeat", s.auth(state.ScopeRunner, s.heartbeat))
 	s.handle("DELETE /v1/leases/{id}", s.auth(state.ScopeRunner, s.endLease))
 	s.handle("GET /v1/policies/{name}/credential", s.auth(state.ScopeRunner, s.credential))
+	s.handle("POST /v1/credentials", s.auth(state.ScopeRunner, s.credentials))
 	s.handle("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})
@@ -349,33 +348,17 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// LeaseRequest is the body of POST /v1/leases.
-type LeaseRequest struct {
-	Run    string   `json:"run"`
-	Uses   []string `json:"uses"`
-	Holder string   `json:"holder"`
-	// TTLSeconds: 0 means DefaultLeaseTTL; at most MaxLeaseTTL.
-	TTLSeconds int `json:"ttl_seconds"`
-}
-
-// LeaseResponse answers POST /v1/leases and its heartbeats.
-type LeaseResponse struct {
-	ID         string    `json:"id"`
-	TTLSeconds int       `json:"ttl_seconds,omitempty"`
-	ExpiresAt  time.Time `json:"expires_at"`
-}
-
 func (s *Server) startLease(w http.ResponseWriter, r *http.Request, tok state.Token) {
-	var req LeaseRequest
+	var req wire.LeaseRequest
 	if !decode(w, r, &req) {
 		return
 	}
 	if req.TTLSeconds == 0 {
-		req.TTLSeconds = int(DefaultLeaseTTL / time.Second)
+		req.TTLSeconds = int(wire.DefaultLeaseTTL / time.Second)
 	}
-	if req.TTLSeconds < 1 || req.TTLSeconds > int(MaxLeaseTTL/time.Second) {
+	if req.TTLSeconds < 1 || req.TTLSeconds > int(wire.MaxLeaseTTL/time.Second) {
 		writeError(w, http.StatusBadRequest, "ttl_seconds %d: give 1 to %d (default %d)",
-			req.TTLSeconds, int(MaxLeaseTTL/time.Second), int(DefaultLeaseTTL/time.Second))
+			req.TTLSeconds, int(wire.MaxLeaseTTL/time.Second), int(wire.DefaultLeaseTTL/time.Second))
 		return
 	}
 	if len(req.Uses) == 0 {
@@ -408,7 +391,7 @@ func (s *Server) startLease(w http.ResponseWriter, r *http.Request, tok state.To
 	}
 	s.audit(r.Context(), tok, "", "lease.started", map[string]any{
 		"lease": l.ID, "run": l.RunName, "uses": l.Uses, "holder": l.Holder, "ttl_seconds": req.TTLSeconds})
-	writeJSON(w, http.StatusCreated, LeaseResponse{ID: l.ID, TTLSeconds: req.TTLSeconds, ExpiresAt: l.LastHeartbeat.Add(l.TTL)})
+	writeJSON(w, http.StatusCreated, wire.LeaseResponse{ID: l.ID, TTLSeconds: req.TTLSeconds, ExpiresAt: l.LastHeartbeat.Add(l.TTL)})
 }
 
 // ownLease answers 404 unless the lease exists and tok took it.
@@ -444,7 +427,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, tok state.Tok
 		s.opts.Logger.Error("api: heartbeat", "error", err)
 		writeError(w, http.StatusServiceUnavailable, "the state database is unreachable; try again")
 	default:
-		writeJSON(w, http.StatusOK, LeaseResponse{ID: l.ID, ExpiresAt: l.LastHeartbeat.Add(l.TTL)})
+		writeJSON(w, http.StatusOK, wire.LeaseResponse{ID: l.ID, ExpiresAt: l.LastHeartbeat.Add(l.TTL)})
 	}
 }
 
@@ -471,78 +454,187 @@ func (s *Server) endLease(w http.ResponseWriter, r *http.Request, tok state.Toke
 	writeJSON(w, http.StatusOK, map[string]any{"id": l.ID, "ended_at": l.EndedAt})
 }
 
-// Credential is the body of GET /v1/policies/{name}/credential, as the
-// client decodes it: Fields as environment-variable texts (see Fields).
-type Credential struct {
-	Policy  string
-	Version string
-	Fields  map[string]secret.Secret
-}
-
-// credentialBody is the wire form: the fields exactly as the secret
-// document holds them (a port stays a number).
-type credentialBody struct {
-	Policy  string                     `json:"policy"`
-	Version string                     `json:"version"`
-	Fields  map[string]json.RawMessage `json:"fields"`
-}
-
 func (s *Server) credential(w http.ResponseWriter, r *http.Request, tok state.Token) {
-	if ok, wait := s.limits.allow(tok.ID, time.Now()); !ok {
-		secs := retryAfter(wait)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		s.opts.Logger.Debug("api: credential read over the token's limit", "token", tok.Name)
-		writeError(w, http.StatusTooManyRequests,
-			"token %q reads credentials faster than its limit (%g a second, %d at once): retry after %ds; keep a credential until it is refused rather than reading it per request",
-			tok.Name, float64(s.limits.limit), s.limits.burst, secs)
+	if !s.allowReads(w, tok, 1) {
 		return
 	}
 	name := r.PathValue("name")
-	if strings.HasPrefix(name, state.UsesTagPrefix) {
-		// The same answer for every tag and token: it names no policy.
-		writeError(w, http.StatusBadRequest, "%q is a tag: read each policy's credential by the policy's name", name)
+	p, ok := s.readable(w, tok, name)
+	if !ok {
 		return
 	}
-	p, known := s.opts.Policies()[name]
-	if !granted(tok, name, p.Tags) {
-		writeError(w, http.StatusForbidden, "token %q is not granted policy %q: ask an operator for a token that grants it (`swarmkey tokens add --grant %s`)",
-			tok.Name, name, name)
-		return
-	}
-	if !known {
-		writeError(w, http.StatusNotFound, "policy %q is not configured", name)
-		return
-	}
-	v, err := p.Read(r.Context())
-	switch {
-	case errors.Is(err, ErrNothingCurrent):
-		writeError(w, http.StatusNotFound, "policy %q has no current credential yet: it has not been rotated (`swarmkey rotate %s`)", name, name)
-		return
-	case err != nil:
-		s.opts.Logger.Error("api: read credential", "policy", name, "error", err)
-		writeError(w, http.StatusServiceUnavailable, "policy %q: its store is unreachable: %v", name, err)
-		return
-	}
-	fields, err := rawFields(v.Value)
+	got, err := readPolicy(r.Context(), name, p)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "policy %q: %v", name, err)
+		s.refuseRead(w, name, err)
 		return
 	}
 	// The record first: a value whose read is not recorded is not sent.
-	covers := []string{name}
-	for _, tag := range p.Tags {
-		covers = append(covers, state.UsesTagPrefix+tag)
-	}
-	if _, err := s.opts.DB.RecordCredentialRead(r.Context(), state.CredentialRead{
-		TokenID: tok.ID, TokenName: tok.Name, Policy: name, Covers: covers, Version: v.ID,
-		Detail: map[string]any{"via": "api", "remote": r.RemoteAddr},
-	}); err != nil {
+	if _, err := s.opts.DB.RecordCredentialRead(r.Context(), s.readRecord(r, tok, name, p, got.Version)); err != nil {
 		s.opts.Logger.Error("api: audit credential read; the credential was not sent", "policy", name, "error", err)
 		writeError(w, http.StatusServiceUnavailable, "the read of policy %q could not be audited, so the credential was not sent; try again", name)
 		return
 	}
 	s.reads.WithLabelValues(name).Inc()
-	writeJSON(w, http.StatusOK, credentialBody{Policy: name, Version: v.ID, Fields: fields})
+	writeJSON(w, http.StatusOK, got)
+}
+
+// credentials answers POST /v1/credentials: the credentials of several
+// policies in one request, all or none. Each policy is checked as
+// GET …/credential checks it, in the order asked, and the first refusal is
+// the answer; the reads take as many from the token's read limit as there
+// are policies; the stores are read concurrently; and the reads are
+// recorded in one transaction before any value is sent.
+func (s *Server) credentials(w http.ResponseWriter, r *http.Request, tok state.Token) {
+	var req wire.CredentialsRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	n := len(req.Policies)
+	if n == 0 || n > wire.MaxCredentialsPerRequest {
+		writeError(w, http.StatusBadRequest, "policies: give 1 to %d policy names (got %d)", wire.MaxCredentialsPerRequest, n)
+		return
+	}
+	asked := make(map[string]bool, n)
+	for _, name := range req.Policies {
+		if asked[name] {
+			writeError(w, http.StatusBadRequest, "policies: %q is asked twice: ask for each policy once", name)
+			return
+		}
+		asked[name] = true
+	}
+	if n > s.limits.burst && s.limits.limit != rate.Inf {
+		writeError(w, http.StatusBadRequest, "policies: %d at once is more than token %q may read at once (%d): ask in smaller requests",
+			n, tok.Name, s.limits.burst)
+		return
+	}
+	if !s.allowReads(w, tok, n) {
+		return
+	}
+	entries := make([]Entry, n)
+	for i, name := range req.Policies {
+		p, ok := s.readable(w, tok, name)
+		if !ok {
+			return
+		}
+		entries[i] = p
+	}
+	got := make([]wire.CredentialBody, n)
+	failed := make([]error, n)
+	var g errgroup.Group
+	g.SetLimit(storeReadsAtOnce)
+	for i, name := range req.Policies {
+		g.Go(func() error {
+			got[i], failed[i] = readPolicy(r.Context(), name, entries[i])
+			return nil
+		})
+	}
+	_ = g.Wait() // every function returns nil: the failures are in order
+	records := make([]state.CredentialRead, n)
+	for i, name := range req.Policies {
+		if failed[i] != nil {
+			s.refuseRead(w, name, failed[i])
+			return
+		}
+		records[i] = s.readRecord(r, tok, name, entries[i], got[i].Version)
+	}
+	// The records first: a value whose read is not recorded is not sent.
+	if _, err := s.opts.DB.RecordCredentialReads(r.Context(), records); err != nil {
+		s.opts.Logger.Error("api: audit credential reads; no credential was sent", "policies", req.Policies, "error", err)
+		writeError(w, http.StatusServiceUnavailable, "the reads of %d policies could not be audited, so no credential was sent; try again", n)
+		return
+	}
+	for _, name := range req.Policies {
+		s.reads.WithLabelValues(name).Inc()
+	}
+	writeJSON(w, http.StatusOK, wire.CredentialsBody{Credentials: got})
+}
+
+// storeReadsAtOnce bounds the store reads one POST /v1/credentials has in
+// flight: a cloud store's read takes tens of milliseconds.
+const storeReadsAtOnce = 8
+
+// allowReads takes n reads from tok's read limit; when the bucket has too
+// few it answers 429 with Retry-After and returns false.
+func (s *Server) allowReads(w http.ResponseWriter, tok state.Token, n int) bool {
+	ok, wait := s.limits.allow(tok.ID, time.Now(), n)
+	if ok {
+		return true
+	}
+	secs := retryAfter(wait)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	s.opts.Logger.Debug("api: credential read over the token's limit", "token", tok.Name)
+	writeError(w, http.StatusTooManyRequests,
+		"token %q reads credentials faster than its limit (%g a second, %d at once): retry after %ds; keep a credential until it is refused rather than reading it per request",
+		tok.Name, float64(s.limits.limit), s.limits.burst, secs)
+	return false
+}
+
+// readable returns the entry of policy name when tok may read it; else it
+// answers the refusal (400 for a tag, 403 not granted, 404 not configured)
+// and returns false.
+func (s *Server) readable(w http.ResponseWriter, tok state.Token, name string) (Entry, bool) {
+	if strings.HasPrefix(name, state.UsesTagPrefix) {
+		// The same answer for every tag and token: it names no policy.
+		writeError(w, http.StatusBadRequest, "%q is a tag: read each policy's credential by the policy's name", name)
+		return Entry{}, false
+	}
+	p, known := s.opts.Policies()[name]
+	if !granted(tok, name, p.Tags) {
+		writeError(w, http.StatusForbidden, "token %q is not granted policy %q: ask an operator for a token that grants it (`swarmkey tokens add --grant %s`)",
+			tok.Name, name, name)
+		return Entry{}, false
+	}
+	if !known {
+		writeError(w, http.StatusNotFound, "policy %q is not configured", name)
+		return Entry{}, false
+	}
+	return p, true
+}
+
+// readPolicy reads p's current version as the answer's body. Its errors
+// are for refuseRead.
+func readPolicy(ctx context.Context, name string, p Entry) (wire.CredentialBody, error) {
+	v, err := p.Read(ctx)
+	if err != nil {
+		return wire.CredentialBody{}, err
+	}
+	fields, err := wire.RawFields(v.Value)
+	if err != nil {
+		return wire.CredentialBody{}, &documentError{err}
+	}
+	return wire.CredentialBody{Policy: name, Version: v.ID, Fields: fields}, nil
+}
+
+// documentError: the policy's current version is not a document of fields.
+type documentError struct{ err error }
+
+func (e *documentError) Error() string { return e.err.Error() }
+
+// refuseRead answers a failed read of policy name: 404 when nothing is
+// current yet, else 503 (the store, or its document).
+func (s *Server) refuseRead(w http.ResponseWriter, name string, err error) {
+	var doc *documentError
+	switch {
+	case errors.Is(err, ErrNothingCurrent):
+		writeError(w, http.StatusNotFound, "policy %q has no current credential yet: it has not been rotated (`swarmkey rotate %s`)", name, name)
+	case errors.As(err, &doc):
+		writeError(w, http.StatusServiceUnavailable, "policy %q: %v", name, err)
+	default:
+		s.opts.Logger.Error("api: read credential", "policy", name, "error", err)
+		writeError(w, http.StatusServiceUnavailable, "policy %q: its store is unreachable: %v", name, err)
+	}
+}
+
+// readRecord is the record of tok's read of version of policy name.
+func (s *Server) readRecord(r *http.Request, tok state.Token, name string, p Entry, version string) state.CredentialRead {
+	covers := []string{name}
+	for _, tag := range p.Tags {
+		covers = append(covers, state.UsesTagPrefix+tag)
+	}
+	return state.CredentialRead{
+		TokenID: tok.ID, TokenName: tok.Name, Policy: name, Covers: covers, Version: version,
+		Detail: map[string]any{"via": "api", "remote": r.RemoteAddr},
+	}
 }
 
 func (s *Server) audit(ctx context.Context, tok state.Token, policy, action string, detail map[string]any) {
@@ -550,9 +642,4 @@ func (s *Server) audit(ctx context.Context, tok state.Token, policy, action stri
 	if err != nil {
 		s.opts.Logger.Warn("api: audit", "action", action, "error", err)
 	}
-}
-
-// ttlSeconds rounds d up to whole seconds, as the API counts TTLs.
-func ttlSeconds(d time.Duration) int {
-	return int(math.Ceil(d.Seconds()))
 }

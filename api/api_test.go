@@ -31,6 +31,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/swarmkey/swarmkey/api"
+	"github.com/swarmkey/swarmkey/api/client"
 	"github.com/swarmkey/swarmkey/internal/memstore"
 	"github.com/swarmkey/swarmkey/internal/pgtest"
 	"github.com/swarmkey/swarmkey/providers"
@@ -142,9 +143,9 @@ func setup(t *testing.T, options ...func(*api.Options)) *bundle {
 	return b
 }
 
-func (b *bundle) client(t *testing.T, name string) *api.Client {
+func (b *bundle) client(t *testing.T, name string) *client.Client {
 	t.Helper()
-	c, err := api.NewClient(b.url, b.tokens[name])
+	c, err := client.New(b.url, b.tokens[name])
 	require.NoError(t, err)
 	return c
 }
@@ -175,7 +176,7 @@ func (b *bundle) raw(t *testing.T, method, path, token, body string) (int, strin
 
 func status(t *testing.T, err error) int {
 	t.Helper()
-	var e *api.Error
+	var e *client.Error
 	require.True(t, errors.As(err, &e), "an API error, got %v", err)
 	return e.Status
 }
@@ -200,7 +201,7 @@ func TestRunnersReadOnlyGrantedPoliciesAndReadsAreAudited(t *testing.T) {
 	require.Equal(t, values[1], cred.Fields["api_key"].RevealString())
 
 	for _, tc := range []struct {
-		client *api.Client
+		client *client.Client
 		policy string
 		status int
 		want   string
@@ -347,7 +348,7 @@ func TestLeaseLifecycle(t *testing.T) {
 
 	// Refusals.
 	for _, tc := range []struct {
-		client *api.Client
+		client *client.Client
 		uses   []string
 		status int
 		want   string
@@ -461,23 +462,23 @@ func TestClientOverUnixSocketAndEndpointRules(t *testing.T) {
 	go func() { _ = proxy.Serve(ln) }()
 	t.Cleanup(func() { _ = proxy.Close() })
 
-	c, err := api.NewClient("unix:"+sock, b.tokens["ci"])
+	c, err := client.New("unix:"+sock, b.tokens["ci"])
 	require.NoError(t, err)
 	cred, err := c.Credential(context.Background(), "checkout-db")
 	require.NoError(t, err)
 	require.Equal(t, values[0], cred.Fields["password"].RevealString())
 
-	_, err = api.NewClient("http://10.1.2.3:8443", b.tokens["ci"])
+	_, err = client.New("http://10.1.2.3:8443", b.tokens["ci"])
 	require.ErrorContains(t, err, "clear text")
-	_, err = api.NewClient("ftp://x", b.tokens["ci"])
+	_, err = client.New("ftp://x", b.tokens["ci"])
 	require.Error(t, err)
-	_, err = api.NewClient("http://127.0.0.1:1", secret.Secret{})
+	_, err = client.New("http://127.0.0.1:1", secret.Secret{})
 	require.Error(t, err)
 
-	c, err = api.NewClient("http://127.0.0.1:1", b.tokens["ci"])
+	c, err = client.New("http://127.0.0.1:1", b.tokens["ci"])
 	require.NoError(t, err)
 	_, err = c.Credential(context.Background(), "checkout-db")
-	require.ErrorIs(t, err, api.ErrUnreachable)
+	require.ErrorIs(t, err, client.ErrUnreachable)
 	require.NotContains(t, err.Error(), b.tokens["ci"].RevealString())
 }
 

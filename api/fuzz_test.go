@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/swarmkey/swarmkey/api"
+	"github.com/swarmkey/swarmkey/api/wire"
 	"github.com/swarmkey/swarmkey/internal/memstore"
 	"github.com/swarmkey/swarmkey/internal/pgtest"
 	"github.com/swarmkey/swarmkey/providers"
@@ -68,13 +69,13 @@ func FuzzLeaseRequest(f *testing.F) {
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, req)
 
-		var strict api.LeaseRequest
+		var strict wire.LeaseRequest
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		oneRequest := dec.Decode(&strict) == nil && !dec.More()
 		switch code := rec.Code; {
 		case code == http.StatusCreated:
-			var resp api.LeaseResponse
+			var resp wire.LeaseResponse
 			if !oneRequest || json.Unmarshal(rec.Body.Bytes(), &resp) != nil || resp.ID == "" {
 				t.Fatalf("201 to %q: %s", body, rec.Body)
 			}

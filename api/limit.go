@@ -44,9 +44,9 @@ func newLimiters(limit rate.Limit, burst int) *limiters {
 	return &limiters{limit: limit, burst: burst, byID: map[int64]*limiter{}}
 }
 
-// allow takes one read from token id's bucket; when it is empty it returns
-// false and how long until a read would be allowed.
-func (l *limiters) allow(id int64, now time.Time) (bool, time.Duration) {
+// allow takes n reads from token id's bucket; when it holds fewer it takes
+// none and returns false and how long until n would be allowed.
+func (l *limiters) allow(id int64, now time.Time, n int) (bool, time.Duration) {
 	if l.limit == rate.Inf {
 		return true, 0
 	}
@@ -59,7 +59,7 @@ func (l *limiters) allow(id int64, now time.Time) (bool, time.Duration) {
 		l.byID[id] = lim
 	}
 	lim.used = now
-	r := lim.ReserveN(now, 1)
+	r := lim.ReserveN(now, n)
 	if !r.OK() {
 		return false, time.Hour
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/swarmkey/swarmkey/api/wire"
 )
 
 // DefaultListen is where `swarmkey serve` serves the API unless told
@@ -89,7 +91,7 @@ func listenTCP(addr, certFile, keyFile string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tcp:%s: %v: use tcp:HOST:PORT, such as tcp:127.0.0.1:8443", addr, err)
 	}
-	if certFile == "" && !IsLoopback(host) {
+	if certFile == "" && !wire.IsLoopback(host) {
 		return nil, fmt.Errorf("tcp:%s is not a loopback address, so the API needs TLS: give --api-tls-cert and --api-tls-key (bearer tokens must not cross a network in clear text)", addr)
 	}
 	var cfg *tls.Config
@@ -108,15 +110,4 @@ func listenTCP(addr, certFile, keyFile string) (net.Listener, error) {
 		ln = tls.NewListener(ln, cfg)
 	}
 	return ln, nil
-}
-
-// IsLoopback reports whether host (a name or an address, without port)
-// is this machine's loopback: "localhost" or a loopback IP. An empty host
-// (every interface) is not.
-func IsLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/swarmkey/swarmkey/api"
+	"github.com/swarmkey/swarmkey/api/client"
 	"github.com/swarmkey/swarmkey/state"
 )
 
@@ -148,7 +149,7 @@ func TestCredentialReadsAreRateLimitedPerToken(t *testing.T) {
 	}
 	_, err := ci.Credential(ctx, "checkout-db")
 	require.Equal(t, http.StatusTooManyRequests, status(t, err))
-	var apiErr *api.Error
+	var apiErr *client.Error
 	require.True(t, errors.As(err, &apiErr))
 	require.Equal(t, time.Second, apiErr.RetryAfter, "Retry-After: 1 (0.5s rounded up)")
 	require.ErrorContains(t, err, `token "ci" reads credentials faster than its limit (2 a second, 3 at once): retry after 1s`)

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/swarmkey/swarmkey/config"
-	"github.com/swarmkey/swarmkey/lease"
 )
 
 // LeaseSource opens what `swarmkey exec` reads policies from without the
@@ -20,7 +19,7 @@ import (
 // an InputError about exec's --policy that lists the known names. Closing
 // the source closes the database and r's stores; on an error the caller
 // closes r.
-func (r *Runtime) LeaseSource(ctx context.Context, names []string, actor string) (*lease.StoreSource, error) {
+func (r *Runtime) LeaseSource(ctx context.Context, names []string, actor string) (*StoreSource, error) {
 	cfg := r.Config
 	var policies []*config.Policy
 	for _, name := range names {
@@ -46,7 +45,7 @@ func (r *Runtime) LeaseSource(ctx context.Context, names []string, actor string)
 		sess, err := Open(connectCtx, r)
 		connected <- opened{sess, err}
 	}()
-	secrets := make(map[string]lease.StoredSecret, len(policies))
+	secrets := make(map[string]StoredSecret, len(policies))
 	for _, p := range policies {
 		st, err := r.Store(ctx, p.Store)
 		if err != nil {
@@ -57,13 +56,13 @@ func (r *Runtime) LeaseSource(ctx context.Context, names []string, actor string)
 			}
 			return nil, fmt.Errorf("policy %q (%s:%d): %w", p.Name, p.File, p.Line, err)
 		}
-		secrets[p.Name] = lease.StoredSecret{Store: st, SecretID: p.SecretID}
+		secrets[p.Name] = StoredSecret{Store: st, SecretID: p.SecretID}
 	}
 	db := <-connected
 	if db.err != nil {
 		return nil, db.err
 	}
-	return &lease.StoreSource{DB: db.sess.DB, Secrets: secrets, Actor: actor, Closer: db.sess.Close}, nil
+	return &StoreSource{DB: db.sess.DB, Secrets: secrets, Actor: actor, Closer: db.sess.Close}, nil
 }
 
 // ReferencedEnv returns the variables cfg's env: references read, sorted and

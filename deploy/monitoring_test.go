@@ -26,8 +26,8 @@ func TestPrometheusAlertRules(t *testing.T) {
 	}
 }
 
-// TestMakeInstall: `make install PREFIX=DIR` leaves a working swarmkey in
-// DIR/bin, where the README's commands call it as `swarmkey`.
+// TestMakeInstall: `make install PREFIX=DIR` leaves a working swarmkey and
+// swarmkey-exec in DIR/bin, where the README's commands call them.
 func TestMakeInstall(t *testing.T) {
 	prefix := t.TempDir()
 	out, err := exec.Command("make", "-C", "..", "--no-print-directory", "install", "PREFIX="+prefix).CombinedOutput()
@@ -39,6 +39,13 @@ func TestMakeInstall(t *testing.T) {
 	help, err := exec.Command(installed, "--help").CombinedOutput()
 	require.NoError(t, err, "%s", help)
 	require.Contains(t, string(help), "swarmkey rotates the credentials")
+	small := filepath.Join(prefix, "bin", "swarmkey-exec")
+	info, err = os.Stat(small)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o755), info.Mode().Perm())
+	help, err = exec.Command(small, "--help").CombinedOutput()
+	require.NoError(t, err, "%s", help)
+	require.Contains(t, string(help), "swarmkey-exec reads the current credential of each --policy")
 	readme := readFile(t, "../README.md")
 	require.Contains(t, readme, "make install")
 }

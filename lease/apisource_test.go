@@ -2,10 +2,15 @@ package lease_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,11 +83,107 @@ func TestAPISourceClassifiesAnswers(t *testing.T) {
 		return nil
 	})
 	require.NotErrorAs(t, err, &input)
-	require.EqualError(t, err, "API "+srv.URL+`: read policy "checkout-db": the state database is unreachable; try again (HTTP 503)`)
+	require.EqualError(t, err, "API "+srv.URL+`: read policies "checkout-db", "reports": the state database is unreachable; try again (HTTP 503)`)
 	err = src.Heartbeat(ctx, "l-2")
 	require.NotErrorIs(t, err, lease.ErrGone)
 
 	_, err = lease.NewAPISource("http://192.0.2.1:8080", secret.FromString("swk_token"))
 	require.ErrorAs(t, err, &input, "clear-text http beyond loopback")
 	require.Contains(t, err.Error(), "--api ")
+}
+
+// A server older than POST /v1/credentials answers it 404 "no such
+// endpoint"; Read then reads each policy with GET …/credential, and still
+// gives them in order, or the first refusal in that order.
+func TestAPISourceReadsAnOlderServerOnePolicyAtATime(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		policy, underPolicies := strings.CutPrefix(r.URL.Path, "/v1/policies/")
+		policy, isCredential := strings.CutSuffix(policy, "/credential")
+		isRead := underPolicies && isCredential
+		switch {
+		case r.Method == http.MethodGet && isRead && policy == "locked":
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"error":"token \"ci\" is not granted policy \"locked\""}`))
+		case r.Method == http.MethodGet && isRead:
+			_, _ = fmt.Fprintf(w, `{"policy":%q,"version":"v1","fields":{"password":"pw-of-%s","port":5432}}`, policy, policy)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = fmt.Fprintf(w, `{"error":"no such endpoint: %s %s"}`, r.Method, r.URL.Path)
+		}
+	}))
+	defer srv.Close()
+	src, err := lease.NewAPISource(srv.URL, secret.FromString("swk_token"))
+	require.NoError(t, err)
+	defer src.Close()
+	ctx := context.Background()
+
+	names := []string{"c", "a", "b"}
+	var given []string
+	err = src.Read(ctx, names, "l-1", "r", func(policy string, fields map[string]secret.Secret) error {
+		require.Equal(t, "pw-of-"+policy, fields["password"].RevealString())
+		require.Equal(t, "5432", fields["port"].RevealString())
+		given = append(given, policy)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, names, given, "in the order asked")
+	mu.Lock()
+	first := slices.Clone(asked)
+	mu.Unlock()
+	require.Equal(t, "POST /v1/credentials", first[0], "the one request first")
+	require.ElementsMatch(t, []string{"GET /v1/policies/c/credential", "GET /v1/policies/a/credential", "GET /v1/policies/b/credential"}, first[1:])
+
+	given = nil
+	err = src.Read(ctx, []string{"a", "locked", "b"}, "l-1", "r", func(policy string, _ map[string]secret.Secret) error {
+		given = append(given, policy)
+		return nil
+	})
+	var input *lease.InputError
+	require.ErrorAs(t, err, &input)
+	require.EqualError(t, err, "API "+srv.URL+`: read policy "locked": token "ci" is not granted policy "locked"`)
+	require.Equal(t, []string{"a"}, given, "nothing from the refused policy on")
+}
+
+// A newer server reads every policy in one request: no GET per policy.
+func TestAPISourceReadsSeveralPoliciesInOneRequest(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		var req struct {
+			Policies []string `json:"policies"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			t.Errorf("request body: %v", err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		var body []string
+		for _, p := range req.Policies {
+			body = append(body, fmt.Sprintf(`{"policy":%q,"version":"v1","fields":{"password":"pw-of-%s"}}`, p, p))
+		}
+		_, _ = fmt.Fprintf(w, `{"credentials":[%s]}`, strings.Join(body, ","))
+	}))
+	defer srv.Close()
+	src, err := lease.NewAPISource(srv.URL, secret.FromString("swk_token"))
+	require.NoError(t, err)
+	defer src.Close()
+
+	var given []string
+	require.NoError(t, src.Read(context.Background(), []string{"b", "a"}, "l-1", "r", func(policy string, fields map[string]secret.Secret) error {
+		require.Equal(t, "pw-of-"+policy, fields["password"].RevealString())
+		given = append(given, policy)
+		return nil
+	}))
+	require.Equal(t, []string{"b", "a"}, given)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"POST /v1/credentials"}, asked)
 }

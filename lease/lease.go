@@ -66,7 +66,7 @@ type Source interface {
 	End(ctx context.Context, id string) error
 	// Read reads the current credential of each of policies, in order,
 	// under lease leaseID of run, and gives its fields to each, every field
-	// as the text a variable gets (see api.Fields). It stops at the first
+	// as the text a variable gets (see wire.FieldTexts). It stops at the first
 	// policy whose read fails and at the first error of each, and returns
 	// that error. Every read is audited before Read returns nil; when the
 	// audit fails Read fails, and nothing each was given may be handed on.
@@ -75,10 +75,7 @@ type Source interface {
 	Close()
 }
 
-var (
-	_ Source = (*StoreSource)(nil)
-	_ Source = (*APISource)(nil)
-)
+var _ Source = (*APISource)(nil)
 
 // Held is a lease taken through a Source. Keep renews it in the background
 // and may replace it by a new lease; End ends the one held then.

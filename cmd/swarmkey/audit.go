@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/swarmkey/swarmkey/execcli"
 )
 
 func newAuditCommand(g *globals) *cobra.Command {
@@ -92,7 +94,7 @@ recorded), 2 bad input.`,
 				return err
 			}
 			defer sess.Close()
-			n, err := sess.ExportAudit(cmd.Context(), t, g.stdout, "operator:"+operatorName())
+			n, err := sess.ExportAudit(cmd.Context(), t, g.stdout, "operator:"+execcli.OperatorName())
 			if err != nil {
 				return err
 			}

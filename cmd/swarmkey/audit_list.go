@@ -15,6 +15,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/state"
+	"github.com/swarmkey/swarmkey/termtext"
 )
 
 // auditTimeFormat is the one format of times in audit's tables: RFC 3339
@@ -153,8 +154,8 @@ func printAuditTable(w io.Writer, e state.ExportedEntry) error {
 	if e.Rotation != "" {
 		detail = strings.TrimSpace("rotation=" + e.Rotation + " " + detail)
 	}
-	_, err := fmt.Fprintf(w, auditRowFormat, e.At.UTC().Format(auditTimeFormat), printable(e.Actor), orDash(printable(e.Policy)),
-		printable(e.Action), printable(detail))
+	_, err := fmt.Fprintf(w, auditRowFormat, e.At.UTC().Format(auditTimeFormat), termtext.Printable(e.Actor), orDash(termtext.Printable(e.Policy)),
+		termtext.Printable(e.Action), termtext.Printable(detail))
 	return err
 }
 
@@ -247,8 +248,8 @@ RFC 3339 in UTC, to the second; -o json writes one object per line.`,
 					fmt.Fprintln(g.stdout, string(b))
 					continue
 				}
-				fmt.Fprintf(g.stdout, row, r.FirstAt.Format(auditTimeFormat), r.LastAt.Format(auditTimeFormat), printable(r.Reader),
-					printable(r.Policy), printable(r.Version), fmt.Sprint(r.Count), orDash(r.Lease))
+				fmt.Fprintf(g.stdout, row, r.FirstAt.Format(auditTimeFormat), r.LastAt.Format(auditTimeFormat), termtext.Printable(r.Reader),
+					termtext.Printable(r.Policy), termtext.Printable(r.Version), fmt.Sprint(r.Count), orDash(r.Lease))
 			}
 			if more {
 				fmt.Fprintf(g.stderr, "older reads match too: --limit %d shows the newest; use --limit 0 or --since for more\n", limit)

@@ -22,7 +22,8 @@ import (
 	"github.com/swarmkey/swarmkey/providers/file"
 )
 
-var binary string
+// binary is swarmkey, smallBinary swarmkey-exec, both built for the run.
+var binary, smallBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "swarmkey-cli-test")
@@ -35,6 +36,13 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build swarmkey:", err)
+		os.Exit(1)
+	}
+	smallBinary = filepath.Join(dir, "swarmkey-exec")
+	build = exec.Command("go", "build", "-o", smallBinary, "../swarmkey-exec")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build swarmkey-exec:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -136,7 +144,20 @@ func (c *cli) command(args ...string) *exec.Cmd {
 
 func (c *cli) run(args ...string) result {
 	c.t.Helper()
-	cmd := c.command(args...)
+	return c.runCommand(c.command(args...))
+}
+
+// runSmall runs swarmkey-exec, which reads no configuration, with args.
+func (c *cli) runSmall(args ...string) result {
+	c.t.Helper()
+	cmd := exec.Command(smallBinary, args...)
+	cmd.Env = c.env
+	cmd.Dir = c.dir
+	return c.runCommand(cmd)
+}
+
+func (c *cli) runCommand(cmd *exec.Cmd) result {
+	c.t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"os/user"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -13,9 +11,11 @@ import (
 
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
+	"github.com/swarmkey/swarmkey/execcli"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
+	"github.com/swarmkey/swarmkey/termtext"
 )
 
 func newMigrateCommand(g *globals) *cobra.Command {
@@ -71,7 +71,7 @@ list it), and keygen says so.`,
 				return err
 			}
 			if created != "" {
-				fmt.Fprintf(g.stdout, "created the folder %s (mode 0700)\n", printable(created))
+				fmt.Fprintf(g.stdout, "created the folder %s (mode 0700)\n", termtext.Printable(created))
 			}
 			if err := file.GenerateKey(args[0]); err != nil {
 				return err
@@ -80,16 +80,6 @@ list it), and keygen says so.`,
 			return nil
 		},
 	}
-}
-
-func operatorName() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	if name := os.Getenv("USER"); name != "" {
-		return name
-	}
-	return "unknown"
 }
 
 func newRotateCommand(g *globals) *cobra.Command {
@@ -154,16 +144,16 @@ start for bad input), 3 another rotation of NAME is in progress (--local).`,
 
 			fmt.Fprintf(g.stdout, "rotating %s (%s, %s:%s)\n", p.Name, p.Strategy, p.Store.Name(), p.SecretID)
 			res, err := rotator.New(db, rotator.Config{Logger: sess.Logger}).Rotate(ctx, p, rotator.Options{
-				Actor:                    "operator:" + operatorName(),
+				Actor:                    "operator:" + execcli.OperatorName(),
 				Force:                    force,
 				ReplaceUnreadableCurrent: replace,
 				OnStep: func(e rotator.StepEvent) {
 					line := fmt.Sprintf("  %-8s %8s", e.Step, e.Duration.Round(time.Millisecond))
 					if e.Principal != "" && e.Step == rotator.StepCreate {
-						line += "  " + printable(e.Principal)
+						line += "  " + termtext.Printable(e.Principal)
 					}
 					if e.Note != "" {
-						line += "  (" + printable(e.Note) + ")"
+						line += "  (" + termtext.Printable(e.Note) + ")"
 					}
 					fmt.Fprintln(g.stdout, line)
 				},
@@ -177,7 +167,7 @@ start for bad input), 3 another rotation of NAME is in progress (--local).`,
 			case errors.As(err, &unreadable):
 				fmt.Fprintf(g.stdout, "rotation %s of %s stopped before it changed anything: its target cannot read the current version %s.\n"+
 					"Fix that version, or replace it (audited with your name): swarmkey rotate %s --local --replace-unreadable-current\n",
-					res.Token, p.Name, printable(unreadable.Version), p.Name)
+					res.Token, p.Name, termtext.Printable(unreadable.Version), p.Name)
 				return err
 			case err != nil && res.RolledBack && res.Replaced != "":
 				// Nothing could put back what the store held in a shape the
@@ -195,9 +185,9 @@ start for bad input), 3 another rotation of NAME is in progress (--local).`,
 				resumed = " (resumed an unfinished rotation)"
 			}
 			if res.Replaced != "" {
-				fmt.Fprintf(g.stdout, "replaced the unreadable current version %s (audited as rotation.adopted)\n", printable(res.Replaced))
+				fmt.Fprintf(g.stdout, "replaced the unreadable current version %s (audited as rotation.adopted)\n", termtext.Printable(res.Replaced))
 			}
-			fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)%s\n", p.Name, printable(res.Principal), res.Token, resumed)
+			fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)%s\n", p.Name, termtext.Printable(res.Principal), res.Token, resumed)
 			return nil
 		}),
 	}
@@ -228,15 +218,15 @@ func newStatusCommand(g *globals) *cobra.Command {
 				s := states[p.Name]
 				// What the state database holds came from stores and
 				// targets: printable, like every field from outside.
-				version, age, outcome := orDash(printable(s.CurrentVersion)), "-", orDash(s.LastOutcome)
+				version, age, outcome := orDash(termtext.Printable(s.CurrentVersion)), "-", orDash(s.LastOutcome)
 				if s.RotatedAt != nil {
 					age = now.Sub(*s.RotatedAt).Round(time.Second).String()
 				}
 				if s.LastError != "" {
-					outcome += ": " + printable(s.LastError)
+					outcome += ": " + termtext.Printable(s.LastError)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\n", p.Name, p.Strategy, p.Store, printable(p.SecretID), version,
-					orDash(printable(s.Principal)), age, outcome)
+				fmt.Fprintf(w, "%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\n", p.Name, p.Strategy, p.Store, termtext.Printable(p.SecretID), version,
+					orDash(termtext.Printable(s.Principal)), age, outcome)
 			}
 			return w.Flush()
 		}),
@@ -269,7 +259,7 @@ func newHistoryCommand(g *globals) *cobra.Command {
 				if r.FinishedAt != nil {
 					duration = r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
 				}
-				detail := printable(r.Error)
+				detail := termtext.Printable(r.Error)
 				if r.RolledBack {
 					detail = "rolled back: " + detail
 				}
@@ -277,7 +267,7 @@ func newHistoryCommand(g *globals) *cobra.Command {
 					detail = "forced " + detail
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cliTime(r.StartedAt), r.Token,
-					printable(r.Actor), orDash(r.Step), r.Outcome, duration, orDash(printable(r.Principal)), detail)
+					termtext.Printable(r.Actor), orDash(r.Step), r.Outcome, duration, orDash(termtext.Printable(r.Principal)), detail)
 			}
 			return w.Flush()
 		}),
@@ -317,12 +307,12 @@ input is wrong (an unknown policy, a reference that does not resolve).`,
 			id, err := rt.Verify(cmd.Context(), args[0], st)
 			var refused *app.RefusedError
 			if errors.As(err, &refused) {
-				fmt.Fprintf(g.stdout, "%s %s (version %s): refused\n", args[0], st, printable(id))
+				fmt.Fprintf(g.stdout, "%s %s (version %s): refused\n", args[0], st, termtext.Printable(id))
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "%s %s (version %s): logs in\n", args[0], st, printable(id))
+			fmt.Fprintf(g.stdout, "%s %s (version %s): logs in\n", args[0], st, termtext.Printable(id))
 			return nil
 		},
 	}

@@ -463,55 +463,97 @@ func TestExecThroughTheAPI(t *testing.T) {
 		require.Zero(t, hits, "the tokens table holds no token")
 	}
 
-	// The child gets the values through the API, under a lease.
-	apiArgs := func(tokenFile string) []string {
-		return []string{"exec", "--api", "unix:" + sock, "--token-file", tokenFile, "--policy", "checkout-db"}
-	}
-	r = c.run(append(apiArgs(runner), "--", "sh", "-c", `cat /proc/self/environ > api.env; echo "$SWARMKEY_LEASE_ID" > api.lease`)...)
-	require.Equal(t, 0, r.code, r.stderr)
-	env := readEnvFile(t, filepath.Join(c.dir, "api.env"))
-	require.Equal(t, current.Password, env["CHECKOUT_DB_PASSWORD"])
-	// --api loads no configuration: swarmkey's own variables are withheld,
-	// the variables a config would reference are not known to be credentials.
-	requireUnset(t, env, "SWARMKEY_DATABASE_URL")
-	require.Equal(t, c.db.URL, env["PG_ADMIN_URL"])
-	_, err = db.HeartbeatLease(context.Background(), waitForFile(t, filepath.Join(c.dir, "api.lease")))
-	require.ErrorIs(t, err, state.ErrLeaseEnded, "the API lease ended with the child")
-	entries, err := db.Audit(context.Background(), "checkout-db", 100)
+	// A second credential, for reads of two policies in one exec.
+	reportsDoc := `{"username":"reports","password":"pw-reports-` + strings.Repeat("9", 12) + `"}`
+	files := c.fileStore()
+	_, err = files.PutPending(context.Background(), "loadtest/reports", "t-reports", secret.FromString(reportsDoc))
 	require.NoError(t, err)
-	require.Equal(t, "token:locust", entries[len(entries)-1].Actor)
-	require.Equal(t, "credential.read", entries[len(entries)-1].Action)
+	require.NoError(t, files.Promote(context.Background(), "loadtest/reports", providers.PromoteRequest{Token: "t-reports"}))
+	both := addToken("--name", "both", "--scope", "runner", "--grant", "checkout-db,tag:reports")
 
-	marker := filepath.Join(c.dir, "child-ran")
-	for _, tc := range []struct {
-		name      string
-		tokenFile string
-		prepare   func()
-		code      int
-		want      []string
+	// Both binaries read through the API alike: swarmkey exec --api and
+	// swarmkey-exec, the small binary for load generators.
+	for _, via := range []struct {
+		name string
+		run  func(args ...string) result
 	}{
-		{"token without the grant", other, nil, 2, []string{`token "reports" is not granted policy "checkout-db"`}},
-		{"expired token", expired, nil, 2, []string{`token "old" expired at`, "new token"}},
-		{"revoked token", revoked, nil, 2, []string{`token "gone" was revoked`}},
-		{"token file others may read", runner, func() { require.NoError(t, os.Chmod(runner, 0o644)) }, 2, []string{"chmod 600"}},
+		{"swarmkey exec --api", func(args ...string) result { return c.run(append([]string{"exec"}, args...)...) }},
+		{"swarmkey-exec", c.runSmall},
 	} {
-		if tc.prepare != nil {
-			tc.prepare()
+		// The child gets the values through the API, under a lease.
+		apiArgs := func(tokenFile string, policies ...string) []string {
+			args := []string{"--api", "unix:" + sock, "--token-file", tokenFile}
+			for _, p := range append([]string{"checkout-db"}, policies...) {
+				args = append(args, "--policy", p)
+			}
+			return args
 		}
-		r := c.run(append(apiArgs(tc.tokenFile), "--", "sh", "-c", "touch "+marker)...)
-		require.NoError(t, os.Chmod(runner, 0o600))
-		require.Equal(t, tc.code, r.code, "%s: %s", tc.name, r.stderr)
-		for _, w := range tc.want {
-			require.Contains(t, r.stderr, w, tc.name)
+		r = via.run(append(apiArgs(runner), "--", "sh", "-c", `cat /proc/self/environ > api.env; echo "$SWARMKEY_LEASE_ID" > api.lease`)...)
+		require.Equal(t, 0, r.code, "%s: %s", via.name, r.stderr)
+		env := readEnvFile(t, filepath.Join(c.dir, "api.env"))
+		require.Equal(t, current.Password, env["CHECKOUT_DB_PASSWORD"], via.name)
+		// --api loads no configuration: swarmkey's own variables are withheld,
+		// the variables a config would reference are not known to be credentials.
+		requireUnset(t, env, "SWARMKEY_DATABASE_URL")
+		require.Equal(t, c.db.URL, env["PG_ADMIN_URL"], via.name)
+		_, err = db.HeartbeatLease(context.Background(), waitForFile(t, filepath.Join(c.dir, "api.lease")))
+		require.ErrorIs(t, err, state.ErrLeaseEnded, "%s: the API lease ended with the child", via.name)
+		entries, err := db.Audit(context.Background(), "checkout-db", 100)
+		require.NoError(t, err)
+		require.Equal(t, "token:locust", entries[len(entries)-1].Actor, via.name)
+		require.Equal(t, "credential.read", entries[len(entries)-1].Action, via.name)
+		require.NoError(t, os.Remove(filepath.Join(c.dir, "api.lease")))
+
+		// Two policies: one request reads both, and each read is audited.
+		r = via.run(append(apiArgs(both, "reports"), "--", "sh", "-c", `cat /proc/self/environ > api.env`)...)
+		require.Equal(t, 0, r.code, "%s: %s", via.name, r.stderr)
+		env = readEnvFile(t, filepath.Join(c.dir, "api.env"))
+		require.Equal(t, current.Password, env["CHECKOUT_DB_PASSWORD"], via.name)
+		require.Equal(t, "pw-reports-999999999999", env["REPORTS_PASSWORD"], via.name)
+		for _, policy := range []string{"checkout-db", "reports"} {
+			entries, err := db.Audit(context.Background(), policy, 100)
+			require.NoError(t, err)
+			require.Equal(t, "token:both", entries[len(entries)-1].Actor, "%s: %s", via.name, policy)
+			require.Equal(t, "credential.read", entries[len(entries)-1].Action, "%s: %s", via.name, policy)
 		}
-		require.NoFileExists(t, marker, tc.name)
+
+		marker := filepath.Join(c.dir, "child-ran")
+		for _, tc := range []struct {
+			name      string
+			tokenFile string
+			policies  []string
+			prepare   func()
+			code      int
+			want      []string
+		}{
+			{"token without the grant", other, nil, nil, 2, []string{`token "reports" is not granted policy "checkout-db"`}},
+			{"token without one of two grants", runner, []string{"reports"}, nil, 2, []string{`token "locust" is not granted policy "reports"`}},
+			{"expired token", expired, nil, nil, 2, []string{`token "old" expired at`, "new token"}},
+			{"revoked token", revoked, nil, nil, 2, []string{`token "gone" was revoked`}},
+			{"token file others may read", runner, nil, func() { require.NoError(t, os.Chmod(runner, 0o644)) }, 2, []string{"chmod 600"}},
+		} {
+			if tc.prepare != nil {
+				tc.prepare()
+			}
+			r := via.run(append(apiArgs(tc.tokenFile, tc.policies...), "--", "sh", "-c", "touch "+marker)...)
+			require.NoError(t, os.Chmod(runner, 0o600))
+			require.Equal(t, tc.code, r.code, "%s, %s: %s", via.name, tc.name, r.stderr)
+			for _, w := range tc.want {
+				require.Contains(t, r.stderr, w, "%s, %s", via.name, tc.name)
+			}
+			require.NoFileExists(t, marker, "%s, %s", via.name, tc.name)
+		}
+		r = via.run("--api", "unix:"+filepath.Join(c.dir, "nobody.sock"), "--token-file", runner, "--policy", "checkout-db", "--", "sh", "-c", "touch "+marker)
+		require.Equal(t, 1, r.code, "%s: %s", via.name, r.stderr)
+		require.Contains(t, r.stderr, "API unreachable", via.name)
+		require.NoFileExists(t, marker, via.name)
+		require.Empty(t, liveLeases(t, db), via.name)
 	}
-	r = c.run("exec", "--api", "unix:"+filepath.Join(c.dir, "nobody.sock"), "--token-file", runner, "--policy", "checkout-db", "--", "sh", "-c", "touch "+marker)
-	require.Equal(t, 1, r.code, r.stderr)
-	require.Contains(t, r.stderr, "API unreachable")
-	require.NoFileExists(t, marker)
-	require.Empty(t, liveLeases(t, db))
-	requireAuditClean(t, db, current.Password)
+	r = c.runSmall("--policy", "checkout-db", "--", "sh", "-c", "touch "+filepath.Join(c.dir, "child-ran"))
+	require.Equal(t, 2, r.code, r.stderr)
+	require.Contains(t, r.stderr, "swarmkey-exec: --api and --token-file are required")
+	require.NoFileExists(t, filepath.Join(c.dir, "child-ran"))
+	requireAuditClean(t, db, current.Password, "pw-reports-999999999999")
 
 	// An API listener the operator asks for must work: no clear-text TCP
 	// beyond loopback, no socket another process serves.
@@ -523,6 +565,7 @@ func TestExecThroughTheAPI(t *testing.T) {
 	require.Equal(t, 2, r.code, r.stderr)
 	require.Contains(t, r.stderr, "another process serves this socket")
 	c.requireNoLeak(current.Password)
+	c.requireNoLeak("pw-reports-999999999999")
 }
 
 func TestDaemonDoesNotRotateUnderAnExecLease(t *testing.T) {

@@ -11,8 +11,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/swarmkey/swarmkey/app"
+	"github.com/swarmkey/swarmkey/execcli"
 	"github.com/swarmkey/swarmkey/scan"
 	"github.com/swarmkey/swarmkey/secret"
+	"github.com/swarmkey/swarmkey/termtext"
 )
 
 // maxImportInput caps what import reads from standard input.
@@ -89,12 +91,12 @@ The first scheduled rotation then replaces the imported value.`,
 				return err
 			}
 			defer sess.Close()
-			res, err := sess.Import(cmd.Context(), app.ImportRequest{Policy: policy, Value: value, Source: source, Actor: "operator:" + operatorName()})
+			res, err := sess.Import(cmd.Context(), app.ImportRequest{Policy: policy, Value: value, Source: source, Actor: "operator:" + execcli.OperatorName()})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "imported %s: version %s is current (from %s); the first rotation replaces it\n",
-				policy, printable(res.VersionID), printable(source))
+				policy, termtext.Printable(res.VersionID), termtext.Printable(source))
 			if found == nil {
 				fmt.Fprintf(g.stdout, "scripts read it as %s under `swarmkey exec --policy %s`, or as credential(%q)[%q] with the plugin\n",
 					res.EnvVar, policy, policy, res.Field)
@@ -110,7 +112,7 @@ The first scheduled rotation then replaces the imported value.`,
 			}
 			fmt.Fprint(g.stdout, printableDiff(change.Diff))
 			if !write {
-				fmt.Fprintf(g.stdout, "apply it with --write, or edit %s by hand; run the script under `swarmkey exec --policy %s`\n", printable(file), policy)
+				fmt.Fprintf(g.stdout, "apply it with --write, or edit %s by hand; run the script under `swarmkey exec --policy %s`\n", termtext.Printable(file), policy)
 				return nil
 			}
 			info, err := os.Stat(file)
@@ -118,9 +120,9 @@ The first scheduled rotation then replaces the imported value.`,
 				return err
 			}
 			if err := os.WriteFile(file, change.New, info.Mode().Perm()); err != nil {
-				return fmt.Errorf("the value is imported, but %s could not be written: %w", printable(file), err)
+				return fmt.Errorf("the value is imported, but %s could not be written: %w", termtext.Printable(file), err)
 			}
-			fmt.Fprintf(g.stdout, "wrote %s; run it under `swarmkey exec --policy %s`\n", printable(file), policy)
+			fmt.Fprintf(g.stdout, "wrote %s; run it under `swarmkey exec --policy %s`\n", termtext.Printable(file), policy)
 			return nil
 		},
 	}

@@ -13,7 +13,9 @@ import (
 
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
+	"github.com/swarmkey/swarmkey/execcli"
 	"github.com/swarmkey/swarmkey/lease"
+	"github.com/swarmkey/swarmkey/termtext"
 )
 
 // Exit codes, documented in README.md.
@@ -103,6 +105,10 @@ promotes it, and never rotates under a running test.`,
 	if errors.As(err, &ee) {
 		return ee.code
 	}
+	var status *execcli.ExitStatus
+	if errors.As(err, &status) {
+		return status.Code
+	}
 	var input *app.InputError
 	var leaseInput *lease.InputError
 	if errors.As(err, &input) || errors.As(err, &leaseInput) {
@@ -174,11 +180,11 @@ func printError(w io.Writer, err error) {
 	if errors.As(err, &problems) {
 		fmt.Fprintln(w, "swarmkey: invalid configuration:")
 		for _, p := range problems {
-			fmt.Fprintln(w, printable(p.Error()))
+			fmt.Fprintln(w, termtext.Printable(p.Error()))
 		}
 		return
 	}
-	fmt.Fprintln(w, "swarmkey: "+printable(err.Error()))
+	fmt.Fprintln(w, "swarmkey: "+termtext.Printable(err.Error()))
 }
 
 // openSession loads the config and opens the state database.

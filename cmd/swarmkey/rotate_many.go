@@ -16,6 +16,8 @@ import (
 
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/daemon"
+	"github.com/swarmkey/swarmkey/execcli"
+	"github.com/swarmkey/swarmkey/termtext"
 )
 
 // manyFlags are rotate's flags for emergency rotation: many policies at once.
@@ -107,7 +109,7 @@ func rotateMany(ctx context.Context, g *globals, sess *app.Session, m manyFlags,
 	start := time.Now()
 	results, err := sess.RotateMany(ctx, app.RotateManyOptions{
 		Policies: names, Selector: m.selector(), Local: local, Force: force, Concurrency: m.concurrency,
-		Actor: "operator:" + operatorName(), OnDone: onDone,
+		Actor: "operator:" + execcli.OperatorName(), OnDone: onDone,
 	})
 	if bar != nil {
 		_ = bar.Finish()
@@ -136,11 +138,11 @@ func printManyLine(w io.Writer) func(app.ManyResult) {
 func manyDetail(r app.ManyResult) string {
 	switch {
 	case r.Outcome == app.ManyRotated:
-		return printable(orDash(r.Principal)) + " is current"
+		return termtext.Printable(orDash(r.Principal)) + " is current"
 	case r.RolledBack:
-		return "rolled back, the current credential is unchanged: " + printable(r.Err.Error())
+		return "rolled back, the current credential is unchanged: " + termtext.Printable(r.Err.Error())
 	case r.Err != nil:
-		return printable(r.Err.Error())
+		return termtext.Printable(r.Err.Error())
 	}
 	return "-"
 }

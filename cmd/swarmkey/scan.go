@@ -11,6 +11,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/scan"
+	"github.com/swarmkey/swarmkey/termtext"
 )
 
 func newScanCommand(g *globals) *cobra.Command {
@@ -65,7 +66,7 @@ swarmkey with: swarmkey import --finding FILE:LINE --policy NAME.`,
 				if err := os.WriteFile(writeBaseline, buf.Bytes(), 0o644); err != nil {
 					return err
 				}
-				fmt.Fprintf(g.stderr, "wrote %s: %d findings accepted\n", printable(writeBaseline), len(report.Findings))
+				fmt.Fprintf(g.stderr, "wrote %s: %d findings accepted\n", termtext.Printable(writeBaseline), len(report.Findings))
 				return nil
 			}
 			switch output {
@@ -116,7 +117,7 @@ func printableDiff(diff string) string {
 	for i, l := range lines {
 		parts := strings.Split(l, "\t")
 		for j, p := range parts {
-			parts[j] = printable(p)
+			parts[j] = termtext.Printable(p)
 		}
 		lines[i] = strings.Join(parts, "\t")
 	}

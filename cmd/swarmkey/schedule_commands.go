@@ -14,7 +14,9 @@ import (
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/daemon"
+	"github.com/swarmkey/swarmkey/execcli"
 	"github.com/swarmkey/swarmkey/schedule"
+	"github.com/swarmkey/swarmkey/termtext"
 )
 
 func newRunDueCommand(g *globals) *cobra.Command {
@@ -58,7 +60,7 @@ request keys, so it is safe beside a running daemon: each fire rotates once.`,
 				case r.Outcome == daemon.DueFailed:
 					failed = append(failed, r.Policy)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Policy, outcome, next, printable(r.Detail))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Policy, outcome, next, termtext.Printable(r.Detail))
 			}
 			if err := w.Flush(); err != nil {
 				return err
@@ -197,7 +199,7 @@ func describe(ivs []schedule.Interval) []string {
 // rotateThroughDaemon asks the daemon for a rotation (only database access
 // needed) and, with wait, follows it step by step.
 func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, name string, force, wait bool) error {
-	ticket, err := sess.Enqueue(ctx, daemon.Request{Policy: name, Force: force, Actor: "operator:" + operatorName()})
+	ticket, err := sess.Enqueue(ctx, daemon.Request{Policy: name, Force: force, Actor: "operator:" + execcli.OperatorName()})
 	var blocked *daemon.BlockedError
 	if errors.As(err, &blocked) {
 		return &exitError{code: exitFailed, err: err}
@@ -214,7 +216,7 @@ func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, nam
 	}
 	last, err := sess.Follow(ctx, ticket, func(p daemon.Progress) {
 		if p.Retry {
-			fmt.Fprintf(g.stdout, "  attempt %d failed (%s); the daemon retries at %s\n", p.Attempt, printable(p.Reason), cliTime(p.At))
+			fmt.Fprintf(g.stdout, "  attempt %d failed (%s); the daemon retries at %s\n", p.Attempt, termtext.Printable(p.Reason), cliTime(p.At))
 			return
 		}
 		fmt.Fprintf(g.stdout, "  %-8s %8s\n", p.Step.Step, p.Step.Duration.Round(time.Millisecond))
@@ -226,6 +228,6 @@ func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, nam
 		fmt.Fprintf(g.stdout, "the daemon finished request %s\n", ticket.Key)
 		return nil
 	}
-	fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)\n", last.Policy, orDash(printable(last.Principal)), last.Token)
+	fmt.Fprintf(g.stdout, "rotated %s: %s is current (token %s)\n", last.Policy, orDash(termtext.Printable(last.Principal)), last.Token)
 	return nil
 }

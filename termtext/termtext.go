@@ -1,4 +1,7 @@
-package main
+// Package termtext makes text from outside swarmkey safe to print: the
+// commands of both binaries (swarmkey, swarmkey-exec) print errors and
+// warnings that quote stores, targets, APIs and the database through it.
+package termtext
 
 import (
 	"fmt"
@@ -7,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-// printable returns s with every control character (C0, DEL, C1) and every
+// Printable returns s with every control character (C0, DEL, C1) and every
 // byte that is not UTF-8 written as an escape (\n, \r, \t, \x1b, \u009b,
 // \xff), so that text from outside swarmkey (an API's key id, a role name,
 // a store's or target's error message, a version id) can neither drive the
@@ -15,7 +18,7 @@ import (
 // the log (a newline). Every such field goes through it on its way to
 // stdout or stderr; slog's handlers escape their own values. Backslashes are
 // left as they are: the escapes are for reading, not for decoding.
-func printable(s string) string {
+func Printable(s string) string {
 	if utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl) {
 		return s
 	}

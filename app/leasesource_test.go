@@ -1,4 +1,4 @@
-package lease_test
+package app_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/internal/memstore"
 	"github.com/swarmkey/swarmkey/internal/rotationtest"
 	"github.com/swarmkey/swarmkey/lease"
@@ -30,9 +31,9 @@ func TestStoreSourceLeasesReadsAndAudits(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, st.Promote(ctx, "loadtest/checkout-db", providers.PromoteRequest{Token: token}))
 	closed := false
-	src := &lease.StoreSource{
+	src := &app.StoreSource{
 		DB: db,
-		Secrets: map[string]lease.StoredSecret{
+		Secrets: map[string]app.StoredSecret{
 			"checkout-db": {Store: st, SecretID: "loadtest/checkout-db"},
 			"fresh":       {Store: st, SecretID: "loadtest/fresh"},
 		},
@@ -91,7 +92,7 @@ func TestStoreSourceLeasesReadsAndAudits(t *testing.T) {
 	require.NoError(t, err)
 	closedDB := state.NewFromPool(pool, state.Options{})
 	closedDB.Close()
-	unaudited := &lease.StoreSource{DB: closedDB, Secrets: src.Secrets, Actor: "operator:tester"}
+	unaudited := &app.StoreSource{DB: closedDB, Secrets: src.Secrets, Actor: "operator:tester"}
 	err = unaudited.Read(ctx, []string{"checkout-db"}, id, "soak-1", func(string, map[string]secret.Secret) error { return nil })
 	require.ErrorContains(t, err, `policy "checkout-db": the reads could not be audited, so the command does not start`)
 	require.NotContains(t, err.Error(), "pw-store-1")

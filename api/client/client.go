@@ -1,4 +1,8 @@
-package api
+// Package client calls swarmkey's runner API as one token: it takes, renews
+// and ends leases and reads credentials. It and package wire are all that
+// swarmkey-exec links of the API, so it must not import the server's
+// packages (api, state, the stores).
+package client
 
 import (
 	"bytes"
@@ -14,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/swarmkey/swarmkey/api/wire"
 	"github.com/swarmkey/swarmkey/secret"
 )
 
@@ -39,11 +44,11 @@ type Client struct {
 	token    secret.Secret
 }
 
-// NewClient returns a client of the API at endpoint: unix:/path/to.sock,
+// New returns a client of the API at endpoint: unix:/path/to.sock,
 // https://HOST[:PORT], or http://HOST:PORT for a loopback HOST only (a token
 // never crosses a network in clear text). https uses the system's roots
 // (SSL_CERT_FILE adds others).
-func NewClient(endpoint string, token secret.Secret) (*Client, error) {
+func New(endpoint string, token secret.Secret) (*Client, error) {
 	if token.IsZero() {
 		return nil, errors.New("the token is empty")
 	}
@@ -60,7 +65,7 @@ func NewClient(endpoint string, token secret.Secret) (*Client, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("%q: use https://HOST[:PORT], http://127.0.0.1:PORT or unix:/path/to.sock", endpoint)
 	}
-	if u.Scheme == "http" && !IsLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !wire.IsLoopback(u.Hostname()) {
 		return nil, fmt.Errorf("%q: plain http would send the token in clear text to a host that is not this machine: use https://", endpoint)
 	}
 	c.base = strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/")
@@ -126,16 +131,16 @@ func unwrapURLError(err error) error {
 }
 
 // StartLease takes a lease (POST /v1/leases); ttl is rounded up to seconds.
-func (c *Client) StartLease(ctx context.Context, run string, uses []string, holder string, ttl time.Duration) (LeaseResponse, error) {
-	var out LeaseResponse
-	err := c.do(ctx, http.MethodPost, "/v1/leases", LeaseRequest{Run: run, Uses: uses, Holder: holder, TTLSeconds: ttlSeconds(ttl)}, &out)
+func (c *Client) StartLease(ctx context.Context, run string, uses []string, holder string, ttl time.Duration) (wire.LeaseResponse, error) {
+	var out wire.LeaseResponse
+	err := c.do(ctx, http.MethodPost, "/v1/leases", wire.LeaseRequest{Run: run, Uses: uses, Holder: holder, TTLSeconds: wire.TTLSeconds(ttl)}, &out)
 	return out, err
 }
 
 // Heartbeat renews a lease; an expired or ended one is an *Error with
 // status 410.
-func (c *Client) Heartbeat(ctx context.Context, id string) (LeaseResponse, error) {
-	var out LeaseResponse
+func (c *Client) Heartbeat(ctx context.Context, id string) (wire.LeaseResponse, error) {
+	var out wire.LeaseResponse
 	err := c.do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/heartbeat", nil, &out)
 	return out, err
 }
@@ -148,13 +153,54 @@ func (c *Client) EndLease(ctx context.Context, id string) error {
 // Credential reads a policy's current credential. The fields are Secrets:
 // they print as [REDACTED] wherever they go by mistake.
 func (c *Client) Credential(ctx context.Context, policy string) (Credential, error) {
-	var body credentialBody
+	var body wire.CredentialBody
 	if err := c.do(ctx, http.MethodGet, "/v1/policies/"+url.PathEscape(policy)+"/credential", nil, &body); err != nil {
 		return Credential{}, err
 	}
-	fields, err := fieldTexts(body.Fields)
+	fields, err := wire.FieldTexts(body.Fields)
 	if err != nil {
 		return Credential{}, fmt.Errorf("policy %q: %w", policy, err)
 	}
 	return Credential{Policy: body.Policy, Version: body.Version, Fields: fields}, nil
+}
+
+// Credentials reads the current credentials of policies (at most
+// wire.MaxCredentialsPerRequest) in one request (POST /v1/credentials), in
+// the order asked: all of them, or an error and none. A server older than
+// that endpoint answers 404 "no such endpoint" (see IsNoSuchEndpoint).
+func (c *Client) Credentials(ctx context.Context, policies []string) ([]Credential, error) {
+	var body wire.CredentialsBody
+	if err := c.do(ctx, http.MethodPost, "/v1/credentials", wire.CredentialsRequest{Policies: policies}, &body); err != nil {
+		return nil, err
+	}
+	if len(body.Credentials) != len(policies) {
+		return nil, fmt.Errorf("POST /v1/credentials: %d credentials for %d policies: is %s a swarmkey API?", len(body.Credentials), len(policies), c.endpoint)
+	}
+	out := make([]Credential, len(policies))
+	for i, b := range body.Credentials {
+		if b.Policy != policies[i] {
+			return nil, fmt.Errorf("POST /v1/credentials: credential %d is policy %q, asked %q: is %s a swarmkey API?", i+1, b.Policy, policies[i], c.endpoint)
+		}
+		fields, err := wire.FieldTexts(b.Fields)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q: %w", b.Policy, err)
+		}
+		out[i] = Credential{Policy: b.Policy, Version: b.Version, Fields: fields}
+	}
+	return out, nil
+}
+
+// IsNoSuchEndpoint reports whether err is the API's answer to a route it
+// does not have: a server of an older swarmkey.
+func IsNoSuchEndpoint(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound && strings.HasPrefix(e.Message, "no such endpoint")
+}
+
+// Credential is a policy's current credential as the API answers it, with
+// the fields as environment-variable texts (see wire.FieldTexts).
+type Credential struct {
+	Policy  string
+	Version string
+	Fields  map[string]secret.Secret
 }

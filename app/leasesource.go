@@ -1,4 +1,4 @@
-package lease
+package app
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/swarmkey/swarmkey/api"
+	"github.com/swarmkey/swarmkey/api/wire"
+	"github.com/swarmkey/swarmkey/lease"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/state"
@@ -20,9 +22,11 @@ type StoredSecret struct {
 	SecretID string
 }
 
-// StoreSource holds leases in the state database and reads credentials
-// straight from the policies' stores, auditing every read in the database
-// before the value is handed on.
+// StoreSource is the lease.Source of `swarmkey exec` without --api: it
+// holds leases in the state database and reads credentials straight from
+// the policies' stores, auditing every read in the database before the
+// value is handed on. It lives here, not in package lease, so that lease
+// (which swarmkey-exec links) does not import the state database.
 type StoreSource struct {
 	// DB is the state database: leases and the audit log.
 	DB *state.DB
@@ -34,6 +38,8 @@ type StoreSource struct {
 	Closer func()
 }
 
+var _ lease.Source = (*StoreSource)(nil)
+
 // Close calls Closer.
 func (s *StoreSource) Close() {
 	if s.Closer != nil {
@@ -43,11 +49,11 @@ func (s *StoreSource) Close() {
 
 // Start takes a lease in the database; a run name or TTL the database
 // refuses is an InputError naming its flag.
-func (s *StoreSource) Start(ctx context.Context, req Request) (string, error) {
+func (s *StoreSource) Start(ctx context.Context, req lease.Request) (string, error) {
 	l, err := s.DB.StartLease(ctx, state.LeaseRequest{RunName: req.Run, Uses: req.Uses, Holder: req.Holder, TTL: req.TTL})
 	var inv *state.InvalidRunError
 	if errors.As(err, &inv) {
-		return "", Inputf("--%s %q: %s", map[string]string{"name": "run", "ttl": "lease-ttl"}[inv.Field], inv.Value, inv.Reason)
+		return "", lease.Inputf("--%s %q: %s", map[string]string{"name": "run", "ttl": "lease-ttl"}[inv.Field], inv.Value, inv.Reason)
 	}
 	if err != nil {
 		return "", fmt.Errorf("take the lease in the state database: %w", err)
@@ -55,11 +61,11 @@ func (s *StoreSource) Start(ctx context.Context, req Request) (string, error) {
 	return l.ID, nil
 }
 
-// Heartbeat renews the lease; an expired or ended one is ErrGone.
+// Heartbeat renews the lease; an expired or ended one is lease.ErrGone.
 func (s *StoreSource) Heartbeat(ctx context.Context, id string) error {
 	_, err := s.DB.HeartbeatLease(ctx, id)
 	if errors.Is(err, state.ErrLeaseExpired) || errors.Is(err, state.ErrLeaseEnded) {
-		return fmt.Errorf("%w: %w", ErrGone, err)
+		return fmt.Errorf("%w: %w", lease.ErrGone, err)
 	}
 	return err
 }
@@ -112,13 +118,13 @@ func (s *StoreSource) read(ctx context.Context, name string) (map[string]secret.
 	}
 	v, err := api.ReadCurrent(ctx, sec.Store, sec.SecretID)
 	if errors.Is(err, api.ErrNothingCurrent) {
-		return nil, "", Inputf("policy %q: no current credential yet in store %q (secret %q): it has not been rotated; rotate it first (`swarmkey rotate %s`)",
+		return nil, "", lease.Inputf("policy %q: no current credential yet in store %q (secret %q): it has not been rotated; rotate it first (`swarmkey rotate %s`)",
 			name, sec.Store.Name(), sec.SecretID, name)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("policy %q: %w", name, err)
 	}
-	fields, err := api.Fields(v.Value)
+	fields, err := wire.Fields(v.Value)
 	if err != nil {
 		return nil, "", fmt.Errorf("policy %q: %w", name, err)
 	}
