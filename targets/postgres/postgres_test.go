@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/swarmkey/swarmkey/internal/pgtest"
@@ -658,4 +659,57 @@ func TestForStrategy(t *testing.T) {
 		ConnectTimeout: postgres.DefaultConnectTimeout}, o.ForStrategy(targets.Alternating))
 	require.Equal(t, postgres.Options{Username: "app", SSLMode: "prefer",
 		ConnectTimeout: postgres.DefaultConnectTimeout}, o.ForStrategy(targets.Single))
+}
+
+// An alternating rotation makes each login role act as the group (ALTER
+// ROLE … SET role) once: later rotations leave its pg_db_role_setting row
+// as it is, since each ALTER ROLE … SET rewrites the row and makes every
+// session of the server reload its caches. A setting removed by hand is
+// put back by the role's next rotation.
+func TestAlternatingSetsTheGroupRoleOnce(t *testing.T) {
+	t.Parallel()
+	for name, names := range map[string]roleNames{
+		"plain":  {user: "acts_user", alt: "acts_user_b", group: "acts_group"},
+		"quoted": quotedNames,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := newSystem(t, names, targets.Alternating)
+			r := &rotator{t: t, tg: newTarget(t, s.options()), strategy: targets.Alternating}
+			ctx := context.Background()
+			settings := func() map[string]string {
+				rows, err := s.db.Pool.Query(ctx, `
+					SELECT r.rolname::text, s.xmin::text || ' ' || array_to_string(s.setconfig, ',')
+					FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
+					WHERE s.setdatabase = 0 AND r.rolname = ANY($1)`, []string{s.user, s.alt})
+				require.NoError(t, err)
+				out := map[string]string{}
+				for rows.Next() {
+					var role, row string
+					require.NoError(t, rows.Scan(&role, &row))
+					out[role] = row
+				}
+				require.NoError(t, rows.Err())
+				return out
+			}
+			r.rotate() // Username
+			r.rotate() // AlternateUsername
+			first := settings()
+			require.Len(t, first, 2)
+			for role, row := range first {
+				require.True(t, strings.HasSuffix(row, " role="+s.group), "%s: %s", role, row)
+			}
+			r.rotate()
+			r.rotate()
+			require.Equal(t, first, settings(), "a later rotation rewrote a role's SET role")
+
+			_, err := s.db.Pool.Exec(ctx, "ALTER ROLE "+pgx.Identifier{s.alt}.Sanitize()+" RESET role")
+			require.NoError(t, err)
+			r.rotate() // Username: unchanged
+			r.rotate() // AlternateUsername: set again
+			again := settings()
+			require.Equal(t, first[s.user], again[s.user])
+			require.True(t, strings.HasSuffix(again[s.alt], " role="+s.group), "the setting is back: %s", again[s.alt])
+		})
+	}
 }

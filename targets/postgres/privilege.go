@@ -69,7 +69,9 @@ func (t *Target) policyRoles(strategy targets.Strategy) []string {
 // the group role (” when there is none). Its one row holds:
 //   - session_user: the role the connection logs in as;
 //   - whether $2 exists, and whether it may log in;
-//   - whether $3 exists, and whether $2 is a member of it;
+//   - whether $3 exists, whether $2 is a member of it, and whether $2's
+//     sessions already act as it (ALTER ROLE $2 SET role = $3, in every
+//     database: PostgreSQL keeps it as "role=NAME" in rolconfig);
 //   - for the roles in $1 that exist, the first role with a privileged
 //     attribute among them and the roles they are members of, directly or
 //     not (the policy's roles in order, each before its groups), or NULLs.
@@ -97,17 +99,19 @@ const factsSQL = `WITH RECURSIVE held(role, oid, depth, holder, rolsuper, rolcre
 	LIMIT 1
 )
 SELECT session_user::text,
-	EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2),
-	coalesce((SELECT rolcanlogin FROM pg_roles WHERE rolname = $2), false),
+	r.oid IS NOT NULL,
+	coalesce(r.rolcanlogin, false),
 	EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $3),
 	EXISTS (SELECT 1 FROM pg_auth_members m
 		JOIN pg_roles g ON g.oid = m.roleid
-		JOIN pg_roles r ON r.oid = m.member
-		WHERE g.rolname = $3 AND r.rolname = $2),
+		WHERE g.rolname = $3 AND m.member = r.oid),
+	coalesce(('role=' || $3) = ANY(r.rolconfig), false),
 	p.role, p.holder,
 	coalesce(p.rolsuper, false), coalesce(p.rolcreaterole, false),
 	coalesce(p.rolreplication, false), coalesce(p.rolbypassrls, false)
-FROM (VALUES (1)) AS one(x) LEFT JOIN first_privileged p ON true`
+FROM (VALUES (1)) AS one(x)
+LEFT JOIN pg_roles r ON r.rolname = $2
+LEFT JOIN first_privileged p ON true`
 
 // roleFacts is what factsSQL read.
 type roleFacts struct {
@@ -116,8 +120,9 @@ type roleFacts struct {
 	// exists and canLogin are of the role to change.
 	exists, canLogin bool
 	// groupExists and member are of the group role, and of the role's
-	// membership in it; false without a group.
-	groupExists, member bool
+	// membership in it; actsAsGroup says the role's sessions switch to the
+	// group at login (SET role). All false without a group.
+	groupExists, member, actsAsGroup bool
 	// privileged is the refusal the policy's roles call for; nil when
 	// none of them is privileged.
 	privileged *PrivilegedRoleError
@@ -132,7 +137,7 @@ func (t *Target) readFacts(ctx context.Context, q querier, strategy targets.Stra
 	var privRole, holder *string
 	var super, createRole, replication, bypassRLS bool
 	err := q.QueryRow(ctx, factsSQL, t.policyRoles(strategy), role, group).Scan(&f.sessionUser, &f.exists, &f.canLogin,
-		&f.groupExists, &f.member, &privRole, &holder, &super, &createRole, &replication, &bypassRLS)
+		&f.groupExists, &f.member, &f.actsAsGroup, &privRole, &holder, &super, &createRole, &replication, &bypassRLS)
 	if err != nil {
 		return roleFacts{}, fmt.Errorf("read the attributes of the policy's roles: %w", err)
 	}
