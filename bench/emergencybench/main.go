@@ -161,8 +161,10 @@ func newEnvironment(ctx context.Context, serverURL string, port, n int) (*enviro
 		return nil, err
 	}
 
-	// Both roles of every policy exist and belong to the group from the
-	// start, so no round creates one.
+	// Both roles of every policy exist, belong to the group and act as it
+	// (ALTER ROLE … SET role) from the start, as alternating rotations leave
+	// them: an emergency rotates a fleet that has been rotated before, so no
+	// round creates a role or sets what a steady rotation leaves alone.
 	var sql strings.Builder
 	for i := range n {
 		r := policyRoles{policy: fmt.Sprintf("emergency-%04d", i), group: fmt.Sprintf("%s_g%04d", prefix, i),
@@ -170,6 +172,8 @@ func newEnvironment(ctx context.Context, serverURL string, port, n int) (*enviro
 		env.roles = append(env.roles, r)
 		fmt.Fprintf(&sql, "CREATE ROLE %s NOLOGIN; CREATE ROLE %s LOGIN IN ROLE %s; CREATE ROLE %s LOGIN IN ROLE %s;\n",
 			r.group, r.logins[0], r.group, r.logins[1], r.group)
+		fmt.Fprintf(&sql, "ALTER ROLE %s SET role = %s; ALTER ROLE %s SET role = %s;\n",
+			r.logins[0], r.group, r.logins[1], r.group)
 	}
 	if _, err := admin.Exec(ctx, sql.String()); err != nil {
 		return nil, err
