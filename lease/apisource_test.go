@@ -96,12 +96,9 @@ func TestAPISourceClassifiesAnswers(t *testing.T) {
 // endpoint"; Read then reads each policy with GET …/credential, and still
 // gives them in order, or the first refusal in that order.
 func TestAPISourceReadsAnOlderServerOnePolicyAtATime(t *testing.T) {
-	var mu sync.Mutex
-	var asked []string
+	var asked requestLog
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		asked = append(asked, r.Method+" "+r.URL.Path)
-		mu.Unlock()
+		asked.add(r)
 		w.Header().Set("Content-Type", "application/json")
 		policy, underPolicies := strings.CutPrefix(r.URL.Path, "/v1/policies/")
 		policy, isCredential := strings.CutSuffix(policy, "/credential")
@@ -133,9 +130,7 @@ func TestAPISourceReadsAnOlderServerOnePolicyAtATime(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Equal(t, names, given, "in the order asked")
-	mu.Lock()
-	first := slices.Clone(asked)
-	mu.Unlock()
+	first := asked.list()
 	require.Equal(t, "POST /v1/credentials", first[0], "the one request first")
 	require.ElementsMatch(t, []string{"GET /v1/policies/c/credential", "GET /v1/policies/a/credential", "GET /v1/policies/b/credential"}, first[1:])
 
@@ -152,12 +147,9 @@ func TestAPISourceReadsAnOlderServerOnePolicyAtATime(t *testing.T) {
 
 // A newer server reads every policy in one request: no GET per policy.
 func TestAPISourceReadsSeveralPoliciesInOneRequest(t *testing.T) {
-	var mu sync.Mutex
-	var asked []string
+	var asked requestLog
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		asked = append(asked, r.Method+" "+r.URL.Path)
-		mu.Unlock()
+		asked.add(r)
 		var req struct {
 			Policies []string `json:"policies"`
 		}
@@ -183,7 +175,24 @@ func TestAPISourceReadsSeveralPoliciesInOneRequest(t *testing.T) {
 		return nil
 	}))
 	require.Equal(t, []string{"b", "a"}, given)
-	mu.Lock()
-	defer mu.Unlock()
-	require.Equal(t, []string{"POST /v1/credentials"}, asked)
+	require.Equal(t, []string{"POST /v1/credentials"}, asked.list())
+}
+
+// requestLog records the requests a test server got, as "METHOD PATH";
+// the server's handlers run on goroutines of their own.
+type requestLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *requestLog) add(r *http.Request) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, r.Method+" "+r.URL.Path)
+}
+
+func (l *requestLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
 }
