@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/swarmkey/swarmkey/api"
 	"github.com/swarmkey/swarmkey/api/wire"
@@ -103,7 +101,11 @@ func (s *StoreSource) Read(ctx context.Context, names []string, leaseID, run str
 	// reads could be audited: nothing is handed on either way.
 	if len(reads) > 0 {
 		if auditErr := s.DB.AppendAudits(ctx, reads); auditErr != nil && err == nil {
-			err = fmt.Errorf("%s: the reads could not be audited, so the command does not start: %w", policyList(reads), auditErr)
+			names := make([]string, len(reads))
+			for i, r := range reads {
+				names[i] = r.Policy
+			}
+			err = fmt.Errorf("%s: the reads could not be audited, so the command does not start: %w", lease.PolicyList(names), auditErr)
 		}
 	}
 	return err
@@ -129,16 +131,4 @@ func (s *StoreSource) read(ctx context.Context, name string) (map[string]secret.
 		return nil, "", fmt.Errorf("policy %q: %w", name, err)
 	}
 	return fields, v.ID, nil
-}
-
-// policyList names the policies of reads: policy "a", or policies "a", "b".
-func policyList(reads []state.AuditEntry) string {
-	quoted := make([]string, len(reads))
-	for i, r := range reads {
-		quoted[i] = strconv.Quote(r.Policy)
-	}
-	if len(quoted) == 1 {
-		return "policy " + quoted[0]
-	}
-	return "policies " + strings.Join(quoted, ", ")
 }

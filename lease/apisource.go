@@ -114,7 +114,7 @@ func (s *APISource) Read(ctx context.Context, names []string, _, _ string, each 
 			return s.readEach(ctx, names[start:], each)
 		}
 		if err != nil {
-			return s.apiError(fmt.Sprintf("read %s", policyList(chunk)), err)
+			return s.apiError(fmt.Sprintf("read %s", PolicyList(chunk)), err)
 		}
 		for _, c := range creds {
 			if err := each(c.Policy, c.Fields); err != nil {
@@ -156,8 +156,8 @@ func (s *APISource) readEach(ctx context.Context, names []string, each func(stri
 	return nil
 }
 
-// policyList names policies: policy "a", or policies "a", "b".
-func policyList(names []string) string {
+// PolicyList names policies in a message: policy "a", or policies "a", "b".
+func PolicyList(names []string) string {
 	quoted := make([]string, len(names))
 	for i, n := range names {
 		quoted[i] = strconv.Quote(n)
