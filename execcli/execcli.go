@@ -118,8 +118,8 @@ finds the lease expired (the source was unreachable for longer than the
 TTL), it warns and takes a new lease; COMMAND keeps the values it has.
 
 Signals: SIGINT, SIGTERM and SIGHUP sent to %[1]s are passed to COMMAND. A
-terminal's Ctrl-C already reaches COMMAND (same process group), so they are
-not passed on again while it runs in the terminal's foreground.
+terminal's Ctrl-C already reaches COMMAND (same process group), so %[1]s
+does not pass SIGINT on again while it runs in the terminal's foreground.
 
 Exit status: COMMAND's own, or 128+N when a signal N killed it. Before
 COMMAND starts, %[1]s fails with 2 when the input must change (bad flags,
