@@ -72,8 +72,14 @@ func New(endpoint string, token secret.Secret) (*Client, error) {
 	return c, nil
 }
 
-// do sends one request and decodes a 2xx answer into out (if not nil).
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+// answerBytes caps an answer per credential it may carry (1 MiB; a secret
+// document is a few hundred bytes, and AWS caps one at 64 KiB), so that a
+// server that is not swarmkey's cannot make the client read without end.
+const answerBytes = 1 << 20
+
+// do sends one request and decodes a 2xx answer of at most limit bytes into
+// out (if not nil).
+func (c *Client) do(ctx context.Context, method, path string, body, out any, limit int64) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -96,9 +102,12 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("%w: %s: %w", ErrUnreachable, c.endpoint, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return fmt.Errorf("%w: %s: reading the answer: %w", ErrUnreachable, c.endpoint, err)
+	}
+	if int64(len(data)) > limit {
+		return fmt.Errorf("%s %s: the answer is larger than %d bytes: is %s a swarmkey API?", method, path, limit, c.endpoint)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
@@ -133,7 +142,7 @@ func unwrapURLError(err error) error {
 // StartLease takes a lease (POST /v1/leases); ttl is rounded up to seconds.
 func (c *Client) StartLease(ctx context.Context, run string, uses []string, holder string, ttl time.Duration) (wire.LeaseResponse, error) {
 	var out wire.LeaseResponse
-	err := c.do(ctx, http.MethodPost, "/v1/leases", wire.LeaseRequest{Run: run, Uses: uses, Holder: holder, TTLSeconds: wire.TTLSeconds(ttl)}, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/leases", wire.LeaseRequest{Run: run, Uses: uses, Holder: holder, TTLSeconds: wire.TTLSeconds(ttl)}, &out, answerBytes)
 	return out, err
 }
 
@@ -141,20 +150,20 @@ func (c *Client) StartLease(ctx context.Context, run string, uses []string, hold
 // status 410.
 func (c *Client) Heartbeat(ctx context.Context, id string) (wire.LeaseResponse, error) {
 	var out wire.LeaseResponse
-	err := c.do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/heartbeat", nil, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/heartbeat", nil, &out, answerBytes)
 	return out, err
 }
 
 // EndLease ends a lease.
 func (c *Client) EndLease(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/leases/"+url.PathEscape(id), nil, nil)
+	return c.do(ctx, http.MethodDelete, "/v1/leases/"+url.PathEscape(id), nil, nil, answerBytes)
 }
 
 // Credential reads a policy's current credential. The fields are Secrets:
 // they print as [REDACTED] wherever they go by mistake.
 func (c *Client) Credential(ctx context.Context, policy string) (Credential, error) {
 	var body wire.CredentialBody
-	if err := c.do(ctx, http.MethodGet, "/v1/policies/"+url.PathEscape(policy)+"/credential", nil, &body); err != nil {
+	if err := c.do(ctx, http.MethodGet, "/v1/policies/"+url.PathEscape(policy)+"/credential", nil, &body, answerBytes); err != nil {
 		return Credential{}, err
 	}
 	fields, err := wire.FieldTexts(body.Fields)
@@ -170,7 +179,7 @@ func (c *Client) Credential(ctx context.Context, policy string) (Credential, err
 // that endpoint answers 404 "no such endpoint" (see IsNoSuchEndpoint).
 func (c *Client) Credentials(ctx context.Context, policies []string) ([]Credential, error) {
 	var body wire.CredentialsBody
-	if err := c.do(ctx, http.MethodPost, "/v1/credentials", wire.CredentialsRequest{Policies: policies}, &body); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/v1/credentials", wire.CredentialsRequest{Policies: policies}, &body, int64(len(policies))*answerBytes); err != nil {
 		return nil, err
 	}
 	if len(body.Credentials) != len(policies) {
