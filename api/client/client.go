@@ -179,7 +179,7 @@ func (c *Client) Credential(ctx context.Context, policy string) (Credential, err
 // that endpoint answers 404 "no such endpoint" (see IsNoSuchEndpoint).
 func (c *Client) Credentials(ctx context.Context, policies []string) ([]Credential, error) {
 	var body wire.CredentialsBody
-	if err := c.do(ctx, http.MethodPost, "/v1/credentials", wire.CredentialsRequest{Policies: policies}, &body, int64(len(policies))*answerBytes); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/v1/credentials", wire.CredentialsRequest{Policies: policies}, &body, int64(max(len(policies), 1))*answerBytes); err != nil {
 		return nil, err
 	}
 	if len(body.Credentials) != len(policies) {
