@@ -459,7 +459,7 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request, tok state.To
 		return
 	}
 	name := r.PathValue("name")
-	p, ok := s.readable(w, tok, name)
+	p, ok := s.readable(w, tok, name, s.opts.Policies())
 	if !ok {
 		return
 	}
@@ -510,9 +510,11 @@ func (s *Server) credentials(w http.ResponseWriter, r *http.Request, tok state.T
 	if !s.allowReads(w, tok, n) {
 		return
 	}
+	// One catalog for the whole request, even if a reload swaps it.
+	catalog := s.opts.Policies()
 	entries := make([]Entry, n)
 	for i, name := range req.Policies {
-		p, ok := s.readable(w, tok, name)
+		p, ok := s.readable(w, tok, name, catalog)
 		if !ok {
 			return
 		}
@@ -569,16 +571,16 @@ func (s *Server) allowReads(w http.ResponseWriter, tok state.Token, n int) bool 
 	return false
 }
 
-// readable returns the entry of policy name when tok may read it; else it
-// answers the refusal (400 for a tag, 403 not granted, 404 not configured)
-// and returns false.
-func (s *Server) readable(w http.ResponseWriter, tok state.Token, name string) (Entry, bool) {
+// readable returns the entry of policy name in catalog when tok may read
+// it; else it answers the refusal (400 for a tag, 403 not granted, 404 not
+// configured) and returns false.
+func (s *Server) readable(w http.ResponseWriter, tok state.Token, name string, catalog Catalog) (Entry, bool) {
 	if strings.HasPrefix(name, state.UsesTagPrefix) {
 		// The same answer for every tag and token: it names no policy.
 		writeError(w, http.StatusBadRequest, "%q is a tag: read each policy's credential by the policy's name", name)
 		return Entry{}, false
 	}
-	p, known := s.opts.Policies()[name]
+	p, known := catalog[name]
 	if !granted(tok, name, p.Tags) {
 		writeError(w, http.StatusForbidden, "token %q is not granted policy %q: ask an operator for a token that grants it (`swarmkey tokens add --grant %s`)",
 			tok.Name, name, name)
