@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"os/user"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -59,18 +58,6 @@ func ExitCode(err error) int {
 		return 2
 	}
 	return 1
-}
-
-// OperatorName is who runs this process, as lease holders and audit actors
-// name them: the login name, else $USER, else "unknown".
-func OperatorName() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	if name := os.Getenv("USER"); name != "" {
-		return name
-	}
-	return "unknown"
 }
 
 type options struct {
@@ -255,7 +242,7 @@ func run(ctx context.Context, name string, stderr io.Writer, openStores OpenStor
 
 	host, _ := os.Hostname()
 	req := lease.Request{Run: o.run, Uses: lease.Names(policies), TTL: o.leaseTTL,
-		Holder: fmt.Sprintf("%s@%s:%d", OperatorName(), host, os.Getpid())}
+		Holder: fmt.Sprintf("%s@%s:%d", lease.OperatorName(), host, os.Getpid())}
 	if req.Run == "" {
 		req.Run = "exec:" + filepath.Base(command[0]) + "@" + host
 	}

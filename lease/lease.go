@@ -17,6 +17,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/user"
 	"sync"
 	"time"
 
@@ -205,4 +207,16 @@ func (h *Held) End() {
 	if err := h.src.End(ctx, id); err != nil {
 		h.report(fmt.Sprintf("warning: could not end lease %s (it expires by its TTL, %s): %v", id, h.req.TTL, err))
 	}
+}
+
+// OperatorName is who runs this process, as lease holders and audit actors
+// name them: the login name, else $USER, else "unknown".
+func OperatorName() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if name := os.Getenv("USER"); name != "" {
+		return name
+	}
+	return "unknown"
 }

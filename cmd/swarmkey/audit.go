@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/swarmkey/swarmkey/execcli"
+	"github.com/swarmkey/swarmkey/lease"
 )
 
 func newAuditCommand(g *globals) *cobra.Command {
@@ -94,7 +94,7 @@ recorded), 2 bad input.`,
 				return err
 			}
 			defer sess.Close()
-			n, err := sess.ExportAudit(cmd.Context(), t, g.stdout, "operator:"+execcli.OperatorName())
+			n, err := sess.ExportAudit(cmd.Context(), t, g.stdout, "operator:"+lease.OperatorName())
 			if err != nil {
 				return err
 			}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
-	"github.com/swarmkey/swarmkey/execcli"
+	"github.com/swarmkey/swarmkey/lease"
 	"github.com/swarmkey/swarmkey/providers"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
@@ -144,7 +144,7 @@ start for bad input), 3 another rotation of NAME is in progress (--local).`,
 
 			fmt.Fprintf(g.stdout, "rotating %s (%s, %s:%s)\n", p.Name, p.Strategy, p.Store.Name(), p.SecretID)
 			res, err := rotator.New(db, rotator.Config{Logger: sess.Logger}).Rotate(ctx, p, rotator.Options{
-				Actor:                    "operator:" + execcli.OperatorName(),
+				Actor:                    "operator:" + lease.OperatorName(),
 				Force:                    force,
 				ReplaceUnreadableCurrent: replace,
 				OnStep: func(e rotator.StepEvent) {

@@ -19,7 +19,7 @@ func newExecCommand(g *globals) *cobra.Command {
 		if err != nil {
 			return nil, nil, err
 		}
-		src, err := rt.LeaseSource(ctx, lease.Names(policies), "operator:"+execcli.OperatorName())
+		src, err := rt.LeaseSource(ctx, lease.Names(policies), "operator:"+lease.OperatorName())
 		if err != nil {
 			rt.Close()
 			return nil, nil, err

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/swarmkey/swarmkey/app"
-	"github.com/swarmkey/swarmkey/execcli"
+	"github.com/swarmkey/swarmkey/lease"
 	"github.com/swarmkey/swarmkey/scan"
 	"github.com/swarmkey/swarmkey/secret"
 	"github.com/swarmkey/swarmkey/termtext"
@@ -91,7 +91,7 @@ The first scheduled rotation then replaces the imported value.`,
 				return err
 			}
 			defer sess.Close()
-			res, err := sess.Import(cmd.Context(), app.ImportRequest{Policy: policy, Value: value, Source: source, Actor: "operator:" + execcli.OperatorName()})
+			res, err := sess.Import(cmd.Context(), app.ImportRequest{Policy: policy, Value: value, Source: source, Actor: "operator:" + lease.OperatorName()})
 			if err != nil {
 				return err
 			}

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/swarmkey/swarmkey/execcli"
+	"github.com/swarmkey/swarmkey/lease"
 	"github.com/swarmkey/swarmkey/rotator"
 )
 
@@ -46,7 +46,7 @@ policy, no pending version to resolve, both flags or neither).`,
 				return err
 			}
 			defer sess.Close()
-			res, err := sess.Resolve(cmd.Context(), args[0], action, "operator:"+execcli.OperatorName())
+			res, err := sess.Resolve(cmd.Context(), args[0], action, "operator:"+lease.OperatorName())
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/daemon"
-	"github.com/swarmkey/swarmkey/execcli"
+	"github.com/swarmkey/swarmkey/lease"
 	"github.com/swarmkey/swarmkey/termtext"
 )
 
@@ -109,7 +109,7 @@ func rotateMany(ctx context.Context, g *globals, sess *app.Session, m manyFlags,
 	start := time.Now()
 	results, err := sess.RotateMany(ctx, app.RotateManyOptions{
 		Policies: names, Selector: m.selector(), Local: local, Force: force, Concurrency: m.concurrency,
-		Actor: "operator:" + execcli.OperatorName(), OnDone: onDone,
+		Actor: "operator:" + lease.OperatorName(), OnDone: onDone,
 	})
 	if bar != nil {
 		_ = bar.Finish()

@@ -12,7 +12,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
-	"github.com/swarmkey/swarmkey/execcli"
+	"github.com/swarmkey/swarmkey/lease"
 	"github.com/swarmkey/swarmkey/state"
 )
 
@@ -92,7 +92,7 @@ Exit codes: 0 added, 2 bad input (nothing is written).`,
 				return err
 			}
 			defer sess.Close()
-			req := app.RunRequest{Name: name, Start: at, Duration: d, Uses: uses, Actor: "operator:" + execcli.OperatorName()}
+			req := app.RunRequest{Name: name, Start: at, Duration: d, Uses: uses, Actor: "operator:" + lease.OperatorName()}
 			if start == "" {
 				req.Every, req.Timezone = every, zone
 			}
@@ -193,7 +193,7 @@ audit log with your user name. Exit codes: 0 cancelled, 2 no active run has
 that name.`,
 		Args: cobra.ExactArgs(1),
 		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *app.Session) error {
-			r, err := sess.CancelRun(cmd.Context(), args[0], "operator:"+execcli.OperatorName())
+			r, err := sess.CancelRun(cmd.Context(), args[0], "operator:"+lease.OperatorName())
 			if errors.Is(err, state.ErrNotFound) {
 				return usageError("run %q: no active run has this name (`swarmkey runs list` shows them)", args[0])
 			}

@@ -14,7 +14,7 @@ import (
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/daemon"
-	"github.com/swarmkey/swarmkey/execcli"
+	"github.com/swarmkey/swarmkey/lease"
 	"github.com/swarmkey/swarmkey/schedule"
 	"github.com/swarmkey/swarmkey/termtext"
 )
@@ -199,7 +199,7 @@ func describe(ivs []schedule.Interval) []string {
 // rotateThroughDaemon asks the daemon for a rotation (only database access
 // needed) and, with wait, follows it step by step.
 func rotateThroughDaemon(ctx context.Context, g *globals, sess *app.Session, name string, force, wait bool) error {
-	ticket, err := sess.Enqueue(ctx, daemon.Request{Policy: name, Force: force, Actor: "operator:" + execcli.OperatorName()})
+	ticket, err := sess.Enqueue(ctx, daemon.Request{Policy: name, Force: force, Actor: "operator:" + lease.OperatorName()})
 	var blocked *daemon.BlockedError
 	if errors.As(err, &blocked) {
 		return &exitError{code: exitFailed, err: err}

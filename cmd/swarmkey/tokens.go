@@ -11,7 +11,7 @@ import (
 
 	"github.com/swarmkey/swarmkey/app"
 	"github.com/swarmkey/swarmkey/config"
-	"github.com/swarmkey/swarmkey/execcli"
+	"github.com/swarmkey/swarmkey/lease"
 	"github.com/swarmkey/swarmkey/state"
 )
 
@@ -83,7 +83,7 @@ Exit codes: 0 added, 2 bad input (nothing is written).`,
 			}
 			defer sess.Close()
 			row, token, err := sess.AddToken(cmd.Context(), state.TokenRequest{Name: name, Scope: state.TokenScope(scope), Grants: grants,
-				TTL: d, CreatedBy: "operator:" + execcli.OperatorName()})
+				TTL: d, CreatedBy: "operator:" + lease.OperatorName()})
 			var inv *state.InvalidRunError
 			switch {
 			case errors.As(err, &inv):
@@ -171,7 +171,7 @@ be reused. The revocation is recorded in the audit log with your user name.
 Exit codes: 0 revoked, 2 no active token has the name.`,
 		Args: cobra.ExactArgs(1),
 		RunE: g.withSession(func(cmd *cobra.Command, args []string, sess *app.Session) error {
-			t, err := sess.RevokeToken(cmd.Context(), args[0], "operator:"+execcli.OperatorName())
+			t, err := sess.RevokeToken(cmd.Context(), args[0], "operator:"+lease.OperatorName())
 			if errors.Is(err, state.ErrNotFound) {
 				return usageError("no active token is called %q: `swarmkey tokens list` shows them", args[0])
 			}
