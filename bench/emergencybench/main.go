@@ -41,6 +41,7 @@ import (
 	"github.com/swarmkey/swarmkey/bench/internal/cpuprofile"
 	"github.com/swarmkey/swarmkey/bench/internal/headline"
 	"github.com/swarmkey/swarmkey/bench/internal/pglogin"
+	"github.com/swarmkey/swarmkey/bench/internal/proc"
 	"github.com/swarmkey/swarmkey/config"
 	"github.com/swarmkey/swarmkey/providers/file"
 	"github.com/swarmkey/swarmkey/rotator"
@@ -85,23 +86,38 @@ func main() {
 	defer env.close()
 
 	fmt.Printf("emergency rotation: %d alternating postgres policies (file store), concurrency %d, %d rounds\n", *policies, *concurrency, *rounds)
-	fmt.Printf("%-6s %12s %12s %8s\n", "round", "floor", "swarmkey", "ratio")
+	fmt.Printf("%-6s %12s %12s %8s   %s\n", "round", "floor", "swarmkey", "ratio", "CPU seconds, floor / swarmkey: this process, PostgreSQL, whole machine")
+	postmaster := proc.PostgresPID()
 	var floors, sks, ratios []float64
 	for i := range *rounds {
-		floor, err := env.floor(ctx, *concurrency)
+		var floor, sk time.Duration
+		if err := env.settle(ctx); err != nil {
+			log.Fatal(err)
+		}
+		floorCPU, err := measureCPU(postmaster, func() (err error) {
+			floor, err = env.floor(ctx, *concurrency)
+			return err
+		})
 		if err != nil {
 			log.Fatal(err)
 		}
-		sk, err := env.swarmkey(ctx, *concurrency)
+		if err := env.settle(ctx); err != nil {
+			log.Fatal(err)
+		}
+		skCPU, err := measureCPU(postmaster, func() (err error) {
+			sk, err = env.swarmkey(ctx, *concurrency)
+			return err
+		})
 		if err != nil {
 			log.Fatal(err)
 		}
 		ratio := floor.Seconds() / sk.Seconds()
 		floors, sks, ratios = append(floors, floor.Seconds()), append(sks, sk.Seconds()), append(ratios, ratio)
-		fmt.Printf("%-6d %11.2fs %11.2fs %8.2f\n", i+1, floor.Seconds(), sk.Seconds(), ratio)
+		fmt.Printf("%-6d %11.2fs %11.2fs %8.2f   %s / %s\n", i+1, floor.Seconds(), sk.Seconds(), ratio, floorCPU, skCPU)
 	}
 	fmt.Printf("%-6s %11.2fs %11.2fs %8.2f  (floor/swarmkey, aim ≥ %.2f: swarmkey within %.2f × the floor)\n", "median", median(floors), median(sks), median(ratios),
 		1/aimTimes, aimTimes)
+	fmt.Println("(CPU: this process, the PostgreSQL server's processes, and every process on the machine; on a busy machine the last is more than the first two)")
 	headline.Print(headline.Figure{
 		Name:     fmt.Sprintf("emergency rotation, %d policies, concurrency %d", *policies, *concurrency),
 		Aim:      fmt.Sprintf("≤ %.2f × floor", aimTimes),
@@ -244,6 +260,32 @@ func (env *environment) close() {
 	}
 }
 
+// settle vacuums both databases, the shared catalogs with them, before a
+// phase. Each phase leaves thousands of dead rows behind (every ALTER ROLE
+// rewrites a pg_authid row, every step a rotations row); without this,
+// the next phase would pay for them, or for the autovacuum that comes for
+// them at a moment no round chooses, and one side's rounds for the other's
+// leavings.
+func (env *environment) settle(ctx context.Context) error {
+	for _, name := range []string{env.dbName, env.floorName} {
+		u, err := url.Parse(env.serverURL)
+		if err != nil {
+			return err
+		}
+		u.Path = "/" + name
+		conn, err := pgx.Connect(ctx, u.String())
+		if err != nil {
+			return err
+		}
+		_, err = conn.Exec(ctx, "VACUUM")
+		conn.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("vacuum %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // swarmkey is `rotate --all --local --concurrency c`, in process: the
 // selection, the emergency audit entry, the calendar and every policy's
 // rotation (lock, rows, audit, store, set, canary, promote, finish).
@@ -360,6 +402,22 @@ func (env *environment) floorOne(ctx context.Context, admin *pgx.Conn, i int) er
 	env.current[i] = next
 	return db.FinishRotation(ctx, token, state.OutcomeSucceeded, "", false, nil, true,
 		state.AuditEntry{Actor: "operator:bench", Policy: r.policy, Rotation: token, Action: "rotation.succeeded"})
+}
+
+// phaseCPU is the CPU time one phase of a round took.
+type phaseCPU struct{ self, server, machine time.Duration }
+
+func (c phaseCPU) String() string {
+	return fmt.Sprintf("%.2f, %.2f, %.2f", c.self.Seconds(), c.server.Seconds(), c.machine.Seconds())
+}
+
+// measureCPU runs phase and returns the CPU time it took this process, the
+// PostgreSQL server (postmaster and backends, ended ones included) and the
+// whole machine.
+func measureCPU(postmaster int, phase func() error) (phaseCPU, error) {
+	self0, server0, machine0 := proc.SelfCPU(), proc.TreeCPU(postmaster), proc.MachineBusy()
+	err := phase()
+	return phaseCPU{self: proc.SelfCPU() - self0, server: proc.TreeCPU(postmaster) - server0, machine: proc.MachineBusy() - machine0}, err
 }
 
 func median(xs []float64) float64 {

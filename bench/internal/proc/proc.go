@@ -158,3 +158,35 @@ func TreeCPU(parent int) time.Duration {
 }
 
 func ticks(n uint64) time.Duration { return time.Duration(n) * time.Second / ClockTicks }
+
+// MachineBusy is the CPU time every process on the machine has used since
+// boot, all cores together: /proc/stat's first line, less idle and iowait.
+// It is 0 when it cannot be read.
+func MachineBusy() time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	busy, _ := ParseMachineBusy(string(data))
+	return busy
+}
+
+// ParseMachineBusy reads the busy time from the text of /proc/stat: the
+// "cpu" line's user, nice, system, irq, softirq and steal (guest time is
+// already in user and nice).
+func ParseMachineBusy(text string) (time.Duration, error) {
+	line, _, _ := strings.Cut(text, "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: first line %q is not the cpu line", line)
+	}
+	var busy uint64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system (idle iowait) irq softirq steal
+		n, err := strconv.ParseUint(fields[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: cpu field %d: %w", i, err)
+		}
+		busy += n
+	}
+	return ticks(busy), nil
+}

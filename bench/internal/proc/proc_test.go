@@ -25,3 +25,16 @@ func TestParseStat(t *testing.T) {
 		require.Error(t, err, "%q", bad)
 	}
 }
+
+func TestParseMachineBusy(t *testing.T) {
+	// user 100, nice 2, system 30, idle 5000, iowait 40, irq 3, softirq 4,
+	// steal 1, guest 20 (already in user), guest_nice 0.
+	busy, err := ParseMachineBusy("cpu  100 2 30 5000 40 3 4 1 20 0\ncpu0 50 1 15 2500 20 1 2 0 10 0\n")
+	require.NoError(t, err)
+	require.Equal(t, ticks(140), busy)
+
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 3 4 5 6 x 8 9 10\n", "cpu 1 2 3\n"} {
+		_, err := ParseMachineBusy(bad)
+		require.Error(t, err, "%q", bad)
+	}
+}
