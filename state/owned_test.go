@@ -30,6 +30,32 @@ func TestPendingVersionIsRecordedWithItsRotation(t *testing.T) {
 	require.ErrorIs(t, db.RecordPendingVersion(ctx, "0190b5a4-0000-7000-8000-000000000002", "8"), state.ErrNotFound)
 }
 
+// TestPolicyStateReadsOnlyItsOwnRow: one policy's state is read by its key,
+// not picked out of every policy's. The daemon asks for one policy each
+// time a fire's window closed; reading all of 100,000 rows for each of
+// the many that close after an outage would stall it. Another policy's row
+// that cannot be read (a rotated_at of infinity, which no time.Time holds)
+// shows which rows were read.
+func TestPolicyStateReadsOnlyItsOwnRow(t *testing.T) {
+	t.Parallel()
+	db, ctx := setup(t)
+	for _, name := range []string{"p", "q"} {
+		require.NoError(t, db.RecordRefusal(ctx, state.PolicyState{Policy: name, Strategy: "single", Store: "aws", SecretID: name},
+			"refused", state.AuditEntry{Actor: "daemon", Policy: name, Action: "rotation.refused"}))
+	}
+	_, err := db.Pool().Exec(ctx, `UPDATE policy_state SET rotated_at = 'infinity' WHERE policy = 'q'`)
+	require.NoError(t, err)
+
+	got, err := db.PolicyState(ctx, "p")
+	require.NoError(t, err)
+	require.Equal(t, "p", got.Policy)
+	require.Equal(t, "refused", got.LastOutcome)
+	_, err = db.PolicyState(ctx, "q")
+	require.ErrorContains(t, err, `policy "q"`, "the unreadable row itself is an error that names it")
+	_, err = db.PolicyState(ctx, "none")
+	require.ErrorIs(t, err, state.ErrNotFound)
+}
+
 // TestRefusalAndResolutionShowInTheStateAndTheAuditLog: a refusal sets the
 // policy's last outcome without a rotation row; an operator's resolution
 // clears it, and a promoted version becomes the policy's current one, with

@@ -2,8 +2,11 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // PolicyState is what swarmkey knows of a policy's secret.
@@ -94,22 +97,29 @@ func (db *DB) RecordResolved(ctx context.Context, s PolicyState, promoted bool, 
 	return nil
 }
 
+// policyStateColumns are the columns scanPolicyState reads, in order.
+const policyStateColumns = `policy, strategy, store, secret_id, coalesce(current_version, ''), coalesce(current_token::text, ''),
+	coalesce(principal, ''), rotated_at, coalesce(last_rotation::text, ''), coalesce(last_outcome, ''),
+	coalesce(last_error, '')`
+
+func scanPolicyState(row pgx.Row) (PolicyState, error) {
+	var s PolicyState
+	err := row.Scan(&s.Policy, &s.Strategy, &s.Store, &s.SecretID, &s.CurrentVersion, &s.CurrentToken,
+		&s.Principal, &s.RotatedAt, &s.LastRotation, &s.LastOutcome, &s.LastError)
+	return s, err
+}
+
 // PolicyStates returns the state of every policy that has one, by name.
 func (db *DB) PolicyStates(ctx context.Context) (map[string]PolicyState, error) {
-	rows, err := db.pool.Query(ctx, `
-		SELECT policy, strategy, store, secret_id, coalesce(current_version, ''), coalesce(current_token::text, ''),
-			coalesce(principal, ''), rotated_at, coalesce(last_rotation::text, ''), coalesce(last_outcome, ''),
-			coalesce(last_error, '')
-		FROM policy_state`)
+	rows, err := db.pool.Query(ctx, `SELECT `+policyStateColumns+` FROM policy_state`)
 	if err != nil {
 		return nil, fmt.Errorf("read policy state: %w", err)
 	}
 	defer rows.Close()
 	out := map[string]PolicyState{}
 	for rows.Next() {
-		var s PolicyState
-		if err := rows.Scan(&s.Policy, &s.Strategy, &s.Store, &s.SecretID, &s.CurrentVersion, &s.CurrentToken,
-			&s.Principal, &s.RotatedAt, &s.LastRotation, &s.LastOutcome, &s.LastError); err != nil {
+		s, err := scanPolicyState(rows)
+		if err != nil {
 			return nil, fmt.Errorf("read policy state: %w", err)
 		}
 		out[s.Policy] = s
@@ -117,15 +127,16 @@ func (db *DB) PolicyStates(ctx context.Context) (map[string]PolicyState, error) 
 	return out, rows.Err()
 }
 
-// PolicyState returns one policy's state, or ErrNotFound.
+// PolicyState returns one policy's state, or ErrNotFound. It reads that
+// policy's row only: the daemon asks for one policy when a fire's window
+// closed, and after an outage many do at once.
 func (db *DB) PolicyState(ctx context.Context, policy string) (PolicyState, error) {
-	all, err := db.PolicyStates(ctx)
-	if err != nil {
-		return PolicyState{}, err
-	}
-	s, ok := all[policy]
-	if !ok {
+	s, err := scanPolicyState(db.pool.QueryRow(ctx, `SELECT `+policyStateColumns+` FROM policy_state WHERE policy = $1`, policy))
+	if errors.Is(err, pgx.ErrNoRows) {
 		return PolicyState{}, ErrNotFound
+	}
+	if err != nil {
+		return PolicyState{}, fmt.Errorf("read the state of policy %q: %w", policy, err)
 	}
 	return s, nil
 }
