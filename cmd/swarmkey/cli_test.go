@@ -52,15 +52,21 @@ func TestMain(m *testing.M) {
 
 // cli is one test's installation: a database, a file store, a config.
 type cli struct {
-	t       *testing.T
-	dir     string
-	db      *pgtest.Database
-	config  string
-	role    string
-	group   string
-	env     []string
-	mu      sync.Mutex
-	printed strings.Builder // everything swarmkey printed, for leak searches
+	t      *testing.T
+	dir    string
+	db     *pgtest.Database
+	config string
+	role   string
+	group  string
+	env    []string
+	// fire is the policy's next fire and schedule its config line: daily,
+	// at the hour some 12 hours from now (UTC), so that no test's daemon
+	// finds the window open and rotates on its own, whatever the time of
+	// day (a @daily policy did so from 00:00 to 01:00).
+	fire     time.Time
+	schedule string
+	mu       sync.Mutex
+	printed  strings.Builder // everything swarmkey printed, for leak searches
 }
 
 type result struct {
@@ -71,6 +77,8 @@ type result struct {
 func newCLI(t *testing.T, strategy, canaryQuery string) *cli {
 	t.Helper()
 	c := &cli{t: t, dir: t.TempDir(), db: pgtest.New(t), role: pgtest.RoleName(t, "loadtest"), group: pgtest.RoleName(t, "loadtest_rw")}
+	c.fire = time.Now().UTC().Add(12 * time.Hour).Truncate(time.Hour)
+	c.schedule = fmt.Sprintf(`schedule: "0 %d * * *"`, c.fire.Hour())
 	c.env = append(os.Environ(), "SWARMKEY_DATABASE_URL="+c.db.URL, "PG_ADMIN_URL="+c.db.URL, "SWARMKEY_CONFIG=")
 	ctx := context.Background()
 	for _, sql := range []string{
@@ -111,7 +119,7 @@ policies:
   - name: checkout-db
     strategy: %s
     secret: loadtest/checkout-db
-    schedule: "@daily"
+    %s
     canary: { attempts: 1, interval: 10ms }
     target:
       postgres:
@@ -121,7 +129,7 @@ policies:
         sslmode: disable
         username: %s
         admin: env:PG_ADMIN_URL%s%s
-`, strategy, host, port, c.db.Name, c.role, group, canary))
+`, strategy, c.schedule, host, port, c.db.Name, c.role, group, canary))
 	r = c.run("migrate")
 	require.Equal(t, 0, r.code, r.stderr)
 	return c

@@ -172,7 +172,7 @@ func TestRunDueRotatesWhatIsDueOnce(t *testing.T) {
 	cfg, err := os.ReadFile(c.config)
 	require.NoError(t, err)
 	// Fires every 10s and may start within 9.9s of a fire: due nearly always.
-	c.write(c.config, strings.Replace(string(cfg), `schedule: "@daily"`, "schedule: \"@every 10s\"\n    window: 9900ms", 1))
+	c.write(c.config, strings.Replace(string(cfg), c.schedule, "schedule: \"@every 10s\"\n    window: 9900ms", 1))
 
 	var r result
 	require.Eventually(t, func() bool {
@@ -344,10 +344,10 @@ func TestPlanShowsSlotsAndWhatPushedThem(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t, "single", "")
 	db := c.stateDB(t)
-	// The policy fires @daily (00:00 UTC) with a one-hour window; a run
-	// holds the first half hour of the next fire, a second one the whole
-	// window of the fire after.
-	next := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	// The policy fires daily (c.fire) with a one-hour window; a run holds
+	// the first half hour of the next fire, a second one the whole window
+	// of the fire after.
+	next := c.fire
 	for _, run := range []state.OneOffRunRequest{
 		{Name: "midnight-soak", Start: next.Add(-time.Minute), Duration: 31 * time.Minute},
 		{Name: "all-nighter", Start: next.Add(23 * time.Hour), Duration: 3 * time.Hour},

@@ -574,7 +574,7 @@ func TestDaemonDoesNotRotateUnderAnExecLease(t *testing.T) {
 	cfg, err := os.ReadFile(c.config)
 	require.NoError(t, err)
 	// Due every 2s, startable within 1.9s of each fire.
-	c.write(c.config, strings.Replace(string(cfg), `schedule: "@daily"`, "schedule: \"@every 2s\"\n    window: 1900ms", 1))
+	c.write(c.config, strings.Replace(string(cfg), c.schedule, "schedule: \"@every 2s\"\n    window: 1900ms", 1))
 	r := c.run("rotate", "checkout-db", "--local")
 	require.Equal(t, 0, r.code, r.stderr)
 	db := c.stateDB(t)

@@ -163,7 +163,7 @@ func TestExitCodesMatchTheREADME(t *testing.T) {
 	// that is bad input too, whatever else run-due did.
 	cfg, err := os.ReadFile(c.config)
 	require.NoError(t, err)
-	c.write(c.config, strings.Replace(string(cfg), `schedule: "@daily"`, "schedule: \"@every 2s\"\n    window: 1900ms", 1))
+	c.write(c.config, strings.Replace(string(cfg), c.schedule, "schedule: \"@every 2s\"\n    window: 1900ms", 1))
 	require.Eventually(t, func() bool {
 		r = run(noAdmin, c.config, []string{"run-due"})
 		return !strings.Contains(r.stdout, "not due")

@@ -50,7 +50,7 @@ func (c *cli) addPolicies(policies ...*teamPolicy) {
 		fmt.Fprintf(&b, `  - name: %s
     strategy: single
     secret: loadtest/%s
-    schedule: "@daily"
+    %s
     tags: [%s]
     canary: { attempts: 1, interval: 10ms }
     target:
@@ -61,7 +61,7 @@ func (c *cli) addPolicies(policies ...*teamPolicy) {
         sslmode: disable
         username: %s
         admin: env:PG_ADMIN_URL%s
-`, p.name, p.name, strings.Join(p.tags, ", "), host, port, c.db.Name, p.role, canary)
+`, p.name, p.name, c.schedule, strings.Join(p.tags, ", "), host, port, c.db.Name, p.role, canary)
 	}
 	c.write(c.config, b.String())
 }

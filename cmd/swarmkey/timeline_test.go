@@ -25,8 +25,9 @@ func TestPlanWritesTheTimelinePage(t *testing.T) {
 	current, ok := c.stage(providers.StageCurrent)
 	require.True(t, ok)
 
-	// @daily with a one-hour window: the run covers the whole next window.
-	next := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	// Daily (c.fire) with a one-hour window: the run covers the whole next
+	// window.
+	next := c.fire
 	_, err := c.stateDB(t).AddOneOffRun(context.Background(), state.OneOffRunRequest{Name: "all-nighter",
 		Start: next.Add(-time.Hour), Duration: 3 * time.Hour, Uses: []string{"checkout-db"}, CreatedBy: "test"})
 	require.NoError(t, err)
