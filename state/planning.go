@@ -70,7 +70,18 @@ func (db *DB) DuePlans(ctx context.Context, until time.Time, limit int) ([]PlanS
 
 // PlanStates returns the plan state of every policy, by name.
 func (db *DB) PlanStates(ctx context.Context) (map[string]PlanState, error) {
-	rows, err := db.pool.Query(ctx, `SELECT policy, rotated_at, planned_fire, next_check, deferred_fire FROM policy_state`)
+	return db.readPlanStates(ctx, `SELECT policy, rotated_at, planned_fire, next_check, deferred_fire FROM policy_state`)
+}
+
+// PlanStatesOf returns the plan state of the named policies, by name,
+// reading their rows only.
+func (db *DB) PlanStatesOf(ctx context.Context, names []string) (map[string]PlanState, error) {
+	return db.readPlanStates(ctx, `SELECT policy, rotated_at, planned_fire, next_check, deferred_fire FROM policy_state
+		WHERE policy = ANY($1)`, names)
+}
+
+func (db *DB) readPlanStates(ctx context.Context, query string, args ...any) (map[string]PlanState, error) {
+	rows, err := db.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read plan state: %w", err)
 	}

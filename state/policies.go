@@ -111,7 +111,17 @@ func scanPolicyState(row pgx.Row) (PolicyState, error) {
 
 // PolicyStates returns the state of every policy that has one, by name.
 func (db *DB) PolicyStates(ctx context.Context) (map[string]PolicyState, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+policyStateColumns+` FROM policy_state`)
+	return db.readPolicyStates(ctx, `SELECT `+policyStateColumns+` FROM policy_state`)
+}
+
+// PolicyStatesOf returns the state of the named policies that have one, by
+// name, reading their rows only.
+func (db *DB) PolicyStatesOf(ctx context.Context, names []string) (map[string]PolicyState, error) {
+	return db.readPolicyStates(ctx, `SELECT `+policyStateColumns+` FROM policy_state WHERE policy = ANY($1)`, names)
+}
+
+func (db *DB) readPolicyStates(ctx context.Context, query string, args ...any) (map[string]PolicyState, error) {
+	rows, err := db.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read policy state: %w", err)
 	}

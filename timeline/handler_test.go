@@ -82,3 +82,27 @@ func TestHandlerServesLoopbackOrAdminTokenOnly(t *testing.T) {
 		}
 	}
 }
+
+// A policy's page reads that policy's state only, not every policy's: with
+// 100,000 policies each page view would read them all. Another policy's
+// row that cannot be read (a rotated_at of infinity, which no time.Time
+// holds) shows which rows were read.
+func TestPolicyPageReadsItsOwnState(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, pg := rotationtest.State(t)
+	timing := func(name string) daemon.Scheduled {
+		return daemon.Scheduled{Plan: &schedule.Timing{Name: name, Schedule: schedule.MustParse("0 3 * * *", "UTC"), Window: time.Hour},
+			Strategy: "single", Store: "file", SecretID: name}
+	}
+	set := &daemon.PolicySet{Policies: map[string]daemon.Scheduled{"checkout-db": timing("checkout-db"), "search-db": timing("search-db")}}
+	require.NoError(t, db.EnsurePolicies(ctx, []state.PolicyState{
+		{Policy: "checkout-db", Strategy: "single", Store: "file", SecretID: "checkout-db"},
+		{Policy: "search-db", Strategy: "single", Store: "file", SecretID: "search-db"}}))
+	_, err := pg.Pool.Exec(ctx, `UPDATE policy_state SET rotated_at = 'infinity' WHERE policy = 'search-db'`)
+	require.NoError(t, err)
+
+	p, err := timeline.GatherPolicy(ctx, db, set, "checkout-db", timeline.Options{From: time.Now(), To: time.Now().Add(24 * time.Hour)})
+	require.NoError(t, err)
+	require.Equal(t, "checkout-db", p.State.Policy)
+}

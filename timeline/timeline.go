@@ -16,6 +16,7 @@ package timeline
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -182,7 +183,14 @@ func Gather(ctx context.Context, db *state.DB, set *daemon.PolicySet, o Options)
 		}
 	}
 
-	states, err := db.PolicyStates(ctx)
+	// A page of some policies (a policy's own page) reads their rows only.
+	var states map[string]state.PolicyState
+	var err error
+	if o.Policies == nil {
+		states, err = db.PolicyStates(ctx)
+	} else {
+		states, err = db.PolicyStatesOf(ctx, names)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -259,11 +267,10 @@ func GatherPolicy(ctx context.Context, db *state.DB, set *daemon.PolicySet, name
 	}
 	page := &Policy{Timeline: *t, Row: t.Rows[0], ExpectedDur: p.Plan.ExpectedDuration, GuardBefore: p.Plan.GuardBefore,
 		GuardAfter: p.Plan.GuardAfter, MaxAge: p.Plan.MaxAge, Store: p.Store, SecretID: p.SecretID}
-	states, err := db.PolicyStates(ctx)
-	if err != nil {
+	// A policy never rotated has no state yet: its page shows none.
+	if page.State, err = db.PolicyState(ctx, name); err != nil && !errors.Is(err, state.ErrNotFound) {
 		return nil, err
 	}
-	page.State = states[name]
 	if page.History, err = db.History(ctx, name, HistoryLimit); err != nil {
 		return nil, fmt.Errorf("read the history of %q: %w", name, err)
 	}
