@@ -28,7 +28,7 @@ const (
 	// Against batches of 256 entries, 4 ahead, the private memory of
 	// reading 10,000 policies peaked 3 to 5 MiB lower (25.4 to 26.4
 	// against 29.0 to 32.4 MiB) in the same time, and `swarmkey validate`
-	// of 100,000 peaked at 255 to 257 MiB against 271 to 281.
+	// of 100,000 peaked at 255 to 263 MiB against 271 to 289.
 	batchesAhead = 2
 )
 

@@ -543,9 +543,6 @@ func waitPlanned(ctx context.Context, dbURL string, n int, limit time.Duration) 
 // reached through include: (a file is at most 8 MiB).
 const perFile = 10000
 
-// writeConfig writes n PostgreSQL policies, in files of perFile, and the
-// main file that includes them. idle's policies all fire twelve hours from
-// now; load's spread over the day.
 // evictFromPageCache drops the cached pages of the file at path that no
 // process maps, written back first (a binary just built may still be
 // dirty, and dirty pages stay).
@@ -564,6 +561,9 @@ func evictFromPageCache(path string) error {
 	return nil
 }
 
+// writeConfig writes n PostgreSQL policies, in files of perFile, and the
+// main file that includes them. idle's policies all fire twelve hours from
+// now; load's spread over the day.
 func writeConfig(dir string, n int, idle bool) string {
 	at := time.Now().UTC().Add(12 * time.Hour)
 	var files []string
