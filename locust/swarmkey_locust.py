@@ -27,9 +27,11 @@ What it does, configured from the environment:
   take a lease; they read credentials like a local run. Without
   ``SWARMKEY_USES`` no lease is taken (a warning says so).
 * Before the test starts (Locust's ``init`` event) the master, a local run and
-  every worker read the credential of each policy in ``SWARMKEY_USES`` once: an
-  unknown policy, a token without a grant, an expired token or an unreachable
-  API stops Locust with exit code 1 and a message saying which and why.
+  every worker read the credential of each policy in ``SWARMKEY_USES`` once, in
+  one request for up to 100 policies (``POST /v1/credentials``; one request a
+  policy from a server older than that): an unknown policy, a token without a
+  grant, an expired token or an unreachable API stops Locust with exit code 1
+  and a message saying which and why.
 * The API limits each token's credential reads; a read refused for the limit
   (429) is sent again after the API's Retry-After, for at most a minute in
   all, so many workers starting at once with one token take turns.
@@ -82,6 +84,18 @@ MIN_REFRESH_INTERVAL = 1.0
 MAX_RETRY_AFTER = 10.0
 RATE_LIMIT_WAIT = 60.0
 
+# An answer of the API is refused past this many bytes a credential.
+ANSWER_BYTES = 1 << 20
+
+# The most policies one POST /v1/credentials may ask for (the API's bound).
+MAX_CREDENTIALS_PER_REQUEST = 100
+
+
+def is_no_such_endpoint(e: BaseException) -> bool:
+    """Whether e is the API's answer to a route it does not have: a server
+    of an older swarmkey."""
+    return isinstance(e, APIError) and e.status == 404 and e.api_message.startswith("no such endpoint")
+
 
 class SwarmkeyError(Exception):
     """A configuration, API or lease problem. Messages never hold a value."""
@@ -90,9 +104,11 @@ class SwarmkeyError(Exception):
 class APIError(SwarmkeyError):
     """The swarmkey API answered with an error status."""
 
-    def __init__(self, message: str, status: int):
+    def __init__(self, message: str, status: int, api_message: str = ""):
         super().__init__(message)
         self.status = status
+        #: The API's own error message ({"error": ...}), without the request.
+        self.api_message = api_message
         #: Seconds a 429 asks to wait (its Retry-After), else None.
         self.retry_after = None
 
@@ -283,24 +299,27 @@ class Client:
             return http.client.HTTPSConnection(self._host, timeout=self.timeout, context=self._ssl)
         return http.client.HTTPConnection(self._host, timeout=self.timeout)
 
-    def request(self, method: str, path: str, body=None):
+    def request(self, method: str, path: str, body=None, read=None, max_answer=ANSWER_BYTES):
         """Send one request; return the decoded JSON object of a 2xx answer,
-        raise APIError (with the API's error message) otherwise. A GET
-        answered 429 is sent again after its Retry-After (see
-        RATE_LIMIT_WAIT)."""
+        raise APIError (with the API's error message) otherwise. A read (a
+        GET, or ``read=True``) answered 429 is sent again after its
+        Retry-After (see RATE_LIMIT_WAIT). An answer longer than
+        ``max_answer`` bytes is refused."""
+        if read is None:
+            read = method == "GET"
         waited = 0.0
         while True:
             try:
-                return self._request(method, path, body)
+                return self._request(method, path, body, max_answer)
             except APIError as e:
-                if e.status != 429 or method != "GET" or waited >= RATE_LIMIT_WAIT:
+                if e.status != 429 or not read or waited >= RATE_LIMIT_WAIT:
                     raise
                 wait = min(e.retry_after or 1.0, MAX_RETRY_AFTER, RATE_LIMIT_WAIT - waited)
                 log.warning("swarmkey: %s %s: the token's read limit is reached; retrying in %gs", method, path, wait)
                 time.sleep(wait)
                 waited += wait
 
-    def _request(self, method: str, path: str, body=None):
+    def _request(self, method: str, path: str, body=None, max_answer=ANSWER_BYTES):
         headers = {"Authorization": "Bearer " + self._token, "Accept": "application/json"}
         data = None
         if body is not None:
@@ -310,13 +329,15 @@ class Client:
         try:
             conn.request(method, self._prefix + path, body=data, headers=headers)
             resp = conn.getresponse()
-            raw = resp.read(1 << 20)
+            raw = resp.read(max_answer + 1)
             status = resp.status
             retry_after = resp.getheader("Retry-After")
         except (OSError, http.client.HTTPException) as e:
             raise SwarmkeyError("swarmkey API at %s: %s %s: %s" % (self.base, method, path, _describe(e))) from None
         finally:
             conn.close()
+        if len(raw) > max_answer:
+            raise SwarmkeyError("swarmkey API at %s: %s %s: the answer is longer than %d bytes" % (self.base, method, path, max_answer))
         try:
             doc = json.loads(raw) if raw else {}
         except ValueError:
@@ -328,7 +349,7 @@ class Client:
         # An error body is {"error": "..."}; it never holds a value. Anything
         # else is not shown (it could be a proxy's page, or worse).
         msg = doc.get("error") if isinstance(doc, dict) and isinstance(doc.get("error"), str) else "HTTP %d" % status
-        err = APIError("swarmkey API at %s: %s %s: %d %s" % (self.base, method, path, status, msg[:500]), status)
+        err = APIError("swarmkey API at %s: %s %s: %d %s" % (self.base, method, path, status, msg[:500]), status, msg[:500])
         try:
             err.retry_after = max(0.0, float(retry_after)) if retry_after else None
         except ValueError:
@@ -341,6 +362,25 @@ class Client:
         if not isinstance(fields, dict):
             raise SwarmkeyError("swarmkey API at %s: the credential of policy %r has no fields object" % (self.base, policy))
         return Credential(policy, fields, version=doc.get("version"), source="api")
+
+    def credentials(self, policies) -> list:
+        """The credentials of ``policies`` (at most MAX_CREDENTIALS_PER_REQUEST)
+        in one request, POST /v1/credentials, in the order asked: all of
+        them, or APIError and none. A server older than that endpoint
+        answers 404 "no such endpoint" (see is_no_such_endpoint)."""
+        policies = list(policies)
+        doc = self.request("POST", "/v1/credentials", {"policies": policies}, read=True,
+                           max_answer=ANSWER_BYTES * max(1, len(policies)))
+        got = doc.get("credentials")
+        if not isinstance(got, list) or len(got) != len(policies):
+            raise SwarmkeyError("swarmkey API at %s: POST /v1/credentials: no credential list of %d: is it a swarmkey API?" % (self.base, len(policies)))
+        out = []
+        for policy, c in zip(policies, got):
+            fields = c.get("fields") if isinstance(c, dict) else None
+            if not isinstance(c, dict) or c.get("policy") != policy or not isinstance(fields, dict):
+                raise SwarmkeyError("swarmkey API at %s: POST /v1/credentials: the answer for policy %r is not its credential" % (self.base, policy))
+            out.append(Credential(policy, fields, version=c.get("version"), source="api"))
+        return out
 
     def start_lease(self, run: str, uses, holder: str, ttl: float) -> str:
         doc = self.request("POST", "/v1/leases", {"run": run, "uses": list(uses), "holder": holder, "ttl_seconds": int(-(-ttl // 1))})
@@ -474,6 +514,10 @@ class _Cache:
             self._entries[policy] = (cred, time.monotonic())
             return cred
 
+    def put(self, cred):
+        with self._policy_lock(cred.policy):
+            self._entries[cred.policy] = (cred, time.monotonic())
+
     def after_failure(self, policy, used, fetch):
         """The credential to retry with after ``used`` was refused: the
         cached one if it is another version (someone re-read already) or was
@@ -537,6 +581,40 @@ class _State:
             )
         return self.cache.get(policy, c.cache_ttl, client.credential, refresh=refresh)
 
+    def read_ahead(self, policies):
+        """Read the credentials of ``policies`` from the API into the cache,
+        in requests of up to MAX_CREDENTIALS_PER_REQUEST policies, where the
+        environment does not hold them. A server older than the batch read,
+        or a token that may read fewer at once than a batch asks (400), is
+        read one policy at a time."""
+        c = self.config
+        wanted = []
+        for policy in dict.fromkeys(policies):
+            if c.env_prefix(policy) is None:
+                wanted.append(policy)
+            else:
+                self.credential(policy)  # from the environment: checks it is there
+        client = self.client
+        if client is None:
+            for policy in wanted:
+                self.credential(policy)  # says why there is no source
+            return
+        for start in range(0, len(wanted), MAX_CREDENTIALS_PER_REQUEST):
+            chunk = wanted[start : start + MAX_CREDENTIALS_PER_REQUEST]
+            try:
+                creds = client.credentials(chunk)
+            except APIError as e:
+                # 400 "... may read at once": the token's burst is smaller
+                # than the batch. Any other 400 is a fault to report.
+                smaller_burst = e.status == 400 and "may read at once" in e.api_message
+                if not is_no_such_endpoint(e) and not smaller_burst:
+                    raise
+                for policy in wanted[start:]:
+                    self.credential(policy, refresh=True)
+                return
+            for cred in creds:
+                self.cache.put(cred)
+
     def credential_after_failure(self, used: Credential) -> Credential:
         if used.source != "api" or self.client is None:
             return self.credential(used.policy)
@@ -548,11 +626,8 @@ class _State:
         """Read each used policy's credential once, before the test starts,
         so a bad token, grant or policy stops Locust with a clear message."""
         try:
-            c = self.config
-            for policy in c.uses:
-                if policy.startswith("tag:"):
-                    continue  # a tag names no one credential; the lease checks it
-                self.credential(policy)
+            # A tag names no one credential; the lease checks it.
+            self.read_ahead([p for p in self.config.uses if not p.startswith("tag:")])
         except SwarmkeyError as e:
             log.error("swarmkey: %s", e)
             log.error("swarmkey: stopping before the test starts")

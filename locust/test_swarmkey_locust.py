@@ -46,6 +46,9 @@ class FakeSwarmkey:
         self.leases = {}  # id -> {"ended": bool, "expired": bool}
         self.refuse_leases = None  # (status, message)
         self.throttle = 0  # credential reads still to answer 429
+        self.batch = True  # False: an older server, without POST /v1/credentials
+        self.burst = 100  # the most policies one POST /v1/credentials may ask for
+        self.answer_padding = 0  # bytes of padding added to each credential's answer
         server = self
         state = self
 
@@ -95,7 +98,9 @@ class FakeSwarmkey:
                             return self._send(404, {"error": "unknown lease"})
                         lease["ended"] = True
                         return self._send(200, {"id": parts[2]})
-                    if method == "GET" and len(parts) == 4 and parts[:2] == ["v1", "policies"] and parts[3] == "credential":
+                    read_one = method == "GET" and len(parts) == 4 and parts[:2] == ["v1", "policies"] and parts[3] == "credential"
+                    read_many = method == "POST" and parts == ["v1", "credentials"] and state.batch
+                    if read_one or read_many:
                         if state.throttle > 0:
                             state.throttle -= 1
                             raw = json.dumps({"error": "token reads credentials faster than its limit"}).encode()
@@ -105,13 +110,18 @@ class FakeSwarmkey:
                             self.end_headers()
                             self.wfile.write(raw)
                             return
-                        name = parts[2]
-                        if name not in state.policies:
-                            return self._send(404, {"error": 'unknown policy "%s"' % name})
-                        if name not in state.granted:
-                            return self._send(403, {"error": 'this token is not granted policy "%s"' % name})
-                        p = state.policies[name]
-                        return self._send(200, {"policy": name, "version": p["version"], "fields": p["fields"]})
+                        names = [parts[2]] if read_one else body["policies"]
+                        if len(names) > state.burst:
+                            return self._send(400, {"error": "policies: %d at once is more than this token may read at once (%d)" % (len(names), state.burst)})
+                        # All or none, the first refusal in the order asked.
+                        for name in names:
+                            if name not in state.policies:
+                                return self._send(404, {"error": 'unknown policy "%s"' % name})
+                            if name not in state.granted:
+                                return self._send(403, {"error": 'this token is not granted policy "%s"' % name})
+                        creds = [{"policy": n, "version": state.policies[n]["version"], "fields": state.policies[n]["fields"],
+                                  "padding": "x" * state.answer_padding} for n in names]
+                        return self._send(200, creds[0] if read_one else {"credentials": creds})
                 return self._send(404, {"error": "no such endpoint"})
 
             def do_GET(self):
@@ -287,12 +297,13 @@ class TestLease(Base):
         for env in (FakeEnvironment(), FakeEnvironment(worker)):
             sk._STATE.reset()
             self.use_api(SWARMKEY_USES="api", SWARMKEY_CACHE_TTL="60s")
-            before = self.api.count("GET", "/credential")
+            reads = lambda: self.api.count("GET", "/credential") + self.api.count("POST", "/v1/credentials")  # noqa: E731
+            before = reads()
             sk._STATE.on_init(env)
             self.api.rotate("api", "v2", api_key=KEY_2)
             sk._STATE.on_test_start(env)
             self.assertEqual(sk.credential("api").version, "v2")
-            self.assertEqual(self.api.count("GET", "/credential"), before + 2)
+            self.assertEqual(reads(), before + 2)
             sk._STATE.on_test_stop(env)
             self.api.rotate("api", "v1", api_key=KEY_1)
 
@@ -365,9 +376,63 @@ class TestPreflight(Base):
     def test_good(self):
         self.use_api(SWARMKEY_USES="api,pg,tag:perf")
         sk._STATE.on_init(FakeEnvironment())
+        self.assertEqual(self.api.bodies("POST", "/v1/credentials"), [{"policies": ["api", "pg"]}], "one request for both")
+        self.assertEqual(self.api.count("GET", "/credential"), 0)
+        self.assertEqual(sk.credential("api")["api_key"], KEY_1)
+        self.assertEqual(sk.credential("pg")["password"], PG_PASSWORD)
+        self.assertEqual(self.api.count("GET", "/credential"), 0, "init warmed the cache")
+        self.assertEqual(self.api.count("POST", "/v1/credentials"), 1)
+        self.assertNoValueLogged()
+
+    def test_older_server_is_read_one_policy_at_a_time(self):
+        self.api.batch = False
+        self.use_api(SWARMKEY_USES="api,pg")
+        sk._STATE.on_init(FakeEnvironment())
+        self.assertEqual(self.api.count("POST", "/v1/credentials"), 1)
         self.assertEqual(self.api.count("GET", "/credential"), 2)
-        sk.credential("api")
+        sk.credential("pg")
         self.assertEqual(self.api.count("GET", "/credential"), 2, "init warmed the cache")
+        self.check_exits('404 unknown policy "nope"', SWARMKEY_USES="api,nope")
+
+    def test_a_batch_the_token_may_not_read_at_once_is_read_one_policy_at_a_time(self):
+        self.api.burst = 1
+        self.use_api(SWARMKEY_USES="api,pg")
+        sk._STATE.on_init(FakeEnvironment())
+        self.assertEqual(self.api.count("GET", "/credential"), 2)
+        self.assertEqual(sk.credential("api")["api_key"], KEY_1)
+
+    def test_batches_of_at_most_the_api_bound(self):
+        saved = sk.MAX_CREDENTIALS_PER_REQUEST
+        sk.MAX_CREDENTIALS_PER_REQUEST = 1
+        self.addCleanup(setattr, sk, "MAX_CREDENTIALS_PER_REQUEST", saved)
+        self.use_api(SWARMKEY_USES="api,pg,api")
+        sk._STATE.on_init(FakeEnvironment())
+        self.assertEqual(self.api.bodies("POST", "/v1/credentials"), [{"policies": ["api"]}, {"policies": ["pg"]}])
+
+    def test_batch_waits_out_the_read_limit(self):
+        self.api.throttle = 1
+        self.use_api(SWARMKEY_USES="api,pg")
+        sk._STATE.on_init(FakeEnvironment())
+        self.assertEqual(self.api.count("POST", "/v1/credentials"), 2, "sent again after Retry-After")
+        self.assertEqual(self.api.count("GET", "/credential"), 0)
+
+    def test_refused_batch_is_none_of_it(self):
+        self.check_exits('403 this token is not granted policy "secret-ungranted"', SWARMKEY_USES="api,secret-ungranted")
+        self.assertEqual(self.api.count("GET", "/credential"), 0)
+        sk._STATE.reset()
+        self.use_api()
+        self.assertEqual(sk.credential("api")["api_key"], KEY_1)
+        self.assertEqual(self.api.count("GET", "/credential"), 1, "nothing of the refused batch was cached")
+
+    def test_answers_are_capped_per_credential(self):
+        saved = sk.ANSWER_BYTES
+        sk.ANSWER_BYTES = 4096
+        self.addCleanup(setattr, sk, "ANSWER_BYTES", saved)
+        self.api.answer_padding = 3000
+        self.use_api(SWARMKEY_USES="api,pg")
+        sk._STATE.on_init(FakeEnvironment())  # two credentials of 3 KB fit in 2 × 4 KiB
+        self.api.answer_padding = 5000
+        self.check_exits("the answer is longer than 8192 bytes", SWARMKEY_USES="api,pg")
 
 
 class TestCredential(Base):

@@ -23,12 +23,14 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -468,7 +470,32 @@ func TestLocustPluginHoldsALease(t *testing.T) {
 	require.Contains(t, run.output, "took lease "+l.ID)
 	require.Contains(t, run.output, "ended lease "+l.ID)
 	require.Regexp(t, `:`+strconv.Itoa(cmd.Process.Pid)+`$`, l.Holder, "the holder is the Locust process (host:pid)")
+	require.Equal(t, 1, rig.apiRequests("POST /v1/credentials", 200), "the init check read SWARMKEY_USES in one request")
 	rig.requireNoValueLeaked()
+}
+
+// apiRequests is the API's count of answers with code to route (its
+// swarmkey_api_requests_total), read from /metrics with an admin token.
+func (rig *locustRig) apiRequests(route string, code int) int {
+	rig.t.Helper()
+	r := rig.run("tokens", "add", "--name", "metrics-"+strconv.Itoa(int(time.Now().UnixNano()%1e9)), "--scope", "admin")
+	require.Equal(rig.t, 0, r.code, r.stderr)
+	req, err := http.NewRequest(http.MethodGet, rig.apiURL+"/metrics", nil)
+	require.NoError(rig.t, err)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(r.stdout))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(rig.t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(rig.t, err)
+	require.Equal(rig.t, http.StatusOK, resp.StatusCode, string(body))
+	m := regexp.MustCompile(`(?m)^swarmkey_api_requests_total\{code="` + strconv.Itoa(code) + `",route="` + regexp.QuoteMeta(route) + `"\} (\d+)$`).FindStringSubmatch(string(body))
+	if m == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(m[1])
+	require.NoError(rig.t, err)
+	return n
 }
 
 func TestLocustWithoutALeaseSingleFails(t *testing.T) {
