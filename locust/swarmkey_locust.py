@@ -91,12 +91,6 @@ ANSWER_BYTES = 1 << 20
 MAX_CREDENTIALS_PER_REQUEST = 100
 
 
-def is_no_such_endpoint(e: BaseException) -> bool:
-    """Whether e is the API's answer to a route it does not have: a server
-    of an older swarmkey."""
-    return isinstance(e, APIError) and e.status == 404 and e.api_message.startswith("no such endpoint")
-
-
 class SwarmkeyError(Exception):
     """A configuration, API or lease problem. Messages never hold a value."""
 
@@ -111,6 +105,12 @@ class APIError(SwarmkeyError):
         self.api_message = api_message
         #: Seconds a 429 asks to wait (its Retry-After), else None.
         self.retry_after = None
+
+
+def is_no_such_endpoint(e: BaseException) -> bool:
+    """Whether e is the API's answer to a route it does not have: a server
+    of an older swarmkey."""
+    return isinstance(e, APIError) and e.status == 404 and e.api_message.startswith("no such endpoint")
 
 
 class Credential(dict):

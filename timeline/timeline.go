@@ -183,13 +183,15 @@ func Gather(ctx context.Context, db *state.DB, set *daemon.PolicySet, o Options)
 		}
 	}
 
-	// A page of some policies (a policy's own page) reads their rows only.
+	// A page of some policies (a policy's own page) reads their rows only;
+	// the whole set reads every row rather than name them all, as
+	// daemon.Upcoming does.
 	var states map[string]state.PolicyState
 	var err error
-	if o.Policies == nil {
-		states, err = db.PolicyStates(ctx)
-	} else {
+	if len(names) < len(set.Policies) {
 		states, err = db.PolicyStatesOf(ctx, names)
+	} else {
+		states, err = db.PolicyStates(ctx)
 	}
 	if err != nil {
 		return nil, err
