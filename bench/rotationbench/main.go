@@ -13,7 +13,9 @@
 // gap is crash safety itself and how much is swarmkey's own.
 //
 // Rounds alternate baseline, floor and swarmkey so that drift on a shared
-// machine hits all three; the figures are medians over rounds. Run it with
+// machine hits all three, each round starting with the next of them, and
+// the database is vacuumed before each measurement so that no side pays
+// for another's dead rows; the figures are medians over rounds. Run it with
 // `make bench`.
 package main
 
@@ -124,10 +126,18 @@ func main() {
 			"CPU per operation, this process + PostgreSQL's: baseline, crash-safe floor, swarmkey")
 		for _, c := range concurrencies {
 			var base, floor, sk, ratios, floorRatios, baseCPU, floorCPU, skCPU []float64
-			for range *rounds {
-				b, bc := measure(c, *duration, func(i int) error { return workers[c][i].baseline(ctx) })
-				f, fc := measure(c, *duration, func(i int) error { return workers[c][i].crashSafeFloor(ctx) })
-				s, sc := measure(c, *duration, func(i int) error { return workers[c][i].rotate(ctx) })
+			for round := range *rounds {
+				var b, bc, f, fc, s, sc float64
+				sides := []func(){
+					func() { b, bc = env.measure(ctx, c, *duration, func(i int) error { return workers[c][i].baseline(ctx) }) },
+					func() { f, fc = env.measure(ctx, c, *duration, func(i int) error { return workers[c][i].crashSafeFloor(ctx) }) },
+					func() { s, sc = env.measure(ctx, c, *duration, func(i int) error { return workers[c][i].rotate(ctx) }) },
+				}
+				// Each round starts with the next side, so that no side always
+				// follows the same other.
+				for k := range sides {
+					sides[(round+k)%len(sides)]()
+				}
 				base, floor, sk = append(base, b), append(floor, f), append(sk, s)
 				ratios, floorRatios = append(ratios, s/b), append(floorRatios, s/f)
 				baseCPU, floorCPU, skCPU = append(baseCPU, bc), append(floorCPU, fc), append(skCPU, sc)
@@ -451,10 +461,13 @@ func (w *worker) crashSafeFloor(ctx context.Context) error {
 	return record("promoted")
 }
 
-// measure runs fn on c workers for d and returns completions per second
-// and the CPU milliseconds each completion cost this process and the
-// PostgreSQL server together.
-func measure(c int, d time.Duration, fn func(worker int) error) (perSecond, cpuMillis float64) {
+// measure settles the database, runs fn on c workers for d and returns
+// completions per second and the CPU milliseconds each completion cost
+// this process and the PostgreSQL server together.
+func (env *environment) measure(ctx context.Context, c int, d time.Duration, fn func(worker int) error) (perSecond, cpuMillis float64) {
+	if err := env.settle(ctx); err != nil {
+		log.Fatal(err)
+	}
 	postmaster := proc.PostgresPID()
 	cpuBefore := proc.SelfCPU() + proc.TreeCPU(postmaster)
 	var done atomic.Int64
@@ -477,6 +490,21 @@ func measure(c int, d time.Duration, fn func(worker int) error) (perSecond, cpuM
 	n := float64(max(done.Load(), 1))
 	cpu := proc.SelfCPU() + proc.TreeCPU(postmaster) - cpuBefore
 	return float64(done.Load()) / time.Since(start).Seconds(), float64(cpu) / float64(time.Millisecond) / n
+}
+
+// settle vacuums the benchmark's database, the shared catalogs with it, and
+// ends with a checkpoint, before a measurement. Every side leaves dead rows
+// behind (each ALTER ROLE rewrites a pg_authid row; the floor and swarmkey
+// update their own rows): without this, the next side would pay for them,
+// or for the autovacuum or checkpoint that comes at a moment no round
+// chooses.
+func (env *environment) settle(ctx context.Context) error {
+	for _, statement := range []string{"VACUUM", "CHECKPOINT"} {
+		if _, err := env.pool.Exec(ctx, statement); err != nil {
+			return fmt.Errorf("settle the benchmark database: %s: %w", statement, err)
+		}
+	}
+	return nil
 }
 
 func (env *environment) storeLatency(ctx context.Context, n int) (put, promote []time.Duration, err error) {
