@@ -386,9 +386,9 @@ func collectFields(t reflect.Type, into map[string]reflect.Type) {
 // fieldNameRE matches what could be a field name, misspelt or not ("max
 // attempts" too); other keys are not quoted in messages. Length aside:
 // keys of 64 bytes and more are not names either.
-var fieldNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+( [A-Za-z0-9_.-]+)*$`)
+var fieldNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]+( [A-Za-z0-9_.-]+)*$`) })
 
-func isFieldName(key string) bool { return len(key) < 64 && fieldNameRE.MatchString(key) }
+func isFieldName(key string) bool { return len(key) < 64 && fieldNameRE().MatchString(key) }
 
 func knownFieldsHint(names []string, field string) string {
 	if len(names) == 0 {

@@ -97,7 +97,7 @@ func (l *loader) notifications(cfg *Config) {
 		switch {
 		case rs.Name == "":
 			sc.errf("name", "required: a name that routes use")
-		case !nameRE.MatchString(rs.Name):
+		case !nameRE().MatchString(rs.Name):
 			sc.errf("name", "%q is not a valid sink name: use 1 to 63 of a-z 0-9 . _ - starting with a letter or digit", rs.Name)
 		case sinks[rs.Name]:
 			sc.errf("name", "sink %q is given twice", rs.Name)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -57,7 +58,7 @@ func asciiPrintable() string {
 	return b.String()
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`) })
 
 func isSpaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
 
@@ -362,7 +363,7 @@ func (l *loader) checkAll(cfg *Config) {
 		cfg.Deny = append(cfg.Deny, top.deny(s.raw.Deny, "deny")...)
 		err := l.eachPolicy(s, func(c check, r *rawPolicy) {
 			p, ok := c.policy(cfg, r)
-			if !nameRE.MatchString(p.Name) {
+			if !nameRE().MatchString(p.Name) {
 				return // reported, or the policy was spoilt by a decoding error
 			}
 			if prev, dup := names[p.Name]; dup {
@@ -442,7 +443,7 @@ func (c check) policy(cfg *Config, r *rawPolicy) (Policy, bool) {
 	switch {
 	case r.Name == "":
 		c.errf("name", "required")
-	case !nameRE.MatchString(r.Name):
+	case !nameRE().MatchString(r.Name):
 		c.errf("name", "%q is not a valid policy name: use 1 to 63 of a-z 0-9 . _ - starting with a letter or digit", r.Name)
 	}
 	p.Name = r.Name

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/swarmkey/swarmkey/secret"
 )
@@ -34,8 +35,8 @@ var errPlaintext = errors.New("plaintext credentials are not allowed here; give 
 const maxReferenceFile = 1 << 20
 
 var (
-	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	providerRE = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
+	envNameRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
+	providerRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9]*$`) })
 )
 
 // Reference points at a credential without holding it. A policy file holds
@@ -69,7 +70,7 @@ func ParseReference(s string) (Reference, error) {
 	}
 	switch scheme {
 	case SchemeEnv:
-		if !envNameRE.MatchString(rest) {
+		if !envNameRE().MatchString(rest) {
 			return Reference{}, errors.New("env: reference needs a variable name of letters, digits and _ (env:NAME)")
 		}
 		return Reference{Scheme: SchemeEnv, Name: rest}, nil
@@ -81,7 +82,7 @@ func ParseReference(s string) (Reference, error) {
 	case SchemeStore:
 		body, field, hasField := strings.Cut(rest, "#")
 		provider, id, _ := strings.Cut(body, "/")
-		if !providerRE.MatchString(provider) || id == "" || strings.ContainsFunc(id, isSpaceOrControl) {
+		if !providerRE().MatchString(provider) || id == "" || strings.ContainsFunc(id, isSpaceOrControl) {
 			return Reference{}, errors.New("store: reference needs a provider and a secret id (store:<provider>/<secret-id>[#field])")
 		}
 		if hasField && (field == "" || strings.ContainsFunc(field, isSpaceOrControl)) {

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -191,16 +192,16 @@ func parentPath(path string) string {
 	return path[:i]
 }
 
-var policyIndexRE = regexp.MustCompile(`^policies\[(\d+)\]`)
+var policyIndexRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^policies\[(\d+)\]`) })
 
 // display turns an index path into the path shown to people: a policy with
 // a valid name is addressed by it.
 func (s *source) display(path string) string {
-	m := policyIndexRE.FindStringSubmatch(path)
+	m := policyIndexRE().FindStringSubmatch(path)
 	if m == nil {
 		return path
 	}
-	if e, ok := s.idx.get(m[0] + ".name"); ok && e.value.Kind == yaml.ScalarNode && nameRE.MatchString(e.value.Value) {
+	if e, ok := s.idx.get(m[0] + ".name"); ok && e.value.Kind == yaml.ScalarNode && nameRE().MatchString(e.value.Value) {
 		return "policies[" + e.value.Value + "]" + path[len(m[0]):]
 	}
 	return path
@@ -242,7 +243,7 @@ func (s *source) abs(p string) string {
 	return filepath.Join(filepath.Dir(s.file), p)
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // parseSource parses one file: the node tree first (syntax errors), then a
 // strict decoding (unknown fields, wrong types). Its errors are in
@@ -408,7 +409,7 @@ func shiftLines(n *yaml.Node, lines int) {
 // with anything quoted in it cut out (see unquote).
 func syntaxError(file string, err error) Error {
 	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+	if m := yamlLineRE().FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		return notPolicyFile(file, line, "bad YAML: "+unquote(m[2]))
 	}
@@ -462,19 +463,23 @@ func notPolicyMapping(n *yaml.Node) string {
 
 // quotedRE matches what yaml.v3 quotes in its messages: 'anchor',
 // `value`, "key".
-var quotedRE = regexp.MustCompile("'[^']*'|`[^`]*`|\"(?:[^\"\\\\]|\\\\.)*\"")
+var quotedRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("'[^']*'|`[^`]*`|\"(?:[^\"\\\\]|\\\\.)*\"") })
 
 // unquote cuts what a message of yaml.v3 quotes from the file out of it:
 // an anchor name, a value, a key. The file may not be a policy file at all.
 func unquote(msg string) string {
-	return quotedRE.ReplaceAllString(msg, "(…)")
+	return quotedRE().ReplaceAllString(msg, "(…)")
 }
 
 var (
-	wrongTypeRE = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+|\\S+)(?: `(.*)`)? into (\\S+)$")
-	dupKeyRE    = regexp.MustCompile(`^line (\d+): mapping key "(.*)" already defined at line (\d+)$`)
-	dupFieldRE  = regexp.MustCompile(`^line (\d+): field (.*) already set in type (\S+)$`)
-	lineRE      = regexp.MustCompile(`^line (\d+): (.*)$`)
+	wrongTypeRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+|\\S+)(?: `(.*)`)? into (\\S+)$")
+	})
+	dupKeyRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^line (\d+): mapping key "(.*)" already defined at line (\d+)$`)
+	})
+	dupFieldRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^line (\d+): field (.*) already set in type (\S+)$`) })
+	lineRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^line (\d+): (.*)$`) })
 )
 
 // decodeError rewrites one of yaml.v3's decoding messages ("line 7: cannot
@@ -484,13 +489,13 @@ var (
 // messages never repeat the offending value.
 func (s *source) decodeError(msg string) (e Error, spoils bool) {
 	e.File = s.file
-	if m := wrongTypeRE.FindStringSubmatch(msg); m != nil {
+	if m := wrongTypeRE().FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Field = s.valueAt(e.Line, m[2], m[3], m[4])
 		e.Msg = fmt.Sprintf("want %s, got %s", describeGoType(m[4]), describeTag(m[2]))
 		return e, true
 	}
-	if m := dupKeyRE.FindStringSubmatch(msg); m != nil {
+	if m := dupKeyRE().FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Field = s.keyAt(e.Line, m[2])
 		if !isFieldName(m[2]) {
@@ -502,13 +507,13 @@ func (s *source) decodeError(msg string) (e Error, spoils bool) {
 		e.Msg = fmt.Sprintf("%q is given twice (first at line %s); give it once", m[2], m[3])
 		return e, true
 	}
-	if m := dupFieldRE.FindStringSubmatch(msg); m != nil {
+	if m := dupFieldRE().FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Field = s.keyAt(e.Line, m[2])
 		e.Msg = fmt.Sprintf("%q is given twice; give it once", m[2])
 		return e, true
 	}
-	if m := lineRE.FindStringSubmatch(msg); m != nil {
+	if m := lineRE().FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Msg = unquote(m[2])
 		return e, true

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/swarmkey/swarmkey/secret"
 )
@@ -39,7 +40,7 @@ type Mapping struct {
 	Policy, Field, Variable string
 }
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // EnvName turns a policy or field name into the part of a variable name
 // it stands for: upper case, every character but A-Z and 0-9 as _, and a
@@ -71,7 +72,7 @@ func ParsePolicies(flags []string) ([]Policy, error) {
 		}
 		if !hasPrefix {
 			prefix = EnvName(name)
-		} else if !envNameRE.MatchString(prefix) {
+		} else if !envNameRE().MatchString(prefix) {
 			return nil, Inputf("--policy %q: the prefix %q is not a variable name: use letters, digits and _, not starting with a digit", f, prefix)
 		}
 		if slices.ContainsFunc(out, func(p Policy) bool { return p.Name == name }) {
@@ -93,7 +94,7 @@ func ParseMappings(rules []string, policies []Policy) ([]Mapping, error) {
 		if !ok || lhs == "" {
 			return nil, Inputf("--env-map %q: use FIELD=VAR or POLICY:FIELD=VAR (FIELD= leaves the field out)", r)
 		}
-		if variable != "" && !envNameRE.MatchString(variable) {
+		if variable != "" && !envNameRE().MatchString(variable) {
 			return nil, Inputf("--env-map %q: %q is not a variable name: use letters, digits and _, not starting with a digit", r, variable)
 		}
 		m := Mapping{Field: lhs, Variable: variable}
@@ -203,7 +204,7 @@ func (w Withhold) Withholds(name string) bool {
 // ParsePassEnv checks --pass-env flags: each must be a variable name.
 func ParsePassEnv(flags []string) ([]string, error) {
 	for _, f := range flags {
-		if !envNameRE.MatchString(f) {
+		if !envNameRE().MatchString(f) {
 			return nil, Inputf("--pass-env %q: give the name of a variable (letters, digits and _, not starting with a digit), one per flag", f)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,7 +37,7 @@ func parseAuditTime(flag, s string, now time.Time) (time.Time, error) {
 }
 
 // auditKind is an action (rotation.forced) or a kind of actions (rotation).
-var auditKind = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
+var auditKind = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`) })
 
 type auditQueryFlags struct {
 	policies, actors, kinds []string
@@ -77,7 +78,7 @@ func (q *auditQueryFlags) filter() (state.AuditFilter, error) {
 		}
 	}
 	for _, k := range q.kinds {
-		if !auditKind.MatchString(k) {
+		if !auditKind().MatchString(k) {
 			return f, usageError("--kind %q: give an action (rotation.forced) or a kind of actions (rotation, credential, lease, run, token, audit)", k)
 		}
 	}

@@ -15,7 +15,7 @@ func TestScramVerifierShapeAndKeys(t *testing.T) {
 	pw := secret.FromString(`pa'ss"wo\rd $1`)
 	v, err := SCRAMVerifier(pw)
 	require.NoError(t, err)
-	require.Regexp(t, verifierShape, v)
+	require.Regexp(t, verifierShape(), v)
 
 	// Recompute the keys from the salt in the verifier: they must match.
 	saltB64, _, ok := strings.Cut(strings.TrimPrefix(v, "SCRAM-SHA-256$4096:"), "$")

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -137,7 +138,7 @@ var sslModes = map[string]bool{
 // declaredRoleRE is the role name a policy file may give: what needs no
 // thought when quoted in SQL or read in a log. PostgreSQL allows more, and
 // so do Validate and the target, which quote every identifier.
-var declaredRoleRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,62}$`)
+var declaredRoleRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,62}$`) })
 
 // Validate checks the fields every strategy needs, after defaults, and
 // returns a *FieldError naming the first wrong field. What only one strategy
@@ -209,7 +210,7 @@ func (o Options) problems(s targets.Strategy, declared bool) []problem {
 		return false
 	}
 	role := func(field, name string) bool {
-		if declared && !declaredRoleRE.MatchString(name) {
+		if declared && !declaredRoleRE().MatchString(name) {
 			add(field, "%q is not a valid role name: use 1 to 63 of A-Z a-z 0-9 _ . - starting with a letter or _", name)
 			return false
 		}
@@ -251,7 +252,7 @@ func (o Options) problems(s targets.Strategy, declared bool) []problem {
 		altOK = role("AlternateUsername", d.AlternateUsername)
 	case d.AlternateUsername != "":
 		// The default: whatever the strategy, the target derives it.
-		if (declared && !declaredRoleRE.MatchString(d.AlternateUsername)) || roleNameProblem(d.AlternateUsername) != "" {
+		if (declared && !declaredRoleRE().MatchString(d.AlternateUsername)) || roleNameProblem(d.AlternateUsername) != "" {
 			hint := "give alternate_username"
 			if s == targets.Single {
 				hint = "shorten username"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 
 	"github.com/xdg-go/scram"
 
@@ -19,7 +20,9 @@ const scramIterations = 4096
 // bind parameters, so the verifier is spliced into the statement as a string
 // literal; checking its shape first (base64 never holds a quote or a
 // backslash) is what makes that splice safe.
-var verifierShape = regexp.MustCompile(`^SCRAM-SHA-256\$4096:[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=$`)
+var verifierShape = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^SCRAM-SHA-256\$4096:[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=$`)
+})
 
 // SCRAMVerifier computes, on the client, the SCRAM-SHA-256 verifier that
 // PostgreSQL stores for password, in PostgreSQL's own format:
@@ -55,7 +58,7 @@ func SCRAMVerifier(password secret.Secret) (string, error) {
 	}
 	b64 := base64.StdEncoding.EncodeToString
 	v := fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", scramIterations, b64(salt), b64(creds.StoredKey), b64(creds.ServerKey))
-	if !verifierShape.MatchString(v) {
+	if !verifierShape().MatchString(v) {
 		return "", errors.New("compute SCRAM verifier: result does not have the expected shape")
 	}
 	return v, nil
@@ -64,7 +67,7 @@ func SCRAMVerifier(password secret.Secret) (string, error) {
 // passwordLiteral returns the verifier as a quoted SQL literal, refusing
 // anything that is not a verifier's exact shape.
 func passwordLiteral(verifier string) (string, error) {
-	if !verifierShape.MatchString(verifier) {
+	if !verifierShape().MatchString(verifier) {
 		return "", errors.New("refusing to quote a password verifier of an unexpected shape")
 	}
 	return "'" + verifier + "'", nil
