@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -221,8 +222,15 @@ func (run *rotation) restoreWhileUnavailable(ctx context.Context, pending provid
 // unavailable reports whether err is about reaching a server rather than
 // what it answered: a refused, reset or cut connection, a timeout, or a
 // database that is shutting down, starting up or cut the session (SQLSTATE
-// class 08, and PostgreSQL's 57P01 to 57P03).
+// class 08, and PostgreSQL's 57P01 to 57P03). An HTTP client's *url.Error
+// is judged by what it wraps: it is a net.Error whatever its cause, and a
+// certificate the client refuses, or a malformed URL, does not go away
+// when asked again.
 func unavailable(err error) bool {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return unavailable(urlErr.Err)
+	}
 	var netErr net.Error
 	var sqlErr interface{ SQLState() string }
 	switch {
