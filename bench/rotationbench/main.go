@@ -128,15 +128,19 @@ func main() {
 			var base, floor, sk, ratios, floorRatios, baseCPU, floorCPU, skCPU []float64
 			for round := range *rounds {
 				var b, bc, f, fc, s, sc float64
-				sides := []func(){
-					func() { b, bc = env.measure(ctx, c, *duration, func(i int) error { return workers[c][i].baseline(ctx) }) },
-					func() { f, fc = env.measure(ctx, c, *duration, func(i int) error { return workers[c][i].crashSafeFloor(ctx) }) },
-					func() { s, sc = env.measure(ctx, c, *duration, func(i int) error { return workers[c][i].rotate(ctx) }) },
+				sides := []struct {
+					rate, cpu *float64
+					op        func(worker int) error
+				}{
+					{&b, &bc, func(i int) error { return workers[c][i].baseline(ctx) }},
+					{&f, &fc, func(i int) error { return workers[c][i].crashSafeFloor(ctx) }},
+					{&s, &sc, func(i int) error { return workers[c][i].rotate(ctx) }},
 				}
 				// Each round starts with the next side, so that no side always
 				// follows the same other.
 				for k := range sides {
-					sides[(round+k)%len(sides)]()
+					side := sides[(round+k)%len(sides)]
+					*side.rate, *side.cpu = env.measure(ctx, c, *duration, side.op)
 				}
 				base, floor, sk = append(base, b), append(floor, f), append(sk, s)
 				ratios, floorRatios = append(ratios, s/b), append(floorRatios, s/f)
