@@ -11,7 +11,9 @@
 //	-mode idle   `swarmkey serve` with each of -policies (10000,100000),
 //	             none due, beside `serve` with one policy, all at once, for
 //	             -duration after every policy is planned: peak RSS, RSS at
-//	             the end and CPU time of each process.
+//	             the end and CPU time of each process. With -scrape-every,
+//	             each serve's /metrics is read that often meanwhile, as
+//	             Prometheus would, and each read is measured.
 //	-mode load   `swarmkey validate` of -policies policies (in files of
 //	             10,000, reached through include:) and of one policy,
 //	             rounds alternating: wall time and peak RSS.
@@ -25,8 +27,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -65,6 +70,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "load: rounds")
 	binary := flag.String("swarmkey", "bin/swarmkey", "idle, load: the swarmkey binary")
 	serveArgs := flag.String("serve-args", "", "idle: extra flags for serve, space-separated")
+	scrapeEvery := flag.Duration("scrape-every", 0, "idle: read each serve's /metrics this often while it idles, as Prometheus would (0: never)")
 	flag.BoolVar(&keepDatabases, "keep", false, "keep the benchmark's databases, for a look afterwards")
 	cpuProfile := flag.String("cpuprofile", "", "lag: write the daemons' CPU profile of the measured period to this file")
 	flag.Parse()
@@ -74,7 +80,7 @@ func main() {
 	case "lag":
 		lag(ctx, databaseServer(), counts(*policies, "100000")[0], *spread, *replicas, *workers)
 	case "idle":
-		idle(ctx, databaseServer(), *binary, counts(*policies, "10000,100000"), *duration, strings.Fields(*serveArgs))
+		idle(ctx, databaseServer(), *binary, counts(*policies, "10000,100000"), *duration, strings.Fields(*serveArgs), *scrapeEvery)
 	case "load":
 		load(*binary, counts(*policies, "100000")[0], *rounds)
 	default:
@@ -385,7 +391,7 @@ func spreadName(d time.Duration) string {
 // measured from when the process has planned every policy (start-up:
 // migrations, reading and checking the config, the first plan of every
 // policy, is not idle).
-func idle(ctx context.Context, serverURL, binary string, ns []int, d time.Duration, serveArgs []string) {
+func idle(ctx context.Context, serverURL, binary string, ns []int, d time.Duration, serveArgs []string, scrapeEvery time.Duration) {
 	type result struct {
 		policies       int
 		peakKiB        int
@@ -393,6 +399,8 @@ func idle(ctx context.Context, serverURL, binary string, ns []int, d time.Durati
 		cpu            time.Duration
 		startup        time.Duration
 		startupPeakKiB int
+		// scrapes are the reads of /metrics while it idled (-scrape-every).
+		scrapes []scrape
 		// peakAnonKiB is the most private memory (RssAnon) seen, sampled
 		// every 20 ms; fileKiB the executable's and libraries' pages
 		// (RssFile) at the end. VmHWM counts both, and the file pages
@@ -433,7 +441,14 @@ func idle(ctx context.Context, serverURL, binary string, ns []int, d time.Durati
 			if out, err := exec.Command(binary, "keygen", filepath.Join(dir, "secrets.key")).CombinedOutput(); err != nil {
 				log.Fatalf("keygen: %v: %s", err, out)
 			}
-			cmd := exec.Command(binary, append([]string{"serve", "--config", cfg, "--log-level", "warn"}, serveArgs...)...)
+			args := append([]string{"serve", "--config", cfg, "--log-level", "warn"}, serveArgs...)
+			metricsURL := ""
+			if scrapeEvery > 0 {
+				addr := freeLoopbackAddress()
+				args = append(args, "--http-listen", addr)
+				metricsURL = "http://" + addr + "/metrics"
+			}
+			cmd := exec.Command(binary, args...)
 			cmd.Env = append(os.Environ(), "SWARMKEY_DATABASE_URL="+dbURL, "IDLE_ADMIN_URL="+dbURL)
 			cmd.Stderr = os.Stderr
 			prepared.Done()
@@ -466,7 +481,12 @@ func idle(ctx context.Context, serverURL, binary string, ns []int, d time.Durati
 			r := result{policies: count, startup: time.Since(t0), startupPeakKiB: proc.StatusKiB(cmd.Process.Pid, "VmHWM:")}
 			cpu0 := proc.CPU(cmd.Process.Pid)
 			end := time.Now().Add(d)
+			nextScrape := time.Now()
 			for time.Now().Before(end) {
+				if metricsURL != "" && !time.Now().Before(nextScrape) {
+					r.scrapes = append(r.scrapes, scrapeOnce(metricsURL, cmd.Process.Pid))
+					nextScrape = nextScrape.Add(scrapeEvery)
+				}
 				time.Sleep(time.Second)
 			}
 			r.peakKiB, r.endKiB, r.cpu = proc.StatusKiB(cmd.Process.Pid, "VmHWM:"), proc.StatusKiB(cmd.Process.Pid, "VmRSS:"), proc.CPU(cmd.Process.Pid)-cpu0
@@ -485,6 +505,15 @@ func idle(ctx context.Context, serverURL, binary string, ns []int, d time.Durati
 		fmt.Printf("%-10s %12s %12.1f MiB %10.1f MiB %8.1f MiB %10.1f MiB %10.1f MiB %12s %15.2f%%\n", thousands(r.policies), r.startup.Round(time.Second),
 			mib(r.startupPeakKiB), mib(r.peakKiB), mib(r.endKiB), mib(r.peakAnonKiB), mib(r.fileKiB), r.cpu.Round(10*time.Millisecond), share(r.cpu, d))
 	}
+	if scrapeEvery > 0 {
+		fmt.Printf("/metrics read every %s while idle (included in CPU above): medians per read\n", scrapeEvery)
+		fmt.Printf("%-10s %8s %12s %12s %14s %10s\n", "policies", "reads", "wall", "serve CPU", "size", "series")
+		for _, r := range results {
+			sc := medianScrape(r.scrapes)
+			fmt.Printf("%-10s %8d %12s %12s %10.1f MiB %10d\n", thousands(r.policies), len(r.scrapes), sc.wall.Round(time.Millisecond),
+				sc.cpu.Round(10*time.Millisecond), float64(sc.bytes)/(1<<20), sc.series)
+		}
+	}
 	fmt.Println("(peak RSS includes start-up: reading and checking the config of every policy, the first plan of each;")
 	fmt.Println(" private is RssAnon, sampled every 20 ms; file is RssFile, the binary's pages, which depend on how much of it the page cache holds)")
 	base := results[0]
@@ -501,11 +530,80 @@ func idle(ctx context.Context, serverURL, binary string, ns []int, d time.Durati
 				Measured: fmt.Sprintf("%.1f MiB (1 policy: %.1f MiB; private peak %.1f MiB, binary's pages %.1f MiB)",
 					mib(r.peakKiB), mib(base.peakKiB), mib(r.peakAnonKiB), mib(r.fileKiB)),
 				Ratio: ratio(r.peakKiB, base.peakKiB), Pass: mib(r.peakKiB) < 300})
-			headline.Print(headline.Figure{Name: "idle CPU, " + name + ", " + d.String(), Aim: "< 1% of a core",
-				Measured: fmt.Sprintf("%.2f%% (1 policy: %.2f%%)", share(r.cpu, d), share(base.cpu, d)),
+			figure, measured := "idle CPU, "+name+", "+d.String(), fmt.Sprintf("%.2f%% (1 policy: %.2f%%)", share(r.cpu, d), share(base.cpu, d))
+			if scrapeEvery > 0 {
+				sc := medianScrape(r.scrapes)
+				figure += ", /metrics read every " + scrapeEvery.String()
+				measured += fmt.Sprintf("; a read: %s of serve's CPU, %.1f MiB, %d series", sc.cpu.Round(10*time.Millisecond),
+					float64(sc.bytes)/(1<<20), sc.series)
+			}
+			headline.Print(headline.Figure{Name: figure, Aim: "< 1% of a core",
+				Measured: measured,
 				Ratio:    ratio(int(r.cpu), int(base.cpu)), Pass: share(r.cpu, d) < 1})
 		}
 	}
+}
+
+// scrape is one read of serve's /metrics: its wall time, the CPU serve
+// spent meanwhile (its own clock ticks, so 10 ms steps), the size of the
+// answer and its number of series.
+type scrape struct {
+	wall, cpu time.Duration
+	bytes     int
+	series    int
+}
+
+// scrapeOnce reads metricsURL as Prometheus would and measures the read.
+func scrapeOnce(metricsURL string, pid int) scrape {
+	cpu0, t0 := proc.CPU(pid), time.Now()
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		log.Fatalf("read %s: %v", metricsURL, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		log.Fatalf("read %s: %s %v", metricsURL, resp.Status, err)
+	}
+	sc := scrape{wall: time.Since(t0), cpu: proc.CPU(pid) - cpu0, bytes: len(body)}
+	for line := range strings.Lines(string(body)) {
+		if !strings.HasPrefix(line, "#") {
+			sc.series++
+		}
+	}
+	return sc
+}
+
+// medianScrape is the median of each measure of scrapes, taken apart.
+func medianScrape(scrapes []scrape) scrape {
+	if len(scrapes) == 0 {
+		return scrape{}
+	}
+	pick := func(get func(scrape) int64) int64 {
+		xs := make([]int64, len(scrapes))
+		for i, sc := range scrapes {
+			xs[i] = get(sc)
+		}
+		slices.Sort(xs)
+		return xs[len(xs)/2]
+	}
+	return scrape{
+		wall:   time.Duration(pick(func(sc scrape) int64 { return int64(sc.wall) })),
+		cpu:    time.Duration(pick(func(sc scrape) int64 { return int64(sc.cpu) })),
+		bytes:  int(pick(func(sc scrape) int64 { return int64(sc.bytes) })),
+		series: int(pick(func(sc scrape) int64 { return int64(sc.series) })),
+	}
+}
+
+// freeLoopbackAddress is a TCP address on 127.0.0.1 that nothing listens
+// on now: the kernel's pick for a listener opened and closed at once.
+func freeLoopbackAddress() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 func mib(kib int) float64 { return float64(kib) / 1024 }
