@@ -42,6 +42,9 @@ func TestPrometheusScrapesServe(t *testing.T) {
 	require.NoError(t, err)
 
 	c := newCLI(t, "single", "")
+	policyFile, err := os.ReadFile(c.config)
+	require.NoError(t, err)
+	c.write(c.config, strings.Replace(string(policyFile), "    canary:", "    max_age: 720h\n    canary:", 1))
 	metricsAddr := freeLoopbackAddr(t)
 	c.serve(t, "--http-listen", metricsAddr)
 	r := c.run("rotate", "checkout-db", "--wait")
@@ -55,11 +58,13 @@ func TestPrometheusScrapesServe(t *testing.T) {
 	out, err := lint.CombinedOutput()
 	require.NoError(t, err, "promtool check metrics on serve's /metrics:\n%s", out)
 
-	// The families a rotation through the daemon fills in, by sample.
+	// The families a rotation through the daemon fills in, by sample. A
+	// healthy policy has no series of its own: it is counted.
 	for _, sample := range []string{
-		`swarmkey_policy_needs_attention{policy="checkout-db"} 0`,
-		`swarmkey_policy_overdue{policy="checkout-db"} 0`,
-		`swarmkey_policy_last_rotation_timestamp_seconds{policy="checkout-db"} `,
+		`swarmkey_policies_needs_attention 0`,
+		`swarmkey_policies_overdue 0`,
+		`swarmkey_credential_age_seconds_bucket{le="3600"} 1`,
+		`swarmkey_credential_age_seconds_count 1`,
 		`swarmkey_leader 1`,
 		`swarmkey_state_database_up 1`,
 		`swarmkey_rotation_start_lag_seconds_count 1`,
@@ -69,8 +74,32 @@ func TestPrometheusScrapesServe(t *testing.T) {
 		require.Contains(t, scrape, sample)
 	}
 	require.NotContains(t, scrape, current.Password)
+	require.NotContains(t, scrape, `swarmkey_policy_needs_attention{`)
+	require.NotContains(t, scrape, `swarmkey_policy_overdue{`)
 
-	exported := metricFamilies(scrape)
+	// The policy in trouble: its last rotation needs attention, and its
+	// credential is 40 days old against a max_age of 30. It now has a
+	// series of each, which the alert rules read.
+	_, err = c.db.Pool.Exec(t.Context(), `UPDATE policy_state SET last_outcome = 'needs_attention', rotated_at = now() - interval '40 days'
+		WHERE policy = 'checkout-db'`)
+	require.NoError(t, err)
+	troubled := httpGet(t, "http://"+metricsAddr+"/metrics")
+	for _, sample := range []string{
+		`swarmkey_policy_needs_attention{policy="checkout-db"} 1`,
+		`swarmkey_policy_overdue{policy="checkout-db"} 1`,
+		`swarmkey_policies_needs_attention 1`,
+		`swarmkey_policies_overdue 1`,
+		`swarmkey_credential_age_seconds_bucket{le="2.592e+06"} 0`,
+		`swarmkey_credential_age_seconds_bucket{le="7.776e+06"} 1`,
+	} {
+		require.Contains(t, troubled, sample)
+	}
+	lint = exec.Command(promtool, "check", "metrics")
+	lint.Stdin = strings.NewReader(troubled)
+	out, err = lint.CombinedOutput()
+	require.NoError(t, err, "promtool check metrics on serve's /metrics, a policy in trouble:\n%s", out)
+
+	exported := append(metricFamilies(scrape), metricFamilies(troubled)...)
 	used := map[string][]string{}
 	for _, expr := range alertExprs(t) {
 		used[alertsFile] = append(used[alertsFile], metricNames(expr)...)
@@ -111,7 +140,9 @@ scrape_configs:
 	api := "http://" + promAddr + "/api/v1/"
 	for _, query := range []string{
 		`swarmkey_policies{job="swarmkey"} == 1`,
-		`swarmkey_policy_needs_attention{policy="checkout-db"} == 0`,
+		`max by (policy) (swarmkey_policy_needs_attention{policy="checkout-db"}) == 1`,
+		`swarmkey_policies_overdue == 1`,
+		`ALERTS{alertname="SwarmkeyNeedsAttention", policy="checkout-db", alertstate="firing"}`,
 		`sum(swarmkey_leader) == 1`,
 		`swarmkey_rotations_total{outcome="succeeded"} == 1`,
 	} {
