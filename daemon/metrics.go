@@ -100,9 +100,9 @@ const scrapeTimeout = 5 * time.Second
 
 // Watch adds what d knows to the metrics: the configured policies' state
 // (which need attention or are overdue, their credentials' ages) and this
-// replica's leadership, read from the state database at
-// each scrape (so they hold across restarts and whichever replica rotated),
-// and the scheduling lag of each rotation job d starts.
+// replica's leadership, read from the state database at each scrape (so
+// they hold across restarts and whichever replica rotated), and the
+// scheduling lag of each rotation job d starts.
 func (m *Metrics) Watch(d *Daemon) {
 	m.startLag = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "swarmkey_rotation_start_lag_seconds",

@@ -553,10 +553,13 @@ type scrape struct {
 	series    int
 }
 
+// scrapeClient reads /metrics within Prometheus's default scrape timeout.
+var scrapeClient = &http.Client{Timeout: 10 * time.Second}
+
 // scrapeOnce reads metricsURL as Prometheus would and measures the read.
 func scrapeOnce(metricsURL string, pid int) scrape {
 	cpu0, t0 := proc.CPU(pid), time.Now()
-	resp, err := http.Get(metricsURL)
+	resp, err := scrapeClient.Get(metricsURL)
 	if err != nil {
 		log.Fatalf("read %s: %v", metricsURL, err)
 	}
