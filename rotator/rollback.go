@@ -2,11 +2,11 @@ package rotator
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -222,14 +222,15 @@ func (run *rotation) restoreWhileUnavailable(ctx context.Context, pending provid
 // unavailable reports whether err is about reaching a server rather than
 // what it answered: a refused, reset or cut connection, a timeout, or a
 // database that is shutting down, starting up or cut the session (SQLSTATE
-// class 08, and PostgreSQL's 57P01 to 57P03). An HTTP client's *url.Error
-// is judged by what it wraps: it is a net.Error whatever its cause, and a
-// certificate the client refuses, or a malformed URL, does not go away
-// when asked again.
+// class 08, and PostgreSQL's 57P01 to 57P03). A certificate the client
+// refuses is an answer, though an HTTP client wraps it in a *url.Error,
+// which is a net.Error whatever it holds: asked again, the server shows the
+// same certificate. Every other error of an HTTP client counts as before
+// (a server that closed an idle connection is worth another try).
 func unavailable(err error) bool {
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		return unavailable(urlErr.Err)
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return false
 	}
 	var netErr net.Error
 	var sqlErr interface{ SQLState() string }
