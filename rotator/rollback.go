@@ -225,7 +225,7 @@ func (run *rotation) restoreWhileUnavailable(ctx context.Context, pending provid
 // class 08, and PostgreSQL's 57P01 to 57P03). A certificate the client
 // refuses is an answer, though an HTTP client wraps it in a *url.Error,
 // which is a net.Error whatever it holds: asked again, the server shows the
-// same certificate. Every other error of an HTTP client counts as before
+// same certificate. Any other error of an HTTP client counts as unavailable
 // (a server that closed an idle connection is worth another try).
 func unavailable(err error) bool {
 	var certErr *tls.CertificateVerificationError
