@@ -75,6 +75,21 @@ func (s *PolicySet) Expand(uses []string) []string {
 	return out
 }
 
+// StateReadOf is what to give a read of the state rows of names
+// (state.PolicyStatesOf, PlanStatesOf): names when they are some of the
+// set's policies (one policy's page reads its own rows), nil when they are
+// all of them, so that the read takes every row rather than name 100,000
+// policies in an array.
+func (s *PolicySet) StateReadOf(names []string) []string {
+	if len(names) < len(s.Policies) {
+		if names == nil {
+			return []string{}
+		}
+		return names
+	}
+	return nil
+}
+
 func (s *PolicySet) indexTags() {
 	s.tagged = map[string][]string{}
 	for name, p := range s.Policies {

@@ -25,15 +25,7 @@ type UpcomingRow struct {
 // against the runs, leases and deny windows known now: at most 200 fires
 // per policy.
 func Upcoming(ctx context.Context, db *state.DB, set *PolicySet, names []string, from, to time.Time) ([]UpcomingRow, error) {
-	// Some policies (one policy's page) read their rows only; the whole
-	// set reads every row rather than name them all.
-	var states map[string]state.PlanState
-	var err error
-	if len(names) < len(set.Policies) {
-		states, err = db.PlanStatesOf(ctx, names)
-	} else {
-		states, err = db.PlanStates(ctx)
-	}
+	states, err := db.PlanStatesOf(ctx, set.StateReadOf(names))
 	if err != nil {
 		return nil, err
 	}

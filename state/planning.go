@@ -74,8 +74,11 @@ func (db *DB) PlanStates(ctx context.Context) (map[string]PlanState, error) {
 }
 
 // PlanStatesOf returns the plan state of the named policies, by name,
-// reading their rows only.
+// reading their rows only; nil names read every row (PlanStates).
 func (db *DB) PlanStatesOf(ctx context.Context, names []string) (map[string]PlanState, error) {
+	if names == nil {
+		return db.PlanStates(ctx)
+	}
 	return db.readPlanStates(ctx, `SELECT policy, rotated_at, planned_fire, next_check, deferred_fire FROM policy_state
 		WHERE policy = ANY($1)`, names)
 }

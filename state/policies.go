@@ -115,8 +115,11 @@ func (db *DB) PolicyStates(ctx context.Context) (map[string]PolicyState, error) 
 }
 
 // PolicyStatesOf returns the state of the named policies that have one, by
-// name, reading their rows only.
+// name, reading their rows only; nil names read every row (PolicyStates).
 func (db *DB) PolicyStatesOf(ctx context.Context, names []string) (map[string]PolicyState, error) {
+	if names == nil {
+		return db.PolicyStates(ctx)
+	}
 	return db.readPolicyStates(ctx, `SELECT `+policyStateColumns+` FROM policy_state WHERE policy = ANY($1)`, names)
 }
 

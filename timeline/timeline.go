@@ -183,16 +183,7 @@ func Gather(ctx context.Context, db *state.DB, set *daemon.PolicySet, o Options)
 		}
 	}
 
-	// A page of some policies (a policy's own page) reads their rows only;
-	// the whole set reads every row rather than name them all, as
-	// daemon.Upcoming does.
-	var states map[string]state.PolicyState
-	var err error
-	if len(names) < len(set.Policies) {
-		states, err = db.PolicyStatesOf(ctx, names)
-	} else {
-		states, err = db.PolicyStates(ctx)
-	}
+	states, err := db.PolicyStatesOf(ctx, set.StateReadOf(names))
 	if err != nil {
 		return nil, err
 	}
