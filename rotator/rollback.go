@@ -2,7 +2,6 @@ package rotator
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -222,16 +221,8 @@ func (run *rotation) restoreWhileUnavailable(ctx context.Context, pending provid
 // unavailable reports whether err is about reaching a server rather than
 // what it answered: a refused, reset or cut connection, a timeout, or a
 // database that is shutting down, starting up or cut the session (SQLSTATE
-// class 08, and PostgreSQL's 57P01 to 57P03). A certificate the client
-// refuses is an answer, though an HTTP client wraps it in a *url.Error,
-// which is a net.Error whatever it holds: asked again, the server shows the
-// same certificate. Any other error of an HTTP client counts as unavailable
-// (a server that closed an idle connection is worth another try).
+// class 08, and PostgreSQL's 57P01 to 57P03).
 func unavailable(err error) bool {
-	var certErr *tls.CertificateVerificationError
-	if errors.As(err, &certErr) {
-		return false
-	}
 	var netErr net.Error
 	var sqlErr interface{ SQLState() string }
 	switch {
