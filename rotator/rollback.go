@@ -221,7 +221,10 @@ func (run *rotation) restoreWhileUnavailable(ctx context.Context, pending provid
 // unavailable reports whether err is about reaching a server rather than
 // what it answered: a refused, reset or cut connection, a timeout, or a
 // database that is shutting down, starting up or cut the session (SQLSTATE
-// class 08, and PostgreSQL's 57P01 to 57P03).
+// class 08, and PostgreSQL's 57P01 to 57P03). Every error of an HTTP
+// client is a *url.Error, a net.Error, so all count, a refused certificate
+// too: trying that again only loses time, while giving up leaves the
+// target undone (a balancer may serve an old certificate beside a good one).
 func unavailable(err error) bool {
 	var netErr net.Error
 	var sqlErr interface{ SQLState() string }
