@@ -141,6 +141,96 @@ func TestJobThatReachesTheRotatorLateStartsNothing(t *testing.T) {
 	require.Len(t, w.audited("rotation.missed"), 1)
 }
 
+// A late job that finds a rotation left running finishes that rotation and
+// begins none. When another process ends the rotation between the job's
+// read of it and the rotator's lock (a replica that rescued it, `rotate
+// --local`), the job must not start a rotation of its own: that one would
+// run outside every window, and, the left one being past set, with no
+// check before set at all (found by `make chaos`: a start 3.4 s after a
+// window).
+func TestLateJobWhoseRunningRotationEndsMeanwhileStartsNothing(t *testing.T) {
+	t.Parallel()
+	b := setupDaemonWindow(t, 1, "0 0 1 1 *", 2*time.Second, 0)
+	now := time.Now()
+	earlier := now.Add(-time.Minute)
+	left := state.Rotation{Token: "01900000-0000-7000-8000-000000000001", Policy: "p00", Strategy: "single", Store: "file",
+		SecretID: "p00", Actor: "daemon", RequestKey: daemon.FireKey("p00", earlier)}
+	require.NoError(t, b.db.InsertRotation(b.ctx, left, state.AuditEntry{Actor: "daemon", Policy: "p00", Rotation: left.Token, Action: "rotation.started"}))
+	for _, step := range []string{"create", "set"} {
+		require.NoError(t, b.db.CompleteStep(b.ctx, left.Token, step, "", state.StepTiming{Step: step, Started: earlier}))
+	}
+
+	p := b.set.Policies["p00"]
+	open := p.Open
+	p.Open = func(ctx context.Context) (rotator.Credential, error) {
+		// Another process ends the left rotation, rolled back, right after
+		// the job read it.
+		require.NoError(t, b.db.FinishRotation(ctx, left.Token, state.OutcomeFailed, "rolled back elsewhere", true, nil, false,
+			state.AuditEntry{Actor: "daemon", Policy: "p00", Rotation: left.Token, Action: "rotation.failed"}))
+		return open(ctx)
+	}
+	b.set.Policies["p00"] = p
+	w := &windowBundle{daemonBundle: b, done: make(chan error, 10)}
+	w.d = b.startWith("w", nil, func(_ daemon.RotateArgs, _ rotator.Result, err error) { w.done <- err })
+	id := w.insertFire(now.Add(-3*time.Second), now.Add(-time.Second))
+
+	job := w.waitJob(id, 20*time.Second)
+	require.Equal(t, rivertype.JobStateCompleted, job.State)
+	require.Empty(t, w.targets["p00"].times(), "nothing applied to the target")
+	rows, err := w.db.History(w.ctx, "p00", 10)
+	require.NoError(t, err)
+	require.Len(t, rows, 1, "no rotation started besides the one left: %+v", rows)
+	require.Equal(t, left.Token, rows[0].Token)
+	require.Len(t, w.audited("rotation.missed"), 1, "the late fire is recorded as missed")
+}
+
+// A late job that finds a rotation left running (its replica died) ends it
+// as the window allows: one left before set is rolled back, one past set
+// is finished, since the target already changed. Neither job starts a
+// rotation of its own.
+func TestLateJobEndsTheRotationLeftRunning(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		crashAfter rotator.Step
+		outcome    state.Outcome
+		rolledBack bool
+		applied    int
+	}{
+		{rotator.StepCreate, state.OutcomeFailed, true, 0},
+		{rotator.StepSet, state.OutcomeSucceeded, false, 1},
+	} {
+		t.Run("after "+string(tc.crashAfter), func(t *testing.T) {
+			t.Parallel()
+			w := setupWindow(t)
+			now := time.Now()
+			cred, err := w.set.Policies["p00"].Open(w.ctx)
+			require.NoError(t, err)
+			_, err = rotator.New(w.db, rotator.Config{}).Rotate(w.ctx, cred, rotator.Options{Actor: "daemon",
+				RequestKey: daemon.FireKey("p00", now.Add(-time.Minute)),
+				AfterStep: func(s rotator.Step) error {
+					if s == tc.crashAfter {
+						return rotator.ErrCrash
+					}
+					return nil
+				}})
+			require.ErrorIs(t, err, rotator.ErrCrash)
+			left, err := w.db.RunningRotation(w.ctx, "p00")
+			require.NoError(t, err)
+
+			id := w.insertFire(now.Add(-3*time.Second), now.Add(-time.Second))
+			job := w.waitJob(id, 20*time.Second)
+			require.Equal(t, rivertype.JobStateCompleted, job.State)
+			rows, err := w.db.History(w.ctx, "p00", 10)
+			require.NoError(t, err)
+			require.Len(t, rows, 1, "no rotation started besides the one left: %+v", rows)
+			require.Equal(t, left.Token, rows[0].Token)
+			require.Equal(t, tc.outcome, rows[0].Outcome, rows[0].Error)
+			require.Equal(t, tc.rolledBack, rows[0].RolledBack)
+			require.Len(t, w.targets["p00"].times(), tc.applied)
+		})
+	}
+}
+
 // A run that begins between create and set, and lasts past the window, stops
 // the rotation at set: it is rolled back (pending discarded, nothing applied)
 // and the fire is deferred instead of set applying late.
