@@ -164,9 +164,11 @@ func TestLateJobWhoseRunningRotationEndsMeanwhileStartsNothing(t *testing.T) {
 	open := p.Open
 	p.Open = func(ctx context.Context) (rotator.Credential, error) {
 		// Another process ends the left rotation, rolled back, right after
-		// the job read it.
-		require.NoError(t, b.db.FinishRotation(ctx, left.Token, state.OutcomeFailed, "rolled back elsewhere", true, nil, false,
-			state.AuditEntry{Actor: "daemon", Policy: "p00", Rotation: left.Token, Action: "rotation.failed"}))
+		// the job read it. (An error fails the job, and the test with it.)
+		if err := b.db.FinishRotation(ctx, left.Token, state.OutcomeFailed, "rolled back elsewhere", true, nil, false,
+			state.AuditEntry{Actor: "daemon", Policy: "p00", Rotation: left.Token, Action: "rotation.failed"}); err != nil {
+			return rotator.Credential{}, err
+		}
 		return open(ctx)
 	}
 	b.set.Policies["p00"] = p
