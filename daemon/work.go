@@ -446,9 +446,9 @@ var ErrWindowClosed = errors.New("the rotation window closed")
 // could start. A rotation of this policy left before set (by a snooze at
 // set, a drain or a dead replica) is rolled back by running it once more
 // with a BeforeSet that refuses; one that got past set is finished, since
-// the target already changed. Either way the fire is audited as deferred
-// (with what held it back) and the job completes: the planner takes the
-// next fire.
+// the target already changed. It never begins a rotation. Either way the
+// fire is audited as deferred (with what held it back) and the job
+// completes: the planner takes the next fire.
 func (d *Daemon) windowClosed(ctx context.Context, p Scheduled, args RotateArgs, block *blockCheck) (rotator.Result, error) {
 	running, err := d.db.RunningRotation(ctx, args.Policy)
 	switch {
