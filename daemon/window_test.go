@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
@@ -232,47 +231,6 @@ func TestLateJobEndsTheRotationLeftRunning(t *testing.T) {
 			require.Len(t, w.targets["p00"].times(), tc.applied)
 		})
 	}
-}
-
-// A late job that finds the policy's rotation held by a live process (the
-// lock is taken) waits for it: a snooze, neither a failed attempt nor a
-// failure reported. Once that process is done, the job starts nothing and
-// records the fire as missed.
-func TestLateJobWaitsForALiveRotation(t *testing.T) {
-	t.Parallel()
-	b := setupDaemonWindow(t, 1, "0 0 1 1 *", 2*time.Second, 0)
-	now := time.Now()
-	lock, err := b.db.TryLockPolicy(b.ctx, "p00")
-	require.NoError(t, err)
-	// Released below; here too, so that a failing run does not hold the
-	// connection that the database's cleanup waits for.
-	t.Cleanup(lock.Release)
-	live := state.Rotation{Token: "01900000-0000-7000-8000-000000000002", Policy: "p00", Strategy: "single", Store: "file",
-		SecretID: "p00", Actor: "operator:test"}
-	require.NoError(t, b.db.InsertRotation(b.ctx, live, state.AuditEntry{Actor: "operator:test", Policy: "p00", Rotation: live.Token, Action: "rotation.started"}))
-	w := &windowBundle{daemonBundle: b, done: make(chan error, 10)}
-	w.d = b.startWith("w", nil, func(_ daemon.RotateArgs, _ rotator.Result, err error) { w.done <- err })
-	id := w.insertFire(now.Add(-3*time.Second), now.Add(-time.Second))
-
-	select {
-	case err := <-w.done:
-		var snooze *river.JobSnoozeError
-		require.ErrorAs(t, err, &snooze, "the job waits for the live rotation")
-	case <-time.After(20 * time.Second):
-		t.Fatal("the job did not run")
-	}
-	require.NoError(t, b.db.FinishRotation(b.ctx, live.Token, state.OutcomeSucceeded, "", false, nil, false,
-		state.AuditEntry{Actor: "operator:test", Policy: "p00", Rotation: live.Token, Action: "rotation.succeeded"}))
-	lock.Release()
-
-	job := w.waitJob(id, 20*time.Second)
-	require.Equal(t, rivertype.JobStateCompleted, job.State)
-	require.Empty(t, job.Errors, "no attempt failed")
-	require.Empty(t, w.targets["p00"].times())
-	rows, err := w.db.History(w.ctx, "p00", 10)
-	require.NoError(t, err)
-	require.Len(t, rows, 1, "no rotation started besides the live one")
-	require.Len(t, w.audited("rotation.missed"), 1)
 }
 
 // A run that begins between create and set, and lasts past the window, stops

@@ -477,16 +477,9 @@ func (d *Daemon) windowClosed(ctx context.Context, p Scheduled, args RotateArgs,
 		opts.BeforeSet = windowEnded
 	}
 	res, err := d.rot.Rotate(ctx, policy, opts)
-	var inProgress *rotator.InProgressError
-	switch {
-	case errors.Is(err, ErrWindowClosed):
+	if errors.Is(err, ErrWindowClosed) {
 		d.auditWindowClosed(ctx, args, block)
 		return res, nil
-	case errors.As(err, &inProgress):
-		// A live process rotates the policy (its lock ends with its
-		// session): not a failure to report or count. Once it is done,
-		// this job finds what it left, or nothing.
-		return res, river.JobSnooze(2 * time.Second)
 	}
 	return res, err
 }
